@@ -1,0 +1,120 @@
+//! Plumbing shared by every echobench server model, and nothing else.
+//!
+//! Each model crate (`servers/fork`, `servers/thread`, `servers/mio`, `servers/hybrid`) is meant
+//! to be read on its own, so the code that decides *how connections are scheduled* (the accept
+//! loop, who runs each connection, when a connection is read or written) lives in the model,
+//! visibly. What lives here is what every model needs and none of them teaches:
+//!
+//! - [`cli`]: the command-line flags every server shares, and one-line error reporting.
+//! - [`net`]: binding TCP (IPv4 or IPv6) and Unix listeners, the stream types they accept, and
+//!   the ready line `listening on ADDR` that tells a parent process the server can take load.
+//! - [`shutdown`]: a pollable shutdown handle that SIGINT and SIGTERM trigger.
+//! - [`echo`]: the blocking echo loop that the fork and thread models run per connection.
+//! - [`Config`] and [`Summary`]: what a model's `run` takes and returns.
+
+pub mod cli;
+pub mod echo;
+pub mod net;
+pub mod shutdown;
+
+pub use cli::ServerArgs;
+pub use net::{Endpoint, Listener, MioListener, MioStream, Stream};
+pub use shutdown::Shutdown;
+
+/// The limits every model enforces, taken from the shared flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Connections served at once; one more is accepted and closed at once, then counted.
+    pub max_conns: usize,
+    /// Bytes of buffer per connection. This bounds what the server holds for one client: a
+    /// client that sends without reading fills it and is then not read until it drains.
+    pub buffer: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { max_conns: 10_000, buffer: 16 * 1024 }
+    }
+}
+
+/// What a model's `run` reports when it returns after shutdown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Connections accepted and served.
+    pub served: u64,
+    /// Connections accepted and closed at once because `max_conns` were already open.
+    pub rejected: u64,
+}
+
+impl Summary {
+    /// Writes the one-line account a server prints on stderr as it exits.
+    pub fn log(&self, program: &str) {
+        eprintln!(
+            "{program}: shut down after serving {} connections ({} rejected over --max-conns)",
+            self.served, self.rejected
+        );
+    }
+}
+
+/// Whether an I/O error only means "not now" on a non-blocking socket.
+pub fn would_block(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::WouldBlock
+}
+
+/// Whether an I/O error only means a signal interrupted the call, which should be retried.
+pub fn interrupted(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::Interrupted
+}
+
+/// What an `accept` failure means for the accept loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptError {
+    /// Nothing (more) is waiting: go back to waiting for readiness.
+    WouldBlock,
+    /// The pending connection died before we took it, or a signal interrupted the call:
+    /// try the next one.
+    Retry,
+    /// The process (EMFILE) or the system (ENFILE) is out of file descriptors, or the kernel
+    /// is out of socket memory. The connection stays queued in the backlog; the model must
+    /// stop accepting for a while instead of retrying in a tight loop.
+    OutOfResources,
+    /// Anything else is a bug or a broken listener: stop the server.
+    Fatal,
+}
+
+impl AcceptError {
+    /// Classifies an error returned by `accept`.
+    pub fn classify(err: &std::io::Error) -> AcceptError {
+        if would_block(err) {
+            return AcceptError::WouldBlock;
+        }
+        match err.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                AcceptError::OutOfResources
+            }
+            Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM) => {
+                AcceptError::Retry
+            }
+            _ if err.kind() == std::io::ErrorKind::ConnectionReset => AcceptError::Retry,
+            _ => AcceptError::Fatal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn accept_errors_are_classified_for_the_accept_loop() {
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let aborted = io::Error::from_raw_os_error(libc::ECONNABORTED);
+        let again = io::Error::from_raw_os_error(libc::EAGAIN);
+        let badf = io::Error::from_raw_os_error(libc::EBADF);
+        assert_eq!(AcceptError::classify(&emfile), AcceptError::OutOfResources);
+        assert_eq!(AcceptError::classify(&aborted), AcceptError::Retry);
+        assert_eq!(AcceptError::classify(&again), AcceptError::WouldBlock);
+        assert_eq!(AcceptError::classify(&badf), AcceptError::Fatal);
+    }
+}

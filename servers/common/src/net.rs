@@ -1,0 +1,460 @@
+//! Binding listeners and the two kinds of stream a server accepts.
+//!
+//! Every server speaks TCP over IPv4 or IPv6 and Unix domain stream sockets. Rather than make
+//! each model generic over the socket type, the two kinds are wrapped in small enums
+//! ([`Listener`]/[`Stream`] for blocking models, [`MioListener`]/[`MioStream`] for event loops)
+//! that forward the few calls a model makes. A model then reads the same whatever the socket.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{self, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+/// Where a server listens: a TCP socket address or the path of a Unix socket.
+///
+/// Its `Display` form is what the ready line prints: `127.0.0.1:PORT`, `[::1]:PORT` or
+/// `unix:PATH`, and [`Endpoint::parse`] reads those same forms back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// Parses `HOST:PORT`, `[V6]:PORT` or `unix:PATH`. Host names are resolved; the first
+    /// address wins, so `localhost:0` means whatever the resolver lists first.
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a path, as in unix:/tmp/echo.sock".to_owned());
+            }
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(Endpoint::Tcp(addr));
+        }
+        let expected = "expected HOST:PORT such as 127.0.0.1:7000, [::1]:0 or unix:PATH";
+        if !text.contains(':') {
+            return Err(expected.to_owned());
+        }
+        match text.to_socket_addrs() {
+            Ok(mut addrs) => addrs.next().map(Endpoint::Tcp).ok_or_else(|| expected.to_owned()),
+            Err(err) => Err(format!("{expected} ({err})")),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // SocketAddr already prints IPv6 in brackets: `[::1]:7000`.
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A bound, listening socket, in blocking mode until a model says otherwise.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(net::TcpListener),
+    Unix(UnixListener, UnixPathGuard),
+}
+
+impl Listener {
+    /// Binds `endpoint` and starts listening with a queue of `backlog` connections.
+    ///
+    /// std's `bind` always listens with a backlog of 128, so the socket is made with socket2,
+    /// which lets us pass the backlog the user asked for.
+    pub fn bind(endpoint: &Endpoint, backlog: u32) -> io::Result<Listener> {
+        let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+        match endpoint {
+            Endpoint::Tcp(addr) => {
+                let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
+                // SO_REUSEADDR lets a restarted server bind while old connections sit in
+                // TIME_WAIT. On Linux it does not let two servers listen on one port, so a port
+                // that is really in use still fails with EADDRINUSE.
+                socket.set_reuse_address(true)?;
+                if addr.is_ipv6() {
+                    socket.set_only_v6(true)?;
+                }
+                socket.bind(&SockAddr::from(*addr))?;
+                socket.listen(backlog)?;
+                Ok(Listener::Tcp(socket.into()))
+            }
+            Endpoint::Unix(path) => {
+                remove_stale_socket(path)?;
+                let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+                socket.bind(&SockAddr::unix(path)?)?;
+                let guard = UnixPathGuard { path: path.clone(), owner: std::process::id() };
+                socket.listen(backlog)?;
+                Ok(Listener::Unix(UnixListener::from(OwnedFd::from(socket)), guard))
+            }
+        }
+    }
+
+    /// The endpoint actually bound, with the real port when port 0 was asked for.
+    pub fn local_endpoint(&self) -> io::Result<Endpoint> {
+        match self {
+            Listener::Tcp(listener) => Ok(Endpoint::Tcp(listener.local_addr()?)),
+            Listener::Unix(_, guard) => Ok(Endpoint::Unix(guard.path.clone())),
+        }
+    }
+
+    /// Prints the ready line, `listening on ADDR`, on stdout and flushes it.
+    ///
+    /// Whoever started the server (a test, the harness, a script) waits for this line instead
+    /// of sleeping: once it is printed, connections are queued by the kernel even if the
+    /// server has not called `accept` yet.
+    pub fn announce(&self) -> io::Result<()> {
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "listening on {}", self.local_endpoint()?)?;
+        stdout.flush()
+    }
+
+    /// Accepts one connection, with TCP_NODELAY set on TCP streams.
+    ///
+    /// Nagle's algorithm would hold back a small echo until the previous one is acknowledged,
+    /// and delayed ACKs then add about 40 ms; an echo server never wants that.
+    pub fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept()?;
+                stream.set_nodelay(true)?;
+                Ok(Stream::Tcp(stream))
+            }
+            Listener::Unix(listener, _) => Ok(Stream::Unix(listener.accept()?.0)),
+        }
+    }
+
+    /// Makes `accept` return `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Listener::Tcp(listener) => listener.set_nonblocking(nonblocking),
+            Listener::Unix(listener, _) => listener.set_nonblocking(nonblocking),
+        }
+    }
+
+    /// Converts into a non-blocking listener for a mio event loop.
+    pub fn into_mio(self) -> io::Result<MioListener> {
+        self.set_nonblocking(true)?;
+        Ok(match self {
+            Listener::Tcp(listener) => MioListener::Tcp(mio::net::TcpListener::from_std(listener)),
+            Listener::Unix(listener, guard) => {
+                MioListener::Unix(mio::net::UnixListener::from_std(listener), guard)
+            }
+        })
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(listener) => listener.as_fd(),
+            Listener::Unix(listener, _) => listener.as_fd(),
+        }
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+/// Removes a Unix socket's file when its listener is dropped, so that shutdown leaves nothing
+/// behind. Only the process that bound it removes it: a forked child that drops its copy of
+/// the listener must not pull the path out from under the parent.
+#[derive(Debug)]
+pub struct UnixPathGuard {
+    path: PathBuf,
+    owner: u32,
+}
+
+impl Drop for UnixPathGuard {
+    fn drop(&mut self) {
+        if std::process::id() == self.owner {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes `path` if it is a Unix socket that nobody listens on any more (left by a server
+/// that was killed), so that the next bind succeeds. A live socket or any other kind of file
+/// is left alone, and bind then fails with a clear "address in use".
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    if meta.file_type().is_socket()
+        && let Err(err) = UnixStream::connect(path)
+        && err.kind() == io::ErrorKind::ConnectionRefused
+    {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
+}
+
+/// An accepted connection in blocking mode.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Shuts down reading, writing or both; used to wake a thread blocked on this stream.
+    pub fn shutdown(&self, how: net::Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(stream) => stream.shutdown(how),
+            Stream::Unix(stream) => stream.shutdown(how),
+        }
+    }
+
+    /// A second handle on the same socket (a `dup` of the descriptor).
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Stream::Tcp(stream) => Stream::Tcp(stream.try_clone()?),
+            Stream::Unix(stream) => Stream::Unix(stream.try_clone()?),
+        })
+    }
+
+    /// Converts into a non-blocking stream for a mio event loop.
+    ///
+    /// mio does not switch the socket to non-blocking mode itself; a blocking socket in an
+    /// event loop would stall every other connection on its first short read.
+    pub fn into_mio(self) -> io::Result<MioStream> {
+        Ok(match self {
+            Stream::Tcp(stream) => {
+                stream.set_nonblocking(true)?;
+                MioStream::Tcp(mio::net::TcpStream::from_std(stream))
+            }
+            Stream::Unix(stream) => {
+                stream.set_nonblocking(true)?;
+                MioStream::Unix(mio::net::UnixStream::from_std(stream))
+            }
+        })
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => stream.read(buf),
+            Stream::Unix(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => stream.write(buf),
+            Stream::Unix(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(stream) => stream.as_fd(),
+            Stream::Unix(stream) => stream.as_fd(),
+        }
+    }
+}
+
+/// A non-blocking listener registered with a mio `Poll`.
+#[derive(Debug)]
+pub enum MioListener {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener, UnixPathGuard),
+}
+
+impl MioListener {
+    /// Accepts one connection (non-blocking), with TCP_NODELAY set on TCP streams.
+    pub fn accept(&self) -> io::Result<MioStream> {
+        match self {
+            MioListener::Tcp(listener) => {
+                let (stream, _) = listener.accept()?;
+                stream.set_nodelay(true)?;
+                Ok(MioStream::Tcp(stream))
+            }
+            MioListener::Unix(listener, _) => Ok(MioStream::Unix(listener.accept()?.0)),
+        }
+    }
+
+    /// Accepts one connection as a blocking [`Stream`], for a model that hands it on to
+    /// another thread (which decides the mode it wants).
+    pub fn accept_std(&self) -> io::Result<Stream> {
+        Ok(match self.accept()? {
+            MioStream::Tcp(stream) => {
+                let stream = TcpStream::from(OwnedFd::from(stream));
+                stream.set_nonblocking(false)?;
+                Stream::Tcp(stream)
+            }
+            MioStream::Unix(stream) => {
+                let stream = UnixStream::from(OwnedFd::from(stream));
+                stream.set_nonblocking(false)?;
+                Stream::Unix(stream)
+            }
+        })
+    }
+}
+
+/// A non-blocking accepted connection registered with a mio `Poll`.
+#[derive(Debug)]
+pub enum MioStream {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl MioStream {
+    /// Shuts down reading, writing or both.
+    pub fn shutdown(&self, how: net::Shutdown) -> io::Result<()> {
+        match self {
+            MioStream::Tcp(stream) => stream.shutdown(how),
+            MioStream::Unix(stream) => stream.shutdown(how),
+        }
+    }
+}
+
+impl Read for MioStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            MioStream::Tcp(stream) => stream.read(buf),
+            MioStream::Unix(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for MioStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            MioStream::Tcp(stream) => stream.write(buf),
+            MioStream::Unix(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// Registration forwards to the socket inside, so a model registers either kind the same way.
+
+impl MioListener {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            MioListener::Tcp(listener) => listener,
+            MioListener::Unix(listener, _) => listener,
+        }
+    }
+}
+
+impl MioStream {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            MioStream::Tcp(stream) => stream,
+            MioStream::Unix(stream) => stream,
+        }
+    }
+}
+
+impl Source for MioListener {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.source().register(registry, token, interests)
+    }
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.source().reregister(registry, token, interests)
+    }
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.source().deregister(registry)
+    }
+}
+
+impl Source for MioStream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.source().register(registry, token, interests)
+    }
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.source().reregister(registry, token, interests)
+    }
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.source().deregister(registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_print_as_the_ready_line_does_and_parse_back() {
+        for text in ["127.0.0.1:7000", "[::1]:0", "unix:/tmp/echo.sock"] {
+            assert_eq!(Endpoint::parse(text).unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn nonsense_addresses_are_refused_with_a_hint() {
+        for text in ["", "7000", "unix:", "127.0.0.1:99999", "no such host:1"] {
+            let err = Endpoint::parse(text).unwrap_err();
+            assert!(!err.is_empty(), "{text:?} gave an empty error");
+        }
+    }
+
+    #[test]
+    fn port_zero_binds_a_real_port_and_accepts_with_nodelay() {
+        let listener = Listener::bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 16).unwrap();
+        let Endpoint::Tcp(addr) = listener.local_endpoint().unwrap() else { panic!("not tcp") };
+        assert_ne!(addr.port(), 0);
+        let _client = TcpStream::connect(addr).unwrap();
+        let Stream::Tcp(accepted) = listener.accept().unwrap() else { panic!("not tcp") };
+        assert!(accepted.nodelay().unwrap());
+    }
+
+    #[test]
+    fn unix_listener_removes_its_file_and_replaces_a_stale_one() {
+        let path =
+            std::env::temp_dir().join(format!("echobench-common-{}.sock", std::process::id()));
+        let endpoint = Endpoint::Unix(path.clone());
+        // A socket file whose listener is gone is stale: binding over it must work.
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let listener = Listener::bind(&endpoint, 16).unwrap();
+        // A live one is not stale: a second bind must fail rather than steal it.
+        assert!(Listener::bind(&endpoint, 16).is_err());
+        drop(listener);
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,1 @@
+//! The fork model (in progress).

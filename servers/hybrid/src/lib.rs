@@ -1,0 +1,1 @@
+//! The hybrid model (in progress).

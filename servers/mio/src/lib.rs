@@ -1,0 +1,1 @@
+//! The mio model (in progress).

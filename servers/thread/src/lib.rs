@@ -1,0 +1,1 @@
+//! The thread model (in progress).
