@@ -13,11 +13,13 @@
 //! - [`Config`] and [`Summary`]: what a model's `run` takes and returns.
 
 pub mod cli;
+pub mod conn;
 pub mod echo;
 pub mod net;
 pub mod shutdown;
 
 pub use cli::ServerArgs;
+pub use conn::{Connection, Next};
 pub use net::{Endpoint, Listener, MioListener, MioStream, Stream};
 pub use shutdown::Shutdown;
 

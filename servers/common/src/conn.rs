@@ -1,0 +1,366 @@
+//! One non-blocking echo connection, as the event-loop models (mio, hybrid) drive it.
+//!
+//! This is the per-connection state machine only. Everything about *scheduling* (the `Poll`,
+//! tokens, which interests to register, when to accept, when to close) stays in the models;
+//! a [`Connection`] just does all the I/O it can when told that its socket may be ready, and
+//! reports what it needs next as a [`Next`].
+//!
+//! The rules it keeps, and why:
+//!
+//! - **Drain to `WouldBlock`.** Linux epoll in mio is edge-triggered: an event says "something
+//!   changed", once. Whatever is left unread when we stop early is never reported again, so
+//!   every call reads and writes until the kernel says `WouldBlock` (or the buffer is full).
+//!   That also makes spurious calls harmless: they find nothing to do and return.
+//! - **Idle connections cost little.** Bytes are read into a scratch buffer that the event
+//!   loop owns and lends to every connection in turn, and written straight back from it. Only
+//!   the part the kernel would not take is copied into the connection's own `pending` buffer,
+//!   which is allocated the first time it is needed and freed again once it empties. So an
+//!   idle (or simply keeping-up) connection holds a socket and a few words, no buffer.
+//! - **Backpressure.** `pending` never holds more than `limit` bytes. When it is full the
+//!   connection stops reading; the bytes then wait in the kernel's receive buffer, the TCP
+//!   window closes, and the client is throttled by its own kernel. A client that sends without
+//!   ever reading costs the server `limit` bytes, not more.
+//! - **Resume reading ourselves.** Once a write drain makes room, the connection reads again
+//!   in the same call: the data queued in the socket while we were full arrived long ago, and
+//!   no new READABLE edge will announce it.
+//! - **WRITABLE only while bytes are pending**: otherwise a socket with room in its send
+//!   buffer (nearly always) would wake the loop for nothing.
+//! - **Half-close.** A read of 0 bytes means the client shut down its writing side. We stop
+//!   reading, send back whatever is still pending, then shut down our writing side so the
+//!   client reads EOF after the last byte.
+//! - **Errors end only this connection**: they are returned to the model, which closes it.
+
+use std::io::{self, Read, Write};
+use std::net;
+
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+
+use crate::{MioStream, interrupted, would_block};
+
+/// One client's echo, from accept to close.
+#[derive(Debug)]
+pub struct Connection {
+    /// The non-blocking socket. Registration with a `Poll` is the model's business; the
+    /// connection forwards [`Source`] to it so that the model can register the connection.
+    stream: MioStream,
+    /// Bytes read but not yet written back, oldest first. Empty with no allocation while the
+    /// client keeps up; never longer than `limit`.
+    pending: Vec<u8>,
+    /// The most `pending` may hold: the `--buffer` flag, the bound on per-connection memory.
+    limit: usize,
+    /// The client has shut down its writing side (read returned 0): read no more.
+    read_closed: bool,
+}
+
+/// What a connection needs from the event loop after doing all it could.
+///
+/// Both false means the connection is finished (the echo is complete or the peer is gone),
+/// and the model should drop it, which closes the socket. A connection that is not finished
+/// always wants at least one of the two, so the model never has to register an empty interest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Next {
+    /// It would read more if the socket became readable: it has room and no EOF yet.
+    pub wants_read: bool,
+    /// It holds bytes the kernel would not take: it needs to hear when the socket can take more.
+    pub wants_write: bool,
+}
+
+impl Next {
+    /// Whether the connection has nothing left to do and should be closed.
+    pub fn done(&self) -> bool {
+        !self.wants_read && !self.wants_write
+    }
+}
+
+impl Connection {
+    /// Wraps a freshly accepted non-blocking stream; it will hold at most `limit` bytes
+    /// (`limit` must be at least 1, which the `--buffer` flag guarantees).
+    pub fn new(stream: MioStream, limit: usize) -> Connection {
+        Connection { stream, pending: Vec::new(), limit: limit.max(1), read_closed: false }
+    }
+
+    /// Does every read and write the socket allows right now, and says what is needed next.
+    ///
+    /// Call it whenever the socket may be readable or writable; which of the two the event
+    /// said does not matter, since the connection simply tries what its state allows.
+    /// `scratch` is the event loop's shared read buffer (any non-empty size; reads never take
+    /// more than `limit` bytes at once, so `limit` bytes is the useful most). An `Err` means the connection is broken (reset,
+    /// broken pipe): the model should close it and carry on with the others.
+    pub fn on_event(&mut self, scratch: &mut [u8]) -> io::Result<Next> {
+        // An empty read buffer would make every read return 0, which means EOF.
+        assert!(!scratch.is_empty(), "the scratch buffer must not be empty");
+        // Whether the socket may still take bytes during this call. It starts true because an
+        // event may be the one that says "writable again", and a write that returns
+        // WouldBlock is cheap; once one does, we stop trying until the next event.
+        let mut can_write = true;
+        loop {
+            // Old bytes go out first, so that the echo stays in order.
+            if !self.pending.is_empty() && can_write {
+                let written = write_some(&mut self.stream, &self.pending)?;
+                // A partial drain shifts the rest to the front: at most `limit` bytes, once
+                // per backpressured event, which is cheaper than the syscall that preceded it.
+                self.pending.drain(..written);
+                can_write = self.pending.is_empty();
+            }
+            if self.read_closed || self.pending.len() >= self.limit {
+                break;
+            }
+
+            // Read no more than still fits in `pending`, so that whatever the kernel refuses
+            // to take back is sure to fit.
+            let room = (self.limit - self.pending.len()).min(scratch.len());
+            let n = match self.stream.read(&mut scratch[..room]) {
+                Ok(0) => {
+                    self.read_closed = true;
+                    break;
+                }
+                Ok(n) => n,
+                Err(err) if would_block(&err) => break,
+                Err(err) if interrupted(&err) => continue,
+                Err(err) => return Err(err),
+            };
+
+            // The hot path: nothing pending, so write the bytes straight back from scratch
+            // and keep only what the kernel would not take.
+            let mut written = 0;
+            if self.pending.is_empty() && can_write {
+                written = write_some(&mut self.stream, &scratch[..n])?;
+                can_write = written == n;
+            }
+            if written < n {
+                if self.pending.capacity() == 0 {
+                    // First backpressure on this connection (or since it last caught up):
+                    // allocate the whole bound once rather than growing by doubling.
+                    self.pending.reserve_exact(self.limit);
+                }
+                self.pending.extend_from_slice(&scratch[written..n]);
+            }
+        }
+
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            // Caught up: give the buffer back, so that a connection that was slow once does
+            // not hold `limit` bytes for the rest of its life.
+            self.pending = Vec::new();
+        }
+        if self.read_closed && self.pending.is_empty() {
+            // Every byte the client sent has been echoed: send our FIN so that it reads EOF.
+            // The peer may already be gone (NotConnected); the model closes us either way.
+            let _ = self.stream.shutdown(net::Shutdown::Write);
+        }
+        Ok(self.next())
+    }
+
+    /// What the connection needs, from its state alone.
+    pub fn next(&self) -> Next {
+        Next {
+            wants_read: !self.read_closed && self.pending.len() < self.limit,
+            wants_write: !self.pending.is_empty(),
+        }
+    }
+
+    /// Bytes read but not yet echoed (for tests and for anyone curious about backpressure).
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// Writes as much of `bytes` as the socket takes now, and returns how much that was.
+fn write_some(stream: &mut MioStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.write(&bytes[written..]) {
+            // A socket never legitimately takes nothing from a non-empty buffer.
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(err) if would_block(&err) => break,
+            Err(err) if interrupted(&err) => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(written)
+}
+
+// A connection registers like the socket it wraps, so that the model's registration code
+// reads `registry.register(&mut connection, token, interest)`.
+impl Source for Connection {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.stream.register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.stream.reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.stream.deregister(registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A connected loopback pair: a blocking std client, and the accepted end as the
+    /// non-blocking stream an event loop would hold.
+    fn pair() -> (TcpStream, MioStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (client, MioStream::Tcp(mio::net::TcpStream::from_std(server)))
+    }
+
+    /// Recognisable bytes, so that reordering or loss would show.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// Calls `on_event` until it has nothing left to do (bounded, so a bug cannot hang).
+    /// The client's bytes may still be in flight on loopback when a call finds nothing.
+    fn settle(conn: &mut Connection, scratch: &mut [u8], until: impl Fn(&Connection) -> bool) {
+        for _ in 0..1000 {
+            conn.on_event(scratch).unwrap();
+            if until(conn) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("the connection never settled: {conn:?}");
+    }
+
+    #[test]
+    fn small_echo_goes_straight_back_without_a_buffer() {
+        let (mut client, server) = pair();
+        let mut conn = Connection::new(server, 1024);
+        let mut scratch = vec![0u8; 1024];
+        // A spurious event before anything arrives finds nothing and changes nothing.
+        let next = conn.on_event(&mut scratch).unwrap();
+        assert_eq!(next, Next { wants_read: true, wants_write: false });
+
+        client.write_all(b"hello").unwrap();
+        let mut back = [0u8; 5];
+        client.set_read_timeout(Some(std::time::Duration::from_millis(1))).unwrap();
+        let mut got = 0;
+        for _ in 0..1000 {
+            let next = conn.on_event(&mut scratch).unwrap();
+            assert_eq!(next, Next { wants_read: true, wants_write: false });
+            match client.read(&mut back[got..]) {
+                Ok(n) => got += n,
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(err) => panic!("{err}"),
+            }
+            if got == back.len() {
+                break;
+            }
+        }
+        assert_eq!(&back, b"hello");
+        // Everything went straight back: the connection holds no buffer of its own.
+        assert_eq!(conn.pending(), 0);
+        assert_eq!(conn.pending.capacity(), 0);
+    }
+
+    #[test]
+    fn a_client_that_never_reads_fills_the_bound_and_is_then_not_read() {
+        let (mut client, server) = pair();
+        let limit = 4096;
+        let mut conn = Connection::new(server, limit);
+        let mut scratch = vec![0u8; 64 * 1024];
+        // Send far more than loopback's socket buffers hold, without reading any of it back.
+        client.set_nonblocking(true).unwrap();
+        let data = pattern(32 << 20);
+        let mut sent = 0;
+        for _ in 0..10_000 {
+            match client.write(&data[sent..]) {
+                Ok(n) => sent += n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+                Err(err) => panic!("{err}"),
+            }
+            let next = conn.on_event(&mut scratch).unwrap();
+            assert!(conn.pending() <= limit, "pending grew to {}", conn.pending());
+            if next == (Next { wants_read: false, wants_write: true }) {
+                break;
+            }
+        }
+        // Full: the connection now only waits to write; the rest stays in the kernel.
+        assert_eq!(conn.pending(), limit);
+        assert_eq!(conn.next(), Next { wants_read: false, wants_write: true });
+        assert!(sent > limit);
+
+        // Now the client reads. Each WRITABLE event drains and then resumes reading by itself;
+        // the client finishes sending, half-closes, and gets every byte back in order.
+        let mut back = Vec::with_capacity(data.len());
+        let mut chunk = vec![0u8; 256 * 1024];
+        let mut closed = false;
+        for _ in 0..100_000 {
+            if sent < data.len() {
+                match client.write(&data[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+                    Err(err) => panic!("{err}"),
+                }
+            } else if !closed {
+                client.shutdown(net::Shutdown::Write).unwrap();
+                closed = true;
+            }
+            match client.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => back.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+                Err(err) => panic!("{err}"),
+            }
+            conn.on_event(&mut scratch).unwrap();
+            assert!(conn.pending() <= limit);
+        }
+        assert_eq!(back.len(), data.len());
+        assert!(back == data, "the echo came back altered or out of order");
+        assert!(conn.next().done());
+    }
+
+    #[test]
+    fn half_close_gets_every_byte_back_then_eof() {
+        let (mut client, server) = pair();
+        let mut conn = Connection::new(server, 16 * 1024);
+        let mut scratch = vec![0u8; 16 * 1024];
+        let data = pattern(100_000);
+        client.write_all(&data).unwrap();
+        client.shutdown(net::Shutdown::Write).unwrap();
+        settle(&mut conn, &mut scratch, |conn| conn.next().done());
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).unwrap();
+        assert!(back == data, "got {} of {} bytes, or altered", back.len(), data.len());
+        // Done means the buffer is gone too.
+        assert_eq!(conn.pending.capacity(), 0);
+    }
+
+    #[test]
+    fn a_reset_is_an_error_for_this_connection_only() {
+        let (client, server) = pair();
+        let mut conn = Connection::new(server, 1024);
+        let mut scratch = vec![0u8; 1024];
+        // SO_LINGER 0 turns close into a reset (RST) instead of an orderly FIN.
+        socket2::SockRef::from(&client).set_linger(Some(std::time::Duration::ZERO)).unwrap();
+        drop(client);
+        let mut result = Ok(conn.next());
+        for _ in 0..1000 {
+            result = conn.on_event(&mut scratch);
+            if result.is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::ConnectionReset);
+    }
+}
