@@ -1,1 +1,83 @@
-//! The conformance suite (in progress).
+//! The conformance suite: the server contract, written once, checked against every model.
+//!
+//! Every echobench server (fork, thread, mio, hybrid) promises the same things: the ready
+//! line, byte-transparent echo over IPv4, IPv6 and Unix sockets, half-close, bounded memory,
+//! `--max-conns`, TCP_NODELAY, surviving EMFILE, a clean exit on SIGINT/SIGTERM and one line
+//! of error for bad input. This crate checks each promise against the real binary, from the
+//! outside, the way a user would see it: it starts the server as a child process, talks to
+//! it over loopback sockets and reads `/proc` to see what the server's processes cost.
+//!
+//! The crate has three parts:
+//!
+//! - [`Server`] (in `server.rs`) starts a binary, waits for its ready line on a channel
+//!   (never a sleep), signals it, and kills it on drop so that a failing test leaks nothing.
+//!   [`proc`] reads the server's process tree from `/proc` (descendants, threads, PSS, CPU).
+//! - [`cases`]: one plain function per promise, taking the binary's path and the model's
+//!   extra arguments. Each asserts something that a broken server would fail.
+//! - [`conformance_suite!`] turns the cases into one `#[test]` per case, so a model's whole
+//!   `tests/conformance.rs` is one line and `cargo test` lists every case by name:
+//!
+//! ```ignore
+//! echobench_conformance::conformance_suite!(env!("CARGO_BIN_EXE_echo-mio"), &["--workers", "2"]);
+//! ```
+//!
+//! (`CARGO_BIN_EXE_<name>` is only set for the tests of the package that owns the binary,
+//! which is why the suite is a library that each model's test file instantiates.)
+//!
+//! Cases run in parallel on a busy two-core machine, so they are independent (port 0,
+//! unique socket paths), bounded in time and count, and their few timing checks are set an
+//! order of magnitude away from what they detect.
+
+pub mod cases;
+mod client;
+pub mod proc;
+mod server;
+
+pub use server::{Addr, Exit, Server, run_to_exit};
+
+/// Expands to one `#[test]` per conformance case, run against `bin` with `extra` arguments
+/// appended to every command line (for flags only one model has, such as `--workers 2`).
+///
+/// `bin` is usually `env!("CARGO_BIN_EXE_<name>")`; `extra` may be omitted.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($bin:expr $(,)?) => {
+        $crate::conformance_suite!($bin, &[]);
+    };
+    ($bin:expr, $extra:expr $(,)?) => {
+        $crate::conformance_suite!(@cases $bin, $extra;
+            ready_line_and_echo_over_ipv4,
+            ready_line_and_echo_over_ipv6,
+            ready_line_and_echo_over_unix_then_socket_file_removed,
+            small_payloads_round_trip_in_order,
+            binary_payload_round_trips_every_byte_value,
+            large_payload_streams_back_identical,
+            half_close_returns_every_byte_then_eof,
+            hundreds_of_concurrent_clients,
+            resetting_clients_do_not_disturb_others,
+            silent_clients_do_not_delay_others,
+            never_reading_client_keeps_memory_bounded,
+            small_writes_are_not_held_back_by_nagle,
+            max_conns_closes_extra_connections_and_counts_them,
+            max_conns_frees_a_slot_when_a_client_leaves,
+            emfile_is_survived_without_spinning,
+            sigterm_with_open_connections_exits_cleanly,
+            sigint_with_open_connections_exits_cleanly,
+            rejects_unknown_flag,
+            rejects_nonsense_addr,
+            rejects_out_of_range_port,
+            rejects_zero_buffer,
+            rejects_zero_max_conns,
+            rejects_port_in_use,
+            rejects_unbindable_unix_path,
+        );
+    };
+    (@cases $bin:expr, $extra:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::cases::$case($bin, $extra);
+            }
+        )*
+    };
+}

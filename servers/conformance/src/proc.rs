@@ -1,0 +1,174 @@
+//! What a server's process tree costs, read from `/proc`.
+//!
+//! A server is one process (thread, mio, hybrid) or a parent with one forked child per
+//! connection (fork), so every measure here covers the tree: the server and its descendants.
+//! Two traps, both noted in the project's field notes:
+//!
+//! - RSS summed over forked children counts the pages they share with the parent once per
+//!   process. PSS (proportional set size, from `smaps_rollup`) divides each shared page among
+//!   its sharers, so the sum over the tree is the memory the tree really uses.
+//! - A reaped child's CPU time moves into its parent's `cutime`/`cstime`; the tree's CPU is
+//!   the live processes' `utime + stime` plus the root's `cutime + cstime`.
+
+use std::collections::HashMap;
+use std::fs;
+
+/// The fields of `/proc/PID/stat` the suite uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: i32,
+    /// One letter: R running, S sleeping, Z zombie, ...
+    pub state: char,
+    pub ppid: i32,
+    /// CPU time in clock ticks (see [`ticks_per_second`]), for this process's live threads.
+    pub utime: u64,
+    pub stime: u64,
+    /// CPU time of children this process has waited for.
+    pub cutime: u64,
+    pub cstime: u64,
+    pub num_threads: u64,
+    /// Start time since boot, in ticks: with the pid, it names one process even if the pid
+    /// is later reused.
+    pub starttime: u64,
+}
+
+/// Reads `/proc/PID/stat`, or `None` if the process no longer exists.
+pub fn stat(pid: i32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Parses a `/proc/PID/stat` line. The command name, in parentheses, may itself contain
+/// spaces and parentheses, so fields are counted from the last `)`.
+fn parse_stat(line: &str) -> Option<Stat> {
+    let (head, rest) = line.rsplit_once(')')?;
+    let pid = head.split_once(" (")?.0.trim().parse().ok()?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `fields[0]` is field 3 of proc(5) (state), so field N is `fields[N - 3]`.
+    let field = |n: usize| -> Option<u64> { fields.get(n - 3)?.parse().ok() };
+    Some(Stat {
+        pid,
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        utime: field(14)?,
+        stime: field(15)?,
+        cutime: field(16)?,
+        cstime: field(17)?,
+        num_threads: field(20)?,
+        starttime: field(22)?,
+    })
+}
+
+/// Every live process whose parent chain leads to `root` (not `root` itself), found by
+/// scanning `/proc/*/stat` for parent ids.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse().ok()) else {
+            continue;
+        };
+        if let Some(stat) = stat(pid) {
+            children.entry(stat.ppid).or_default().push(pid);
+        }
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        for &child in children.get(&pid).map(Vec::as_slice).unwrap_or_default() {
+            found.push(child);
+            queue.push(child);
+        }
+    }
+    found
+}
+
+/// `root` and its descendants.
+pub fn tree(root: i32) -> Vec<i32> {
+    let mut pids = vec![root];
+    pids.extend(descendants(root));
+    pids
+}
+
+/// Threads in the tree (a process counts its main thread).
+pub fn tree_threads(root: i32) -> u64 {
+    tree(root).into_iter().filter_map(stat).map(|s| s.num_threads).sum()
+}
+
+/// The tree's proportional set size in KiB: resident memory with shared pages divided among
+/// the processes that share them.
+pub fn tree_pss_kib(root: i32) -> u64 {
+    tree(root).into_iter().filter_map(|pid| rollup_kib(pid, "Pss:")).sum()
+}
+
+/// The tree's resident set size in KiB (shared pages counted once per process).
+pub fn tree_rss_kib(root: i32) -> u64 {
+    tree(root).into_iter().filter_map(|pid| rollup_kib(pid, "Rss:")).sum()
+}
+
+/// One line of `/proc/PID/smaps_rollup`, such as `Pss:   1234 kB`, in KiB.
+fn rollup_kib(pid: i32, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = text.lines().find(|line| line.starts_with(key))?;
+    line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// CPU time used by the tree so far, in clock ticks: the live processes' own time plus what
+/// the root's reaped children used.
+pub fn tree_cpu_ticks(root: i32) -> u64 {
+    let own: u64 = tree(root).into_iter().filter_map(stat).map(|s| s.utime + s.stime).sum();
+    let reaped = stat(root).map_or(0, |s| s.cutime + s.cstime);
+    own + reaped
+}
+
+/// Clock ticks per second, the unit of `/proc/PID/stat` times (100 on Linux).
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes no pointers and only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// Descriptors the process has open (the entries of `/proc/PID/fd`), 0 if it is gone.
+pub fn open_fds(pid: i32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
+/// Whether the process named by `pid` and `starttime` still runs: it exists (the pid was not
+/// reused by a newer process) and is not a zombie waiting to be reaped.
+pub fn is_alive(pid: i32, starttime: u64) -> bool {
+    stat(pid).is_some_and(|s| s.starttime == starttime && s.state != 'Z')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        let line = "4242 (odd) name)) S 17 4242 4242 0 -1 4194560 100 0 0 0 \
+                    7 3 2 1 20 0 5 0 123456 1000000 200 18446744073709551615";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!((stat.pid, stat.state, stat.ppid), (4242, 'S', 17));
+        assert_eq!((stat.utime, stat.stime, stat.cutime, stat.cstime), (7, 3, 2, 1));
+        assert_eq!((stat.num_threads, stat.starttime), (5, 123456));
+    }
+
+    #[test]
+    fn this_process_is_measured() {
+        let me = std::process::id() as i32;
+        let stat = stat(me).unwrap();
+        assert_eq!(stat.pid, me);
+        assert!(is_alive(me, stat.starttime));
+        assert!(!is_alive(me, stat.starttime + 1), "a different start time is another process");
+        assert!(tree_threads(me) >= 1);
+        assert!(tree_pss_kib(me) > 0);
+        assert!(tree_rss_kib(me) >= tree_pss_kib(me));
+    }
+
+    #[test]
+    fn a_spawned_child_is_a_descendant() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let found = descendants(std::process::id() as i32).contains(&(child.id() as i32));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(found);
+    }
+}
