@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use echobench_thread::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE, parse_stack_size};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -137,6 +138,20 @@ fn a_stack_below_the_minimum_is_refused_in_one_line() {
     assert_eq!(output.status.code(), Some(2), "bad usage exits with status 2");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "stderr: {stderr}");
-    assert!(stderr.contains("minimum is 16384"), "stderr: {stderr}");
+    assert!(stderr.contains("minimum stack size, 16384"), "stderr: {stderr}");
     assert!(output.stdout.is_empty(), "no ready line for a server that did not start");
+}
+
+#[test]
+fn stack_sizes_outside_the_range_are_refused_with_the_limit() {
+    assert_eq!(parse_stack_size("16384"), Ok(MIN_STACK_SIZE));
+    assert_eq!(parse_stack_size(&DEFAULT_STACK_SIZE.to_string()), Ok(DEFAULT_STACK_SIZE));
+    let small = parse_stack_size("16383").unwrap_err();
+    assert!(small.contains("minimum stack size, 16384"), "{small}");
+    let large = parse_stack_size("1073741825").unwrap_err();
+    assert!(large.contains("maximum"), "{large}");
+    for nonsense in ["", "2M", "-1", "0x4000"] {
+        let err = parse_stack_size(nonsense).unwrap_err();
+        assert!(err.contains("number of bytes"), "{nonsense:?}: {err}");
+    }
 }
