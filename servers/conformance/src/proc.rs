@@ -20,6 +20,9 @@ pub struct Stat {
     /// One letter: R running, S sleeping, Z zombie, ...
     pub state: char,
     pub ppid: i32,
+    /// Process group: the suite starts each server in a group of its own, which its
+    /// children inherit, so the group finds them even after the server is gone.
+    pub pgrp: i32,
     /// CPU time in clock ticks (see [`ticks_per_second`]), for this process's live threads.
     pub utime: u64,
     pub stime: u64,
@@ -49,6 +52,7 @@ fn parse_stat(line: &str) -> Option<Stat> {
         pid,
         state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
         utime: field(14)?,
         stime: field(15)?,
         cutime: field(16)?,
@@ -58,17 +62,23 @@ fn parse_stat(line: &str) -> Option<Stat> {
     })
 }
 
+/// Every process (zombies aside) in process group `pgrp`.
+pub fn group_members(pgrp: i32) -> Vec<i32> {
+    all_stats().filter(|s| s.pgrp == pgrp && s.state != 'Z').map(|s| s.pid).collect()
+}
+
+/// Every process's stat that can be read.
+fn all_stats() -> impl Iterator<Item = Stat> {
+    let entries = fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries.filter_map(|entry| stat(entry.file_name().to_str()?.parse().ok()?))
+}
+
 /// Every live process whose parent chain leads to `root` (not `root` itself), found by
 /// scanning `/proc/*/stat` for parent ids.
 pub fn descendants(root: i32) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse().ok()) else {
-            continue;
-        };
-        if let Some(stat) = stat(pid) {
-            children.entry(stat.ppid).or_default().push(pid);
-        }
+    for stat in all_stats() {
+        children.entry(stat.ppid).or_default().push(stat.pid);
     }
     let mut found = Vec::new();
     let mut queue = vec![root];
@@ -146,7 +156,7 @@ mod tests {
         let line = "4242 (odd) name)) S 17 4242 4242 0 -1 4194560 100 0 0 0 \
                     7 3 2 1 20 0 5 0 123456 1000000 200 18446744073709551615";
         let stat = parse_stat(line).unwrap();
-        assert_eq!((stat.pid, stat.state, stat.ppid), (4242, 'S', 17));
+        assert_eq!((stat.pid, stat.state, stat.ppid, stat.pgrp), (4242, 'S', 17, 4242));
         assert_eq!((stat.utime, stat.stime, stat.cutime, stat.cstime), (7, 3, 2, 1));
         assert_eq!((stat.num_threads, stat.starttime), (5, 123456));
     }
@@ -164,11 +174,16 @@ mod tests {
     }
 
     #[test]
-    fn a_spawned_child_is_a_descendant() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
-        let found = descendants(std::process::id() as i32).contains(&(child.id() as i32));
+    fn a_spawned_child_is_a_descendant_and_leads_its_own_group() {
+        use std::os::unix::process::CommandExt;
+        let mut child =
+            std::process::Command::new("sleep").arg("5").process_group(0).spawn().unwrap();
+        let pid = child.id() as i32;
+        let found = descendants(std::process::id() as i32).contains(&pid);
+        let group = group_members(pid);
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(found);
+        assert_eq!(group, [pid]);
     }
 }

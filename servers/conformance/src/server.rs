@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{Resource, setrlimit};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use crate::proc;
@@ -152,11 +152,16 @@ impl Server {
         Exit { status, elapsed, stdout, stderr }
     }
 
-    /// Kills the server and its descendants, unless it has already exited.
+    /// Kills the server and its descendants, or, if it has exited, whatever it left in its
+    /// process group.
     fn kill_tree(&mut self) {
         if !self.exited {
             kill_tree(&mut self.child);
             self.exited = true;
+        } else {
+            for pid in proc::group_members(self.pid()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
     }
 }
@@ -190,6 +195,9 @@ pub fn run_to_exit(bin: &str, args: &[&str]) -> Exit {
 
 /// SIGKILLs the child's descendants (forked connection handlers), then the child, and reaps it.
 fn kill_tree(child: &mut Child) {
+    // The group catches children that outlived the server; descendants catch any that moved
+    // to a group of their own.
+    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
     for pid in proc::descendants(child.id() as i32) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
@@ -200,6 +208,10 @@ fn kill_tree(child: &mut Child) {
 fn command(bin: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // A process group of its own (its id is the server's pid), inherited by anything the
+    // server forks: after the server exits, the group still names its leftovers. It also
+    // keeps a Ctrl-C meant for `cargo test` from reaching the server's own handler.
+    cmd.process_group(0);
     cmd
 }
 

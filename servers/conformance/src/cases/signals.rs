@@ -79,21 +79,30 @@ fn stop_with_open_connections(bin: &str, extra: &[&str], signal: Signal) {
         exit.elapsed
     );
     // Processes the server killed but did not wait for are reparented and reaped by init
-    // within moments; anything still running after a short grace was left behind.
+    // within moments; anything still running after a short grace was left behind. Two
+    // views: the tree as it was before the signal, and the server's process group, which
+    // also holds anything forked during shutdown.
     let grace = Instant::now() + Duration::from_millis(500);
-    let mut left: Vec<i32> = Vec::new();
-    while Instant::now() < grace {
-        left = descendants.iter().filter(|(p, s)| proc::is_alive(*p, *s)).map(|d| d.0).collect();
-        if left.is_empty() {
-            break;
-        }
+    let survivors = || -> Vec<i32> {
+        let mut left: Vec<i32> =
+            descendants.iter().filter(|(p, s)| proc::is_alive(*p, *s)).map(|d| d.0).collect();
+        left.extend(proc::group_members(server.pid()));
+        left.sort_unstable();
+        left.dedup();
+        left
+    };
+    let mut left = survivors();
+    while !left.is_empty() && Instant::now() < grace {
         thread::sleep(Duration::from_millis(10));
+        left = survivors();
     }
     assert!(left.is_empty(), "processes {left:?} of the server's tree outlived it after {signal}");
 
     // Every connection was closed: idle clients read end of file (or a reset) at once
     // instead of waiting for their read timeout, and the busy ones stop with an error.
     for (i, mut client) in idle.into_iter().enumerate() {
+        // The server has exited, so its closes are long on the wire: a second is plenty.
+        client.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
         match client.read(&mut [0u8; 16]) {
             Ok(0) => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
