@@ -150,6 +150,8 @@ pub fn never_reading_client_keeps_memory_bounded(bin: &str, extra: &[&str]) {
     }
     round_trip(&mut other, b"still served beside a client that never reads");
     let growth = after.saturating_sub(before);
+    // Shown with `--nocapture`: how far from the limit this model sits.
+    eprintln!("never-reading client: sent {sent} bytes, server PSS {before} -> {after} KiB");
     assert!(
         growth < GROWTH_LIMIT_KIB,
         "server PSS grew by {growth} KiB (from {before} to {after} KiB) while a client sent \
@@ -177,6 +179,9 @@ pub fn small_writes_are_not_held_back_by_nagle(bin: &str, extra: &[&str]) {
     let mut client = connect(server.tcp_addr());
     let started = Instant::now();
     for round in 0..ROUNDS {
+        if round + 1 == ROUNDS {
+            eprintln!("nagle: {ROUNDS} round trips of 2 bytes in {:?}", started.elapsed());
+        }
         round_trip(&mut client, &[b'a' + (round % 26) as u8, b'!']);
         let elapsed = started.elapsed();
         assert!(

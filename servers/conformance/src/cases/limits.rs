@@ -93,6 +93,7 @@ pub fn emfile_is_survived_without_spinning(bin: &str, extra: &[&str]) {
     let cpu = (proc::tree_cpu_ticks(pid) - ticks) as f64 / proc::ticks_per_second() as f64;
     let waited = waited.elapsed();
     let fds = proc::open_fds(pid);
+    eprintln!("emfile: {cpu:.2} s of CPU in {waited:?} with {fds} descriptors open");
     assert!(
         cpu < 0.25,
         "the server used {cpu:.2} s of CPU in {waited:?} while out of descriptors ({fds} open, \

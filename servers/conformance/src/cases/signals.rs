@@ -66,6 +66,12 @@ fn stop_with_open_connections(bin: &str, extra: &[&str], signal: Signal) {
         .collect();
 
     let exit = server.stop_with(signal);
+    eprintln!(
+        "{signal}: exit {:?} after {:?}, {} descendants before",
+        exit.status,
+        exit.elapsed,
+        descendants.len()
+    );
     assert_eq!(
         exit.status.code(),
         Some(0),
