@@ -17,7 +17,7 @@
 //! - [`conformance_suite!`] turns the cases into one `#[test]` per case, so a model's whole
 //!   `tests/conformance.rs` is one line and `cargo test` lists every case by name:
 //!
-//! ```ignore
+//! ```text
 //! echobench_conformance::conformance_suite!(env!("CARGO_BIN_EXE_echo-mio"), &["--workers", "2"]);
 //! ```
 //!
