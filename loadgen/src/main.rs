@@ -1,1 +1,120 @@
-fn main() {}
+//! `loadgen`: drive an echo server and measure it honestly.
+//!
+//! `loadgen --addr 127.0.0.1:7000 --connections 100 --duration 10s` (see loadgen/README.md).
+
+use std::io::IsTerminal;
+use std::process;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use loadgen::{Cancel, Config};
+use nix::sys::signal::{SigSet, Signal};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Echo load generator: closed loop, open loop (coordinated-omission corrected), churn",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Without a subcommand, the flags are those of `run`.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply load and measure (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Combine interval logs or JSON reports of runs from several machines into one set of
+    /// percentiles.
+    Merge(loadgen::merge::MergeArgs),
+    // Adding a subcommand is a three-line change: a variant here, its arm in `main` below,
+    // and its module in the library, e.g. `Compare(loadgen::compare::CompareArgs)` with
+    // `Command::Compare(args) => loadgen::compare::main(&args)`.
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: Config,
+    /// Never draw the progress bar (it is drawn only when stderr is a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn main() {
+    let cli = parse();
+    let outcome = match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(args) => run(args),
+        Command::Merge(args) => loadgen::merge::main(&args),
+    };
+    match outcome {
+        Ok(code) => process::exit(code),
+        Err(err) => {
+            eprintln!("loadgen: error: {err:#}");
+            process::exit(1);
+        }
+    }
+}
+
+/// Runs a load, prints the summary, and exits 130 if Ctrl-C cut it short.
+fn run(args: RunArgs) -> Result<i32> {
+    let mut config = args.config;
+    config.progress = !args.no_progress && std::io::stderr().is_terminal();
+    let cancel = Cancel::new();
+    cancel_on_signals(&cancel)?;
+    let report = loadgen::run(&config, &cancel)?;
+    print!("{}", loadgen::summary::render(&report));
+    Ok(if report.run.interrupted { 130 } else { 0 })
+}
+
+/// SIGINT and SIGTERM set `cancel` (the run then stops and reports); a second one exits at
+/// once. The signals are blocked in every thread and taken by one thread in `sigwait`, so no
+/// handler runs in the middle of a load thread's work.
+fn cancel_on_signals(cancel: &Cancel) -> Result<()> {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    // Blocked here, before any other thread exists, so every thread inherits the mask.
+    signals.thread_block().context("cannot block SIGINT and SIGTERM")?;
+    let cancel = cancel.clone();
+    std::thread::Builder::new()
+        .name("loadgen-signals".to_owned())
+        .spawn(move || {
+            let mut seen = 0;
+            while let Ok(signal) = signals.wait() {
+                seen += 1;
+                if seen > 1 {
+                    eprintln!("loadgen: {signal} again, exiting without a report");
+                    process::exit(130);
+                }
+                eprintln!("loadgen: {signal}, stopping; results so far follow");
+                cancel.cancel();
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// Parses the command line, or prints one line of error and exits with status 2 (clap's own
+/// messages span several lines); `--help` and `--version` print in full.
+fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => match err.kind() {
+            clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+            _ => {
+                let rendered = err.render().to_string();
+                let first = rendered.lines().next().unwrap_or("invalid arguments");
+                eprintln!("loadgen: {first}");
+                process::exit(2);
+            }
+        },
+    }
+}

@@ -1,0 +1,155 @@
+//! Turning what the threads measured into a [`Report`]: totals, rates over the real measured
+//! window, percentiles, and the verdict on whether the generator itself was the bottleneck.
+
+use std::time::SystemTime;
+
+use crate::config::{Config, Mode};
+use crate::cpu::CpuTime;
+use crate::env::Environment;
+use crate::meter::ThreadResult;
+use crate::report::{Connections, Errors, Generator, Histograms, Messages, Report, RunInfo, SCHEMA_VERSION, Throughput};
+use crate::stats::{self, Counters, Latency, Recorder};
+use crate::target::{BlockingStream, Target};
+
+/// A load thread using more than this share of its CPU may be what limits the result.
+const SATURATED_UTILIZATION: f64 = 0.9;
+/// An open loop whose 99th-percentile send lag exceeds this has fallen behind its schedule.
+const SATURATED_LAG_US: f64 = 1_000.0;
+
+/// The idle ballast and what became of it.
+#[derive(Debug, Default)]
+pub struct Idle {
+    pub requested: usize,
+    pub streams: Vec<BlockingStream>,
+    pub failed: usize,
+    pub first_error: Option<String>,
+    pub closed_by_server: usize,
+}
+
+/// Everything the coordinator gathered.
+#[derive(Debug)]
+pub struct Parts<'a> {
+    pub config: &'a Config,
+    pub target: &'a Target,
+    pub started_at: SystemTime,
+    pub environment: Environment,
+    pub results: Vec<ThreadResult>,
+    pub total: Recorder,
+    pub interrupted: bool,
+    pub idle: Idle,
+    pub process_cpu: CpuTime,
+}
+
+pub fn report(p: Parts<'_>) -> Report {
+    let config = p.config;
+    let mode = config.mode();
+    let mut counters = Counters::default();
+    let mut cpu = CpuTime::default();
+    let mut max_utilization: f64 = 0.0;
+    for r in &p.results {
+        counters.add(&r.counters);
+        cpu = cpu.add(&r.cpu);
+        if r.wall_ns > 0 {
+            max_utilization = max_utilization.max(r.cpu.total().as_secs_f64() / (r.wall_ns as f64 / 1e9));
+        }
+    }
+    let measure_ns = config.warmup.as_nanos() as u64;
+    let stopped_ns = p.results.iter().map(|r| r.stopped_ns).max().unwrap_or(0);
+    let finished_ns = p.results.iter().map(|r| r.finished_ns).max().unwrap_or(0);
+    let measured_secs = stopped_ns.saturating_sub(measure_ns) as f64 / 1e9;
+    let per_sec = |n: u64| if measured_secs > 0.0 { n as f64 / measured_secs } else { 0.0 };
+    let size = config.size as u64;
+
+    let latency = Latency::of(&p.total.corrected);
+    // Without a schedule the two latencies are one measurement.
+    let uncorrected_hist = if mode == Mode::Open { &p.total.uncorrected } else { &p.total.corrected };
+    let schedule_lag = (mode == Mode::Open).then(|| Latency::of(&p.total.lag));
+
+    let mut saturation = Vec::new();
+    if max_utilization > SATURATED_UTILIZATION {
+        saturation.push(format!("a load thread was busy {:.0}% of the time", max_utilization * 100.0));
+    }
+    if let Some(lag) = &schedule_lag
+        && lag.p99 > SATURATED_LAG_US
+    {
+        saturation.push(format!("the open loop fell behind its schedule (99% of sends within {:.0} us of their time)", lag.p99));
+    }
+
+    let throughput = Throughput {
+        msgs_per_sec: per_sec(counters.received),
+        mib_per_sec: per_sec(counters.received * size) / (1 << 20) as f64,
+        sent_per_sec: per_sec(counters.sent),
+        target_msgs_per_sec: config.rate,
+        achieved_ratio: config.rate.map(|rate| per_sec(counters.sent) / rate),
+    };
+    let first_error = p.results.iter().find_map(|r| r.first_error.clone()).or(p.idle.first_error);
+    Report {
+        schema_version: SCHEMA_VERSION,
+        tool: crate::tool(),
+        started_at: humantime::format_rfc3339_millis(p.started_at).to_string(),
+        mode,
+        target: p.target.to_string(),
+        config: config.clone(),
+        run: RunInfo {
+            warmup_secs: config.warmup.as_secs_f64(),
+            measured_secs,
+            drain_secs: finished_ns.saturating_sub(stopped_ns) as f64 / 1e9,
+            interrupted: p.interrupted,
+            short: measured_secs < config.duration.as_secs_f64() * 0.99,
+        },
+        throughput,
+        messages: Messages {
+            sent: counters.sent,
+            received: counters.received,
+            not_sent: counters.not_sent,
+            bytes_sent: counters.sent * size,
+            bytes_received: counters.received * size,
+        },
+        latency_us: latency,
+        latency_us_uncorrected: Latency::of(uncorrected_hist),
+        connect_latency_us: (mode == Mode::Churn).then(|| Latency::of(&p.total.connect)),
+        schedule_lag_us: schedule_lag,
+        errors: Errors {
+            connect: counters.connect_errors,
+            io: counters.io_errors,
+            timeout: counters.timeout,
+            mismatch: counters.mismatch,
+            lost: counters.lost,
+            first_error,
+            first_mismatch: p.results.iter().find_map(|r| r.first_mismatch.clone()),
+        },
+        connections: Connections {
+            requested: config.connections,
+            up_at_start: p.results.iter().map(|r| r.initial_up).sum(),
+            established: counters.connects,
+            idle_requested: p.idle.requested,
+            idle_opened: p.idle.streams.len(),
+            idle_closed_by_server: p.idle.closed_by_server,
+        },
+        generator: Generator {
+            threads: p.results.len(),
+            cpus: config.cpus.clone(),
+            cpu_seconds: cpu.total().as_secs_f64(),
+            user_seconds: cpu.user.as_secs_f64(),
+            system_seconds: cpu.system.as_secs_f64(),
+            process_cpu_seconds: p.process_cpu.total().as_secs_f64(),
+            max_thread_utilization: max_utilization,
+            cpu_us_per_msg: if counters.received > 0 { cpu.total().as_secs_f64() * 1e6 / counters.received as f64 } else { 0.0 },
+            saturated: !saturation.is_empty(),
+            saturation,
+        },
+        environment: p.environment,
+        histograms: Histograms {
+            latency: encode(&p.total.corrected),
+            latency_uncorrected: encode(uncorrected_hist),
+            connect: (mode == Mode::Churn).then(|| encode(&p.total.connect)),
+            schedule_lag: (mode == Mode::Open).then(|| encode(&p.total.lag)),
+        },
+    }
+}
+
+fn encode(hist: &stats::Hist) -> String {
+    // Serializing a histogram in memory cannot fail short of a bug; an empty field then
+    // tells the reader the histogram is missing rather than losing the whole report.
+    stats::encode(hist).unwrap_or_default()
+}

@@ -1,0 +1,293 @@
+//! What a run is asked to do: the flags of `loadgen [run]`, which are also the fields of the
+//! [`Config`] a library caller fills in, and the checks that turn nonsense into one clear error.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+use crate::target::Target;
+
+/// Everything a run needs. Build one in code with `Config { connections: 100,
+/// ..Config::default() }`, or let the binary parse it from flags (same names, same defaults).
+/// Durations serialize as seconds (floating point) in the JSON report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct Config {
+    /// Echo server to load: HOST:PORT, [V6]:PORT or unix:PATH (the forms the servers print).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
+    pub addr: String,
+
+    /// Connections carrying load (with --churn: connections open at once, each replaced by a
+    /// new one after every message).
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 10)]
+    pub connections: usize,
+
+    /// Bytes per message (accepts suffixes: 4k, 1KiB, 1M).
+    #[arg(long, short = 's', value_name = "BYTES", default_value = "64", value_parser = parse_size)]
+    pub size: usize,
+
+    /// Length of the measured window, after warmup (10s, 500ms, 2m; a bare number is seconds).
+    #[arg(long, short = 'd', value_name = "TIME", default_value = "10s", value_parser = parse_duration)]
+    #[serde(with = "secs")]
+    pub duration: Duration,
+
+    /// Load applied before measuring starts; nothing it does appears in any figure.
+    #[arg(long, short = 'w', value_name = "TIME", default_value = "1s", value_parser = parse_duration)]
+    #[serde(with = "secs")]
+    pub warmup: Duration,
+
+    /// How long one message may wait for its echo before it counts as a timeout (the
+    /// connection is then closed and reopened); also the longest wait for stragglers at the end.
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_duration)]
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+
+    /// Load threads, each running one event loop over a share of the connections.
+    /// Default: one per --cpus entry, else min(connections, available CPUs).
+    #[arg(long, short = 't', value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Pin the load threads to these CPUs, round robin (e.g. `1` or `0,1`).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub cpus: Vec<usize>,
+
+    /// Closed loop: messages kept in flight on each connection.
+    #[arg(long, short = 'p', value_name = "K", default_value_t = 1)]
+    pub pipeline: usize,
+
+    /// Open loop: total messages per second, sent on schedule whether or not echoes came back
+    /// (accepts 50k, 1.5M). Latency then counts from the intended send time.
+    #[arg(long, short = 'r', value_name = "MSGS_PER_SEC", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Open a new connection for every message: connect, send, read the echo, close.
+    #[arg(long)]
+    pub churn: bool,
+
+    /// With --churn to a 127.x.y.z address: spread connections over this many loopback
+    /// source addresses (127.0.0.1, 127.0.0.2, ...); each brings its own ~28k ephemeral ports.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub source_addrs: usize,
+
+    /// Extra connections held open and silent for the whole run (ballast).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub idle: usize,
+
+    /// Write the full report (every figure, the configuration, the environment) as JSON.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Write an HdrHistogram interval log (compressed V2) of the latencies, in nanoseconds.
+    #[arg(long, value_name = "PATH")]
+    pub hlog: Option<PathBuf>,
+
+    /// Length of one interval in the --hlog file.
+    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_duration)]
+    #[serde(with = "secs")]
+    pub hlog_interval: Duration,
+
+    /// Draw a progress bar on stderr. Library callers get none unless they ask; the binary
+    /// turns it on when stderr is a terminal (and off with --no-progress).
+    #[arg(skip)]
+    pub progress: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:7000".to_owned(),
+            connections: 10,
+            size: 64,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            threads: None,
+            cpus: Vec::new(),
+            pipeline: 1,
+            rate: None,
+            churn: false,
+            source_addrs: 16,
+            idle: 0,
+            json: None,
+            hlog: None,
+            hlog_interval: Duration::from_secs(1),
+            progress: false,
+        }
+    }
+}
+
+/// The three ways of driving a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Each connection waits for its echoes before sending more.
+    Closed,
+    /// Messages leave on a fixed schedule.
+    Open,
+    /// One connection per message.
+    Churn,
+}
+
+/// The largest message loadgen accepts: beyond this the test is of memory, not of echo.
+const MAX_SIZE: usize = 64 << 20;
+
+impl Config {
+    /// Which mode the flags select.
+    pub fn mode(&self) -> Mode {
+        match (self.churn, self.rate) {
+            (true, _) => Mode::Churn,
+            (false, Some(_)) => Mode::Open,
+            (false, None) => Mode::Closed,
+        }
+    }
+
+    /// Checks every field and every combination, and parses the address.
+    pub fn validate(&self) -> Result<Target> {
+        let target = Target::parse(&self.addr).with_context(|| format!("bad --addr {:?}", self.addr))?;
+        ensure!(self.connections >= 1, "--connections must be at least 1");
+        ensure!(self.connections <= 1 << 20, "--connections {} is more than loadgen supports", self.connections);
+        ensure!(self.size >= 1, "--size must be at least 1 byte");
+        ensure!(self.size <= MAX_SIZE, "--size must be at most {MAX_SIZE} bytes");
+        ensure!(!self.duration.is_zero(), "--duration must be longer than zero");
+        ensure!(!self.timeout.is_zero(), "--timeout must be longer than zero");
+        ensure!(!self.hlog_interval.is_zero(), "--hlog-interval must be longer than zero");
+        ensure!(self.pipeline >= 1, "--pipeline must be at least 1");
+        ensure!(self.source_addrs >= 1, "--source-addrs must be at least 1");
+        if let Some(threads) = self.threads {
+            ensure!(threads >= 1, "--threads must be at least 1");
+        }
+        if let Some(rate) = self.rate {
+            ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of messages per second");
+            ensure!(!self.churn, "--rate with --churn is not supported: churn runs closed loop");
+            ensure!(self.pipeline == 1, "--pipeline is for the closed loop; with --rate the schedule decides what is in flight");
+        }
+        if self.churn {
+            ensure!(self.pipeline == 1, "--pipeline with --churn is not supported: a churn connection carries one message");
+        }
+        let available = crate::cpu::allowed_cpus().context("cannot read this process's CPU affinity")?;
+        for cpu in &self.cpus {
+            if !available.contains(cpu) {
+                bail!("--cpus {cpu}: this process may only run on CPUs {available:?}");
+            }
+        }
+        Ok(target)
+    }
+
+    /// The number of load threads this configuration runs.
+    pub fn resolved_threads(&self) -> usize {
+        let wanted = match self.threads {
+            Some(threads) => threads,
+            None if !self.cpus.is_empty() => self.cpus.len(),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        // A thread without a connection would only spin its own loop.
+        wanted.clamp(1, self.connections.max(1))
+    }
+}
+
+/// Parses `10s`, `500ms`, `1m 30s` (humantime) or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if let Ok(secs) = text.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is not a duration"));
+    }
+    humantime::parse_duration(text.trim()).map_err(|err| format!("{text:?} is not a duration ({err})"))
+}
+
+/// Parses a byte count with an optional k/K/KiB/m/M/MiB suffix (all binary: 1k = 1024).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let scale = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(format!("{text:?} is not a size (try 64, 4k, 1MiB)")),
+    };
+    let count: usize = digits.parse().map_err(|_| format!("{text:?} is not a size (try 64, 4k, 1MiB)"))?;
+    count.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Parses a rate with an optional k or M suffix (decimal: 50k = 50,000).
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let (number, scale) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 1e3),
+        Some((at, 'm' | 'M')) => (&text[..at], 1e6),
+        _ => (text, 1.0),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a rate (try 50000, 50k)"))?;
+    Ok(value * scale)
+}
+
+/// Serde helper: a `Duration` as floating-point seconds, the unit every JSON field uses.
+pub(crate) mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn defaults_agree_between_flags_and_code() {
+        let parsed = Cli::try_parse_from(["loadgen"]).unwrap().config;
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn humane_values_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("-1").is_err());
+        assert_eq!(parse_rate("50k"), Ok(50_000.0));
+        assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn impossible_combinations_are_refused() {
+        let bad = [
+            Config { connections: 0, ..Config::default() },
+            Config { size: 0, ..Config::default() },
+            Config { rate: Some(100.0), churn: true, ..Config::default() },
+            Config { rate: Some(0.0), ..Config::default() },
+            Config { pipeline: 4, churn: true, ..Config::default() },
+            Config { addr: "nonsense".to_owned(), ..Config::default() },
+            Config { cpus: vec![100_000], ..Config::default() },
+        ];
+        for config in bad {
+            assert!(config.validate().is_err(), "{config:?} was accepted");
+        }
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn threads_follow_cpus_and_never_outnumber_connections() {
+        let pinned = Config { cpus: vec![0], connections: 100, ..Config::default() };
+        assert_eq!(pinned.resolved_threads(), 1);
+        let few = Config { threads: Some(8), connections: 2, ..Config::default() };
+        assert_eq!(few.resolved_threads(), 2);
+    }
+}

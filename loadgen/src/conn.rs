@@ -1,0 +1,217 @@
+//! One load-carrying connection: what it has sent and not yet had back, the bytes waiting to
+//! be written, and the checking of every echoed byte.
+//!
+//! The per-message path allocates nothing: messages are generated straight into the write
+//! buffer (which keeps its capacity), the in-flight queue is a ring sized for the pipeline, and
+//! echoes are compared in place as they arrive, in whatever pieces the kernel hands over.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+
+use crate::meter::Meter;
+use crate::payload;
+use crate::target::Stream;
+
+/// A message sent and not yet accounted for.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    seq: u64,
+    /// When the schedule wanted it sent (open loop), else when it was sent. Nanoseconds since
+    /// the thread's start.
+    intended_ns: u64,
+    /// When it was handed to the connection.
+    sent_ns: u64,
+    /// Sent inside the measured window, so it counts; warmup traffic is carried but ignored.
+    measured: bool,
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not connected; try again at `retry_ns`.
+    Down { retry_ns: u64 },
+    /// `connect` started at `since_ns` and has not finished yet.
+    Connecting { since_ns: u64 },
+    /// Carrying messages.
+    Up,
+}
+
+/// Why a connection's in-flight messages are being given up, which decides how they count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// The connection broke: they count as lost.
+    Broken,
+    /// The oldest waited `--timeout`: they all count as timeouts.
+    Timeout,
+    /// The run was cancelled before they came back: lost.
+    Cancelled,
+}
+
+/// Reconnection backoff: starts short so a brief hiccup costs little, doubles up to a
+/// second so a dead server is not hammered.
+const FIRST_BACKOFF_NS: u64 = 10_000_000;
+const MAX_BACKOFF_NS: u64 = 1_000_000_000;
+
+#[derive(Debug)]
+pub struct Conn {
+    /// Global connection number, encoded in every message it sends.
+    pub id: u32,
+    pub stream: Option<Stream>,
+    pub state: State,
+    backoff_ns: u64,
+    next_seq: u64,
+    inflight: VecDeque<InFlight>,
+    /// Bytes of the oldest in-flight message already echoed, and whether any differed.
+    recv_off: usize,
+    recv_bad: bool,
+    /// The first bytes of the echo being received, kept only to describe a mismatch.
+    recv_head: [u8; 8],
+    wbuf: Vec<u8>,
+    wpos: usize,
+}
+
+impl Conn {
+    /// A connection that has not connected yet, with room for `in_flight` messages and a
+    /// write buffer of `wbuf` bytes (both grow if needed, and then keep their size).
+    pub fn new(id: u32, in_flight: usize, wbuf: usize) -> Conn {
+        Conn {
+            id,
+            stream: None,
+            state: State::Down { retry_ns: 0 },
+            backoff_ns: FIRST_BACKOFF_NS,
+            next_seq: 0,
+            inflight: VecDeque::with_capacity(in_flight),
+            recv_off: 0,
+            recv_bad: false,
+            recv_head: [0; 8],
+            wbuf: Vec::with_capacity(wbuf),
+            wpos: 0,
+        }
+    }
+
+    /// Messages sent and not yet accounted for.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// When the oldest in-flight message was sent, if any is.
+    pub fn oldest_sent_ns(&self) -> Option<u64> {
+        self.inflight.front().map(|m| m.sent_ns)
+    }
+
+    /// The connection is established: it may carry messages, and a future failure starts
+    /// the backoff afresh.
+    pub fn connected(&mut self) {
+        self.state = State::Up;
+        self.backoff_ns = FIRST_BACKOFF_NS;
+    }
+
+    /// Appends the next message to the write buffer (written by the next [`Conn::flush`]).
+    pub fn queue(&mut self, size: usize, intended_ns: u64, now_ns: u64, measured: bool, meter: &mut Meter) {
+        let start = self.wbuf.len();
+        self.wbuf.resize(start + size, 0);
+        payload::fill(self.id, self.next_seq, &mut self.wbuf[start..]);
+        self.inflight.push_back(InFlight { seq: self.next_seq, intended_ns, sent_ns: now_ns, measured });
+        self.next_seq += 1;
+        meter.in_flight += 1;
+        if measured {
+            meter.counters.sent += 1;
+        }
+    }
+
+    /// Writes what is pending with a single call. A short write means the socket buffer is
+    /// full, so trying again now would only return `WouldBlock`; the rest waits for the next
+    /// writable event (the stream stays registered for it, so no re-registration is needed).
+    pub fn flush(&mut self) -> io::Result<()> {
+        let Some(stream) = self.stream.as_mut() else { return Ok(()) };
+        while self.wpos < self.wbuf.len() {
+            match stream.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the connection accepts no more bytes")),
+                Ok(n) => {
+                    self.wpos += n;
+                    if self.wpos < self.wbuf.len() {
+                        return Ok(());
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        Ok(())
+    }
+
+    /// Checks echoed bytes against the oldest in-flight messages and accounts for each message
+    /// they complete. Returns how many completed, or an error if the server sent bytes that
+    /// nobody asked for.
+    pub fn receive(&mut self, mut data: &[u8], now_ns: u64, size: usize, meter: &mut Meter) -> io::Result<usize> {
+        let mut completed = 0;
+        while !data.is_empty() {
+            let Some(&front) = self.inflight.front() else {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "the server sent bytes that were never sent to it"));
+            };
+            let take = (size - self.recv_off).min(data.len());
+            let (chunk, rest) = data.split_at(take);
+            if self.recv_off < 8 {
+                let head = (8 - self.recv_off).min(chunk.len());
+                self.recv_head[self.recv_off..self.recv_off + head].copy_from_slice(&chunk[..head]);
+            }
+            if !self.recv_bad && !payload::matches(self.id, front.seq, self.recv_off, chunk) {
+                self.recv_bad = true;
+            }
+            self.recv_off += take;
+            data = rest;
+            if self.recv_off == size {
+                self.inflight.pop_front();
+                meter.in_flight -= 1;
+                if front.measured {
+                    if self.recv_bad {
+                        meter.counters.mismatch += 1;
+                        if meter.first_mismatch.is_none() {
+                            meter.first_mismatch = Some(self.describe_mismatch(front.seq, size));
+                        }
+                    } else {
+                        meter.received(now_ns, front.intended_ns, front.sent_ns);
+                    }
+                }
+                self.recv_off = 0;
+                self.recv_bad = false;
+                completed += 1;
+            }
+        }
+        Ok(completed)
+    }
+
+    fn describe_mismatch(&self, seq: u64, size: usize) -> String {
+        let mut text = format!("connection {} message {seq}: the {size}-byte echo differs from what was sent", self.id);
+        if size >= 8 {
+            let (conn, claimed) = payload::claimed(self.recv_head);
+            text.push_str(&format!(" (its header claims connection {conn} message {claimed})"));
+        }
+        text
+    }
+
+    /// Gives up on the connection: closes it, accounts for everything in flight according to
+    /// `loss`, and schedules a reconnection after the backoff.
+    pub fn fail(&mut self, now_ns: u64, loss: Loss, meter: &mut Meter) {
+        // Dropping the stream closes it, which also removes it from the epoll set.
+        self.stream = None;
+        for m in self.inflight.drain(..) {
+            meter.in_flight -= 1;
+            if m.measured {
+                match loss {
+                    Loss::Timeout => meter.counters.timeout += 1,
+                    Loss::Broken | Loss::Cancelled => meter.counters.lost += 1,
+                }
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.recv_off = 0;
+        self.recv_bad = false;
+        self.state = State::Down { retry_ns: now_ns + self.backoff_ns };
+        self.backoff_ns = (self.backoff_ns * 2).min(MAX_BACKOFF_NS);
+    }
+}

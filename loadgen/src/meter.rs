@@ -1,0 +1,219 @@
+//! A load thread's link to the run: the shared timeline, what the thread counts and times,
+//! and the hand-off of each interval's histograms to the coordinating thread.
+//!
+//! Load threads never share a histogram or counter while running (no locks, no cache lines
+//! bouncing between CPUs). Each fills its own [`Recorder`] and, at every interval boundary,
+//! sends it to the coordinator, which merges the threads' intervals, writes the interval log,
+//! and sums the totals. Only a progress counter is shared, updated every few milliseconds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crate::Cancel;
+use crate::cpu::CpuTime;
+use crate::stats::{Counters, Recorder};
+
+/// State every load thread and the coordinator share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The instant the run starts (warmup begins), set by the coordinator once every thread
+    /// has its connections up; threads wait for it.
+    pub start: OnceLock<Instant>,
+    pub cancel: Cancel,
+    /// Messages received in the measured window so far, per thread, for the progress bar.
+    pub received: Vec<AtomicU64>,
+}
+
+/// What a load thread tells the coordinator.
+#[derive(Debug)]
+pub enum Msg {
+    /// Connections are up (or have failed once); the thread waits for the start.
+    Ready,
+    /// The histograms of one interval of the measured window, numbered from 0.
+    Interval { thread: usize, index: u64, recorder: Box<Recorder> },
+    /// The thread has finished; its last interval was sent before this.
+    Done { thread: usize, result: Box<ThreadResult> },
+}
+
+/// A load thread's totals.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadResult {
+    pub counters: Counters,
+    /// CPU time of this thread from the start of the measured window to its end.
+    pub cpu: CpuTime,
+    /// Wall time over which `cpu` was spent.
+    pub wall_ns: u64,
+    /// When this thread stopped sending, in nanoseconds after the start.
+    pub stopped_ns: u64,
+    /// When this thread finished waiting for stragglers.
+    pub finished_ns: u64,
+    /// Connections up when the run started.
+    pub initial_up: u64,
+    pub first_error: Option<String>,
+    pub first_mismatch: Option<String>,
+}
+
+/// The run's phases, as nanosecond offsets from the shared start.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeline {
+    pub base: Instant,
+    /// Warmup ends and measurement starts.
+    pub measure_ns: u64,
+    /// Measurement ends: no message is sent after it.
+    pub end_ns: u64,
+    pub timeout_ns: u64,
+}
+
+impl Timeline {
+    /// Nanoseconds since the start. One vDSO clock read, no system call.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+}
+
+/// How often a thread publishes its progress counter.
+const PUBLISH_EVERY_NS: u64 = 50_000_000;
+
+/// Everything one load thread counts and times.
+#[derive(Debug)]
+pub struct Meter {
+    pub counters: Counters,
+    /// Messages in flight on this thread, measured or not: the thread is done draining when
+    /// this reaches zero.
+    pub in_flight: u64,
+    pub first_error: Option<String>,
+    pub first_mismatch: Option<String>,
+    /// Connections up when the run started.
+    pub initial_up: u64,
+    /// Whether to keep the uncorrected latency apart (the open loop); otherwise both are one.
+    open: bool,
+    recorder: Box<Recorder>,
+    thread: usize,
+    tx: Sender<Msg>,
+    shared: Arc<Shared>,
+    measure_ns: u64,
+    interval_ns: u64,
+    index: u64,
+    next_boundary_ns: u64,
+    next_publish_ns: u64,
+    cpu_start: Option<(CpuTime, u64)>,
+}
+
+impl Meter {
+    pub fn new(thread: usize, open: bool, tx: Sender<Msg>, shared: Arc<Shared>, interval_ns: u64) -> Meter {
+        Meter {
+            counters: Counters::default(),
+            in_flight: 0,
+            first_error: None,
+            first_mismatch: None,
+            initial_up: 0,
+            open,
+            recorder: Box::new(Recorder::new()),
+            thread,
+            tx,
+            shared,
+            measure_ns: u64::MAX,
+            interval_ns,
+            index: 0,
+            next_boundary_ns: u64::MAX,
+            next_publish_ns: 0,
+            cpu_start: None,
+        }
+    }
+
+    /// Tells the coordinator the connections are up.
+    pub fn ready(&self) {
+        // A closed channel means the coordinator has gone; the thread will notice the cancel.
+        let _ = self.tx.send(Msg::Ready);
+    }
+
+    /// Sets the timeline once the coordinator has started the run.
+    pub fn begin(&mut self, timeline: &Timeline) {
+        self.measure_ns = timeline.measure_ns;
+        self.next_boundary_ns = timeline.measure_ns + self.interval_ns;
+    }
+
+    /// A message came back intact.
+    #[inline]
+    pub fn received(&mut self, now_ns: u64, intended_ns: u64, sent_ns: u64) {
+        self.counters.received += 1;
+        self.recorder.corrected.saturating_record(now_ns.saturating_sub(intended_ns));
+        if self.open {
+            self.recorder.uncorrected.saturating_record(now_ns.saturating_sub(sent_ns));
+        }
+    }
+
+    /// A churn connection became usable `ns` after its `connect`.
+    pub fn connected_after(&mut self, ns: u64) {
+        self.recorder.connect.saturating_record(ns);
+    }
+
+    /// An open-loop message left `ns` after its scheduled time.
+    #[inline]
+    pub fn lagged(&mut self, ns: u64) {
+        self.recorder.lag.saturating_record(ns);
+    }
+
+    /// Keeps the first error's description (only the first is formatted, so a storm of
+    /// errors costs nothing extra).
+    pub fn error(&mut self, describe: impl FnOnce() -> String) {
+        if self.first_error.is_none() {
+            self.first_error = Some(describe());
+        }
+    }
+
+    /// Whether `now_ns` is inside the measured part of the run (errors before it are warmup).
+    pub fn measuring(&self, now_ns: u64) -> bool {
+        now_ns >= self.measure_ns
+    }
+
+    /// Called on every pass of the thread's loop: starts the CPU clock when measurement
+    /// begins, hands over an interval at each boundary, and publishes progress.
+    #[inline]
+    pub fn tick(&mut self, now_ns: u64) {
+        if now_ns >= self.next_boundary_ns {
+            self.send_interval();
+            let intervals_done = (now_ns - self.measure_ns) / self.interval_ns;
+            self.index = intervals_done;
+            self.next_boundary_ns = self.measure_ns + (intervals_done + 1) * self.interval_ns;
+        }
+        if self.cpu_start.is_none() && now_ns >= self.measure_ns {
+            self.cpu_start = Some((CpuTime::thread(), now_ns));
+        }
+        if now_ns >= self.next_publish_ns {
+            self.next_publish_ns = now_ns + PUBLISH_EVERY_NS;
+            self.shared.received[self.thread].store(self.counters.received, Ordering::Relaxed);
+        }
+    }
+
+    fn send_interval(&mut self) {
+        let recorder = std::mem::take(&mut self.recorder);
+        let _ = self.tx.send(Msg::Interval { thread: self.thread, index: self.index, recorder });
+    }
+
+    /// Sends the last interval and the thread's totals.
+    pub fn finish(mut self, stopped_ns: u64, finished_ns: u64) {
+        self.shared.received[self.thread].store(self.counters.received, Ordering::Relaxed);
+        if self.measure_ns != u64::MAX {
+            self.send_interval();
+        }
+        let (cpu, wall_ns) = match self.cpu_start {
+            Some((start, at)) => (CpuTime::thread().since(&start), finished_ns.saturating_sub(at)),
+            None => (CpuTime::default(), 0),
+        };
+        let result = ThreadResult {
+            counters: self.counters,
+            cpu,
+            wall_ns,
+            stopped_ns,
+            finished_ns,
+            initial_up: self.initial_up,
+            first_error: self.first_error.take(),
+            first_mismatch: self.first_mismatch.take(),
+        };
+        let _ = self.tx.send(Msg::Done { thread: self.thread, result: Box::new(result) });
+    }
+}

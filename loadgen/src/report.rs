@@ -1,0 +1,170 @@
+//! The result of a run: every figure, the configuration and the environment. `--json` writes
+//! exactly this, serialized; loadgen/SCHEMA.md documents each field. Fields are only ever
+//! added; a change in meaning bumps [`SCHEMA_VERSION`].
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Mode};
+use crate::env::Environment;
+use crate::stats::{self, Hist, Latency};
+
+/// The version of the JSON schema in SCHEMA.md.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    /// "loadgen VERSION".
+    pub tool: String,
+    /// When the run started (warmup included), RFC 3339 UTC.
+    pub started_at: String,
+    pub mode: Mode,
+    /// The server's address as loadgen understood it.
+    pub target: String,
+    /// The configuration, with `threads` resolved to what actually ran.
+    pub config: Config,
+    pub run: RunInfo,
+    pub throughput: Throughput,
+    pub messages: Messages,
+    /// Message latency; in the open loop measured from the intended send time.
+    pub latency_us: Latency,
+    /// Message latency from the actual send time (what a closed-loop tool reports).
+    pub latency_us_uncorrected: Latency,
+    /// Churn only: time for `connect` to complete.
+    pub connect_latency_us: Option<Latency>,
+    /// Open loop only: how late messages left against their schedule.
+    pub schedule_lag_us: Option<Latency>,
+    pub errors: Errors,
+    pub connections: Connections,
+    pub generator: Generator,
+    pub environment: Environment,
+    pub histograms: Histograms,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub warmup_secs: f64,
+    /// The measured window as it really was: from the end of warmup until sending stopped.
+    /// Every rate in the report is over this.
+    pub measured_secs: f64,
+    /// Time spent after the window waiting for the last echoes.
+    pub drain_secs: f64,
+    /// Cancelled (Ctrl-C, or the caller's `Cancel`) before the end.
+    pub interrupted: bool,
+    /// The measured window is shorter than `config.duration` (interrupted, or a failure).
+    pub short: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Echoes received intact per second of the measured window.
+    pub msgs_per_sec: f64,
+    /// Payload bytes echoed per second (one direction), in MiB (2^20 bytes).
+    pub mib_per_sec: f64,
+    /// Messages sent per second of the measured window.
+    pub sent_per_sec: f64,
+    /// Open loop: the `--rate` asked for.
+    pub target_msgs_per_sec: Option<f64>,
+    /// Open loop: `sent_per_sec / target_msgs_per_sec`.
+    pub achieved_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Messages {
+    /// Messages sent in the measured window. Equals received + errors.mismatch +
+    /// errors.timeout + errors.lost.
+    pub sent: u64,
+    /// Echoes received whole and correct.
+    pub received: u64,
+    /// Open loop: sends the schedule called for while their connection was down.
+    pub not_sent: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Errors {
+    /// Connection attempts that failed or timed out.
+    pub connect: u64,
+    /// Established connections that broke (reset, closed by the server, unexpected bytes).
+    pub io: u64,
+    /// Messages with no complete echo within `--timeout`.
+    pub timeout: u64,
+    /// Messages whose echo differed from what was sent.
+    pub mismatch: u64,
+    /// Messages in flight on a connection that broke, or when the run was cancelled.
+    pub lost: u64,
+    pub first_error: Option<String>,
+    pub first_mismatch: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connections {
+    /// Load connections asked for (churn: open at once).
+    pub requested: usize,
+    /// Load connections up when the run started.
+    pub up_at_start: u64,
+    /// Connections established during the measured window (churn: one per message;
+    /// otherwise reconnections).
+    pub established: u64,
+    pub idle_requested: usize,
+    pub idle_opened: usize,
+    /// Idle connections the server had closed by the end of the run.
+    pub idle_closed_by_server: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    pub threads: usize,
+    /// CPUs the load threads were pinned to; empty when not pinned.
+    pub cpus: Vec<usize>,
+    /// CPU time of the load threads over the measured window and drain (user + system).
+    pub cpu_seconds: f64,
+    pub user_seconds: f64,
+    pub system_seconds: f64,
+    /// CPU time of the whole loadgen process, setup and warmup included.
+    pub process_cpu_seconds: f64,
+    /// The busiest load thread's CPU time over its wall time (1.0 = a whole CPU).
+    pub max_thread_utilization: f64,
+    /// `cpu_seconds` per message received, in microseconds.
+    pub cpu_us_per_msg: f64,
+    /// The generator may have limited the result: see `saturation`.
+    pub saturated: bool,
+    /// Why `saturated` is set, one sentence per reason.
+    pub saturation: Vec<String>,
+}
+
+/// The histograms behind every latency figure, in nanoseconds, each as base64 of the
+/// compressed V2 HdrHistogram encoding (what `loadgen merge` and the HdrHistogram tools read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    pub latency: String,
+    pub latency_uncorrected: String,
+    pub connect: Option<String>,
+    pub schedule_lag: Option<String>,
+}
+
+impl Histograms {
+    pub fn latency(&self) -> Result<Hist> {
+        stats::decode(&self.latency)
+    }
+
+    pub fn latency_uncorrected(&self) -> Result<Hist> {
+        stats::decode(&self.latency_uncorrected)
+    }
+}
+
+impl Report {
+    /// The accounting invariant: every message sent in the window was received intact or is
+    /// counted as exactly one kind of error.
+    pub fn is_consistent(&self) -> bool {
+        let e = &self.errors;
+        self.messages.sent == self.messages.received + e.mismatch + e.timeout + e.lost
+    }
+
+    /// Reads a report back from its JSON.
+    pub fn from_json(text: &str) -> Result<Report> {
+        Ok(serde_json::from_str(text)?)
+    }
+}

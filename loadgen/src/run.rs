@@ -1,0 +1,297 @@
+//! The coordinating thread: checks the configuration, opens the idle ballast, starts the load
+//! threads, starts the clock once every thread has its connections up, merges the threads'
+//! interval histograms as they arrive (writing the interval log), draws the progress bar, and
+//! assembles the report when the threads are done.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use mio::Poll;
+
+use crate::assemble::{Idle, Parts};
+use crate::config::{Config, Mode};
+use crate::cpu::{self, CpuTime};
+use crate::hlog::{self, HlogWriter};
+use crate::meter::{Msg, Shared, ThreadResult};
+use crate::progress::Progress;
+use crate::report::Report;
+use crate::schedule::Schedule;
+use crate::stats::Recorder;
+use crate::target::Target;
+use crate::worker::{self, Plan};
+use crate::{Cancel, assemble, env};
+
+/// Runs one load as `config` describes and returns everything it measured.
+///
+/// Fails before applying any load when the configuration is impossible or nothing listens at
+/// the address. Once load has started, failures of the server (refused or reset connections,
+/// wrong echoes, silence) are counted in the report, not returned as errors. Setting `cancel`
+/// ends the run early; the report then covers what was measured. When `config.json` or
+/// `config.hlog` is set, the files are written here, so the library and the binary agree.
+pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
+    let target = config.validate()?;
+    let mut config = config.clone();
+    let threads = config.resolved_threads();
+    config.threads = Some(threads);
+    raise_fd_limit(config.connections + config.idle + 64)?;
+    // Nothing listening should be one clear error now, not a run full of connect errors.
+    target.connect_blocking(config.timeout).with_context(|| format!("cannot connect to {target}"))?;
+    // Output files are created first, so a bad path fails before any load is applied.
+    let json = match &config.json {
+        Some(path) => Some(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        None => None,
+    };
+    let hlog = config.hlog.as_deref().map(HlogWriter::create).transpose()?;
+    // The coordinating thread stays off the server's CPUs too; the caller's mask comes back.
+    let previous = if config.cpus.is_empty() { None } else { Some(cpu::pin_current_thread(&config.cpus)?) };
+    let outcome = coordinate(&config, &target, threads, cancel, hlog);
+    if let Some(previous) = previous {
+        cpu::restore_affinity(&previous);
+    }
+    let report = outcome?;
+    if let (Some(file), Some(path)) = (json, &config.json) {
+        let mut out = BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut out, &report).context("cannot serialize the report")?;
+        writeln!(out).and_then(|()| out.flush()).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(report)
+}
+
+fn coordinate(config: &Config, target: &Target, threads: usize, cancel: &Cancel, mut hlog: Option<HlogWriter>) -> Result<Report> {
+    let started_at = SystemTime::now();
+    let environment = env::Environment::detect();
+    let process_cpu = CpuTime::process();
+    let mode = config.mode();
+    let mut idle = open_idle(target, config);
+    let shared = Arc::new(Shared {
+        start: OnceLock::new(),
+        cancel: Cancel::new(),
+        received: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let (tx, rx) = mpsc::channel();
+    let mut handles = Vec::with_capacity(threads);
+    for plan in plans(config, target, threads) {
+        let spawned = Poll::new().context("cannot create an epoll instance").and_then(|poll| {
+            let (shared, tx) = (shared.clone(), tx.clone());
+            std::thread::Builder::new()
+                .name(format!("loadgen-{}", plan.thread))
+                .spawn(move || worker::thread_main(plan, poll, shared, tx))
+                .context("cannot start a load thread")
+        });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(err) => {
+                // Release the threads already waiting for the start, then report.
+                shared.cancel.cancel();
+                let _ = shared.start.set(Instant::now());
+                handles.into_iter().for_each(|h| drop(h.join()));
+                return Err(err);
+            }
+        }
+    }
+    drop(tx);
+
+    let mut progress = Progress::new(config.progress, config.warmup, config.duration);
+    let mut intervals = Intervals::new(threads, config.hlog_interval);
+    let mut results: Vec<Option<ThreadResult>> = vec![None; threads];
+    let mut ready = 0;
+    let mut start: Option<Instant> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Msg::Ready) => ready += 1,
+            Ok(Msg::Interval { thread, index, recorder }) => {
+                intervals.add(thread, index, &recorder)?;
+                intervals.write(hlog.as_mut(), mode, None)?;
+            }
+            Ok(Msg::Done { thread, result }) => {
+                intervals.done[thread] = true;
+                results[thread] = Some(*result);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            // Every thread has exited (normally after `Done`; a panic is caught below).
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if cancel.is_cancelled() {
+            shared.cancel.cancel();
+        }
+        let died = handles.iter().zip(&results).any(|(h, r)| h.is_finished() && r.is_none());
+        if start.is_none() && (ready == threads || died) {
+            let now = Instant::now();
+            let _ = shared.start.set(now);
+            start = Some(now);
+            if let Some(log) = hlog.as_mut() {
+                let comment = format!("{} against {target}: {}", crate::tool(), hlog_legend(mode));
+                log.header(SystemTime::now() + config.warmup, &comment)?;
+            }
+        }
+        if let Some(start) = start {
+            let received = shared.received.iter().map(|r| r.load(Ordering::Relaxed)).sum();
+            progress.update(start.elapsed(), received);
+        }
+    }
+    progress.finish();
+    for (thread, handle) in handles.into_iter().enumerate() {
+        if handle.join().is_err() {
+            bail!("load thread {thread} panicked; this is a loadgen bug");
+        }
+    }
+    let results: Vec<ThreadResult> = results.into_iter().map(Option::unwrap_or_default).collect();
+    let measure_ns = config.warmup.as_nanos() as u64;
+    let finished_ns = results.iter().map(|r| r.finished_ns).max().unwrap_or(0);
+    intervals.write(hlog.as_mut(), mode, Some(finished_ns.saturating_sub(measure_ns)))?;
+    if let Some(log) = hlog {
+        log.finish()?;
+    }
+    idle.closed_by_server = idle.streams.iter_mut().map(|s| s.closed_by_peer()).filter(|&closed| closed).count();
+    Ok(assemble::report(Parts {
+        config,
+        target,
+        started_at,
+        environment,
+        results,
+        total: intervals.total,
+        interrupted: shared.cancel.is_cancelled(),
+        idle,
+        process_cpu: CpuTime::process().since(&process_cpu),
+    }))
+}
+
+/// Splits the connections among the threads (round robin by id) with their schedules.
+fn plans(config: &Config, target: &Target, threads: usize) -> Vec<Plan> {
+    let mode = config.mode();
+    let sources = if mode == Mode::Churn { target.churn_sources(config.source_addrs) } else { Vec::new() };
+    (0..threads)
+        .map(|thread| {
+            let ids: Vec<u32> = (thread..config.connections).step_by(threads).map(|id| id as u32).collect();
+            Plan {
+                thread,
+                schedule: config.rate.map(|rate| Schedule::new(rate, thread, ids.len(), config.connections)),
+                ids,
+                cpu: (!config.cpus.is_empty()).then(|| config.cpus[thread % config.cpus.len()]),
+                target: target.clone(),
+                mode,
+                size: config.size,
+                pipeline: config.pipeline,
+                warmup: config.warmup,
+                duration: config.duration,
+                timeout: config.timeout,
+                interval: config.hlog_interval,
+                sources: sources.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Opens the idle ballast: plain blocking connections that never say a word.
+fn open_idle(target: &Target, config: &Config) -> Idle {
+    let mut idle = Idle { requested: config.idle, ..Idle::default() };
+    for _ in 0..config.idle {
+        match target.connect_blocking(config.timeout) {
+            Ok(stream) => idle.streams.push(stream),
+            Err(err) => {
+                idle.failed += 1;
+                idle.first_error.get_or_insert_with(|| format!("idle connection to {target}: {err}"));
+            }
+        }
+    }
+    idle
+}
+
+/// Raises the soft limit on open files to what the run needs, if the hard limit allows.
+fn raise_fd_limit(needed: usize) -> Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("cannot read the open-file limit")?;
+    let needed = needed as u64;
+    if soft >= needed {
+        return Ok(());
+    }
+    if hard < needed {
+        bail!("this run needs about {needed} file descriptors but the hard limit is {hard} (see ulimit -n)");
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, needed, hard).context("cannot raise the open-file limit")
+}
+
+fn hlog_legend(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Closed => "message latency in ns (closed loop)",
+        Mode::Open => "untagged: latency in ns from the intended send time; Tag=uncorrected: from the actual send",
+        Mode::Churn => "untagged: message latency in ns; Tag=connect: connect latency in ns",
+    }
+}
+
+/// The threads' interval histograms, merged per interval and written in order once every
+/// thread has moved past them.
+#[derive(Debug)]
+struct Intervals {
+    total: Recorder,
+    pending: BTreeMap<u64, Recorder>,
+    /// The highest interval each thread has handed over (it will send no more at or below it).
+    reported: Vec<Option<u64>>,
+    done: Vec<bool>,
+    next_to_write: u64,
+    length: Duration,
+}
+
+impl Intervals {
+    fn new(threads: usize, length: Duration) -> Intervals {
+        Intervals {
+            total: Recorder::new(),
+            pending: BTreeMap::new(),
+            reported: vec![None; threads],
+            done: vec![false; threads],
+            next_to_write: 0,
+            length,
+        }
+    }
+
+    fn add(&mut self, thread: usize, index: u64, recorder: &Recorder) -> Result<()> {
+        self.total.add(recorder)?;
+        self.pending.entry(index).or_default().add(recorder)?;
+        self.reported[thread] = Some(index);
+        Ok(())
+    }
+
+    /// Writes every interval all threads are done with; at the end (`last_ns` is the
+    /// measured window plus drain) writes the rest, the last one cut to its real length.
+    fn write(&mut self, hlog: Option<&mut HlogWriter>, mode: Mode, last_ns: Option<u64>) -> Result<()> {
+        let Some(log) = hlog else { return Ok(()) };
+        let complete = match last_ns {
+            Some(_) => self.pending.keys().next_back().copied(),
+            None => self
+                .reported
+                .iter()
+                .zip(&self.done)
+                .map(|(r, &done)| if done { Some(u64::MAX) } else { *r })
+                .min()
+                .flatten()
+                .map(|upto| upto.min(self.pending.keys().next_back().copied().unwrap_or(0))),
+        };
+        let Some(upto) = complete else { return Ok(()) };
+        while self.next_to_write <= upto {
+            let index = self.next_to_write;
+            // An interval no thread recorded anything in is written empty, keeping the timeline.
+            let recorder = self.pending.remove(&index).unwrap_or_default();
+            let start = Duration::from_nanos(self.length.as_nanos() as u64 * index);
+            let mut length = self.length;
+            if let Some(total_ns) = last_ns
+                && index == upto
+            {
+                length = Duration::from_nanos(total_ns).saturating_sub(start).max(Duration::from_millis(1));
+            }
+            log.interval(None, start, length, &recorder.corrected)?;
+            match mode {
+                Mode::Open => log.interval(Some(hlog::TAG_UNCORRECTED), start, length, &recorder.uncorrected)?,
+                Mode::Churn => log.interval(Some(hlog::TAG_CONNECT), start, length, &recorder.connect)?,
+                Mode::Closed => {}
+            }
+            self.next_to_write += 1;
+        }
+        Ok(())
+    }
+}

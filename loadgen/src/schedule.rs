@@ -1,0 +1,151 @@
+//! The open loop's clock: when each message is due, and a timer precise enough to send it then.
+//!
+//! Each load thread owns a share of the connections and sends to them round robin, so each
+//! connection gets `rate / connections` messages per second, evenly spaced, and the threads'
+//! schedules are offset so that together they interleave rather than fire in step.
+//!
+//! Latency in the open loop counts from the *intended* send time, so sending late would be
+//! charged to the server. `epoll_wait` only sleeps in whole milliseconds (mio rounds up), which
+//! at 100k messages a second is a hundred messages late; a `timerfd` registered beside the
+//! sockets wakes the loop within microseconds instead. How late each message still left is
+//! recorded (the lag histogram) so a generator that falls behind is caught, not hidden.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+/// The sends one thread owes, numbered from 0.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// When send 0 is due, in nanoseconds after the start.
+    first_ns: f64,
+    /// Nanoseconds between consecutive sends of this thread.
+    interval_ns: f64,
+    /// The next send's number.
+    next: u64,
+    /// Connections of this thread, visited round robin.
+    conns: usize,
+}
+
+impl Schedule {
+    /// The schedule of thread `thread` when `conns` of the run's `total_conns` connections
+    /// are its share of `rate` messages per second.
+    pub fn new(rate: f64, thread: usize, conns: usize, total_conns: usize) -> Schedule {
+        let per_conn_interval_ns = 1e9 * total_conns as f64 / rate;
+        let run_interval_ns = 1e9 / rate;
+        Schedule {
+            first_ns: thread as f64 * run_interval_ns,
+            interval_ns: per_conn_interval_ns / conns as f64,
+            next: 0,
+            conns,
+        }
+    }
+
+    /// When the next send is due.
+    #[inline]
+    pub fn due_ns(&self) -> u64 {
+        // f64 keeps the schedule free of drift: 2^53 ns is over a hundred days.
+        (self.first_ns + self.next as f64 * self.interval_ns) as u64
+    }
+
+    /// Takes the next send: returns the connection (index within the thread) it goes to.
+    #[inline]
+    pub fn take(&mut self) -> usize {
+        let conn = (self.next % self.conns as u64) as usize;
+        self.next += 1;
+        conn
+    }
+
+    /// Connections of this thread; a burst of sends touches each at most once per this many.
+    pub fn conns(&self) -> usize {
+        self.conns
+    }
+}
+
+/// A one-shot `timerfd` with nanosecond resolution, registered in a mio `Poll`.
+#[derive(Debug)]
+pub struct Timer {
+    fd: OwnedFd,
+    /// The deadline currently armed, so re-arming for the same one costs no system call.
+    armed_ns: u64,
+}
+
+impl Timer {
+    pub fn new() -> io::Result<Timer> {
+        // SAFETY: timerfd_create takes no pointers; the result is checked before use.
+        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        Ok(Timer { fd: unsafe { OwnedFd::from_raw_fd(fd) }, armed_ns: u64::MAX })
+    }
+
+    pub fn register(&self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(&mut SourceFd(&self.fd.as_raw_fd()), token, Interest::READABLE)
+    }
+
+    /// Makes the timer fire at `at_ns` (on the caller's clock, which reads `now_ns` now).
+    ///
+    /// Re-arming resets the timer's expiry count, so it never needs to be read: with the
+    /// edge-triggered registration each expiry is one fresh event.
+    pub fn arm(&mut self, at_ns: u64, now_ns: u64) -> io::Result<()> {
+        if at_ns == self.armed_ns {
+            return Ok(());
+        }
+        // A zero it_value would disarm the timer, so fire after at least one nanosecond.
+        let wait = at_ns.saturating_sub(now_ns).max(1);
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: libc::timespec {
+                tv_sec: (wait / 1_000_000_000) as libc::time_t,
+                tv_nsec: (wait % 1_000_000_000) as libc::c_long,
+            },
+        };
+        // SAFETY: `spec` is a valid itimerspec, the old-value pointer may be null, and the
+        // descriptor is a timerfd we own.
+        let rc = unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.armed_ns = at_ns;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_share_the_rate_and_connections_share_their_thread() {
+        // 1000 msg/s over 4 connections on 2 threads: each connection every 4 ms, each
+        // thread every 2 ms, thread 1 offset by the run's 1 ms interval.
+        let mut a = Schedule::new(1000.0, 0, 2, 4);
+        let b = Schedule::new(1000.0, 1, 2, 4);
+        assert_eq!(a.due_ns(), 0);
+        assert_eq!(b.due_ns(), 1_000_000);
+        assert_eq!(a.take(), 0);
+        assert_eq!(a.due_ns(), 2_000_000);
+        assert_eq!(a.take(), 1);
+        assert_eq!(a.take(), 0);
+        assert_eq!(a.due_ns(), 6_000_000);
+    }
+
+    #[test]
+    fn the_timer_fires() {
+        let mut poll = mio::Poll::new().unwrap();
+        let mut timer = Timer::new().unwrap();
+        timer.register(poll.registry(), Token(7)).unwrap();
+        timer.arm(2_000_000, 0).unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        let start = std::time::Instant::now();
+        while events.is_empty() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(5), "the timer never fired");
+            poll.poll(&mut events, Some(std::time::Duration::from_secs(1))).unwrap();
+        }
+        assert_eq!(events.iter().next().unwrap().token(), Token(7));
+    }
+}

@@ -1,0 +1,185 @@
+//! Counting and timing: the histograms each load thread fills, the counters beside them, and
+//! the percentile summary the report prints.
+//!
+//! Latencies are recorded in nanoseconds into HdrHistograms with three significant digits (so
+//! any figure is within 0.1% of the truth) and reported in microseconds. Recording costs a
+//! few nanoseconds and never allocates, so it can happen for every message.
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+
+/// One latency histogram, in nanoseconds.
+pub type Hist = Histogram<u64>;
+
+/// The largest latency a histogram holds exactly: one hour. Longer ones are recorded as one
+/// hour (`saturating_record`) rather than lost.
+const HIGHEST_NS: u64 = 3_600 * 1_000_000_000;
+
+/// An empty histogram with loadgen's bounds.
+pub fn new_hist() -> Hist {
+    Histogram::new_with_bounds(1, HIGHEST_NS, 3).expect("constant histogram bounds are valid")
+}
+
+/// Everything one thread times during one interval of the run.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// Message latency. In the open loop it counts from the *intended* send time, so a stall
+    /// delays every message scheduled during it (the coordinated-omission correction); in the
+    /// closed loop and churn there is no schedule and it equals `uncorrected`.
+    pub corrected: Hist,
+    /// Open loop only: latency from the moment the message was actually written.
+    pub uncorrected: Hist,
+    /// Churn only: from `connect` to the connection being usable.
+    pub connect: Hist,
+    /// Open loop only: how late each message left against its schedule. Large values mean
+    /// the generator could not keep up.
+    pub lag: Hist,
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder { corrected: new_hist(), uncorrected: new_hist(), connect: new_hist(), lag: new_hist() }
+    }
+
+    /// Adds another recorder's counts into this one.
+    pub fn add(&mut self, other: &Recorder) -> Result<()> {
+        self.corrected.add(&other.corrected).context("cannot merge histograms")?;
+        self.uncorrected.add(&other.uncorrected).context("cannot merge histograms")?;
+        self.connect.add(&other.connect).context("cannot merge histograms")?;
+        self.lag.add(&other.lag).context("cannot merge histograms")?;
+        Ok(())
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+/// What one thread counted over the measured window. Only messages *sent* inside the window
+/// are counted; each ends up in exactly one of received, mismatch, timeout or lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Messages handed to a connection (queued for writing).
+    pub sent: u64,
+    /// Messages whose echo came back whole and correct.
+    pub received: u64,
+    /// Messages whose echo came back whole but differed from what was sent.
+    pub mismatch: u64,
+    /// Messages whose echo had not come back after `--timeout`.
+    pub timeout: u64,
+    /// Messages in flight on a connection that broke, or when the run was cancelled.
+    pub lost: u64,
+    /// Open loop: sends the schedule called for while their connection was down.
+    pub not_sent: u64,
+    /// Connections established.
+    pub connects: u64,
+    /// Connection attempts that failed or timed out.
+    pub connect_errors: u64,
+    /// Established connections that broke: reset, closed early, or an unexpected byte.
+    pub io_errors: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, o: &Counters) {
+        self.sent += o.sent;
+        self.received += o.received;
+        self.mismatch += o.mismatch;
+        self.timeout += o.timeout;
+        self.lost += o.lost;
+        self.not_sent += o.not_sent;
+        self.connects += o.connects;
+        self.connect_errors += o.connect_errors;
+        self.io_errors += o.io_errors;
+    }
+}
+
+/// The percentiles of one histogram, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Values recorded.
+    pub count: u64,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub p9999: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub stdev: f64,
+}
+
+impl Latency {
+    /// Summarises a nanosecond histogram; an empty one gives all zeros.
+    pub fn of(hist: &Hist) -> Latency {
+        if hist.is_empty() {
+            return Latency::default();
+        }
+        let us = |ns: u64| ns as f64 / 1_000.0;
+        Latency {
+            count: hist.len(),
+            min: us(hist.min()),
+            p50: us(hist.value_at_quantile(0.50)),
+            p90: us(hist.value_at_quantile(0.90)),
+            p99: us(hist.value_at_quantile(0.99)),
+            p999: us(hist.value_at_quantile(0.999)),
+            p9999: us(hist.value_at_quantile(0.9999)),
+            max: us(hist.max()),
+            mean: hist.mean() / 1_000.0,
+            stdev: hist.stdev() / 1_000.0,
+        }
+    }
+}
+
+/// A histogram as the HdrHistogram tools exchange it: compressed V2, then base64 (the same
+/// text that follows the timestamps on an interval-log line).
+pub fn encode(hist: &Hist) -> Result<String> {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new().serialize(hist, &mut bytes).context("cannot serialize a histogram")?;
+    Ok(BASE64.encode(bytes))
+}
+
+/// Reads back what [`encode`] wrote (or any V2 histogram, compressed or not, in base64).
+pub fn decode(text: &str) -> Result<Hist> {
+    let bytes = BASE64.decode(text.trim()).context("histogram is not valid base64")?;
+    let hist: Hist = Deserializer::new().deserialize(&mut bytes.as_slice()).context("cannot decode a histogram")?;
+    // Decoded histograms keep their own bounds; widen them to ours so they add up.
+    let mut widened = new_hist();
+    widened.add(&hist).context("histogram does not fit loadgen's bounds")?;
+    Ok(widened)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_survive_encoding() {
+        let mut hist = new_hist();
+        for v in [1_000, 2_000, 50_000_000, HIGHEST_NS * 2] {
+            hist.saturating_record(v);
+        }
+        let back = decode(&encode(&hist).unwrap()).unwrap();
+        assert_eq!(back, hist);
+        assert!(decode("not base64!").is_err());
+    }
+
+    #[test]
+    fn percentiles_are_reported_in_microseconds() {
+        let mut hist = new_hist();
+        for ns in 1..=1000u64 {
+            hist.saturating_record(ns * 1_000);
+        }
+        let l = Latency::of(&hist);
+        assert_eq!(l.count, 1000);
+        assert!((l.p50 - 500.0).abs() < 1.0, "p50 {}", l.p50);
+        assert!((l.max - 1000.0).abs() < 1.0, "max {}", l.max);
+        assert_eq!(Latency::of(&new_hist()), Latency::default());
+    }
+}

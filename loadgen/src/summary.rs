@@ -1,0 +1,139 @@
+//! The readable summary printed on stdout after a run (the JSON holds the same figures).
+
+use std::fmt::Write;
+
+use crate::config::Mode;
+use crate::report::Report;
+use crate::stats::Latency;
+
+/// Formats the whole report for a terminal.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let c = &r.config;
+    let mode = match r.mode {
+        Mode::Closed => format!("closed loop, pipeline {}", c.pipeline),
+        Mode::Open => format!("open loop at {} msgs/s", thousands(c.rate.unwrap_or(0.0))),
+        Mode::Churn => "churn (a new connection per message)".to_owned(),
+    };
+    let pinned = if r.generator.cpus.is_empty() {
+        String::new()
+    } else {
+        format!(" on CPU {}", r.generator.cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","))
+    };
+    let threads = plural(r.generator.threads as u64, "thread");
+    let conns = plural(c.connections as u64, "connection");
+    let _ = writeln!(out, "{} -> {}: {mode}, {conns} x {} B, {threads}{pinned}", r.tool, r.target, c.size);
+    let mut window = format!("measured {:.2} s after {:.2} s warmup", r.run.measured_secs, r.run.warmup_secs);
+    if c.idle > 0 {
+        let _ = write!(window, ", {} idle connections open", r.connections.idle_opened);
+    }
+    if r.run.interrupted {
+        window.push_str(" (interrupted)");
+    }
+    let _ = writeln!(out, "{window}\n");
+
+    let t = &r.throughput;
+    let _ = write!(out, "throughput   {} msgs/s   {:.2} MiB/s", thousands(t.msgs_per_sec), t.mib_per_sec);
+    if let (Some(target), Some(ratio)) = (t.target_msgs_per_sec, t.achieved_ratio) {
+        let _ = write!(out, "   (sent {} of {} msgs/s asked, {:.1}%)", thousands(t.sent_per_sec), thousands(target), ratio * 100.0);
+    }
+    let m = &r.messages;
+    let _ = write!(out, "\nmessages     sent {}   received {}", thousands(m.sent as f64), thousands(m.received as f64));
+    if m.not_sent > 0 {
+        let _ = write!(out, "   not sent (connection down) {}", thousands(m.not_sent as f64));
+    }
+    let e = &r.errors;
+    let _ = writeln!(
+        out,
+        "\nerrors       connect {}   io {}   timeout {}   mismatch {}   lost {}",
+        e.connect, e.io, e.timeout, e.mismatch, e.lost
+    );
+
+    let _ = writeln!(out, "\n{:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}", "latency (us)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean");
+    match r.mode {
+        Mode::Open => {
+            latency_row(&mut out, "from schedule", &r.latency_us);
+            latency_row(&mut out, "from actual send", &r.latency_us_uncorrected);
+        }
+        _ => latency_row(&mut out, "message", &r.latency_us),
+    }
+    if let Some(connect) = &r.connect_latency_us {
+        latency_row(&mut out, "connect", connect);
+    }
+    if let Some(lag) = &r.schedule_lag_us {
+        latency_row(&mut out, "send lag", lag);
+    }
+
+    let g = &r.generator;
+    let _ = writeln!(
+        out,
+        "\ngenerator    CPU {:.2} s over {} (busiest at {:.0}% of a CPU), {:.2} us per message",
+        g.cpu_seconds,
+        plural(g.threads as u64, "thread"),
+        g.max_thread_utilization * 100.0,
+        g.cpu_us_per_msg
+    );
+    for reason in &g.saturation {
+        let _ = writeln!(out, "warning: the generator was saturated: {reason}; these figures measure loadgen as much as the server");
+    }
+    if let Some(err) = &e.first_error {
+        let _ = writeln!(out, "first error: {err}");
+    }
+    if let Some(mismatch) = &e.first_mismatch {
+        let _ = writeln!(out, "first mismatch: {mismatch}");
+    }
+    if !r.is_consistent() {
+        let _ = writeln!(out, "warning: the message counts do not add up; this is a loadgen bug");
+    }
+    out
+}
+
+/// One row of the latency table.
+pub fn latency_row(out: &mut String, label: &str, l: &Latency) {
+    let _ = writeln!(
+        out,
+        "  {label:<20}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+        us(l.p50),
+        us(l.p90),
+        us(l.p99),
+        us(l.p999),
+        us(l.p9999),
+        us(l.max),
+        us(l.mean)
+    );
+}
+
+/// A microsecond figure with precision that suits its size.
+fn us(v: f64) -> String {
+    if v < 100.0 { format!("{v:.1}") } else { thousands(v) }
+}
+
+/// `1234567.8` as `1,234,568`.
+pub fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_numbers_get_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(1234567.8), "1,234,568");
+    }
+}

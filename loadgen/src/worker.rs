@@ -1,0 +1,439 @@
+//! A load thread: one mio event loop driving its share of the connections, in any mode.
+//!
+//! - Closed loop: a connection starts with `--pipeline` messages in flight and sends one more
+//!   for every echo that completes.
+//! - Open loop: the [`Schedule`] says when the next message is due and on which connection;
+//!   it goes out then whether or not earlier echoes came back.
+//! - Churn: a closed loop of one message per connection, where the connection is closed once
+//!   its echo is back and a new one is opened in its place.
+//!
+//! The cost per message is what the kernel forces: one `read` that may carry many echoes and
+//! one `write` that may carry many messages. Streams are registered once for both readable
+//! and writable events (edge-triggered), so no `epoll_ctl` happens per message, and a short
+//! read ends the read loop without the extra `read` that would only return `WouldBlock`.
+
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use mio::{Events, Interest, Poll, Token};
+
+use crate::config::Mode;
+use crate::conn::{Conn, Loss, State};
+use crate::meter::{Meter, Msg, Shared, Timeline};
+use crate::schedule::{Schedule, Timer};
+use crate::target::Target;
+
+/// What the coordinator hands each load thread.
+#[derive(Debug)]
+pub struct Plan {
+    pub thread: usize,
+    /// Global ids of this thread's connections (churn: of its connection slots).
+    pub ids: Vec<u32>,
+    pub cpu: Option<usize>,
+    pub target: Target,
+    pub mode: Mode,
+    pub size: usize,
+    pub pipeline: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub timeout: Duration,
+    pub interval: Duration,
+    /// Open loop only.
+    pub schedule: Option<Schedule>,
+    /// Churn only: source addresses to rotate through.
+    pub sources: Vec<IpAddr>,
+}
+
+/// The timerfd's token; connections use their index.
+const TIMER: Token = Token(usize::MAX - 1);
+/// How often timeouts, reconnections and phase changes are checked when nothing else wakes
+/// the loop.
+const HOUSEKEEPING_NS: u64 = 10_000_000;
+/// Bytes read per call: many echoes at once, but small enough to stay in cache.
+const READ_BUF: usize = 64 * 1024;
+/// After a cancel, stragglers get this long (at most) before they count as lost.
+const CANCEL_DRAIN_NS: u64 = 200_000_000;
+
+/// Runs one load thread to completion; everything it measured goes to the coordinator.
+pub fn thread_main(mut plan: Plan, poll: Poll, shared: Arc<Shared>, tx: Sender<Msg>) {
+    // The closed loop never has more than its pipeline in flight; the open loop's queue
+    // grows to what the server leaves unanswered, from a modest start.
+    let in_flight = if plan.mode == Mode::Open { 16 } else { plan.pipeline };
+    let meter = Meter::new(plan.thread, plan.mode == Mode::Open, tx, shared.clone(), plan.interval.as_nanos() as u64);
+    let mut worker = Worker {
+        conns: plan.ids.iter().map(|&id| Conn::new(id, in_flight, in_flight * plan.size)).collect(),
+        schedule: plan.schedule.take(),
+        plan,
+        poll,
+        rbuf: vec![0; READ_BUF],
+        meter,
+        shared,
+        timer: None,
+        dirty: Vec::new(),
+        next_source: 0,
+    };
+    worker.dirty.reserve(worker.conns.len());
+    if let Some(cpu) = worker.plan.cpu
+        && let Err(err) = crate::cpu::pin_current_thread(&[cpu])
+    {
+        worker.meter.error(|| format!("{err:#}"));
+    }
+    worker.run();
+}
+
+struct Worker {
+    plan: Plan,
+    poll: Poll,
+    conns: Vec<Conn>,
+    rbuf: Vec<u8>,
+    meter: Meter,
+    shared: Arc<Shared>,
+    schedule: Option<Schedule>,
+    timer: Option<Timer>,
+    /// Open loop: connections given messages since the last flush.
+    dirty: Vec<usize>,
+    /// Churn: which source address the next connection binds.
+    next_source: usize,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let timeline = self.connect_and_wait();
+        self.meter.begin(&timeline);
+        if self.schedule.is_some() {
+            match Timer::new().and_then(|t| t.register(self.poll.registry(), TIMER).map(|()| t)) {
+                Ok(timer) => self.timer = Some(timer),
+                Err(err) => self.meter.error(|| format!("no precise timer, sends may be late: {err}")),
+            }
+        }
+        let tl = timeline;
+        self.meter.initial_up = self.conns.iter().filter(|c| c.state == State::Up).count() as u64;
+        let mut events = Events::with_capacity(1024);
+        for i in 0..self.conns.len() {
+            if self.conns[i].state == State::Up {
+                self.on_connected(i, 0, &tl);
+            }
+        }
+        let mut sending = true;
+        let (mut stopped_ns, mut drain_until_ns) = (0, 0);
+        let mut next_housekeeping_ns = 0;
+        loop {
+            let now = tl.now_ns();
+            self.meter.tick(now);
+            let cancelled = self.shared.cancel.is_cancelled();
+            if sending && (now >= tl.end_ns || cancelled) {
+                sending = false;
+                stopped_ns = now;
+                drain_until_ns = now + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
+            }
+            if !sending && (self.meter.in_flight == 0 || now >= drain_until_ns || (cancelled && now >= stopped_ns + CANCEL_DRAIN_NS)) {
+                break;
+            }
+            if now >= next_housekeeping_ns {
+                self.housekeeping(now, sending, &tl);
+                next_housekeeping_ns = now + HOUSEKEEPING_NS;
+            }
+            let mut timeout = Some(Duration::from_nanos(HOUSEKEEPING_NS));
+            if sending && self.schedule.is_some() {
+                self.send_due(now, &tl);
+                timeout = self.arm_timer(&tl).or(timeout);
+            }
+            if let Err(err) = self.poll.poll(&mut events, timeout)
+                && err.kind() != io::ErrorKind::Interrupted
+            {
+                self.meter.error(|| format!("epoll_wait failed: {err}"));
+                break;
+            }
+            for event in &events {
+                let i = event.token().0;
+                if event.token() == TIMER || i >= self.conns.len() {
+                    continue; // the timer only needed to wake the loop
+                }
+                let closed = event.is_read_closed() || event.is_error();
+                self.on_event(i, event.is_writable(), event.is_readable(), closed, sending, &tl);
+            }
+        }
+        let end = tl.now_ns();
+        let loss = if self.shared.cancel.is_cancelled() { Loss::Cancelled } else { Loss::Timeout };
+        for conn in &mut self.conns {
+            if conn.in_flight() > 0 {
+                conn.fail(end, loss, &mut self.meter);
+            }
+        }
+        self.meter.finish(stopped_ns, end);
+    }
+
+    /// Opens every connection, tells the coordinator, and waits for the start signal. Each
+    /// connection is then up, down (its first failure already reported), or still trying.
+    fn connect_and_wait(&mut self) -> Timeline {
+        let began = std::time::Instant::now();
+        for i in 0..self.conns.len() {
+            self.start_connect(i, 0);
+        }
+        let deadline = began + self.plan.timeout;
+        let mut events = Events::with_capacity(1024);
+        let mut told = false;
+        loop {
+            let connecting = self.conns.iter().any(|c| matches!(c.state, State::Connecting { .. }));
+            if !told && (!connecting || std::time::Instant::now() >= deadline || self.shared.cancel.is_cancelled()) {
+                self.meter.ready();
+                told = true;
+            }
+            if told && let Some(&start) = self.shared.start.get() {
+                let measure = start + self.plan.warmup;
+                return Timeline {
+                    base: start,
+                    measure_ns: (measure - start).as_nanos() as u64,
+                    end_ns: (measure + self.plan.duration - start).as_nanos() as u64,
+                    timeout_ns: self.plan.timeout.as_nanos() as u64,
+                };
+            }
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(1)));
+            for event in &events {
+                let i = event.token().0;
+                if i < self.conns.len() {
+                    self.finish_connect(i, 0);
+                }
+            }
+        }
+    }
+
+    /// Starts connecting connection `i`; a failure to even start counts as a connect error.
+    fn start_connect(&mut self, i: usize, now: u64) {
+        let source = match self.plan.sources.len() {
+            0 => None,
+            n => {
+                self.next_source = (self.next_source + 1) % n;
+                Some(self.plan.sources[(self.next_source + self.plan.thread) % n])
+            }
+        };
+        let conn = &mut self.conns[i];
+        let result = self.plan.target.connect(source).and_then(|mut stream| {
+            self.poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+            Ok(stream)
+        });
+        match result {
+            Ok(stream) => {
+                conn.stream = Some(stream);
+                conn.state = State::Connecting { since_ns: now };
+            }
+            Err(err) => {
+                if self.meter.measuring(now) {
+                    self.meter.counters.connect_errors += 1;
+                }
+                self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
+                conn.fail(now, Loss::Broken, &mut self.meter);
+            }
+        }
+    }
+
+    /// A connecting stream became writable: it is connected, still connecting, or failed.
+    fn finish_connect(&mut self, i: usize, now: u64) -> bool {
+        let State::Connecting { since_ns } = self.conns[i].state else { return false };
+        let result = self.conns[i].stream.as_ref().map_or(Ok(false), |s| s.finish_connect());
+        match result {
+            Ok(true) => {
+                self.conns[i].connected();
+                if self.meter.measuring(now) {
+                    self.meter.counters.connects += 1;
+                    if self.plan.mode == Mode::Churn {
+                        self.meter.connected_after(now - since_ns);
+                    }
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                if self.meter.measuring(now) {
+                    self.meter.counters.connect_errors += 1;
+                }
+                self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
+                self.conns[i].fail(now, Loss::Broken, &mut self.meter);
+                false
+            }
+        }
+    }
+
+    /// A connection is up: the closed loop and churn fill its pipeline at once.
+    fn on_connected(&mut self, i: usize, now: u64, tl: &Timeline) {
+        if self.plan.mode == Mode::Open || now >= tl.end_ns {
+            return;
+        }
+        let measured = now >= tl.measure_ns;
+        for _ in 0..self.plan.pipeline {
+            self.conns[i].queue(self.plan.size, now, now, measured, &mut self.meter);
+        }
+        self.flush(i, now);
+    }
+
+    fn on_event(&mut self, i: usize, writable: bool, readable: bool, closed: bool, sending: bool, tl: &Timeline) {
+        match self.conns[i].state {
+            State::Down { .. } => {} // a stale event for a stream already closed
+            State::Connecting { .. } => {
+                let now = tl.now_ns();
+                if (writable || closed) && self.finish_connect(i, now) && sending {
+                    self.on_connected(i, now, tl);
+                }
+            }
+            State::Up => {
+                if readable || closed {
+                    self.read(i, closed, sending, tl);
+                }
+                if writable && self.conns[i].state == State::Up {
+                    let now = tl.now_ns();
+                    self.flush(i, now);
+                }
+            }
+        }
+    }
+
+    /// Reads echoes until the socket is drained, checks them, and (closed loop) sends the
+    /// next messages in one write.
+    fn read(&mut self, i: usize, closing: bool, sending: bool, tl: &Timeline) {
+        let size = self.plan.size;
+        let mut now = tl.now_ns();
+        loop {
+            let Some(stream) = self.conns[i].stream.as_mut() else { return };
+            match stream.read(&mut self.rbuf) {
+                Ok(0) => return self.broken(i, now, "the server closed the connection"),
+                Ok(n) => {
+                    now = tl.now_ns();
+                    match self.conns[i].receive(&self.rbuf[..n], now, size, &mut self.meter) {
+                        Ok(done) if done > 0 => self.after_echoes(i, done, now, sending, tl),
+                        Ok(_) => {}
+                        Err(err) => return self.broken(i, now, &err.to_string()),
+                    }
+                    if self.conns[i].state != State::Up {
+                        return; // churn closed it after its echo
+                    }
+                    // A short read drained the socket: any later byte brings a new edge.
+                    // When the peer has closed, read on to see the end of the stream.
+                    if n < self.rbuf.len() && !closing {
+                        break;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return self.broken(i, now, &err.to_string()),
+            }
+        }
+        self.flush(i, now);
+    }
+
+    /// `done` echoes completed on connection `i`.
+    fn after_echoes(&mut self, i: usize, done: usize, now: u64, sending: bool, tl: &Timeline) {
+        let more = sending && now < tl.end_ns;
+        match self.plan.mode {
+            Mode::Open => {}
+            Mode::Closed if more => {
+                for _ in 0..done {
+                    self.conns[i].queue(self.plan.size, now, now, now >= tl.measure_ns, &mut self.meter);
+                }
+            }
+            Mode::Closed => {}
+            Mode::Churn => {
+                // One message per connection: close it (this side closes first, so the
+                // TIME_WAIT is ours) and open the next one.
+                self.conns[i].stream = None;
+                self.conns[i].state = State::Down { retry_ns: now };
+                if more {
+                    self.start_connect(i, now);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, i: usize, now: u64) {
+        if let Err(err) = self.conns[i].flush() {
+            self.broken(i, now, &err.to_string());
+        }
+    }
+
+    /// An established connection failed: count it, lose what was in flight, retry later.
+    fn broken(&mut self, i: usize, now: u64, why: &str) {
+        if self.meter.measuring(now) {
+            self.meter.counters.io_errors += 1;
+        }
+        let id = self.conns[i].id;
+        self.meter.error(|| format!("connection {id}: {why}"));
+        self.conns[i].fail(now, Loss::Broken, &mut self.meter);
+    }
+
+    /// Sends every message the schedule has made due, then writes each touched connection once.
+    fn send_due(&mut self, now: u64, tl: &Timeline) {
+        let Some(schedule) = self.schedule.as_mut() else { return };
+        let mut burst = 0;
+        loop {
+            let due = schedule.due_ns();
+            if due > now || due >= tl.end_ns {
+                break;
+            }
+            let i = schedule.take();
+            let measured = due >= tl.measure_ns;
+            let conn = &mut self.conns[i];
+            if conn.state == State::Up {
+                conn.queue(self.plan.size, due, now, measured, &mut self.meter);
+                if measured {
+                    self.meter.lagged(now - due);
+                }
+                // Round robin: the first `conns` sends of a burst touch distinct connections.
+                if burst < schedule.conns() {
+                    self.dirty.push(i);
+                }
+                burst += 1;
+            } else if measured {
+                self.meter.counters.not_sent += 1;
+            }
+        }
+        while let Some(i) = self.dirty.pop() {
+            self.flush(i, now);
+        }
+    }
+
+    /// Arms the timer for the next due send; returns a zero poll timeout if it is due already.
+    fn arm_timer(&mut self, tl: &Timeline) -> Option<Duration> {
+        let due = self.schedule.as_ref()?.due_ns();
+        if due >= tl.end_ns {
+            return None;
+        }
+        let now = tl.now_ns();
+        if due <= now {
+            return Some(Duration::ZERO);
+        }
+        let timer = self.timer.as_mut()?;
+        if let Err(err) = timer.arm(due, now) {
+            self.meter.error(|| format!("cannot arm the send timer: {err}"));
+            return None;
+        }
+        None
+    }
+
+    /// Timeouts, connection attempts that take too long, and reconnections.
+    fn housekeeping(&mut self, now: u64, sending: bool, tl: &Timeline) {
+        for i in 0..self.conns.len() {
+            match self.conns[i].state {
+                State::Up => {
+                    if let Some(sent) = self.conns[i].oldest_sent_ns()
+                        && now.saturating_sub(sent) > tl.timeout_ns
+                    {
+                        let id = self.conns[i].id;
+                        self.meter.error(|| format!("connection {id}: no echo within the timeout"));
+                        self.conns[i].fail(now, Loss::Timeout, &mut self.meter);
+                    }
+                }
+                State::Connecting { since_ns } if now.saturating_sub(since_ns) > tl.timeout_ns => {
+                    if self.meter.measuring(now) {
+                        self.meter.counters.connect_errors += 1;
+                    }
+                    self.meter.error(|| format!("connecting to {} timed out", self.plan.target));
+                    self.conns[i].fail(now, Loss::Broken, &mut self.meter);
+                }
+                State::Down { retry_ns } if sending && now >= retry_ns => self.start_connect(i, now),
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Each mode against a real echo server over real sockets: the counts add up, and the figures
+//! each mode promises are there.
+
+mod util;
+
+use std::time::Duration;
+
+use loadgen::{Cancel, Config, Mode, Report};
+use util::{EchoServer, Fault};
+
+/// A short run: every load loop in these tests is bounded by its duration and timeout.
+fn quick(addr: &str) -> Config {
+    Config {
+        addr: addr.to_owned(),
+        connections: 4,
+        duration: Duration::from_millis(400),
+        warmup: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
+        ..Config::default()
+    }
+}
+
+fn run(config: &Config) -> Report {
+    let report = loadgen::run(config, &Cancel::new()).expect("the run fails");
+    assert!(report.is_consistent(), "counts do not add up: {:?} {:?}", report.messages, report.errors);
+    report
+}
+
+fn assert_clean(r: &Report) {
+    let e = &r.errors;
+    assert_eq!((e.connect, e.io, e.timeout, e.mismatch, e.lost), (0, 0, 0, 0, 0), "errors: {e:?}");
+    assert!(r.messages.received > 0, "nothing came back");
+    assert_eq!(r.latency_us.count, r.messages.received, "one latency per echo");
+}
+
+#[test]
+fn closed_loop_with_a_pipeline_counts_every_message() {
+    let server = EchoServer::start(Fault::None, 64);
+    let r = run(&Config { connections: 8, pipeline: 4, threads: Some(2), ..quick(&server.addr) });
+    assert_eq!(r.mode, Mode::Closed);
+    assert_clean(&r);
+    assert_eq!(r.messages.sent, r.messages.received);
+    assert_eq!(r.latency_us, r.latency_us_uncorrected, "a closed loop has one latency");
+    assert_eq!(r.connections.up_at_start, 8);
+    assert!(r.throughput.msgs_per_sec > 0.0 && r.throughput.mib_per_sec > 0.0);
+    assert!(r.run.measured_secs >= 0.39 && !r.run.short && !r.run.interrupted, "{:?}", r.run);
+    assert!(r.generator.cpu_seconds > 0.0);
+}
+
+#[test]
+fn open_loop_sends_on_schedule_and_reports_the_rate_it_achieved() {
+    let server = EchoServer::start(Fault::None, 64);
+    let r = run(&Config { rate: Some(2_000.0), duration: Duration::from_millis(500), ..quick(&server.addr) });
+    assert_eq!(r.mode, Mode::Open);
+    assert_clean(&r);
+    // The schedule alone decides what is sent: 2,000/s over half a second.
+    assert!((900..=1_100).contains(&r.messages.sent), "sent {}", r.messages.sent);
+    let ratio = r.throughput.achieved_ratio.expect("an open loop reports its achieved rate");
+    assert!((0.9..=1.1).contains(&ratio), "achieved {ratio}");
+    assert_eq!(r.throughput.target_msgs_per_sec, Some(2_000.0));
+    let lag = r.schedule_lag_us.expect("an open loop reports its send lag");
+    assert_eq!(lag.count, r.messages.sent);
+}
+
+#[test]
+fn churn_opens_a_connection_per_message_and_times_the_connects() {
+    let server = EchoServer::start(Fault::None, 64);
+    let r = run(&Config { churn: true, duration: Duration::from_millis(300), ..quick(&server.addr) });
+    assert_eq!(r.mode, Mode::Churn);
+    assert_clean(&r);
+    let connect = r.connect_latency_us.expect("churn reports connect latency");
+    assert!(connect.count > 0);
+    // Each measured message needed its own connection (the first ones were opened before).
+    assert!(r.connections.established + r.connections.up_at_start >= r.messages.received);
+    assert!(server.accepted() >= r.messages.received);
+}
+
+#[test]
+fn idle_ballast_is_held_open_and_silent() {
+    let server = EchoServer::start(Fault::None, 64);
+    let r = run(&Config { idle: 20, connections: 2, ..quick(&server.addr) });
+    assert_clean(&r);
+    assert_eq!(r.connections.idle_opened, 20);
+    assert_eq!(r.connections.idle_closed_by_server, 0);
+    assert!(server.accepted() >= 22 + 1, "probe, 2 load and 20 idle connections");
+}
+
+#[test]
+fn unix_sockets_carry_load_too() {
+    let server = EchoServer::start_unix(Fault::None, 100, "modes");
+    let r = run(&Config { size: 100, pipeline: 2, ..quick(&server.addr) });
+    assert_clean(&r);
+    assert!(r.target.starts_with("unix:"));
+    let churn = run(&Config { size: 100, churn: true, duration: Duration::from_millis(200), ..quick(&server.addr) });
+    assert_clean(&churn);
+}
+
+#[test]
+fn large_messages_arrive_in_pieces_and_are_still_checked() {
+    let server = EchoServer::start(Fault::None, 200_000);
+    let r = run(&Config { size: 200_000, connections: 2, pipeline: 2, ..quick(&server.addr) });
+    assert_clean(&r);
+    assert_eq!(r.messages.bytes_received, r.messages.received * 200_000);
+}

@@ -1,0 +1,195 @@
+//! A small echo server for loadgen's tests, running on threads inside the test process, with
+//! faults that can be switched on: corrupting or replaying messages, stalling, dying.
+//!
+//! It is deliberately simple (a thread per connection, blocking sockets): it only has to be
+//! correct, and its faults must be exact. It knows the message size, so a fault hits whole
+//! messages: "every Nth message" means exactly that.
+
+#![allow(dead_code)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// What the server does wrong, if anything.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    None,
+    /// Flip one bit in the middle of every Nth message of each connection.
+    Corrupt { every: u64 },
+    /// Send the previous message again instead of every Nth one (an out-of-order echo).
+    Replay { every: u64 },
+    /// Echo nothing on any connection from `after` to `after + length` (times from start).
+    Stall { after: Duration, length: Duration },
+    /// Close every connection and the listener `after` the start.
+    DieAfter(Duration),
+}
+
+#[derive(Debug)]
+struct State {
+    fault: Fault,
+    size: usize,
+    started: Instant,
+    stop: AtomicBool,
+    accepted: AtomicU64,
+}
+
+impl State {
+    /// Whether the server should be gone: stopped by the test, or dead by its fault.
+    fn gone(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || matches!(self.fault, Fault::DieAfter(after) if self.started.elapsed() >= after)
+    }
+}
+
+/// A running test server; dropping it stops it.
+#[derive(Debug)]
+pub struct EchoServer {
+    pub addr: String,
+    state: Arc<State>,
+    acceptor: Option<JoinHandle<()>>,
+    unix_path: Option<PathBuf>,
+}
+
+trait Conn: Read + Write + Send + 'static {
+    fn set_timeout(&self, t: Duration);
+    fn close(&self);
+}
+
+impl Conn for TcpStream {
+    fn set_timeout(&self, t: Duration) {
+        let _ = self.set_read_timeout(Some(t));
+        let _ = self.set_nodelay(true);
+    }
+    fn close(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+impl Conn for UnixStream {
+    fn set_timeout(&self, t: Duration) {
+        let _ = self.set_read_timeout(Some(t));
+    }
+    fn close(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+impl EchoServer {
+    /// A TCP server on 127.0.0.1 (a free port) for messages of `size` bytes.
+    pub fn start(fault: Fault, size: usize) -> EchoServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test port");
+        let addr = listener.local_addr().unwrap().to_string();
+        listener.set_nonblocking(true).unwrap();
+        let state = new_state(fault, size);
+        let st = state.clone();
+        let acceptor = thread::spawn(move || accept_loop(&st, || listener.accept().map(|(s, _)| s)));
+        EchoServer { addr, state, acceptor: Some(acceptor), unix_path: None }
+    }
+
+    /// The same on a Unix socket; `addr` is then `unix:PATH`.
+    pub fn start_unix(fault: Fault, size: usize, name: &str) -> EchoServer {
+        let path = std::env::temp_dir().join(format!("loadgen-test-{}-{name}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind a test socket");
+        listener.set_nonblocking(true).unwrap();
+        let state = new_state(fault, size);
+        let st = state.clone();
+        let acceptor = thread::spawn(move || accept_loop(&st, || listener.accept().map(|(s, _)| s)));
+        EchoServer { addr: format!("unix:{}", path.display()), state, acceptor: Some(acceptor), unix_path: Some(path) }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.state.accepted.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::Relaxed);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        if let Some(path) = &self.unix_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn new_state(fault: Fault, size: usize) -> Arc<State> {
+    Arc::new(State { fault, size, started: Instant::now(), stop: AtomicBool::new(false), accepted: AtomicU64::new(0) })
+}
+
+/// Accepts until the server is gone, a thread per connection; then waits for them all.
+fn accept_loop<S: Conn>(state: &Arc<State>, mut accept: impl FnMut() -> std::io::Result<S>) {
+    let mut workers = Vec::new();
+    while !state.gone() {
+        match accept() {
+            Ok(stream) => {
+                state.accepted.fetch_add(1, Ordering::Relaxed);
+                let st = state.clone();
+                workers.push(thread::spawn(move || serve(&st, stream)));
+                workers.retain(|w: &JoinHandle<()>| !w.is_finished());
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(2)),
+            Err(_) => thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+/// Echoes whole messages, applying the fault.
+fn serve<S: Conn>(state: &State, mut stream: S) {
+    stream.set_timeout(Duration::from_millis(20));
+    let size = state.size;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut previous: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    let mut index = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if state.gone() {
+            stream.close();
+            return;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => continue,
+            Err(_) => return,
+        }
+        out.clear();
+        let whole = pending.len() / size * size;
+        for message in pending[..whole].chunks(size) {
+            index += 1;
+            match state.fault {
+                Fault::Corrupt { every } if index % every == 0 => {
+                    let start = out.len();
+                    out.extend_from_slice(message);
+                    out[start + size / 2] ^= 0x10;
+                }
+                Fault::Replay { every } if index % every == 0 && !previous.is_empty() => out.extend_from_slice(&previous),
+                _ => out.extend_from_slice(message),
+            }
+            previous.clear();
+            previous.extend_from_slice(message);
+        }
+        pending.drain(..whole);
+        if let Fault::Stall { after, length } = state.fault {
+            let elapsed = state.started.elapsed();
+            if elapsed >= after && elapsed < after + length {
+                thread::sleep(after + length - elapsed);
+            }
+        }
+        if stream.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
