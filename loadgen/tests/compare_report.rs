@@ -50,7 +50,9 @@ fn metrics(model: &str, point: &loadgen::compare::plan::Point, repeat: u32) -> M
         received: r * 2.0,
         errors: 0.0,
         latency_us: lat,
-        latency_us_uncorrected: point.rate_fraction.map(|_| Percentiles { p999: lat.p999 / 3.0, ..lat }),
+        latency_us_uncorrected: point
+            .rate_fraction
+            .map(|_| Percentiles { p999: lat.p999 / 3.0, ..lat }),
         connect_us: point.churn.then_some(lat),
         generator_cpu_seconds: 1.0,
         generator_cpu_per_msg_us: Some(4.0),
@@ -68,7 +70,8 @@ fn metrics(model: &str, point: &loadgen::compare::plan::Point, repeat: u32) -> M
 fn synthetic(status: RunStatus) -> Results {
     let spec = ProfileSpec::of(Profile::Standard);
     let models: Vec<String> = MODELS.iter().map(|m| m.to_string()).collect();
-    let plan = Plan::new(Profile::Standard, &spec, models, Scenario::ALL.to_vec(), Placement::Split);
+    let plan =
+        Plan::new(Profile::Standard, &spec, models, Scenario::ALL.to_vec(), Placement::Split);
     let mut results = Results {
         schema_version: SCHEMA_VERSION,
         harness_version: "test".into(),
@@ -78,15 +81,27 @@ fn synthetic(status: RunStatus) -> Results {
         elapsed_seconds: 780.0,
         estimated_seconds: 800.0,
         plan: plan.clone(),
-        placement: PlacementRecord { mode: Placement::Split, server_cpu: Some(0), generator_cpu: Some(1) },
+        placement: PlacementRecord {
+            mode: Placement::Split,
+            server_cpu: Some(0),
+            generator_cpu: Some(1),
+        },
         environment: Environment { host: "testhost".into(), cores: 2, ..Environment::default() },
         models: Vec::new(),
     };
     for model in MODELS {
-        let mut m = ModelResults { name: model.into(), binary: format!("/bin/echo-{model}"), scenarios: vec![] };
+        let mut m = ModelResults {
+            name: model.into(),
+            binary: format!("/bin/echo-{model}"),
+            scenarios: vec![],
+        };
         for &scenario in &plan.scenarios {
             let server = ServerRecord {
-                baseline: Some(Baseline { pss_kib: 2000, threads: if model == "thread" { 1 } else { 2 }, processes: 1 }),
+                baseline: Some(Baseline {
+                    pss_kib: 2000,
+                    threads: if model == "thread" { 1 } else { 2 },
+                    processes: 1,
+                }),
                 exit_code: Some(0),
                 stderr_tail: vec![format!("echo-{model}: shut down after serving 12 connections")],
                 ..ServerRecord::default()
@@ -99,7 +114,11 @@ fn synthetic(status: RunStatus) -> Results {
                         status: RepeatStatus::Ok,
                         wall_seconds: 2.7,
                         metrics: Some(metrics(model, point, index)),
-                        server: Some(Usage { window_seconds: 2.0, samples: 14, ..Usage::default() }),
+                        server: Some(Usage {
+                            window_seconds: 2.0,
+                            samples: 14,
+                            ..Usage::default()
+                        }),
                         hlog: Some(format!("hlog/{model}-{index}.hlog")),
                         loadgen: Some(serde_json::json!({"throughput": {"msgs_per_sec": 1.0}})),
                     })
@@ -127,10 +146,16 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     let results = synthetic(RunStatus::Complete);
     let md = report::render(&results, &[]);
     for scenario in Scenario::ALL {
-        assert!(md.contains(&format!("## {}: {}", scenario.name(), scenario.question())), "{scenario}");
+        assert!(
+            md.contains(&format!("## {}: {}", scenario.name(), scenario.question())),
+            "{scenario}"
+        );
     }
     for model in MODELS {
-        let rows = md.lines().filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |"))).count();
+        let rows = md
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
+            .count();
         // One row per point of the standard plan: 4 + 4 + 2 + 2 + 3.
         assert_eq!(rows, 15, "{model} rows");
     }
@@ -185,7 +210,9 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
         assert_eq!(back.schema_version, SCHEMA_VERSION);
         assert_eq!(back.models.len(), 4);
         // serde_json parses floats to within an ulp, so compare figures, not text.
-        let rate = |r: &Results| r.models[2].scenarios[0].points[3].summary.as_ref().unwrap().median.msgs_per_sec;
+        let rate = |r: &Results| {
+            r.models[2].scenarios[0].points[3].summary.as_ref().unwrap().median.msgs_per_sec
+        };
         assert!((rate(&back) - rate(&results)).abs() < 1e-6);
         assert_eq!(back.models[3].scenarios[4].points[2].repeats.len(), 3);
         let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
