@@ -7,7 +7,10 @@ use crate::config::{Config, Mode};
 use crate::cpu::CpuTime;
 use crate::env::Environment;
 use crate::meter::ThreadResult;
-use crate::report::{Connections, Errors, Generator, Histograms, Messages, Report, RunInfo, SCHEMA_VERSION, Throughput};
+use crate::report::{
+    Connections, Errors, Generator, Histograms, Messages, Report, RunInfo, SCHEMA_VERSION,
+    Throughput,
+};
 use crate::stats::{self, Counters, Latency, Recorder};
 use crate::target::{BlockingStream, Target};
 
@@ -50,7 +53,8 @@ pub fn report(p: Parts<'_>) -> Report {
         counters.add(&r.counters);
         cpu = cpu.add(&r.cpu);
         if r.wall_ns > 0 {
-            max_utilization = max_utilization.max(r.cpu.total().as_secs_f64() / (r.wall_ns as f64 / 1e9));
+            max_utilization =
+                max_utilization.max(r.cpu.total().as_secs_f64() / (r.wall_ns as f64 / 1e9));
         }
     }
     let measure_ns = config.warmup.as_nanos() as u64;
@@ -62,17 +66,22 @@ pub fn report(p: Parts<'_>) -> Report {
 
     let latency = Latency::of(&p.total.corrected);
     // Without a schedule the two latencies are one measurement.
-    let uncorrected_hist = if mode == Mode::Open { &p.total.uncorrected } else { &p.total.corrected };
+    let uncorrected_hist =
+        if mode == Mode::Open { &p.total.uncorrected } else { &p.total.corrected };
     let schedule_lag = (mode == Mode::Open).then(|| Latency::of(&p.total.lag));
 
     let mut saturation = Vec::new();
     if max_utilization > SATURATED_UTILIZATION {
-        saturation.push(format!("a load thread was busy {:.0}% of the time", max_utilization * 100.0));
+        saturation
+            .push(format!("a load thread was busy {:.0}% of the time", max_utilization * 100.0));
     }
     if let Some(lag) = &schedule_lag
         && lag.p99 > SATURATED_LAG_US
     {
-        saturation.push(format!("the open loop fell behind its schedule (99% of sends within {:.0} us of their time)", lag.p99));
+        saturation.push(format!(
+            "the open loop fell behind its schedule (99% of sends within {:.0} us of their time)",
+            lag.p99
+        ));
     }
 
     let throughput = Throughput {
@@ -134,7 +143,11 @@ pub fn report(p: Parts<'_>) -> Report {
             system_seconds: cpu.system.as_secs_f64(),
             process_cpu_seconds: p.process_cpu.total().as_secs_f64(),
             max_thread_utilization: max_utilization,
-            cpu_us_per_msg: if counters.received > 0 { cpu.total().as_secs_f64() * 1e6 / counters.received as f64 } else { 0.0 },
+            cpu_us_per_msg: if counters.received > 0 {
+                cpu.total().as_secs_f64() * 1e6 / counters.received as f64
+            } else {
+                0.0
+            },
             saturated: !saturation.is_empty(),
             saturation,
         },

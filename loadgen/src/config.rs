@@ -145,9 +145,14 @@ impl Config {
 
     /// Checks every field and every combination, and parses the address.
     pub fn validate(&self) -> Result<Target> {
-        let target = Target::parse(&self.addr).with_context(|| format!("bad --addr {:?}", self.addr))?;
+        let target =
+            Target::parse(&self.addr).with_context(|| format!("bad --addr {:?}", self.addr))?;
         ensure!(self.connections >= 1, "--connections must be at least 1");
-        ensure!(self.connections <= 1 << 20, "--connections {} is more than loadgen supports", self.connections);
+        ensure!(
+            self.connections <= 1 << 20,
+            "--connections {} is more than loadgen supports",
+            self.connections
+        );
         ensure!(self.size >= 1, "--size must be at least 1 byte");
         ensure!(self.size <= MAX_SIZE, "--size must be at most {MAX_SIZE} bytes");
         ensure!(!self.duration.is_zero(), "--duration must be longer than zero");
@@ -159,14 +164,24 @@ impl Config {
             ensure!(threads >= 1, "--threads must be at least 1");
         }
         if let Some(rate) = self.rate {
-            ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of messages per second");
+            ensure!(
+                rate.is_finite() && rate > 0.0,
+                "--rate must be a positive number of messages per second"
+            );
             ensure!(!self.churn, "--rate with --churn is not supported: churn runs closed loop");
-            ensure!(self.pipeline == 1, "--pipeline is for the closed loop; with --rate the schedule decides what is in flight");
+            ensure!(
+                self.pipeline == 1,
+                "--pipeline is for the closed loop; with --rate the schedule decides what is in flight"
+            );
         }
         if self.churn {
-            ensure!(self.pipeline == 1, "--pipeline with --churn is not supported: a churn connection carries one message");
+            ensure!(
+                self.pipeline == 1,
+                "--pipeline with --churn is not supported: a churn connection carries one message"
+            );
         }
-        let available = crate::cpu::allowed_cpus().context("cannot read this process's CPU affinity")?;
+        let available =
+            crate::cpu::allowed_cpus().context("cannot read this process's CPU affinity")?;
         for cpu in &self.cpus {
             if !available.contains(cpu) {
                 bail!("--cpus {cpu}: this process may only run on CPUs {available:?}");
@@ -190,9 +205,11 @@ impl Config {
 /// Parses `10s`, `500ms`, `1m 30s` (humantime) or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = text.trim().parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is not a duration"));
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{text:?} is not a duration"));
     }
-    humantime::parse_duration(text.trim()).map_err(|err| format!("{text:?} is not a duration ({err})"))
+    humantime::parse_duration(text.trim())
+        .map_err(|err| format!("{text:?} is not a duration ({err})"))
 }
 
 /// Parses a byte count with an optional k/K/KiB/m/M/MiB suffix (all binary: 1k = 1024).
@@ -206,7 +223,8 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "m" | "mb" | "mib" => 1 << 20,
         _ => return Err(format!("{text:?} is not a size (try 64, 4k, 1MiB)")),
     };
-    let count: usize = digits.parse().map_err(|_| format!("{text:?} is not a size (try 64, 4k, 1MiB)"))?;
+    let count: usize =
+        digits.parse().map_err(|_| format!("{text:?} is not a size (try 64, 4k, 1MiB)"))?;
     count.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))
 }
 
@@ -218,7 +236,8 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
         Some((at, 'm' | 'M')) => (&text[..at], 1e6),
         _ => (text, 1.0),
     };
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a rate (try 50000, 50k)"))?;
+    let value: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a rate (try 50000, 50k)"))?;
     Ok(value * scale)
 }
 

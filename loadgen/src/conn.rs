@@ -107,11 +107,23 @@ impl Conn {
     }
 
     /// Appends the next message to the write buffer (written by the next [`Conn::flush`]).
-    pub fn queue(&mut self, size: usize, intended_ns: u64, now_ns: u64, measured: bool, meter: &mut Meter) {
+    pub fn queue(
+        &mut self,
+        size: usize,
+        intended_ns: u64,
+        now_ns: u64,
+        measured: bool,
+        meter: &mut Meter,
+    ) {
         let start = self.wbuf.len();
         self.wbuf.resize(start + size, 0);
         payload::fill(self.id, self.next_seq, &mut self.wbuf[start..]);
-        self.inflight.push_back(InFlight { seq: self.next_seq, intended_ns, sent_ns: now_ns, measured });
+        self.inflight.push_back(InFlight {
+            seq: self.next_seq,
+            intended_ns,
+            sent_ns: now_ns,
+            measured,
+        });
         self.next_seq += 1;
         meter.in_flight += 1;
         if measured {
@@ -126,7 +138,12 @@ impl Conn {
         let Some(stream) = self.stream.as_mut() else { return Ok(()) };
         while self.wpos < self.wbuf.len() {
             match stream.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the connection accepts no more bytes")),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the connection accepts no more bytes",
+                    ));
+                }
                 Ok(n) => {
                     self.wpos += n;
                     if self.wpos < self.wbuf.len() {
@@ -146,11 +163,20 @@ impl Conn {
     /// Checks echoed bytes against the oldest in-flight messages and accounts for each message
     /// they complete. Returns how many completed, or an error if the server sent bytes that
     /// nobody asked for.
-    pub fn receive(&mut self, mut data: &[u8], now_ns: u64, size: usize, meter: &mut Meter) -> io::Result<usize> {
+    pub fn receive(
+        &mut self,
+        mut data: &[u8],
+        now_ns: u64,
+        size: usize,
+        meter: &mut Meter,
+    ) -> io::Result<usize> {
         let mut completed = 0;
         while !data.is_empty() {
             let Some(&front) = self.inflight.front() else {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "the server sent bytes that were never sent to it"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the server sent bytes that were never sent to it",
+                ));
             };
             let take = (size - self.recv_off).min(data.len());
             let (chunk, rest) = data.split_at(take);
@@ -185,7 +211,10 @@ impl Conn {
     }
 
     fn describe_mismatch(&self, seq: u64, size: usize) -> String {
-        let mut text = format!("connection {} message {seq}: the {size}-byte echo differs from what was sent", self.id);
+        let mut text = format!(
+            "connection {} message {seq}: the {size}-byte echo differs from what was sent",
+            self.id
+        );
         if size >= 8 {
             let (conn, claimed) = payload::claimed(self.recv_head);
             text.push_str(&format!(" (its header claims connection {conn} message {claimed})"));

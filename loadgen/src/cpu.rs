@@ -32,7 +32,10 @@ impl CpuTime {
     fn of(who: UsageWho) -> CpuTime {
         // getrusage cannot fail for these arguments; zero keeps a report going if it ever did.
         match getrusage(who) {
-            Ok(usage) => CpuTime { user: to_duration(usage.user_time()), system: to_duration(usage.system_time()) },
+            Ok(usage) => CpuTime {
+                user: to_duration(usage.user_time()),
+                system: to_duration(usage.system_time()),
+            },
             Err(_) => CpuTime::default(),
         }
     }
@@ -43,7 +46,10 @@ impl CpuTime {
 
     /// The time spent between `earlier` and `self`.
     pub fn since(&self, earlier: &CpuTime) -> CpuTime {
-        CpuTime { user: self.user.saturating_sub(earlier.user), system: self.system.saturating_sub(earlier.system) }
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
     }
 
     pub fn add(&self, other: &CpuTime) -> CpuTime {
@@ -52,7 +58,8 @@ impl CpuTime {
 }
 
 fn to_duration(tv: nix::sys::time::TimeVal) -> Duration {
-    Duration::from_secs(tv.tv_sec().max(0) as u64) + Duration::from_micros(tv.tv_usec().max(0) as u64)
+    Duration::from_secs(tv.tv_sec().max(0) as u64)
+        + Duration::from_micros(tv.tv_usec().max(0) as u64)
 }
 
 /// The CPUs this process may run on (its affinity mask), in ascending order.
@@ -63,13 +70,15 @@ pub fn allowed_cpus() -> Result<Vec<usize>> {
 
 /// Restricts the calling thread to `cpus`, returning the mask it had so it can be restored.
 pub fn pin_current_thread(cpus: &[usize]) -> Result<CpuSet> {
-    let previous = sched_getaffinity(Pid::from_raw(0)).context("cannot read the thread's CPU affinity")?;
+    let previous =
+        sched_getaffinity(Pid::from_raw(0)).context("cannot read the thread's CPU affinity")?;
     let mut set = CpuSet::new();
     for &cpu in cpus {
         set.set(cpu).with_context(|| format!("CPU {cpu} is out of range"))?;
     }
     // Pid 0 means the calling thread: affinity is per thread on Linux.
-    sched_setaffinity(Pid::from_raw(0), &set).with_context(|| format!("cannot pin a thread to CPUs {cpus:?}"))?;
+    sched_setaffinity(Pid::from_raw(0), &set)
+        .with_context(|| format!("cannot pin a thread to CPUs {cpus:?}"))?;
     Ok(previous)
 }
 

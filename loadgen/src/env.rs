@@ -43,7 +43,11 @@ impl Environment {
             hostname: read("/proc/sys/kernel/hostname"),
             virtualization: virtualization(&cpuinfo),
             clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
-            loadavg_1m: read("/proc/loadavg").split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0.0),
+            loadavg_1m: read("/proc/loadavg")
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0),
         }
     }
 }
@@ -65,7 +69,9 @@ fn online_cpus() -> usize {
     read("/sys/devices/system/cpu/online")
         .split(',')
         .filter_map(|part| match part.split_once('-') {
-            Some((a, b)) => Some(b.trim().parse::<usize>().ok()? + 1 - a.trim().parse::<usize>().ok()?),
+            Some((a, b)) => {
+                Some(b.trim().parse::<usize>().ok()? + 1 - a.trim().parse::<usize>().ok()?)
+            }
             None => part.trim().parse::<usize>().ok().map(|_| 1),
         })
         .sum()
@@ -86,7 +92,8 @@ fn virtualization(cpuinfo: &str) -> String {
     if flags.split_whitespace().any(|f| f == "hypervisor") {
         let product = read("/sys/class/dmi/id/sys_vendor");
         let hv = read("/sys/hypervisor/type");
-        let name = [product, hv].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ");
+        let name =
+            [product, hv].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ");
         found.push(if name.is_empty() { "vm".to_owned() } else { format!("vm ({name})") });
     }
     let cgroup = read("/proc/1/cgroup");
@@ -114,7 +121,8 @@ mod tests {
 
     #[test]
     fn cpuinfo_fields_are_found() {
-        let info = "processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\nflags\t\t: fpu hypervisor\n";
+        let info =
+            "processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\nflags\t\t: fpu hypervisor\n";
         assert_eq!(field(info, "model name").as_deref(), Some("Example CPU @ 2.0GHz"));
         assert_eq!(field(info, "nothing"), None);
     }

@@ -37,7 +37,8 @@ pub struct HlogWriter {
 impl HlogWriter {
     /// Creates (or truncates) the file now, so a bad path fails before any load is applied.
     pub fn create(path: &Path) -> Result<HlogWriter> {
-        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let file =
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(HlogWriter { out: BufWriter::new(file) })
     }
 
@@ -50,18 +51,32 @@ impl HlogWriter {
         writeln!(out, "#[Histogram log format version 1.3]")?;
         writeln!(out, "#[StartTime: {secs:.3} (seconds since epoch), {when}]")?;
         writeln!(out, "#[BaseTime: {secs:.3} (seconds since epoch)]")?;
-        writeln!(out, "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"")?;
+        writeln!(
+            out,
+            "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+        )?;
         Ok(())
     }
 
     /// Writes one interval's histogram; `start` is its offset from the header's base time.
-    pub fn interval(&mut self, tag: Option<&str>, start: Duration, length: Duration, hist: &Hist) -> Result<()> {
+    pub fn interval(
+        &mut self,
+        tag: Option<&str>,
+        start: Duration,
+        length: Duration,
+        hist: &Hist,
+    ) -> Result<()> {
         if let Some(tag) = tag {
             write!(self.out, "Tag={tag},")?;
         }
         let max_ms = hist.max() as f64 / 1e6;
         let encoded = stats::encode(hist)?;
-        writeln!(self.out, "{:.3},{:.3},{max_ms:.3},{encoded}", start.as_secs_f64(), length.as_secs_f64())?;
+        writeln!(
+            self.out,
+            "{:.3},{:.3},{max_ms:.3},{encoded}",
+            start.as_secs_f64(),
+            length.as_secs_f64()
+        )?;
         Ok(())
     }
 
@@ -76,10 +91,12 @@ pub fn read_totals(path: &Path) -> Result<BTreeMap<Option<String>, Hist>> {
     let mut totals: BTreeMap<Option<String>, Hist> = BTreeMap::new();
     let mut intervals = 0;
     for entry in IntervalLogIterator::new(&text) {
-        let entry = entry.map_err(|err| anyhow::anyhow!("{}: not an interval log ({err:?})", path.display()))?;
+        let entry = entry
+            .map_err(|err| anyhow::anyhow!("{}: not an interval log ({err:?})", path.display()))?;
         if let LogEntry::Interval(interval) = entry {
-            let hist = stats::decode(interval.encoded_histogram())
-                .with_context(|| format!("{}: bad histogram in interval {intervals}", path.display()))?;
+            let hist = stats::decode(interval.encoded_histogram()).with_context(|| {
+                format!("{}: bad histogram in interval {intervals}", path.display())
+            })?;
             let tag = interval.tag().map(|t| t.as_str().to_owned());
             let total = totals.entry(tag).or_insert_with(stats::new_hist);
             total.add(&hist).context("cannot add histograms")?;

@@ -111,7 +111,14 @@ fn parse() -> Cli {
             | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
             _ => {
                 let rendered = err.render().to_string();
-                let first = rendered.lines().next().unwrap_or("invalid arguments");
+                let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+                let mut first = lines.next().unwrap_or("invalid arguments").to_owned();
+                // "the following required arguments were not provided:" names them below.
+                if first.ends_with(':')
+                    && let Some(next) = lines.next()
+                {
+                    first = format!("{first} {next}");
+                }
                 eprintln!("loadgen: {first}");
                 process::exit(2);
             }

@@ -63,15 +63,29 @@ pub struct Sums {
 
 /// Reads and adds up every input.
 pub fn sum_files(files: &[PathBuf]) -> Result<Sums> {
-    let mut sums = Sums { latency: stats::new_hist(), uncorrected: stats::new_hist(), connect: stats::new_hist(), reports: Vec::new() };
+    let mut sums = Sums {
+        latency: stats::new_hist(),
+        uncorrected: stats::new_hist(),
+        connect: stats::new_hist(),
+        reports: Vec::new(),
+    };
     for path in files {
-        let is_json = std::fs::read(path).map(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')).unwrap_or(false);
+        let is_json = std::fs::read(path)
+            .map(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
+            .unwrap_or(false);
         if is_json {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let report = Report::from_json(&text).with_context(|| format!("{}: not a loadgen report", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let report = Report::from_json(&text)
+                .with_context(|| format!("{}: not a loadgen report", path.display()))?;
             let h = &report.histograms;
-            sums.latency.add(h.latency().with_context(|| format!("{}: latency histogram", path.display()))?)?;
-            sums.uncorrected.add(h.latency_uncorrected().with_context(|| format!("{}: histogram", path.display()))?)?;
+            sums.latency.add(
+                h.latency().with_context(|| format!("{}: latency histogram", path.display()))?,
+            )?;
+            sums.uncorrected.add(
+                h.latency_uncorrected()
+                    .with_context(|| format!("{}: histogram", path.display()))?,
+            )?;
             if let Some(connect) = &h.connect {
                 sums.connect.add(stats::decode(connect)?)?;
             }
@@ -83,7 +97,8 @@ pub fn sum_files(files: &[PathBuf]) -> Result<Sums> {
             };
             sums.latency.add(latency)?;
             // A closed-loop log has no separate uncorrected latency: it is the same figure.
-            sums.uncorrected.add(totals.get(&Some(hlog::TAG_UNCORRECTED.to_owned())).unwrap_or(latency))?;
+            sums.uncorrected
+                .add(totals.get(&Some(hlog::TAG_UNCORRECTED.to_owned())).unwrap_or(latency))?;
             if let Some(connect) = totals.get(&Some(hlog::TAG_CONNECT.to_owned())) {
                 sums.connect.add(connect)?;
             }
@@ -145,7 +160,11 @@ pub fn main(args: &MergeArgs) -> Result<i32> {
 /// The merged result for a terminal.
 pub fn render(m: &Merged) -> String {
     let mut out = format!("merged {} inputs: {}\n\n", m.inputs.len(), m.inputs.join(", "));
-    let _ = writeln!(out, "{:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}", "latency (us)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean");
+    let _ = writeln!(
+        out,
+        "{:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+        "latency (us)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
+    );
     latency_row(&mut out, "message", &m.latency_us);
     if m.latency_us_uncorrected != m.latency_us {
         latency_row(&mut out, "from actual send", &m.latency_us_uncorrected);

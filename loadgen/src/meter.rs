@@ -103,7 +103,13 @@ pub struct Meter {
 }
 
 impl Meter {
-    pub fn new(thread: usize, open: bool, tx: Sender<Msg>, shared: Arc<Shared>, interval_ns: u64) -> Meter {
+    pub fn new(
+        thread: usize,
+        open: bool,
+        tx: Sender<Msg>,
+        shared: Arc<Shared>,
+        interval_ns: u64,
+    ) -> Meter {
         Meter {
             counters: Counters::default(),
             in_flight: 0,

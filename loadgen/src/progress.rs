@@ -17,10 +17,14 @@ pub struct Progress {
 impl Progress {
     pub fn new(enabled: bool, warmup: Duration, duration: Duration) -> Progress {
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(Some((warmup + duration).as_millis() as u64), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{spinner} [{bar:30}] {elapsed:>4} / {prefix} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let bar = ProgressBar::with_draw_target(
+                Some((warmup + duration).as_millis() as u64),
+                ProgressDrawTarget::stderr(),
+            );
+            let style =
+                ProgressStyle::with_template("{spinner} [{bar:30}] {elapsed:>4} / {prefix} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(format!("{:.0?}", warmup + duration));
             bar.set_message("connecting");

@@ -41,15 +41,20 @@ pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
     config.threads = Some(threads);
     raise_fd_limit(config.connections + config.idle + 64)?;
     // Nothing listening should be one clear error now, not a run full of connect errors.
-    target.connect_blocking(config.timeout).with_context(|| format!("cannot connect to {target}"))?;
+    target
+        .connect_blocking(config.timeout)
+        .with_context(|| format!("cannot connect to {target}"))?;
     // Output files are created first, so a bad path fails before any load is applied.
     let json = match &config.json {
-        Some(path) => Some(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        Some(path) => {
+            Some(File::create(path).with_context(|| format!("cannot create {}", path.display()))?)
+        }
         None => None,
     };
     let hlog = config.hlog.as_deref().map(HlogWriter::create).transpose()?;
     // The coordinating thread stays off the server's CPUs too; the caller's mask comes back.
-    let previous = if config.cpus.is_empty() { None } else { Some(cpu::pin_current_thread(&config.cpus)?) };
+    let previous =
+        if config.cpus.is_empty() { None } else { Some(cpu::pin_current_thread(&config.cpus)?) };
     let outcome = coordinate(&config, &target, threads, cancel, hlog);
     if let Some(previous) = previous {
         cpu::restore_affinity(&previous);
@@ -58,12 +63,20 @@ pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
     if let (Some(file), Some(path)) = (json, &config.json) {
         let mut out = BufWriter::new(file);
         serde_json::to_writer_pretty(&mut out, &report).context("cannot serialize the report")?;
-        writeln!(out).and_then(|()| out.flush()).with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(out)
+            .and_then(|()| out.flush())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(report)
 }
 
-fn coordinate(config: &Config, target: &Target, threads: usize, cancel: &Cancel, mut hlog: Option<HlogWriter>) -> Result<Report> {
+fn coordinate(
+    config: &Config,
+    target: &Target,
+    threads: usize,
+    cancel: &Cancel,
+    mut hlog: Option<HlogWriter>,
+) -> Result<Report> {
     let started_at = SystemTime::now();
     let environment = env::Environment::detect();
     let process_cpu = CpuTime::process();
@@ -148,7 +161,8 @@ fn coordinate(config: &Config, target: &Target, threads: usize, cancel: &Cancel,
     if let Some(log) = hlog {
         log.finish()?;
     }
-    idle.closed_by_server = idle.streams.iter_mut().map(|s| s.closed_by_peer()).filter(|&closed| closed).count();
+    idle.closed_by_server =
+        idle.streams.iter_mut().map(|s| s.closed_by_peer()).filter(|&closed| closed).count();
     Ok(assemble::report(Parts {
         config,
         target,
@@ -165,13 +179,17 @@ fn coordinate(config: &Config, target: &Target, threads: usize, cancel: &Cancel,
 /// Splits the connections among the threads (round robin by id) with their schedules.
 fn plans(config: &Config, target: &Target, threads: usize) -> Vec<Plan> {
     let mode = config.mode();
-    let sources = if mode == Mode::Churn { target.churn_sources(config.source_addrs) } else { Vec::new() };
+    let sources =
+        if mode == Mode::Churn { target.churn_sources(config.source_addrs) } else { Vec::new() };
     (0..threads)
         .map(|thread| {
-            let ids: Vec<u32> = (thread..config.connections).step_by(threads).map(|id| id as u32).collect();
+            let ids: Vec<u32> =
+                (thread..config.connections).step_by(threads).map(|id| id as u32).collect();
             Plan {
                 thread,
-                schedule: config.rate.map(|rate| Schedule::new(rate, thread, ids.len(), config.connections)),
+                schedule: config
+                    .rate
+                    .map(|rate| Schedule::new(rate, thread, ids.len(), config.connections)),
                 ids,
                 cpu: (!config.cpus.is_empty()).then(|| config.cpus[thread % config.cpus.len()]),
                 target: target.clone(),
@@ -196,7 +214,8 @@ fn open_idle(target: &Target, config: &Config) -> Idle {
             Ok(stream) => idle.streams.push(stream),
             Err(err) => {
                 idle.failed += 1;
-                idle.first_error.get_or_insert_with(|| format!("idle connection to {target}: {err}"));
+                idle.first_error
+                    .get_or_insert_with(|| format!("idle connection to {target}: {err}"));
             }
         }
     }
@@ -206,13 +225,16 @@ fn open_idle(target: &Target, config: &Config) -> Idle {
 /// Raises the soft limit on open files to what the run needs, if the hard limit allows.
 fn raise_fd_limit(needed: usize) -> Result<()> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("cannot read the open-file limit")?;
+    let (soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).context("cannot read the open-file limit")?;
     let needed = needed as u64;
     if soft >= needed {
         return Ok(());
     }
     if hard < needed {
-        bail!("this run needs about {needed} file descriptors but the hard limit is {hard} (see ulimit -n)");
+        bail!(
+            "this run needs about {needed} file descriptors but the hard limit is {hard} (see ulimit -n)"
+        );
     }
     setrlimit(Resource::RLIMIT_NOFILE, needed, hard).context("cannot raise the open-file limit")
 }
@@ -220,7 +242,9 @@ fn raise_fd_limit(needed: usize) -> Result<()> {
 fn hlog_legend(mode: Mode) -> &'static str {
     match mode {
         Mode::Closed => "message latency in ns (closed loop)",
-        Mode::Open => "untagged: latency in ns from the intended send time; Tag=uncorrected: from the actual send",
+        Mode::Open => {
+            "untagged: latency in ns from the intended send time; Tag=uncorrected: from the actual send"
+        }
         Mode::Churn => "untagged: message latency in ns; Tag=connect: connect latency in ns",
     }
 }
@@ -259,7 +283,12 @@ impl Intervals {
 
     /// Writes every interval all threads are done with; at the end (`last_ns` is the
     /// measured window plus drain) writes the rest, the last one cut to its real length.
-    fn write(&mut self, hlog: Option<&mut HlogWriter>, mode: Mode, last_ns: Option<u64>) -> Result<()> {
+    fn write(
+        &mut self,
+        hlog: Option<&mut HlogWriter>,
+        mode: Mode,
+        last_ns: Option<u64>,
+    ) -> Result<()> {
         let Some(log) = hlog else { return Ok(()) };
         let complete = match last_ns {
             Some(_) => self.pending.keys().next_back().copied(),
@@ -282,12 +311,18 @@ impl Intervals {
             if let Some(total_ns) = last_ns
                 && index == upto
             {
-                length = Duration::from_nanos(total_ns).saturating_sub(start).max(Duration::from_millis(1));
+                length = Duration::from_nanos(total_ns)
+                    .saturating_sub(start)
+                    .max(Duration::from_millis(1));
             }
             log.interval(None, start, length, &recorder.corrected)?;
             match mode {
-                Mode::Open => log.interval(Some(hlog::TAG_UNCORRECTED), start, length, &recorder.uncorrected)?,
-                Mode::Churn => log.interval(Some(hlog::TAG_CONNECT), start, length, &recorder.connect)?,
+                Mode::Open => {
+                    log.interval(Some(hlog::TAG_UNCORRECTED), start, length, &recorder.uncorrected)?
+                }
+                Mode::Churn => {
+                    log.interval(Some(hlog::TAG_CONNECT), start, length, &recorder.connect)?
+                }
                 Mode::Closed => {}
             }
             self.next_to_write += 1;

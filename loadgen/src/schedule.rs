@@ -75,7 +75,9 @@ pub struct Timer {
 impl Timer {
     pub fn new() -> io::Result<Timer> {
         // SAFETY: timerfd_create takes no pointers; the result is checked before use.
-        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        let fd = unsafe {
+            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -106,7 +108,8 @@ impl Timer {
         };
         // SAFETY: `spec` is a valid itimerspec, the old-value pointer may be null, and the
         // descriptor is a timerfd we own.
-        let rc = unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        let rc =
+            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }

@@ -42,7 +42,12 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new() -> Recorder {
-        Recorder { corrected: new_hist(), uncorrected: new_hist(), connect: new_hist(), lag: new_hist() }
+        Recorder {
+            corrected: new_hist(),
+            uncorrected: new_hist(),
+            connect: new_hist(),
+            lag: new_hist(),
+        }
     }
 
     /// Adds another recorder's counts into this one.
@@ -141,14 +146,18 @@ impl Latency {
 /// text that follows the timestamps on an interval-log line).
 pub fn encode(hist: &Hist) -> Result<String> {
     let mut bytes = Vec::new();
-    V2DeflateSerializer::new().serialize(hist, &mut bytes).context("cannot serialize a histogram")?;
+    V2DeflateSerializer::new()
+        .serialize(hist, &mut bytes)
+        .context("cannot serialize a histogram")?;
     Ok(BASE64.encode(bytes))
 }
 
 /// Reads back what [`encode`] wrote (or any V2 histogram, compressed or not, in base64).
 pub fn decode(text: &str) -> Result<Hist> {
     let bytes = BASE64.decode(text.trim()).context("histogram is not valid base64")?;
-    let hist: Hist = Deserializer::new().deserialize(&mut bytes.as_slice()).context("cannot decode a histogram")?;
+    let hist: Hist = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .context("cannot decode a histogram")?;
     // Decoded histograms keep their own bounds; widen them to ours so they add up.
     let mut widened = new_hist();
     widened.add(&hist).context("histogram does not fit loadgen's bounds")?;

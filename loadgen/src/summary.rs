@@ -18,12 +18,20 @@ pub fn render(r: &Report) -> String {
     let pinned = if r.generator.cpus.is_empty() {
         String::new()
     } else {
-        format!(" on CPU {}", r.generator.cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","))
+        format!(
+            " on CPU {}",
+            r.generator.cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+        )
     };
     let threads = plural(r.generator.threads as u64, "thread");
     let conns = plural(c.connections as u64, "connection");
-    let _ = writeln!(out, "{} -> {}: {mode}, {conns} x {} B, {threads}{pinned}", r.tool, r.target, c.size);
-    let mut window = format!("measured {:.2} s after {:.2} s warmup", r.run.measured_secs, r.run.warmup_secs);
+    let _ = writeln!(
+        out,
+        "{} -> {}: {mode}, {conns} x {} B, {threads}{pinned}",
+        r.tool, r.target, c.size
+    );
+    let mut window =
+        format!("measured {:.2} s after {:.2} s warmup", r.run.measured_secs, r.run.warmup_secs);
     if c.idle > 0 {
         let _ = write!(window, ", {} idle connections open", r.connections.idle_opened);
     }
@@ -33,12 +41,28 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(out, "{window}\n");
 
     let t = &r.throughput;
-    let _ = write!(out, "throughput   {} msgs/s   {:.2} MiB/s", thousands(t.msgs_per_sec), t.mib_per_sec);
+    let _ = write!(
+        out,
+        "throughput   {} msgs/s   {:.2} MiB/s",
+        thousands(t.msgs_per_sec),
+        t.mib_per_sec
+    );
     if let (Some(target), Some(ratio)) = (t.target_msgs_per_sec, t.achieved_ratio) {
-        let _ = write!(out, "   (sent {} of {} msgs/s asked, {:.1}%)", thousands(t.sent_per_sec), thousands(target), ratio * 100.0);
+        let _ = write!(
+            out,
+            "   (sent {} of {} msgs/s asked, {:.1}%)",
+            thousands(t.sent_per_sec),
+            thousands(target),
+            ratio * 100.0
+        );
     }
     let m = &r.messages;
-    let _ = write!(out, "\nmessages     sent {}   received {}", thousands(m.sent as f64), thousands(m.received as f64));
+    let _ = write!(
+        out,
+        "\nmessages     sent {}   received {}",
+        thousands(m.sent as f64),
+        thousands(m.received as f64)
+    );
     if m.not_sent > 0 {
         let _ = write!(out, "   not sent (connection down) {}", thousands(m.not_sent as f64));
     }
@@ -49,7 +73,11 @@ pub fn render(r: &Report) -> String {
         e.connect, e.io, e.timeout, e.mismatch, e.lost
     );
 
-    let _ = writeln!(out, "\n{:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}", "latency (us)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean");
+    let _ = writeln!(
+        out,
+        "\n{:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+        "latency (us)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
+    );
     match r.mode {
         Mode::Open => {
             latency_row(&mut out, "from schedule", &r.latency_us);
@@ -74,7 +102,10 @@ pub fn render(r: &Report) -> String {
         g.cpu_us_per_msg
     );
     for reason in &g.saturation {
-        let _ = writeln!(out, "warning: the generator was saturated: {reason}; these figures measure loadgen as much as the server");
+        let _ = writeln!(
+            out,
+            "warning: the generator was saturated: {reason}; these figures measure loadgen as much as the server"
+        );
     }
     if let Some(err) = &e.first_error {
         let _ = writeln!(out, "first error: {err}");

@@ -66,7 +66,9 @@ impl Target {
                 stream.set_nodelay(true)?;
                 Ok(BlockingStream::Tcp(stream))
             }
-            Target::Unix(path) => Ok(BlockingStream::Unix(std::os::unix::net::UnixStream::connect(path)?)),
+            Target::Unix(path) => {
+                Ok(BlockingStream::Unix(std::os::unix::net::UnixStream::connect(path)?))
+            }
         }
     }
 
@@ -199,14 +201,24 @@ impl Write for Stream {
 }
 
 impl Source for Stream {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interests),
             Stream::Unix(s) => s.register(registry, token, interests),
         }
     }
 
-    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interests),
             Stream::Unix(s) => s.reregister(registry, token, interests),
@@ -227,7 +239,10 @@ mod tests {
 
     #[test]
     fn the_servers_address_forms_parse() {
-        assert_eq!(Target::parse("127.0.0.1:7000").unwrap(), Target::Tcp("127.0.0.1:7000".parse().unwrap()));
+        assert_eq!(
+            Target::parse("127.0.0.1:7000").unwrap(),
+            Target::Tcp("127.0.0.1:7000".parse().unwrap())
+        );
         assert_eq!(Target::parse("[::1]:9").unwrap(), Target::Tcp("[::1]:9".parse().unwrap()));
         assert_eq!(Target::parse("unix:/tmp/x.sock").unwrap(), Target::Unix("/tmp/x.sock".into()));
         assert!(Target::parse("unix:").is_err());

@@ -21,11 +21,18 @@ use std::time::{Duration, Instant};
 pub enum Fault {
     None,
     /// Flip one bit in the middle of every Nth message of each connection.
-    Corrupt { every: u64 },
+    Corrupt {
+        every: u64,
+    },
     /// Send the previous message again instead of every Nth one (an out-of-order echo).
-    Replay { every: u64 },
+    Replay {
+        every: u64,
+    },
     /// Echo nothing on any connection from `after` to `after + length` (times from start).
-    Stall { after: Duration, length: Duration },
+    Stall {
+        after: Duration,
+        length: Duration,
+    },
     /// Close every connection and the listener `after` the start.
     DieAfter(Duration),
 }
@@ -42,7 +49,8 @@ struct State {
 impl State {
     /// Whether the server should be gone: stopped by the test, or dead by its fault.
     fn gone(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || matches!(self.fault, Fault::DieAfter(after) if self.started.elapsed() >= after)
+        self.stop.load(Ordering::Relaxed)
+            || matches!(self.fault, Fault::DieAfter(after) if self.started.elapsed() >= after)
     }
 }
 
@@ -87,20 +95,28 @@ impl EchoServer {
         listener.set_nonblocking(true).unwrap();
         let state = new_state(fault, size);
         let st = state.clone();
-        let acceptor = thread::spawn(move || accept_loop(&st, || listener.accept().map(|(s, _)| s)));
+        let acceptor =
+            thread::spawn(move || accept_loop(&st, || listener.accept().map(|(s, _)| s)));
         EchoServer { addr, state, acceptor: Some(acceptor), unix_path: None }
     }
 
     /// The same on a Unix socket; `addr` is then `unix:PATH`.
     pub fn start_unix(fault: Fault, size: usize, name: &str) -> EchoServer {
-        let path = std::env::temp_dir().join(format!("loadgen-test-{}-{name}.sock", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("loadgen-test-{}-{name}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).expect("bind a test socket");
         listener.set_nonblocking(true).unwrap();
         let state = new_state(fault, size);
         let st = state.clone();
-        let acceptor = thread::spawn(move || accept_loop(&st, || listener.accept().map(|(s, _)| s)));
-        EchoServer { addr: format!("unix:{}", path.display()), state, acceptor: Some(acceptor), unix_path: Some(path) }
+        let acceptor =
+            thread::spawn(move || accept_loop(&st, || listener.accept().map(|(s, _)| s)));
+        EchoServer {
+            addr: format!("unix:{}", path.display()),
+            state,
+            acceptor: Some(acceptor),
+            unix_path: Some(path),
+        }
     }
 
     /// Connections accepted so far.
@@ -122,7 +138,13 @@ impl Drop for EchoServer {
 }
 
 fn new_state(fault: Fault, size: usize) -> Arc<State> {
-    Arc::new(State { fault, size, started: Instant::now(), stop: AtomicBool::new(false), accepted: AtomicU64::new(0) })
+    Arc::new(State {
+        fault,
+        size,
+        started: Instant::now(),
+        stop: AtomicBool::new(false),
+        accepted: AtomicU64::new(0),
+    })
 }
 
 /// Accepts until the server is gone, a thread per connection; then waits for them all.
@@ -136,7 +158,9 @@ fn accept_loop<S: Conn>(state: &Arc<State>, mut accept: impl FnMut() -> std::io:
                 workers.push(thread::spawn(move || serve(&st, stream)));
                 workers.retain(|w: &JoinHandle<()>| !w.is_finished());
             }
-            Err(err) if err.kind() == ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(2)),
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(2))
+            }
             Err(_) => thread::sleep(Duration::from_millis(2)),
         }
     }
@@ -162,7 +186,14 @@ fn serve<S: Conn>(state: &State, mut stream: S) {
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => pending.extend_from_slice(&buf[..n]),
-            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => continue,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
             Err(_) => return,
         }
         out.clear();
@@ -175,7 +206,9 @@ fn serve<S: Conn>(state: &State, mut stream: S) {
                     out.extend_from_slice(message);
                     out[start + size / 2] ^= 0x10;
                 }
-                Fault::Replay { every } if index % every == 0 && !previous.is_empty() => out.extend_from_slice(&previous),
+                Fault::Replay { every } if index % every == 0 && !previous.is_empty() => {
+                    out.extend_from_slice(&previous)
+                }
                 _ => out.extend_from_slice(message),
             }
             previous.clear();

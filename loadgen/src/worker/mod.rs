@@ -12,19 +12,21 @@
 //! and writable events (edge-triggered), so no `epoll_ctl` happens per message, and a short
 //! read ends the read loop without the extra `read` that would only return `WouldBlock`.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
 use crate::config::Mode;
 use crate::conn::{Conn, Loss, State};
 use crate::meter::{Meter, Msg, Shared, Timeline};
 use crate::schedule::{Schedule, Timer};
 use crate::target::Target;
+
+mod conns;
 
 /// What the coordinator hands each load thread.
 #[derive(Debug)]
@@ -62,7 +64,13 @@ pub fn thread_main(mut plan: Plan, poll: Poll, shared: Arc<Shared>, tx: Sender<M
     // The closed loop never has more than its pipeline in flight; the open loop's queue
     // grows to what the server leaves unanswered, from a modest start.
     let in_flight = if plan.mode == Mode::Open { 16 } else { plan.pipeline };
-    let meter = Meter::new(plan.thread, plan.mode == Mode::Open, tx, shared.clone(), plan.interval.as_nanos() as u64);
+    let meter = Meter::new(
+        plan.thread,
+        plan.mode == Mode::Open,
+        tx,
+        shared.clone(),
+        plan.interval.as_nanos() as u64,
+    );
     let mut worker = Worker {
         conns: plan.ids.iter().map(|&id| Conn::new(id, in_flight, in_flight * plan.size)).collect(),
         schedule: plan.schedule.take(),
@@ -106,7 +114,9 @@ impl Worker {
         if self.schedule.is_some() {
             match Timer::new().and_then(|t| t.register(self.poll.registry(), TIMER).map(|()| t)) {
                 Ok(timer) => self.timer = Some(timer),
-                Err(err) => self.meter.error(|| format!("no precise timer, sends may be late: {err}")),
+                Err(err) => {
+                    self.meter.error(|| format!("no precise timer, sends may be late: {err}"))
+                }
             }
         }
         let tl = timeline;
@@ -127,9 +137,14 @@ impl Worker {
             if sending && (now >= tl.end_ns || cancelled) {
                 sending = false;
                 stopped_ns = now;
-                drain_until_ns = now + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
+                drain_until_ns = now
+                    + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
             }
-            if !sending && (self.meter.in_flight == 0 || now >= drain_until_ns || (cancelled && now >= stopped_ns + CANCEL_DRAIN_NS)) {
+            if !sending
+                && (self.meter.in_flight == 0
+                    || now >= drain_until_ns
+                    || (cancelled && now >= stopped_ns + CANCEL_DRAIN_NS))
+            {
                 break;
             }
             if now >= next_housekeeping_ns {
@@ -178,7 +193,11 @@ impl Worker {
         let mut told = false;
         loop {
             let connecting = self.conns.iter().any(|c| matches!(c.state, State::Connecting { .. }));
-            if !told && (!connecting || std::time::Instant::now() >= deadline || self.shared.cancel.is_cancelled()) {
+            if !told
+                && (!connecting
+                    || std::time::Instant::now() >= deadline
+                    || self.shared.cancel.is_cancelled())
+            {
                 self.meter.ready();
                 told = true;
             }
@@ -199,167 +218,6 @@ impl Worker {
                 }
             }
         }
-    }
-
-    /// Starts connecting connection `i`; a failure to even start counts as a connect error.
-    fn start_connect(&mut self, i: usize, now: u64) {
-        let source = match self.plan.sources.len() {
-            0 => None,
-            n => {
-                self.next_source = (self.next_source + 1) % n;
-                Some(self.plan.sources[(self.next_source + self.plan.thread) % n])
-            }
-        };
-        let conn = &mut self.conns[i];
-        let result = self.plan.target.connect(source).and_then(|mut stream| {
-            self.poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
-            Ok(stream)
-        });
-        match result {
-            Ok(stream) => {
-                conn.stream = Some(stream);
-                conn.state = State::Connecting { since_ns: now };
-            }
-            Err(err) => {
-                if self.meter.measuring(now) {
-                    self.meter.counters.connect_errors += 1;
-                }
-                self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
-                conn.fail(now, Loss::Broken, &mut self.meter);
-            }
-        }
-    }
-
-    /// A connecting stream became writable: it is connected, still connecting, or failed.
-    fn finish_connect(&mut self, i: usize, now: u64) -> bool {
-        let State::Connecting { since_ns } = self.conns[i].state else { return false };
-        let result = self.conns[i].stream.as_ref().map_or(Ok(false), |s| s.finish_connect());
-        match result {
-            Ok(true) => {
-                self.conns[i].connected();
-                if self.meter.measuring(now) {
-                    self.meter.counters.connects += 1;
-                    if self.plan.mode == Mode::Churn {
-                        self.meter.connected_after(now - since_ns);
-                    }
-                }
-                true
-            }
-            Ok(false) => false,
-            Err(err) => {
-                if self.meter.measuring(now) {
-                    self.meter.counters.connect_errors += 1;
-                }
-                self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
-                self.conns[i].fail(now, Loss::Broken, &mut self.meter);
-                false
-            }
-        }
-    }
-
-    /// A connection is up: the closed loop and churn fill its pipeline at once.
-    fn on_connected(&mut self, i: usize, now: u64, tl: &Timeline) {
-        if self.plan.mode == Mode::Open || now >= tl.end_ns {
-            return;
-        }
-        let measured = now >= tl.measure_ns;
-        for _ in 0..self.plan.pipeline {
-            self.conns[i].queue(self.plan.size, now, now, measured, &mut self.meter);
-        }
-        self.flush(i, now);
-    }
-
-    fn on_event(&mut self, i: usize, writable: bool, readable: bool, closed: bool, sending: bool, tl: &Timeline) {
-        match self.conns[i].state {
-            State::Down { .. } => {} // a stale event for a stream already closed
-            State::Connecting { .. } => {
-                let now = tl.now_ns();
-                if (writable || closed) && self.finish_connect(i, now) && sending {
-                    self.on_connected(i, now, tl);
-                }
-            }
-            State::Up => {
-                if readable || closed {
-                    self.read(i, closed, sending, tl);
-                }
-                if writable && self.conns[i].state == State::Up {
-                    let now = tl.now_ns();
-                    self.flush(i, now);
-                }
-            }
-        }
-    }
-
-    /// Reads echoes until the socket is drained, checks them, and (closed loop) sends the
-    /// next messages in one write.
-    fn read(&mut self, i: usize, closing: bool, sending: bool, tl: &Timeline) {
-        let size = self.plan.size;
-        let mut now = tl.now_ns();
-        loop {
-            let Some(stream) = self.conns[i].stream.as_mut() else { return };
-            match stream.read(&mut self.rbuf) {
-                Ok(0) => return self.broken(i, now, "the server closed the connection"),
-                Ok(n) => {
-                    now = tl.now_ns();
-                    match self.conns[i].receive(&self.rbuf[..n], now, size, &mut self.meter) {
-                        Ok(done) if done > 0 => self.after_echoes(i, done, now, sending, tl),
-                        Ok(_) => {}
-                        Err(err) => return self.broken(i, now, &err.to_string()),
-                    }
-                    if self.conns[i].state != State::Up {
-                        return; // churn closed it after its echo
-                    }
-                    // A short read drained the socket: any later byte brings a new edge.
-                    // When the peer has closed, read on to see the end of the stream.
-                    if n < self.rbuf.len() && !closing {
-                        break;
-                    }
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return self.broken(i, now, &err.to_string()),
-            }
-        }
-        self.flush(i, now);
-    }
-
-    /// `done` echoes completed on connection `i`.
-    fn after_echoes(&mut self, i: usize, done: usize, now: u64, sending: bool, tl: &Timeline) {
-        let more = sending && now < tl.end_ns;
-        match self.plan.mode {
-            Mode::Open => {}
-            Mode::Closed if more => {
-                for _ in 0..done {
-                    self.conns[i].queue(self.plan.size, now, now, now >= tl.measure_ns, &mut self.meter);
-                }
-            }
-            Mode::Closed => {}
-            Mode::Churn => {
-                // One message per connection: close it (this side closes first, so the
-                // TIME_WAIT is ours) and open the next one.
-                self.conns[i].stream = None;
-                self.conns[i].state = State::Down { retry_ns: now };
-                if more {
-                    self.start_connect(i, now);
-                }
-            }
-        }
-    }
-
-    fn flush(&mut self, i: usize, now: u64) {
-        if let Err(err) = self.conns[i].flush() {
-            self.broken(i, now, &err.to_string());
-        }
-    }
-
-    /// An established connection failed: count it, lose what was in flight, retry later.
-    fn broken(&mut self, i: usize, now: u64, why: &str) {
-        if self.meter.measuring(now) {
-            self.meter.counters.io_errors += 1;
-        }
-        let id = self.conns[i].id;
-        self.meter.error(|| format!("connection {id}: {why}"));
-        self.conns[i].fail(now, Loss::Broken, &mut self.meter);
     }
 
     /// Sends every message the schedule has made due, then writes each touched connection once.
@@ -389,7 +247,7 @@ impl Worker {
             }
         }
         while let Some(i) = self.dirty.pop() {
-            self.flush(i, now);
+            self.flush(i, tl);
         }
     }
 
@@ -409,31 +267,5 @@ impl Worker {
             return None;
         }
         None
-    }
-
-    /// Timeouts, connection attempts that take too long, and reconnections.
-    fn housekeeping(&mut self, now: u64, sending: bool, tl: &Timeline) {
-        for i in 0..self.conns.len() {
-            match self.conns[i].state {
-                State::Up => {
-                    if let Some(sent) = self.conns[i].oldest_sent_ns()
-                        && now.saturating_sub(sent) > tl.timeout_ns
-                    {
-                        let id = self.conns[i].id;
-                        self.meter.error(|| format!("connection {id}: no echo within the timeout"));
-                        self.conns[i].fail(now, Loss::Timeout, &mut self.meter);
-                    }
-                }
-                State::Connecting { since_ns } if now.saturating_sub(since_ns) > tl.timeout_ns => {
-                    if self.meter.measuring(now) {
-                        self.meter.counters.connect_errors += 1;
-                    }
-                    self.meter.error(|| format!("connecting to {} timed out", self.plan.target));
-                    self.conns[i].fail(now, Loss::Broken, &mut self.meter);
-                }
-                State::Down { retry_ns } if sending && now >= retry_ns => self.start_connect(i, now),
-                _ => {}
-            }
-        }
     }
 }

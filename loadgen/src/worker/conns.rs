@@ -1,0 +1,222 @@
+//! The load thread's connections: opening them, handling their events, reading and checking
+//! echoes, writing messages, and noticing the ones that broke or went silent.
+
+use std::io::{self, Read};
+
+use mio::{Interest, Token};
+
+use super::Worker;
+use crate::config::Mode;
+use crate::conn::{Loss, State};
+use crate::meter::Timeline;
+
+impl Worker {
+    /// Starts connecting connection `i`; a failure to even start counts as a connect error.
+    pub(super) fn start_connect(&mut self, i: usize, now: u64) {
+        let source = match self.plan.sources.len() {
+            0 => None,
+            n => {
+                self.next_source = (self.next_source + 1) % n;
+                Some(self.plan.sources[(self.next_source + self.plan.thread) % n])
+            }
+        };
+        let conn = &mut self.conns[i];
+        let result = self.plan.target.connect(source).and_then(|mut stream| {
+            self.poll.registry().register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok(stream)
+        });
+        match result {
+            Ok(stream) => {
+                conn.stream = Some(stream);
+                conn.state = State::Connecting { since_ns: now };
+            }
+            Err(err) => {
+                if self.meter.measuring(now) {
+                    self.meter.counters.connect_errors += 1;
+                }
+                self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
+                conn.fail(now, Loss::Broken, &mut self.meter);
+            }
+        }
+    }
+
+    /// A connecting stream became writable: it is connected, still connecting, or failed.
+    pub(super) fn finish_connect(&mut self, i: usize, now: u64) -> bool {
+        let State::Connecting { since_ns } = self.conns[i].state else { return false };
+        let result = self.conns[i].stream.as_ref().map_or(Ok(false), |s| s.finish_connect());
+        match result {
+            Ok(true) => {
+                self.conns[i].connected();
+                if self.meter.measuring(now) {
+                    self.meter.counters.connects += 1;
+                    if self.plan.mode == Mode::Churn {
+                        self.meter.connected_after(now - since_ns);
+                    }
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                if self.meter.measuring(now) {
+                    self.meter.counters.connect_errors += 1;
+                }
+                self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
+                self.conns[i].fail(now, Loss::Broken, &mut self.meter);
+                false
+            }
+        }
+    }
+
+    /// A connection is up: the closed loop and churn fill its pipeline at once.
+    pub(super) fn on_connected(&mut self, i: usize, now: u64, tl: &Timeline) {
+        if self.plan.mode == Mode::Open || now >= tl.end_ns {
+            return;
+        }
+        let measured = now >= tl.measure_ns;
+        for _ in 0..self.plan.pipeline {
+            self.conns[i].queue(self.plan.size, now, now, measured, &mut self.meter);
+        }
+        self.flush(i, tl);
+    }
+
+    pub(super) fn on_event(
+        &mut self,
+        i: usize,
+        writable: bool,
+        readable: bool,
+        closed: bool,
+        sending: bool,
+        tl: &Timeline,
+    ) {
+        match self.conns[i].state {
+            State::Down { .. } => {} // a stale event for a stream already closed
+            State::Connecting { .. } => {
+                let now = tl.now_ns();
+                if (writable || closed) && self.finish_connect(i, now) && sending {
+                    self.on_connected(i, now, tl);
+                }
+            }
+            State::Up => {
+                if readable || closed {
+                    self.read(i, closed, sending, tl);
+                }
+                if writable && self.conns[i].state == State::Up {
+                    self.flush(i, tl);
+                }
+            }
+        }
+    }
+
+    /// Reads echoes until the socket is drained, checks them, and (closed loop) sends the
+    /// next messages in one write.
+    fn read(&mut self, i: usize, closing: bool, sending: bool, tl: &Timeline) {
+        let size = self.plan.size;
+        loop {
+            let Some(stream) = self.conns[i].stream.as_mut() else { return };
+            let result = stream.read(&mut self.rbuf);
+            // One clock read per read call: the moment these echoes were seen.
+            let now = tl.now_ns();
+            match result {
+                Ok(0) => return self.broken(i, now, "the server closed the connection"),
+                Ok(n) => {
+                    match self.conns[i].receive(&self.rbuf[..n], now, size, &mut self.meter) {
+                        Ok(0) => {}
+                        Ok(done) => self.after_echoes(i, done, now, sending, tl),
+                        Err(err) => return self.broken(i, now, &err.to_string()),
+                    }
+                    if self.conns[i].state != State::Up {
+                        return; // churn closed it after its echo
+                    }
+                    // A short read drained the socket: any later byte brings a new edge, so
+                    // the `read` that would only return `WouldBlock` is skipped. When the
+                    // peer has closed, read on to see the end of the stream.
+                    if n < self.rbuf.len() && !closing {
+                        break;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return self.broken(i, now, &err.to_string()),
+            }
+        }
+        self.flush(i, tl);
+    }
+
+    /// `done` echoes completed on connection `i`.
+    fn after_echoes(&mut self, i: usize, done: usize, now: u64, sending: bool, tl: &Timeline) {
+        let more = sending && now < tl.end_ns;
+        match self.plan.mode {
+            Mode::Open => {}
+            Mode::Closed if more => {
+                for _ in 0..done {
+                    self.conns[i].queue(
+                        self.plan.size,
+                        now,
+                        now,
+                        now >= tl.measure_ns,
+                        &mut self.meter,
+                    );
+                }
+            }
+            Mode::Closed => {}
+            Mode::Churn => {
+                // One message per connection: close it (this side closes first, so the
+                // TIME_WAIT is ours) and open the next one.
+                self.conns[i].stream = None;
+                self.conns[i].state = State::Down { retry_ns: now };
+                if more {
+                    self.start_connect(i, now);
+                }
+            }
+        }
+    }
+
+    /// Writes what connection `i` has pending (one `write` call).
+    pub(super) fn flush(&mut self, i: usize, tl: &Timeline) {
+        if let Err(err) = self.conns[i].flush() {
+            self.broken(i, tl.now_ns(), &err.to_string());
+        }
+    }
+
+    /// An established connection failed: count it, lose what was in flight, retry later.
+    fn broken(&mut self, i: usize, now: u64, why: &str) {
+        if self.meter.measuring(now) {
+            self.meter.counters.io_errors += 1;
+        }
+        let id = self.conns[i].id;
+        self.meter.error(|| format!("connection {id}: {why}"));
+        self.conns[i].fail(now, Loss::Broken, &mut self.meter);
+    }
+
+    /// Timeouts, connection attempts that take too long, and reconnections.
+    pub(super) fn housekeeping(&mut self, now: u64, sending: bool, tl: &Timeline) {
+        for i in 0..self.conns.len() {
+            match self.conns[i].state {
+                State::Up => {
+                    if let Some(sent) = self.conns[i].oldest_sent_ns()
+                        && now.saturating_sub(sent) > tl.timeout_ns
+                    {
+                        let id = self.conns[i].id;
+                        self.meter.error(|| format!("connection {id}: no echo within the timeout"));
+                        self.conns[i].fail(now, Loss::Timeout, &mut self.meter);
+                    }
+                }
+                State::Connecting { since_ns } if now.saturating_sub(since_ns) > tl.timeout_ns => {
+                    if self.meter.measuring(now) {
+                        self.meter.counters.connect_errors += 1;
+                    }
+                    self.meter.error(|| format!("connecting to {} timed out", self.plan.target));
+                    self.conns[i].fail(now, Loss::Broken, &mut self.meter);
+                }
+                State::Down { retry_ns } if sending && now >= retry_ns => {
+                    self.start_connect(i, now)
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The `loadgen` binary: bad input, no server, the files it writes, `merge`, and Ctrl-C.
+
+mod util;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use loadgen::Report;
+use util::{EchoServer, Fault};
+
+const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+fn loadgen(args: &[&str]) -> Output {
+    Command::new(LOADGEN).args(args).stdin(Stdio::null()).output().expect("run loadgen")
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A short run's flags against `addr`.
+fn quick<'a>(addr: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--addr",
+        addr,
+        "--connections",
+        "4",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--timeout",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn nonsense_is_refused_with_one_line_and_no_panic() {
+    let cases: &[&[&str]] = &[
+        &["--connections", "0"],
+        &["--size", "0"],
+        &["--rate", "100", "--churn"],
+        &["--pipeline", "4", "--rate", "1000"],
+        &["--addr", "nonsense"],
+        &["--duration", "soon"],
+        &["--connections", "-3"],
+        &["--no-such-flag"],
+        &["merge"],
+    ];
+    for args in cases {
+        let out = loadgen(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?} printed:\n{stderr}");
+        assert!(stderr.starts_with("loadgen: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn nothing_listening_fails_at_once_with_one_line() {
+    let addr =
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = loadgen(&["--addr", &addr, "--duration", "30s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot connect") && stderr.contains(&addr), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn json_and_hlog_parse_back_and_agree() {
+    let server = EchoServer::start(Fault::None, 64);
+    let dir = tempdir("files");
+    let (json, hlog) = (dir.join("run.json"), dir.join("run.hlog"));
+    let out = loadgen(&quick(
+        &server.addr,
+        &[
+            "--rate",
+            "2000",
+            "--hlog-interval",
+            "100ms",
+            "--json",
+            path(&json),
+            "--hlog",
+            path(&hlog),
+        ],
+    ));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("throughput") && stdout.contains("from schedule"), "{stdout}");
+
+    // The documented keys are there, by name.
+    let text = std::fs::read_to_string(&json).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for key in [
+        "/schema_version",
+        "/throughput/msgs_per_sec",
+        "/throughput/mib_per_sec",
+        "/messages/sent",
+        "/messages/received",
+        "/latency_us/p50",
+        "/latency_us/p9999",
+        "/latency_us/mean",
+        "/latency_us_uncorrected/p999",
+        "/errors/connect",
+        "/errors/io",
+        "/errors/timeout",
+        "/errors/mismatch",
+        "/generator/cpu_seconds",
+        "/generator/saturated",
+        "/config/connections",
+        "/environment/cpu_model",
+        "/environment/kernel",
+        "/histograms/latency",
+    ] {
+        assert!(value.pointer(key).is_some(), "{key} missing from the JSON");
+    }
+    let report = Report::from_json(&text).unwrap();
+    assert!(report.is_consistent());
+    assert_eq!(report.config.rate, Some(2000.0));
+
+    // The log's intervals add up to the report's histograms, tag by tag.
+    let totals = loadgen::hlog::read_totals(&hlog).unwrap();
+    assert_eq!(totals[&None], report.histograms.latency().unwrap());
+    assert_eq!(
+        totals[&Some("uncorrected".to_owned())],
+        report.histograms.latency_uncorrected().unwrap()
+    );
+    let log = std::fs::read_to_string(&hlog).unwrap();
+    assert!(log.contains("#[Histogram log format version 1.3]") && log.contains("#[StartTime: "));
+    // 300 ms in 100 ms intervals, each with its tagged twin.
+    assert!(log.lines().filter(|l| l.starts_with("Tag=uncorrected,")).count() >= 3, "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn merging_two_logs_gives_the_histogram_of_both() {
+    let server = EchoServer::start(Fault::None, 64);
+    let dir = tempdir("merge");
+    let mut expected = loadgen::stats::new_hist();
+    let mut inputs = Vec::new();
+    for name in ["a", "b"] {
+        let (json, hlog) = (dir.join(format!("{name}.json")), dir.join(format!("{name}.hlog")));
+        let out = loadgen(&quick(&server.addr, &["--json", path(&json), "--hlog", path(&hlog)]));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        expected.add(report.histograms.latency().unwrap()).unwrap();
+        inputs.push((json, hlog));
+    }
+    let merged_json = dir.join("merged.json");
+    let out =
+        loadgen(&["merge", path(&inputs[0].1), path(&inputs[1].1), "--json", path(&merged_json)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("merged 2 inputs"));
+    let merged: loadgen::merge::Merged =
+        serde_json::from_str(&std::fs::read_to_string(&merged_json).unwrap()).unwrap();
+    assert_eq!(loadgen::stats::decode(&merged.latency_histogram).unwrap(), expected);
+    assert_eq!(merged.latency_us, loadgen::stats::Latency::of(&expected));
+
+    // The JSON reports merge to the same histogram, and their counts add up.
+    let from_json = loadgen::merge::merge(&[inputs[0].0.clone(), inputs[1].0.clone()]).unwrap();
+    assert_eq!(from_json.latency_us, merged.latency_us);
+    assert_eq!(from_json.json_inputs, 2);
+    assert_eq!(from_json.messages.received, expected.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_writes_what_was_measured() {
+    let server = EchoServer::start(Fault::None, 64);
+    let dir = tempdir("sigint");
+    let json = dir.join("r.json");
+    let mut child: Child = Command::new(LOADGEN)
+        .args([
+            "--addr",
+            &server.addr,
+            "--duration",
+            "60s",
+            "--warmup",
+            "0s",
+            "--json",
+            path(&json),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the load is flowing (the probe and the ten connections are in), then a bit.
+    let started = Instant::now();
+    while server.accepted() < 11 {
+        assert!(started.elapsed() < Duration::from_secs(10), "loadgen never connected");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "loadgen ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(stdout.contains("(interrupted)"), "{stdout}");
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report.run.interrupted && report.messages.received > 0 && report.is_consistent());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,145 @@
+//! Servers that misbehave: every fault is detected and counted, and the run still ends on time
+//! with a report whose counts add up.
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use loadgen::{Cancel, Config, Report};
+use util::{EchoServer, Fault};
+
+fn quick(addr: &str) -> Config {
+    Config {
+        addr: addr.to_owned(),
+        connections: 4,
+        duration: Duration::from_millis(400),
+        warmup: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
+        ..Config::default()
+    }
+}
+
+fn run(config: &Config) -> Report {
+    let report = loadgen::run(config, &Cancel::new()).expect("the run fails");
+    assert!(
+        report.is_consistent(),
+        "counts do not add up: {:?} {:?}",
+        report.messages,
+        report.errors
+    );
+    report
+}
+
+#[test]
+fn corrupted_echoes_are_counted_as_mismatches() {
+    let server = EchoServer::start(Fault::Corrupt { every: 20 }, 64);
+    let r = run(&Config { pipeline: 2, ..quick(&server.addr) });
+    assert!(r.errors.mismatch > 0, "no mismatch found: {:?}", r.errors);
+    // One in twenty, and the stream stays in step: the others still come back intact.
+    assert!(r.messages.received > r.errors.mismatch * 10, "{:?} {:?}", r.messages, r.errors);
+    assert_eq!((r.errors.io, r.errors.timeout), (0, 0));
+    let first = r.errors.first_mismatch.expect("the first mismatch is described");
+    assert!(first.contains("differs"), "{first}");
+}
+
+#[test]
+fn echoes_out_of_order_are_caught_by_their_sequence_numbers() {
+    let server = EchoServer::start(Fault::Replay { every: 25 }, 64);
+    let r = run(&quick(&server.addr));
+    assert!(r.errors.mismatch > 0, "no mismatch found: {:?}", r.errors);
+    let first = r.errors.first_mismatch.expect("the first mismatch is described");
+    // The replayed message names its own (earlier) sequence number.
+    assert!(first.contains("claims"), "{first}");
+}
+
+#[test]
+fn a_stall_shows_in_open_loop_percentiles_but_hides_in_closed_loop_ones() {
+    // The server goes silent for 200 ms, 300 ms after it starts; the runs measure from
+    // 100 ms to 1.1 s, so the stall sits inside the window.
+    let stall =
+        Fault::Stall { after: Duration::from_millis(300), length: Duration::from_millis(200) };
+    let base = Config { connections: 1, duration: Duration::from_secs(1), ..quick("") };
+
+    let closed_server = EchoServer::start(stall, 64);
+    let closed = run(&Config { addr: closed_server.addr.clone(), ..base.clone() });
+    // One message waited out the stall; the thousands around it did not.
+    assert!(closed.latency_us.max >= 150_000.0, "closed max {}", closed.latency_us.max);
+    assert!(closed.latency_us.p99 < 100_000.0, "closed p99 {}", closed.latency_us.p99);
+    assert!(
+        closed.messages.received > 1_000,
+        "too few messages to judge: {}",
+        closed.messages.received
+    );
+
+    let open_server = EchoServer::start(stall, 64);
+    let open = run(&Config { addr: open_server.addr.clone(), rate: Some(1_000.0), ..base });
+    // At 1,000/s, 200 of the 1,000 messages were scheduled during the stall: a fifth of them
+    // waited 100 ms or more, so the 99th percentile sees it.
+    assert!(open.latency_us.p99 >= 100_000.0, "open p99 {}", open.latency_us.p99);
+    assert!(open.latency_us.p90 >= 10_000.0, "open p90 {}", open.latency_us.p90);
+    assert_eq!((open.errors.timeout, open.errors.lost), (0, 0));
+}
+
+#[test]
+fn a_server_that_dies_mid_run_yields_a_finished_run_with_errors_counted() {
+    let server = EchoServer::start(Fault::DieAfter(Duration::from_millis(400)), 64);
+    let dir = tempdir("dies");
+    let json = dir.join("r.json");
+    let started = Instant::now();
+    let config = Config {
+        duration: Duration::from_secs(1),
+        timeout: Duration::from_millis(500),
+        json: Some(json.clone()),
+        ..quick(&server.addr)
+    };
+    let r = run(&config);
+    // Warmup, window and the drain's timeout, with slack for a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(!r.run.short, "the run kept to its window: {:?}", r.run);
+    assert!(r.errors.io > 0, "broken connections were not counted: {:?}", r.errors);
+    assert!(r.errors.connect > 0, "refused reconnections were not counted: {:?}", r.errors);
+    assert!(r.messages.received > 0);
+    let written = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(written.errors, r.errors);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn nothing_listening_is_one_clear_error() {
+    // Bind a port, then free it: nothing listens there now.
+    let addr =
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let err = loadgen::run(&quick(&addr), &Cancel::new()).expect_err("a run with no server");
+    let text = format!("{err:#}");
+    assert!(text.contains("cannot connect") && text.contains("refused"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn cancelling_ends_the_run_early_with_what_was_measured() {
+    let server = EchoServer::start(Fault::None, 64);
+    let cancel = Cancel::new();
+    let canceller = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            cancel.cancel();
+        })
+    };
+    let started = Instant::now();
+    let config = Config { duration: Duration::from_secs(30), ..quick(&server.addr) };
+    let r = loadgen::run(&config, &cancel).unwrap();
+    canceller.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(r.run.interrupted && r.run.short, "{:?}", r.run);
+    assert!(r.is_consistent());
+    assert!(r.messages.received > 0);
+    assert!(r.run.measured_secs > 0.2 && r.run.measured_secs < 5.0, "{:?}", r.run);
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
