@@ -45,6 +45,9 @@ pub struct ThreadResult {
     pub cpu: CpuTime,
     /// Wall time over which `cpu` was spent.
     pub wall_ns: u64,
+    /// Open loop: time spent polling without sleeping just before a scheduled send (see
+    /// `schedule::Timer`); busy by design, so not a sign of saturation.
+    pub spin_ns: u64,
     /// When this thread stopped sending, in nanoseconds after the start.
     pub stopped_ns: u64,
     /// When this thread finished waiting for stragglers.
@@ -88,6 +91,8 @@ pub struct Meter {
     pub first_mismatch: Option<String>,
     /// Connections up when the run started.
     pub initial_up: u64,
+    /// Time spent spinning before scheduled sends, in the measured window.
+    pub spin_ns: u64,
     /// Whether to keep the uncorrected latency apart (the open loop); otherwise both are one.
     open: bool,
     recorder: Box<Recorder>,
@@ -116,6 +121,7 @@ impl Meter {
             first_error: None,
             first_mismatch: None,
             initial_up: 0,
+            spin_ns: 0,
             open,
             recorder: Box::new(Recorder::new()),
             thread,
@@ -214,6 +220,7 @@ impl Meter {
             counters: self.counters,
             cpu,
             wall_ns,
+            spin_ns: self.spin_ns,
             stopped_ns,
             finished_ns,
             initial_up: self.initial_up,

@@ -26,7 +26,7 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> ");
             bar.set_style(style);
-            bar.set_prefix(format!("{:.0?}", warmup + duration));
+            bar.set_prefix(humantime::format_duration(warmup + duration).to_string());
             bar.set_message("connecting");
             bar
         });
@@ -36,6 +36,12 @@ impl Progress {
     /// `elapsed` since the start; `received` is the measured total so far.
     pub fn update(&mut self, elapsed: Duration, received: u64) {
         let Some(bar) = &self.bar else { return };
+        bar.set_position(elapsed.as_millis() as u64);
+        if elapsed < self.warmup {
+            bar.set_message("warming up");
+            return;
+        }
+        // The rate counts from the first update after warmup, when the measured count starts.
         let now = Instant::now();
         if let Some((at, count)) = self.last {
             let secs = now.duration_since(at).as_secs_f64();
@@ -46,11 +52,10 @@ impl Progress {
         } else {
             self.last = Some((now, received));
         }
-        bar.set_position(elapsed.as_millis() as u64);
-        if elapsed < self.warmup {
-            bar.set_message("warming up");
-        } else {
+        if self.rate > 0.0 {
             bar.set_message(format!("{} msgs/s", crate::summary::thousands(self.rate)));
+        } else {
+            bar.set_message("measuring");
         }
     }
 

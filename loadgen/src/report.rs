@@ -125,7 +125,12 @@ pub struct Generator {
     pub system_seconds: f64,
     /// CPU time of the whole loadgen process, setup and warmup included.
     pub process_cpu_seconds: f64,
-    /// The busiest load thread's CPU time over its wall time (1.0 = a whole CPU).
+    /// Open loop: time the load threads spent polling without sleeping in the last
+    /// microseconds before a scheduled send (so it leaves on time). Included in
+    /// `cpu_seconds`, excluded from `max_thread_utilization`.
+    pub spin_seconds: f64,
+    /// The busiest load thread's CPU time (less its spinning) over its wall time; 1.0 is a
+    /// whole CPU. Above 0.9 the generator counts as saturated.
     pub max_thread_utilization: f64,
     /// `cpu_seconds` per message received, in microseconds.
     pub cpu_us_per_msg: f64,

@@ -136,7 +136,9 @@ impl Worker {
             let cancelled = self.shared.cancel.is_cancelled();
             if sending && (now >= tl.end_ns || cancelled) {
                 sending = false;
-                stopped_ns = now;
+                // Nothing is sent after the end, so a loop that noticed it late still
+                // measured a window of exactly the configured length.
+                stopped_ns = now.min(tl.end_ns);
                 drain_until_ns = now
                     + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
             }
@@ -151,7 +153,10 @@ impl Worker {
                 self.housekeeping(now, sending, &tl);
                 next_housekeeping_ns = now + HOUSEKEEPING_NS;
             }
-            let mut timeout = Some(Duration::from_nanos(HOUSEKEEPING_NS));
+            let mut timeout = Some(Duration::from_nanos(match sending {
+                true => HOUSEKEEPING_NS.min(tl.end_ns.saturating_sub(now)),
+                false => HOUSEKEEPING_NS,
+            }));
             if sending && self.schedule.is_some() {
                 self.send_due(now, &tl);
                 timeout = self.arm_timer(&tl).or(timeout);
@@ -162,10 +167,21 @@ impl Worker {
                 self.meter.error(|| format!("epoll_wait failed: {err}"));
                 break;
             }
+            if timeout == Some(Duration::ZERO) && events.is_empty() && self.meter.measuring(now) {
+                // Waiting out the last microseconds before a send: time the timer would have
+                // slept through, kept apart so it is not mistaken for saturation.
+                self.meter.spin_ns += tl.now_ns() - now;
+            }
             for event in &events {
                 let i = event.token().0;
-                if event.token() == TIMER || i >= self.conns.len() {
-                    continue; // the timer only needed to wake the loop
+                if event.token() == TIMER {
+                    if let Some(timer) = self.timer.as_mut() {
+                        timer.fired(tl.now_ns());
+                    }
+                    continue;
+                }
+                if i >= self.conns.len() {
+                    continue;
                 }
                 let closed = event.is_read_closed() || event.is_error();
                 self.on_event(i, event.is_writable(), event.is_readable(), closed, sending, &tl);
@@ -262,10 +278,12 @@ impl Worker {
             return Some(Duration::ZERO);
         }
         let timer = self.timer.as_mut()?;
-        if let Err(err) = timer.arm(due, now) {
-            self.meter.error(|| format!("cannot arm the send timer: {err}"));
-            return None;
+        match timer.wait_for(due, now) {
+            Ok(timeout) => timeout,
+            Err(err) => {
+                self.meter.error(|| format!("cannot arm the send timer: {err}"));
+                None
+            }
         }
-        None
     }
 }
