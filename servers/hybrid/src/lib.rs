@@ -1,1 +1,396 @@
-//! The hybrid model (in progress).
+//! The hybrid model: one acceptor thread, and N worker threads each running its own event loop.
+//!
+//! # How it schedules connections
+//!
+//! The thread that calls [`run`] becomes the *acceptor*. It owns the listener and does
+//! nothing else: it waits (in its own small `mio::Poll`) for the listener or the shutdown
+//! handle, accepts until `WouldBlock`, and hands each new connection to one of `--workers`
+//! *worker* threads. A hand-off is two steps: push the socket onto that worker's crossbeam
+//! channel, then call the worker's [`Waker`] (an eventfd registered in the worker's `Poll`)
+//! so that a worker asleep in `epoll_wait` notices. Each worker is the single-threaded mio
+//! model in miniature: its own `Poll`, its own slab of connections, its own scratch buffer,
+//! and [`Connection::on_event`] draining each ready socket to `WouldBlock`. A connection lives
+//! on one worker from accept to close, so no connection state is ever shared or locked.
+//!
+//! The acceptor accepts non-blocking sockets (accept4 with SOCK_NONBLOCK) and hands them over
+//! as they are. A socket belongs to no `Poll` until it is registered, so it may move between
+//! threads freely; had we handed over blocking std streams, the worker would have had to
+//! `set_nonblocking(true)` before `from_std`, or one slow read would stall its whole loop.
+//!
+//! # Which worker gets a connection
+//!
+//! The one with the fewest open connections, ties broken round robin. Each worker counts its
+//! own open connections in an atomic that the acceptor increments at hand-off and the worker
+//! decrements at close. Plain round robin would need no counters, but it drifts: with churn,
+//! a worker whose connections happen to be long-lived keeps getting its equal share of new
+//! ones. Fewest-connections corrects that at the cost of reading N atomics per accept. Neither
+//! sees *load*: a worker with three busy connections looks busier than one with ten idle ones
+//! only if we measured bytes, which we do not. The same counters, summed, give the total that
+//! `--max-conns` is checked against.
+//!
+//! The other classic design is SO_REUSEPORT: every worker binds its own listener on the same
+//! port and accepts for itself, and the kernel spreads new connections by a hash of their
+//! addresses and ports. That removes the acceptor (no hop, no wake-up, no single accepting
+//! thread) but balances by hash, not by load or count, and does not fit the shared entry point
+//! (one already-bound listener) or Unix sockets on every kernel. Here accepting is cheap next
+//! to echoing, so one acceptor is not the bottleneck.
+//!
+//! # What one connection costs
+//!
+//! As in the mio model: a slab slot (about 64 bytes), an epoll entry and the socket's kernel
+//! buffers; a pending buffer of at most `--buffer` bytes only while the client is not reading.
+//! On top, one channel message and one eventfd write at hand-off. Per worker: a thread (its
+//! stack is virtual memory, touched only as deep as the loop goes), a `Poll`, a scratch
+//! buffer. Silent clients delay nobody: a worker's loop never blocks on a connection.
+//!
+//! # Where it wins, and what breaks first
+//!
+//! It uses every core, where the mio model uses one, while keeping the event loop's low cost
+//! per connection; with many busy connections it scales with the cores (on this 2-vCPU
+//! machine, the load generator needs one of them). Every hand-off costs a cross-thread
+//! wake-up (tens of microseconds across vCPUs here), so a churn of short connections pays for
+//! the hop, and a single connection gains nothing over the mio model. What breaks first: a
+//! skewed spread. Connections are pinned to the worker that got them, so a few heavy clients
+//! on one worker saturate that core while others idle, and nothing migrates them. Then the
+//! acceptor, for very high connection rates; then, as everywhere, file descriptors (EMFILE
+//! pauses accepting, as in the mio model).
+//!
+//! Run it with `cargo run --release -p echobench-hybrid -- --workers 2`.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use echobench_common::{
+    AcceptError, Config, Connection, Listener, MioStream, Next, Shutdown, Summary, interrupted,
+};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+
+/// The acceptor's tokens.
+const SHUTDOWN: Token = Token(0);
+const LISTENER: Token = Token(1);
+/// A worker's token for its waker; its connections use slab keys, which count up from 0.
+const WAKER: Token = Token(usize::MAX);
+/// How long the acceptor stops accepting after running out of file descriptors. It does not
+/// hear when a worker closes a connection, so it simply retries after this pause.
+const EMFILE_PAUSE: Duration = Duration::from_millis(100);
+/// How many ready events one `epoll_wait` may return.
+const EVENTS_PER_POLL: usize = 1024;
+
+/// Serves `listener` with `workers` event-loop threads until `shutdown` fires, then stops
+/// every worker (each closes its connections), joins them, and returns what was served.
+pub fn run(
+    listener: Listener,
+    mut shutdown: Shutdown,
+    config: &Config,
+    workers: usize,
+) -> io::Result<Summary> {
+    if workers == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "--workers must be at least 1"));
+    }
+    // Start the workers first: if one cannot start, the pool stops the others as it drops.
+    let mut pool = Pool::start(workers, config)?;
+
+    let mut poll = Poll::new()?;
+    let mut listener = listener.into_mio()?;
+    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry().register(&mut shutdown, SHUTDOWN, Interest::READABLE)?;
+    let mut events = Events::with_capacity(16);
+    let mut summary = Summary::default();
+    // Set while out of file descriptors: when to try accepting again.
+    let mut paused_until: Option<Instant> = None;
+
+    let accepted: io::Result<()> = 'serve: loop {
+        let timeout = paused_until.map(|t| t.saturating_duration_since(Instant::now()));
+        if let Err(err) = poll.poll(&mut events, timeout) {
+            if interrupted(&err) {
+                continue;
+            }
+            break Err(err);
+        }
+        if events.iter().any(|event| event.token() == SHUTDOWN) {
+            break Ok(());
+        }
+        // Either the listener is readable or the pause is over (or both): accept until
+        // `WouldBlock`, as edge-triggered epoll requires, or until out of descriptors again.
+        if paused_until.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
+        paused_until = None;
+        loop {
+            let stream = match listener.accept() {
+                Ok(stream) => stream,
+                Err(err) => match AcceptError::classify(&err) {
+                    AcceptError::WouldBlock => break,
+                    AcceptError::Retry => continue,
+                    AcceptError::OutOfResources => {
+                        // The kernel keeps the connection queued; come back after a pause.
+                        paused_until = Some(Instant::now() + EMFILE_PAUSE);
+                        break;
+                    }
+                    AcceptError::Fatal => break 'serve Err(err),
+                },
+            };
+            if pool.open() >= config.max_conns {
+                // Accept and close at once: the client gets an answer (EOF) instead of hanging.
+                summary.rejected += 1;
+                continue;
+            }
+            if let Err(err) = pool.hand_off(stream) {
+                break 'serve Err(err);
+            }
+            summary.served += 1;
+        }
+    };
+
+    // Whatever ended the loop, stop and join every worker before returning, so that no thread
+    // outlives `run`. A worker's own failure is the more telling error, so it wins.
+    drop(listener);
+    pool.stop()?;
+    accepted.map(|()| summary)
+}
+
+/// The acceptor's handles on the running workers.
+#[derive(Debug)]
+struct Pool {
+    workers: Vec<WorkerHandle>,
+    /// Where the next search for the least busy worker starts, so that ties go round robin.
+    next: usize,
+}
+
+#[derive(Debug)]
+struct WorkerHandle {
+    /// The worker's queue of new connections. Dropping it is how the worker learns to stop.
+    sender: Sender<MioStream>,
+    /// Wakes the worker's `epoll_wait` after a send (or a drop) on `sender`.
+    waker: Waker,
+    /// The worker's open connections: the acceptor adds, the worker subtracts at close.
+    open: Arc<AtomicUsize>,
+    thread: JoinHandle<io::Result<()>>,
+}
+
+impl Pool {
+    /// Starts `count` workers, each with its own `Poll`, waker and channel.
+    fn start(count: usize, config: &Config) -> io::Result<Pool> {
+        let mut pool = Pool { workers: Vec::with_capacity(count), next: 0 };
+        for id in 0..count {
+            // The `Poll` is made here rather than in the thread so that its errors surface from
+            // `run`, and so that the waker can be made on its registry before the hand-over.
+            let poll = Poll::new()?;
+            let waker = Waker::new(poll.registry(), WAKER)?;
+            // Unbounded: the acceptor never blocks on a worker, and the queue can hold at most
+            // `--max-conns` sockets, since every queued socket already counts as open.
+            let (sender, receiver) = crossbeam_channel::unbounded();
+            let open = Arc::new(AtomicUsize::new(0));
+            let worker = Worker {
+                registry: poll.registry().try_clone()?,
+                receiver,
+                open: Arc::clone(&open),
+                connections: Slab::new(),
+                scratch: vec![0; config.buffer],
+                buffer: config.buffer,
+            };
+            let thread = thread::Builder::new()
+                .name(format!("worker-{id}"))
+                .spawn(move || worker.run(poll))?;
+            pool.workers.push(WorkerHandle { sender, waker, open, thread });
+        }
+        Ok(pool)
+    }
+
+    /// Connections open across all workers, including those still in a channel.
+    fn open(&self) -> usize {
+        self.workers.iter().map(|worker| worker.open.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Gives `stream` to the worker with the fewest open connections, and wakes it.
+    fn hand_off(&mut self, stream: MioStream) -> io::Result<()> {
+        let count = self.workers.len();
+        let chosen = (0..count)
+            .map(|i| (self.next + i) % count)
+            .min_by_key(|&i| self.workers[i].open.load(Ordering::Relaxed))
+            .expect("a pool has at least one worker");
+        self.next = (chosen + 1) % count;
+        let worker = &self.workers[chosen];
+        // Count it before sending, so that the worker's decrement can never come first.
+        worker.open.fetch_add(1, Ordering::Relaxed);
+        if worker.sender.send(stream).is_err() {
+            // Only a worker that has exited drops its receiver; `stop` reports why.
+            worker.open.fetch_sub(1, Ordering::Relaxed);
+            return Err(io::Error::other(format!("worker {chosen} exited early")));
+        }
+        worker.waker.wake()
+    }
+
+    /// Tells every worker to stop (their channels close, then a wake-up), then joins them all
+    /// and returns the first failure among them.
+    fn stop(&mut self) -> io::Result<()> {
+        let workers = std::mem::take(&mut self.workers);
+        // Tell them all before joining any, so that they close their connections in parallel.
+        let mut result = Ok(());
+        let mut threads = Vec::with_capacity(workers.len());
+        for WorkerHandle { sender, waker, thread, .. } in workers {
+            drop(sender);
+            match waker.wake() {
+                // Keep the waker until the join: closing its eventfd would take the pending
+                // wake-up out of the worker's epoll before the worker sees it.
+                Ok(()) => threads.push((thread, waker)),
+                // A worker we cannot wake would never return, and joining it would hang the
+                // server: leave it to die with the process, and say so.
+                Err(err) => result = result.and(Err(err)),
+            }
+        }
+        for (thread, _waker) in threads {
+            let outcome =
+                thread.join().unwrap_or_else(|_| Err(io::Error::other("worker panicked")));
+            result = result.and(outcome);
+        }
+        result
+    }
+}
+
+impl Drop for Pool {
+    /// Stops the workers if `run` left early (an error before or during serving).
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// One worker: an event loop over its share of the connections.
+#[derive(Debug)]
+struct Worker {
+    /// The worker's `Poll`'s registry (the `Poll` itself is borrowed by `epoll_wait`).
+    registry: Registry,
+    /// New connections from the acceptor; disconnected when the server stops.
+    receiver: Receiver<MioStream>,
+    /// This worker's open connections, shared with the acceptor.
+    open: Arc<AtomicUsize>,
+    /// Open connections by token, as in the mio model: keys are reused, so a stale event may
+    /// name a newer connection, which [`Connection::on_event`] tolerates.
+    connections: Slab<Slot>,
+    /// The one read buffer, lent to whichever connection is being served.
+    scratch: Vec<u8>,
+    /// The bound on each connection's pending bytes (`--buffer`).
+    buffer: usize,
+}
+
+/// One open connection and the interest it is registered with, so that `epoll_ctl` is called
+/// only when the interest changes.
+#[derive(Debug)]
+struct Slot {
+    connection: Connection,
+    interest: Interest,
+}
+
+impl Worker {
+    /// The worker's event loop: serves its connections until the acceptor's channel closes.
+    fn run(mut self, mut poll: Poll) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        loop {
+            if let Err(err) = poll.poll(&mut events, None) {
+                if interrupted(&err) {
+                    continue;
+                }
+                return Err(err);
+            }
+            let mut woken = false;
+            for event in events.iter() {
+                match event.token() {
+                    // New connections are taken after this batch: the ones that are ready
+                    // now are served first, and a wake-up costs one pass over the channel.
+                    WAKER => woken = true,
+                    token => self.on_connection_event(token),
+                }
+            }
+            if woken && !self.take_new_connections() {
+                // Stopping: dropping the slab closes every connection this worker holds.
+                self.connections.clear();
+                return Ok(());
+            }
+        }
+    }
+
+    /// Registers every connection waiting in the channel; false once the channel has closed.
+    ///
+    /// Wake-ups may merge (two sends, one event), so one wake-up drains the whole channel.
+    fn take_new_connections(&mut self) -> bool {
+        loop {
+            let stream = match self.receiver.try_recv() {
+                Ok(stream) => stream,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            };
+            let entry = self.connections.vacant_entry();
+            let token = Token(entry.key());
+            let mut connection = Connection::new(stream, self.buffer);
+            // READABLE: the client speaks first. Data that arrived while the socket sat in
+            // the channel is reported at once, since epoll checks readiness on registration.
+            match self.registry.register(&mut connection, token, Interest::READABLE) {
+                Ok(()) => {
+                    entry.insert(Slot { connection, interest: Interest::READABLE });
+                }
+                Err(err) => {
+                    report(&err);
+                    self.open.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Serves one ready connection, and closes it if it is finished or broken.
+    fn on_connection_event(&mut self, token: Token) {
+        // The connection may have been closed earlier in this same batch of events.
+        let Some(slot) = self.connections.get_mut(token.0) else { return };
+        let wanted = match slot.connection.on_event(&mut self.scratch) {
+            Ok(next) => interest_for(next),
+            Err(err) => {
+                report(&err);
+                None
+            }
+        };
+        match wanted {
+            // The usual case: nothing changed, so no system call.
+            Some(interest) if interest == slot.interest => {}
+            Some(interest) => {
+                match self.registry.reregister(&mut slot.connection, token, interest) {
+                    Ok(()) => slot.interest = interest,
+                    Err(err) => {
+                        report(&err);
+                        self.close(token);
+                    }
+                }
+            }
+            None => self.close(token),
+        }
+    }
+
+    /// Closes a connection (which also removes it from epoll) and tells the acceptor.
+    fn close(&mut self, token: Token) {
+        drop(self.connections.remove(token.0));
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The epoll interest that gives a connection what it asked for, or `None` when it is done.
+/// WRITABLE only while bytes wait, or the loop would wake for every socket with room.
+fn interest_for(next: Next) -> Option<Interest> {
+    match (next.wants_read, next.wants_write) {
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
+/// Logs a connection's failure on stderr, except resets and vanished clients, which are the
+/// client's business.
+fn report(err: &io::Error) {
+    use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    if !matches!(err.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) {
+        eprintln!("{}: connection closed after an error: {err}", echobench_common::cli::program());
+    }
+}

@@ -1,1 +1,284 @@
-//! The mio model (in progress).
+//! The mio model: one thread, one `epoll`, every connection a small state machine.
+//!
+//! # How it schedules connections
+//!
+//! A single thread owns a [`mio::Poll`] (on Linux, an epoll instance in edge-triggered mode)
+//! and registers three kinds of source with it, each under a [`Token`]: the listening socket,
+//! the shutdown handle, and every accepted connection, whose token is its key in a [`Slab`].
+//! The thread sleeps in `epoll_wait` until the kernel reports a batch of ready tokens, then
+//! handles each in turn:
+//!
+//! - the listener: accept until `WouldBlock`, register each new socket for READABLE;
+//! - a connection: [`Connection::on_event`] reads and writes until the kernel says
+//!   `WouldBlock`, and reports whether it still wants to read, to write, or neither (done);
+//!   the loop changes the registered interest only when that answer changes;
+//! - the shutdown handle: close everything and return.
+//!
+//! Nothing ever blocks except `epoll_wait` itself, so a client that connects and says nothing
+//! costs a slab slot and an epoll entry, and delays nobody: its token never comes up.
+//!
+//! # What one connection costs
+//!
+//! No thread, no stack. In user space, one [`Slot`] in the slab (a socket, an empty `Vec`, a
+//! few flags: 64 bytes, checked by a test). The pending buffer (`--buffer` bytes at most)
+//! exists only while the kernel refuses to take the echo back, and is freed once it drains.
+//! The bytes are read into one scratch buffer that the loop lends to every connection. In the
+//! kernel, a socket with its send and receive buffers, and an epoll entry. So 10,000 idle
+//! connections cost well under a MiB of the server's own memory.
+//!
+//! # Where it wins
+//!
+//! Many connections, small messages, mostly waiting: one `epoll_wait` returns up to 1,024
+//! ready connections at once, there is no context switch between them, and nothing is
+//! allocated on the hot path. That is why this server is the yardstick against which the load
+//! generator's own speed is checked.
+//!
+//! # What breaks first
+//!
+//! The one core. Every byte of every connection passes through this thread, so once it is
+//! saturated, throughput stops growing and every client's latency rises together; the other
+//! cores sit idle (the hybrid model runs one such loop per core). Next, fairness: a connection
+//! is drained to `WouldBlock`, so a client that streams fast enough holds the loop for as long
+//! as it keeps data coming, and any slow work added to the loop would stall every connection
+//! at once. Finally descriptors: at `ulimit -n` accept fails with EMFILE, and the loop must
+//! pause accepting rather than spin (see [`EventLoop::accept_all`]).
+//!
+//! Run it with `cargo run --release -p echobench-mio -- --addr 127.0.0.1:7000`.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use echobench_common::{
+    AcceptError, Config, Connection, Listener, MioListener, MioStream, Next, Shutdown, Summary,
+    interrupted,
+};
+use mio::{Events, Interest, Poll, Registry, Token};
+use slab::Slab;
+
+/// Token of the shutdown handle. Connections use their slab keys, which count up from 0, so
+/// the two fixed tokens sit at the top of the range where no key will ever reach.
+const SHUTDOWN: Token = Token(usize::MAX);
+/// Token of the listening socket.
+const LISTENER: Token = Token(usize::MAX - 1);
+/// How long to stop accepting after running out of file descriptors. Edge-triggered epoll will
+/// not report the waiting connections again, so we must come back on our own; 100 ms is soon
+/// enough for a client and long enough not to burn the core retrying.
+const EMFILE_PAUSE: Duration = Duration::from_millis(100);
+/// How many ready events one `epoll_wait` may return.
+const EVENTS_PER_POLL: usize = 1024;
+
+/// Serves `listener` on the calling thread until `shutdown` fires, then closes every
+/// connection and returns what it served.
+pub fn run(listener: Listener, mut shutdown: Shutdown, config: &Config) -> io::Result<Summary> {
+    let mut poll = Poll::new()?;
+    let mut listener = listener.into_mio()?;
+    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry().register(&mut shutdown, SHUTDOWN, Interest::READABLE)?;
+
+    let mut event_loop = EventLoop {
+        // A second handle on the same epoll, so that registering and polling can be borrowed
+        // apart: `poll.poll` needs `&mut poll` while the loop registers connections.
+        registry: poll.registry().try_clone()?,
+        listener,
+        connections: Slab::new(),
+        scratch: vec![0; config.buffer],
+        config: *config,
+        backlog_waiting: false,
+        paused_until: None,
+        summary: Summary::default(),
+    };
+    let mut events = Events::with_capacity(EVENTS_PER_POLL);
+
+    loop {
+        // Sleep until something is ready; while accepting is paused, also until it is time to
+        // try again. The clock is read only while paused, never on the hot path.
+        let timeout = event_loop.paused_until.map(|t| t.saturating_duration_since(Instant::now()));
+        if let Err(err) = poll.poll(&mut events, timeout) {
+            if interrupted(&err) {
+                continue;
+            }
+            return Err(err);
+        }
+
+        for event in events.iter() {
+            match event.token() {
+                SHUTDOWN => {
+                    // Dropping a connection closes its socket; clients see EOF (or a reset
+                    // if they had bytes in flight). The listener closes when we return, and a
+                    // Unix listener removes its socket file as it does.
+                    event_loop.connections.clear();
+                    return Ok(event_loop.summary);
+                }
+                // Accept after handling this batch, so that connections freed in it make
+                // room (and descriptors) for the newcomers.
+                LISTENER => event_loop.backlog_waiting = true,
+                token => event_loop.on_connection_event(token),
+            }
+        }
+
+        let pause_over = event_loop.paused_until.is_none_or(|t| Instant::now() >= t);
+        if event_loop.backlog_waiting && pause_over {
+            event_loop.accept_all()?;
+        }
+    }
+}
+
+/// Everything the loop owns besides the `Poll` itself.
+#[derive(Debug)]
+struct EventLoop {
+    /// Where connections are registered, re-registered as their needs change, and (by
+    /// closing their sockets) removed.
+    registry: Registry,
+    listener: MioListener,
+    /// Open connections by token. A slab reuses the keys of closed connections, which keeps
+    /// it dense; the price is that a stale event may name a key that now belongs to a newer
+    /// connection, which is harmless because [`Connection::on_event`] tolerates spurious calls.
+    connections: Slab<Slot>,
+    /// The one read buffer, lent to whichever connection is being served.
+    scratch: Vec<u8>,
+    config: Config,
+    /// The listener reported connections that we have not taken yet. It stays true when we
+    /// stopped at EMFILE, because the kernel will not tell us about them again.
+    backlog_waiting: bool,
+    /// While out of file descriptors: when to try accepting again. A connection closing
+    /// frees a descriptor and clears it at once.
+    paused_until: Option<Instant>,
+    summary: Summary,
+}
+
+/// One open connection and the interest it is registered with, kept so that the loop only
+/// calls `epoll_ctl` when the interest really changes.
+#[derive(Debug)]
+struct Slot {
+    connection: Connection,
+    interest: Interest,
+}
+
+impl EventLoop {
+    /// Accepts every connection waiting in the backlog.
+    ///
+    /// Over `--max-conns`, a connection is accepted and closed at once: leaving it in the
+    /// backlog would leave the client hanging with no answer, and leave the listener readable
+    /// for ever. Out of descriptors (EMFILE, ENFILE), accepting stops for [`EMFILE_PAUSE`]
+    /// or until a connection closes; the kernel keeps the waiting connections queued.
+    fn accept_all(&mut self) -> io::Result<()> {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok(stream) => stream,
+                Err(err) => match AcceptError::classify(&err) {
+                    AcceptError::WouldBlock => {
+                        self.backlog_waiting = false;
+                        self.paused_until = None;
+                        return Ok(());
+                    }
+                    AcceptError::Retry => continue,
+                    AcceptError::OutOfResources => {
+                        self.paused_until = Some(Instant::now() + EMFILE_PAUSE);
+                        return Ok(());
+                    }
+                    AcceptError::Fatal => return Err(err),
+                },
+            };
+            if self.connections.len() >= self.config.max_conns {
+                self.summary.rejected += 1;
+                continue; // `stream` is dropped here, which closes it.
+            }
+            self.add(stream);
+        }
+    }
+
+    /// Registers a new connection for READABLE: the client speaks first, and a fresh socket
+    /// has room to write. If data has already arrived, epoll reports it straight away.
+    fn add(&mut self, stream: MioStream) {
+        let entry = self.connections.vacant_entry();
+        let token = Token(entry.key());
+        let mut connection = Connection::new(stream, self.config.buffer);
+        match self.registry.register(&mut connection, token, Interest::READABLE) {
+            Ok(()) => {
+                entry.insert(Slot { connection, interest: Interest::READABLE });
+                self.summary.served += 1;
+            }
+            // The kernel could not track one more socket (out of memory, or the epoll watch
+            // limit): close this connection and keep serving the rest.
+            Err(err) => report(&err),
+        }
+    }
+
+    /// Serves one ready connection, and closes it if it is finished or broken.
+    fn on_connection_event(&mut self, token: Token) {
+        // The connection may have been closed earlier in this same batch of events.
+        let Some(slot) = self.connections.get_mut(token.0) else { return };
+        let wanted = match slot.connection.on_event(&mut self.scratch) {
+            Ok(next) => interest_for(next),
+            Err(err) => {
+                report(&err);
+                None
+            }
+        };
+        match wanted {
+            // The usual case: the echo went straight back and the connection still only
+            // waits to read, so there is nothing to tell the kernel.
+            Some(interest) if interest == slot.interest => {}
+            Some(interest) => {
+                match self.registry.reregister(&mut slot.connection, token, interest) {
+                    Ok(()) => slot.interest = interest,
+                    Err(err) => {
+                        report(&err);
+                        self.close(token);
+                    }
+                }
+            }
+            None => self.close(token),
+        }
+    }
+
+    /// Closes a connection. Closing its socket also removes it from epoll (no other
+    /// descriptor refers to it), so no `deregister` call is needed.
+    fn close(&mut self, token: Token) {
+        drop(self.connections.remove(token.0));
+        // One descriptor just came free: if accepting was paused for lack of them, try again
+        // after this batch instead of waiting out the pause.
+        self.paused_until = None;
+    }
+}
+
+/// The epoll interest that gives a connection what it asked for, or `None` when it is done.
+/// WRITABLE is asked for only while bytes wait: a socket can almost always take more, so a
+/// WRITABLE interest kept for nothing would wake the loop for nothing.
+fn interest_for(next: Next) -> Option<Interest> {
+    match (next.wants_read, next.wants_write) {
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
+/// Logs a connection's failure on stderr, except the ones clients cause all the time (a
+/// client that resets or vanishes is its own business, not the server's).
+fn report(err: &io::Error) {
+    use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    if !matches!(err.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) {
+        eprintln!("{}: connection closed after an error: {err}", echobench_common::cli::program());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_costs_one_small_slot() {
+        // The essay promises 64 bytes per connection in user space; keep it honest.
+        assert!(std::mem::size_of::<Slot>() <= 64, "{} bytes", std::mem::size_of::<Slot>());
+    }
+
+    #[test]
+    fn interests_follow_what_the_connection_wants() {
+        let next = |wants_read, wants_write| Next { wants_read, wants_write };
+        assert_eq!(interest_for(next(true, false)), Some(Interest::READABLE));
+        assert_eq!(interest_for(next(false, true)), Some(Interest::WRITABLE));
+        assert_eq!(interest_for(next(true, true)), Some(Interest::READABLE | Interest::WRITABLE));
+        assert_eq!(interest_for(next(false, false)), None);
+    }
+}

@@ -1,1 +1,26 @@
-fn main() {}
+//! `echo-mio`: the TCP echo server as one thread running one mio event loop.
+//!
+//! `cargo run --release -p echobench-mio -- --addr 127.0.0.1:7000`
+use clap::Parser;
+use echobench_common::{Listener, ServerArgs, Shutdown, cli};
+
+#[derive(Debug, Parser)]
+#[command(name = "echo-mio", version, about = "TCP echo server: one thread, one mio event loop")]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+fn main() {
+    let args: Args = cli::parse();
+    let shutdown = cli::or_exit(Shutdown::on_signals(), "cannot install signal handlers");
+    let endpoint = args.server.endpoint();
+    let listener = cli::or_exit(
+        Listener::bind(&endpoint, args.server.backlog),
+        format!("cannot listen on {endpoint}"),
+    );
+    cli::or_exit(listener.announce(), "cannot print the ready line");
+    let config = args.server.config();
+    let summary = cli::or_exit(echobench_mio::run(listener, shutdown, &config), "server failed");
+    summary.log(&cli::program());
+}
