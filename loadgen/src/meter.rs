@@ -33,8 +33,8 @@ pub enum Msg {
     Ready,
     /// The histograms of one interval of the measured window, numbered from 0.
     Interval { thread: usize, index: u64, recorder: Box<Recorder> },
-    /// The thread has finished; its last interval was sent before this.
-    Done { thread: usize, result: Box<ThreadResult> },
+    /// The thread has finished, with its last (partial) interval, numbered as in `Interval`.
+    Done { thread: usize, last: Option<(u64, Box<Recorder>)>, result: Box<ThreadResult> },
 }
 
 /// A load thread's totals.
@@ -206,12 +206,11 @@ impl Meter {
         let _ = self.tx.send(Msg::Interval { thread: self.thread, index: self.index, recorder });
     }
 
-    /// Sends the last interval and the thread's totals.
+    /// Sends the thread's totals and its last interval.
     pub fn finish(mut self, stopped_ns: u64, finished_ns: u64) {
         self.shared.received[self.thread].store(self.counters.received, Ordering::Relaxed);
-        if self.measure_ns != u64::MAX {
-            self.send_interval();
-        }
+        let last =
+            (self.measure_ns != u64::MAX).then(|| (self.index, std::mem::take(&mut self.recorder)));
         let (cpu, wall_ns) = match self.cpu_start {
             Some((start, at)) => (CpuTime::thread().since(&start), finished_ns.saturating_sub(at)),
             None => (CpuTime::default(), 0),
@@ -227,6 +226,6 @@ impl Meter {
             first_error: self.first_error.take(),
             first_mismatch: self.first_mismatch.take(),
         };
-        let _ = self.tx.send(Msg::Done { thread: self.thread, result: Box::new(result) });
+        let _ = self.tx.send(Msg::Done { thread: self.thread, last, result: Box::new(result) });
     }
 }

@@ -122,7 +122,10 @@ fn coordinate(
                 intervals.add(thread, index, &recorder)?;
                 intervals.write(hlog.as_mut(), mode, None)?;
             }
-            Ok(Msg::Done { thread, result }) => {
+            Ok(Msg::Done { thread, last, result }) => {
+                if let Some((index, recorder)) = last {
+                    intervals.add_last(index, &recorder)?;
+                }
                 intervals.done[thread] = true;
                 results[thread] = Some(*result);
             }
@@ -281,6 +284,12 @@ impl Intervals {
         Ok(())
     }
 
+    /// A finished thread's last interval: it has not moved past it, so `reported` stays.
+    fn add_last(&mut self, index: u64, recorder: &Recorder) -> Result<()> {
+        self.total.add(recorder)?;
+        self.pending.entry(index).or_default().add(recorder)
+    }
+
     /// Writes every interval all threads are done with; at the end (`last_ns` is the
     /// measured window plus drain) writes the rest, the last one cut to its real length.
     fn write(
@@ -292,14 +301,17 @@ impl Intervals {
         let Some(log) = hlog else { return Ok(()) };
         let complete = match last_ns {
             Some(_) => self.pending.keys().next_back().copied(),
+            // While threads run, an interval is complete once every running thread has moved
+            // past it (finished threads have sent all they had). The run's last interval waits
+            // for the end, when its real length is known.
             None => self
                 .reported
                 .iter()
                 .zip(&self.done)
-                .map(|(r, &done)| if done { Some(u64::MAX) } else { *r })
+                .filter(|(_, done)| !**done)
+                .map(|(reported, _)| *reported)
                 .min()
-                .flatten()
-                .map(|upto| upto.min(self.pending.keys().next_back().copied().unwrap_or(0))),
+                .flatten(),
         };
         let Some(upto) = complete else { return Ok(()) };
         while self.next_to_write <= upto {

@@ -111,6 +111,18 @@ fn unix_sockets_carry_load_too() {
 }
 
 #[test]
+fn ipv6_addresses_work_as_the_servers_print_them() {
+    let Some(server) = EchoServer::start_at("[::1]:0", Fault::None, 64) else {
+        eprintln!("skipped: this machine cannot bind [::1]");
+        return;
+    };
+    assert!(server.addr.starts_with("[::1]:"));
+    let r = run(&quick(&server.addr));
+    assert_clean(&r);
+    assert_eq!(r.target, server.addr);
+}
+
+#[test]
 fn large_messages_arrive_in_pieces_and_are_still_checked() {
     let server = EchoServer::start(Fault::None, 200_000);
     let r = run(&Config { size: 200_000, connections: 2, pipeline: 2, ..quick(&server.addr) });

@@ -90,14 +90,19 @@ impl Conn for UnixStream {
 impl EchoServer {
     /// A TCP server on 127.0.0.1 (a free port) for messages of `size` bytes.
     pub fn start(fault: Fault, size: usize) -> EchoServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test port");
+        EchoServer::start_at("127.0.0.1:0", fault, size).expect("bind a test port")
+    }
+
+    /// A TCP server bound to `bind` (e.g. `[::1]:0`), or `None` if that cannot be bound.
+    pub fn start_at(bind: &str, fault: Fault, size: usize) -> Option<EchoServer> {
+        let listener = TcpListener::bind(bind).ok()?;
         let addr = listener.local_addr().unwrap().to_string();
         listener.set_nonblocking(true).unwrap();
         let state = new_state(fault, size);
         let st = state.clone();
         let acceptor =
             thread::spawn(move || accept_loop(&st, || listener.accept().map(|(s, _)| s)));
-        EchoServer { addr, state, acceptor: Some(acceptor), unix_path: None }
+        Some(EchoServer { addr, state, acceptor: Some(acceptor), unix_path: None })
     }
 
     /// The same on a Unix socket; `addr` is then `unix:PATH`.
