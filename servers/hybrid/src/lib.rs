@@ -394,3 +394,103 @@ fn report(err: &io::Error) {
         eprintln!("{}: connection closed after an error: {err}", echobench_common::cli::program());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use echobench_common::{Endpoint, Stream};
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// A loopback client, and the server's end as the acceptor would hand it over.
+    fn pair() -> (TcpStream, MioStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, Stream::Tcp(server).into_mio().unwrap())
+    }
+
+    /// Whether the server closed this connection: EOF, or a reset if it had unread bytes. A
+    /// read timeout (the connection still open) is not a close.
+    fn closed_by_server(client: &mut TcpStream) -> bool {
+        match client.read(&mut [0u8; 1]) {
+            Ok(n) => n == 0,
+            Err(err) => err.kind() == io::ErrorKind::ConnectionReset,
+        }
+    }
+
+    fn opens(pool: &Pool) -> Vec<usize> {
+        pool.workers.iter().map(|worker| worker.open.load(Ordering::Relaxed)).collect()
+    }
+
+    #[test]
+    fn zero_workers_is_refused() {
+        let listener = Listener::bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 8).unwrap();
+        let err = run(listener, Shutdown::new().unwrap(), &Config::default(), 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn new_connections_go_to_the_least_busy_worker() {
+        let mut pool = Pool::start(3, &Config::default()).unwrap();
+        // Equal loads: round robin.
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let (client, server) = pair();
+            pool.hand_off(server).unwrap();
+            clients.push(client);
+        }
+        assert_eq!(opens(&pool), [1, 1, 1]);
+
+        // The client on worker 1 leaves; that worker closes its end and counts it.
+        drop(clients.remove(1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while opens(&pool)[1] != 0 {
+            assert!(Instant::now() < deadline, "worker 1 never closed the connection");
+            thread::sleep(Duration::from_millis(1));
+        }
+        // Round robin would now pick worker 0; the least busy is worker 1.
+        let (mut client, server) = pair();
+        pool.hand_off(server).unwrap();
+        assert_eq!(opens(&pool), [1, 1, 1]);
+        // And the connection really is served there.
+        client.write_all(b"ping").unwrap();
+        let mut back = [0u8; 4];
+        client.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"ping");
+        pool.stop().unwrap();
+    }
+
+    #[test]
+    fn run_serves_until_shutdown_then_closes_everything() {
+        let listener = Listener::bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 8).unwrap();
+        let Endpoint::Tcp(addr) = listener.local_endpoint().unwrap() else { unreachable!() };
+        let shutdown = Shutdown::new().unwrap();
+        let config = Config { max_conns: 3, buffer: 1024 };
+        let server = {
+            let shutdown = shutdown.clone();
+            thread::spawn(move || run(listener, shutdown, &config, 2))
+        };
+        let mut clients: Vec<TcpStream> =
+            (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for client in &mut clients {
+            client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            client.write_all(b"hello").unwrap();
+            let mut back = [0u8; 5];
+            client.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"hello");
+        }
+        // A fourth is over --max-conns: accepted and closed at once.
+        let mut extra = TcpStream::connect(addr).unwrap();
+        extra.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert!(closed_by_server(&mut extra));
+
+        shutdown.trigger();
+        let summary = server.join().unwrap().unwrap();
+        assert_eq!(summary, Summary { served: 3, rejected: 1 });
+        // Every connection was closed by its worker on the way out.
+        for client in &mut clients {
+            assert!(closed_by_server(client));
+        }
+    }
+}
