@@ -65,6 +65,11 @@ fn main() {
 fn run(args: RunArgs) -> Result<i32> {
     let mut config = args.config;
     config.progress = !args.no_progress && std::io::stderr().is_terminal();
+    // Impossible flags are a usage error (status 2, like clap's), not a failed run.
+    if let Err(err) = config.validate() {
+        eprintln!("loadgen: error: {err:#}");
+        return Ok(2);
+    }
     let cancel = Cancel::new();
     cancel_on_signals(&cancel)?;
     let report = loadgen::run(&config, &cancel)?;

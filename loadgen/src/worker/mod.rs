@@ -82,6 +82,7 @@ pub fn thread_main(mut plan: Plan, poll: Poll, shared: Arc<Shared>, tx: Sender<M
         timer: None,
         dirty: Vec::new(),
         next_source: 0,
+        spinning: false,
     };
     worker.dirty.reserve(worker.conns.len());
     if let Some(cpu) = worker.plan.cpu
@@ -105,6 +106,8 @@ struct Worker {
     dirty: Vec<usize>,
     /// Churn: which source address the next connection binds.
     next_source: usize,
+    /// Open loop: this pass polls without sleeping because a send is microseconds away.
+    spinning: bool,
 }
 
 impl Worker {
@@ -157,6 +160,7 @@ impl Worker {
                 true => HOUSEKEEPING_NS.min(tl.end_ns.saturating_sub(now)),
                 false => HOUSEKEEPING_NS,
             }));
+            self.spinning = false;
             if sending && self.schedule.is_some() {
                 self.send_due(now, &tl);
                 timeout = self.arm_timer(&tl).or(timeout);
@@ -167,7 +171,7 @@ impl Worker {
                 self.meter.error(|| format!("epoll_wait failed: {err}"));
                 break;
             }
-            if timeout == Some(Duration::ZERO) && events.is_empty() && self.meter.measuring(now) {
+            if self.spinning && events.is_empty() && self.meter.measuring(now) {
                 // Waiting out the last microseconds before a send: time the timer would have
                 // slept through, kept apart so it is not mistaken for saturation.
                 self.meter.spin_ns += tl.now_ns() - now;
@@ -248,16 +252,18 @@ impl Worker {
             let i = schedule.take();
             let measured = due >= tl.measure_ns;
             let conn = &mut self.conns[i];
+            // Round robin: the first `conns` sends of a burst go to distinct connections, so
+            // each touched connection is listed (and written) once.
+            let first_visit = burst < schedule.conns();
+            burst += 1;
             if conn.state == State::Up {
                 conn.queue(self.plan.size, due, now, measured, &mut self.meter);
                 if measured {
                     self.meter.lagged(now - due);
                 }
-                // Round robin: the first `conns` sends of a burst touch distinct connections.
-                if burst < schedule.conns() {
+                if first_visit {
                     self.dirty.push(i);
                 }
-                burst += 1;
             } else if measured {
                 self.meter.counters.not_sent += 1;
             }
@@ -267,8 +273,10 @@ impl Worker {
         }
     }
 
-    /// Arms the timer for the next due send; returns a zero poll timeout if it is due already.
+    /// Arms the timer for the next due send; returns a zero poll timeout if it is due already
+    /// or so close that the loop should spin rather than sleep (then `spinning` is set).
     fn arm_timer(&mut self, tl: &Timeline) -> Option<Duration> {
+        self.spinning = false;
         let due = self.schedule.as_ref()?.due_ns();
         if due >= tl.end_ns {
             return None;
@@ -279,7 +287,10 @@ impl Worker {
         }
         let timer = self.timer.as_mut()?;
         match timer.wait_for(due, now) {
-            Ok(timeout) => timeout,
+            Ok(timeout) => {
+                self.spinning = timeout.is_some();
+                timeout
+            }
             Err(err) => {
                 self.meter.error(|| format!("cannot arm the send timer: {err}"));
                 None
