@@ -11,6 +11,11 @@
 //!   changed", once. Whatever is left unread when we stop early is never reported again, so
 //!   every call reads and writes until the kernel says `WouldBlock` (or the buffer is full).
 //!   That also makes spurious calls harmless: they find nothing to do and return.
+//!   (A read shorter than the buffer means the socket is empty for now, and Tokio skips the
+//!   final read on that basis (tokio-rs/tokio#5866), but only because it also keeps the
+//!   event's "peer closed" flag: a FIN that arrived with the last data raises no second edge.
+//!   We ignore the flags and pay the one `read` that returns `WouldBlock`, which keeps the
+//!   rule simple and safe.)
 //! - **Idle connections cost little.** Bytes are read into a scratch buffer that the event
 //!   loop owns and lends to every connection in turn, and written straight back from it. Only
 //!   the part the kernel would not take is copied into the connection's own `pending` buffer,
@@ -84,9 +89,10 @@ impl Connection {
     ///
     /// Call it whenever the socket may be readable or writable; which of the two the event
     /// said does not matter, since the connection simply tries what its state allows.
-    /// `scratch` is the event loop's shared read buffer (any non-empty size; reads never take
-    /// more than `limit` bytes at once, so `limit` bytes is the useful most). An `Err` means the connection is broken (reset,
-    /// broken pipe): the model should close it and carry on with the others.
+    /// `scratch` is the event loop's shared read buffer: any non-empty size, though reads never
+    /// take more than `limit` bytes at once, so more than that is never used. An `Err` means
+    /// the connection is broken (reset, broken pipe): the model should close it and carry on
+    /// with the others.
     pub fn on_event(&mut self, scratch: &mut [u8]) -> io::Result<Next> {
         // An empty read buffer would make every read return 0, which means EOF.
         assert!(!scratch.is_empty(), "the scratch buffer must not be empty");

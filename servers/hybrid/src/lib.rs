@@ -6,11 +6,13 @@
 //! nothing else: it waits (in its own small `mio::Poll`) for the listener or the shutdown
 //! handle, accepts until `WouldBlock`, and hands each new connection to one of `--workers`
 //! *worker* threads. A hand-off is two steps: push the socket onto that worker's crossbeam
-//! channel, then call the worker's [`Waker`] (an eventfd registered in the worker's `Poll`)
-//! so that a worker asleep in `epoll_wait` notices. Each worker is the single-threaded mio
-//! model in miniature: its own `Poll`, its own slab of connections, its own scratch buffer,
-//! and [`Connection::on_event`] draining each ready socket to `WouldBlock`. A connection lives
-//! on one worker from accept to close, so no connection state is ever shared or locked.
+//! channel, then call the worker's [`Waker`](mio::Waker) (an eventfd registered in the
+//! worker's `Poll`) so that a worker asleep in `epoll_wait` notices. Each worker (see
+//! `worker.rs`) is the single-threaded mio model in miniature: its own `Poll`, its own slab
+//! of connections, its own scratch buffer, and
+//! [`Connection::on_event`](echobench_common::Connection::on_event) draining each ready
+//! socket to `WouldBlock`. A connection lives on one worker from accept to close, so no
+//! connection state is ever shared or locked.
 //!
 //! The acceptor accepts non-blocking sockets (accept4 with SOCK_NONBLOCK) and hands them over
 //! as they are. A socket belongs to no `Poll` until it is registered, so it may move between
@@ -58,28 +60,21 @@
 //! Run it with `cargo run --release -p echobench-hybrid -- --workers 2`.
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use echobench_common::{
-    AcceptError, Config, Connection, Listener, MioStream, Next, Shutdown, Summary, interrupted,
-};
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use slab::Slab;
+use echobench_common::{AcceptError, Config, Listener, MioStream, Shutdown, Summary, interrupted};
+use mio::{Events, Interest, Poll, Token};
+
+mod worker;
+use worker::WorkerHandle;
 
 /// The acceptor's tokens.
 const SHUTDOWN: Token = Token(0);
 const LISTENER: Token = Token(1);
-/// A worker's token for its waker; its connections use slab keys, which count up from 0.
-const WAKER: Token = Token(usize::MAX);
 /// How long the acceptor stops accepting after running out of file descriptors. It does not
 /// hear when a worker closes a connection, so it simply retries after this pause.
 const EMFILE_PAUSE: Duration = Duration::from_millis(100);
-/// How many ready events one `epoll_wait` may return.
-const EVENTS_PER_POLL: usize = 1024;
 
 /// Serves `listener` with `workers` event-loop threads until `shutdown` fires, then stops
 /// every worker (each closes its connections), joins them, and returns what was served.
@@ -162,42 +157,12 @@ struct Pool {
     next: usize,
 }
 
-#[derive(Debug)]
-struct WorkerHandle {
-    /// The worker's queue of new connections. Dropping it is how the worker learns to stop.
-    sender: Sender<MioStream>,
-    /// Wakes the worker's `epoll_wait` after a send (or a drop) on `sender`.
-    waker: Waker,
-    /// The worker's open connections: the acceptor adds, the worker subtracts at close.
-    open: Arc<AtomicUsize>,
-    thread: JoinHandle<io::Result<()>>,
-}
-
 impl Pool {
     /// Starts `count` workers, each with its own `Poll`, waker and channel.
     fn start(count: usize, config: &Config) -> io::Result<Pool> {
         let mut pool = Pool { workers: Vec::with_capacity(count), next: 0 };
         for id in 0..count {
-            // The `Poll` is made here rather than in the thread so that its errors surface from
-            // `run`, and so that the waker can be made on its registry before the hand-over.
-            let poll = Poll::new()?;
-            let waker = Waker::new(poll.registry(), WAKER)?;
-            // Unbounded: the acceptor never blocks on a worker, and the queue can hold at most
-            // `--max-conns` sockets, since every queued socket already counts as open.
-            let (sender, receiver) = crossbeam_channel::unbounded();
-            let open = Arc::new(AtomicUsize::new(0));
-            let worker = Worker {
-                registry: poll.registry().try_clone()?,
-                receiver,
-                open: Arc::clone(&open),
-                connections: Slab::new(),
-                scratch: vec![0; config.buffer],
-                buffer: config.buffer,
-            };
-            let thread = thread::Builder::new()
-                .name(format!("worker-{id}"))
-                .spawn(move || worker.run(poll))?;
-            pool.workers.push(WorkerHandle { sender, waker, open, thread });
+            pool.workers.push(WorkerHandle::spawn(id, config)?);
         }
         Ok(pool)
     }
@@ -260,147 +225,13 @@ impl Drop for Pool {
     }
 }
 
-/// One worker: an event loop over its share of the connections.
-#[derive(Debug)]
-struct Worker {
-    /// The worker's `Poll`'s registry (the `Poll` itself is borrowed by `epoll_wait`).
-    registry: Registry,
-    /// New connections from the acceptor; disconnected when the server stops.
-    receiver: Receiver<MioStream>,
-    /// This worker's open connections, shared with the acceptor.
-    open: Arc<AtomicUsize>,
-    /// Open connections by token, as in the mio model: keys are reused, so a stale event may
-    /// name a newer connection, which [`Connection::on_event`] tolerates.
-    connections: Slab<Slot>,
-    /// The one read buffer, lent to whichever connection is being served.
-    scratch: Vec<u8>,
-    /// The bound on each connection's pending bytes (`--buffer`).
-    buffer: usize,
-}
-
-/// One open connection and the interest it is registered with, so that `epoll_ctl` is called
-/// only when the interest changes.
-#[derive(Debug)]
-struct Slot {
-    connection: Connection,
-    interest: Interest,
-}
-
-impl Worker {
-    /// The worker's event loop: serves its connections until the acceptor's channel closes.
-    fn run(mut self, mut poll: Poll) -> io::Result<()> {
-        let mut events = Events::with_capacity(EVENTS_PER_POLL);
-        loop {
-            if let Err(err) = poll.poll(&mut events, None) {
-                if interrupted(&err) {
-                    continue;
-                }
-                return Err(err);
-            }
-            let mut woken = false;
-            for event in events.iter() {
-                match event.token() {
-                    // New connections are taken after this batch: the ones that are ready
-                    // now are served first, and a wake-up costs one pass over the channel.
-                    WAKER => woken = true,
-                    token => self.on_connection_event(token),
-                }
-            }
-            if woken && !self.take_new_connections() {
-                // Stopping: dropping the slab closes every connection this worker holds.
-                self.connections.clear();
-                return Ok(());
-            }
-        }
-    }
-
-    /// Registers every connection waiting in the channel; false once the channel has closed.
-    ///
-    /// Wake-ups may merge (two sends, one event), so one wake-up drains the whole channel.
-    fn take_new_connections(&mut self) -> bool {
-        loop {
-            let stream = match self.receiver.try_recv() {
-                Ok(stream) => stream,
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
-            };
-            let entry = self.connections.vacant_entry();
-            let token = Token(entry.key());
-            let mut connection = Connection::new(stream, self.buffer);
-            // READABLE: the client speaks first. Data that arrived while the socket sat in
-            // the channel is reported at once, since epoll checks readiness on registration.
-            match self.registry.register(&mut connection, token, Interest::READABLE) {
-                Ok(()) => {
-                    entry.insert(Slot { connection, interest: Interest::READABLE });
-                }
-                Err(err) => {
-                    report(&err);
-                    self.open.fetch_sub(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-
-    /// Serves one ready connection, and closes it if it is finished or broken.
-    fn on_connection_event(&mut self, token: Token) {
-        // The connection may have been closed earlier in this same batch of events.
-        let Some(slot) = self.connections.get_mut(token.0) else { return };
-        let wanted = match slot.connection.on_event(&mut self.scratch) {
-            Ok(next) => interest_for(next),
-            Err(err) => {
-                report(&err);
-                None
-            }
-        };
-        match wanted {
-            // The usual case: nothing changed, so no system call.
-            Some(interest) if interest == slot.interest => {}
-            Some(interest) => {
-                match self.registry.reregister(&mut slot.connection, token, interest) {
-                    Ok(()) => slot.interest = interest,
-                    Err(err) => {
-                        report(&err);
-                        self.close(token);
-                    }
-                }
-            }
-            None => self.close(token),
-        }
-    }
-
-    /// Closes a connection (which also removes it from epoll) and tells the acceptor.
-    fn close(&mut self, token: Token) {
-        drop(self.connections.remove(token.0));
-        self.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The epoll interest that gives a connection what it asked for, or `None` when it is done.
-/// WRITABLE only while bytes wait, or the loop would wake for every socket with room.
-fn interest_for(next: Next) -> Option<Interest> {
-    match (next.wants_read, next.wants_write) {
-        (true, false) => Some(Interest::READABLE),
-        (false, true) => Some(Interest::WRITABLE),
-        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-        (false, false) => None,
-    }
-}
-
-/// Logs a connection's failure on stderr, except resets and vanished clients, which are the
-/// client's business.
-fn report(err: &io::Error) {
-    use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-    if !matches!(err.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) {
-        eprintln!("{}: connection closed after an error: {err}", echobench_common::cli::program());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use echobench_common::{Endpoint, Stream};
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
+    use std::thread;
 
     /// A loopback client, and the server's end as the acceptor would hand it over.
     fn pair() -> (TcpStream, MioStream) {

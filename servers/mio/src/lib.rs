@@ -19,7 +19,7 @@
 //!
 //! # What one connection costs
 //!
-//! No thread, no stack. In user space, one [`Slot`] in the slab (a socket, an empty `Vec`, a
+//! No thread, no stack. In user space, one `Slot` in the slab (a socket, an empty `Vec`, a
 //! few flags: 64 bytes in a release build, checked by a test). The pending buffer (at most
 //! `--buffer` bytes) exists only while the kernel refuses to take the echo back, and is freed
 //! once it drains. The bytes are read into one scratch buffer that the loop lends to every
@@ -41,7 +41,7 @@
 //! is drained to `WouldBlock`, so a client that streams fast enough holds the loop for as long
 //! as it keeps data coming, and any slow work added to the loop would stall every connection
 //! at once. Finally descriptors: at `ulimit -n` accept fails with EMFILE, and the loop must
-//! pause accepting rather than spin (see [`EventLoop::accept_all`]).
+//! pause accepting rather than spin (see `EventLoop::accept_all`).
 //!
 //! Run it with `cargo run --release -p echobench-mio -- --addr 127.0.0.1:7000`.
 
