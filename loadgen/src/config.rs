@@ -15,7 +15,7 @@ use crate::target::Target;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default)]
 pub struct Config {
-    /// Echo server to load: HOST:PORT, [V6]:PORT or unix:PATH (the forms the servers print).
+    /// Echo server to load: `HOST:PORT`, `[V6]:PORT` or `unix:PATH` (the forms the servers print).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
     pub addr: String,
 

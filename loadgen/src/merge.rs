@@ -174,20 +174,20 @@ pub fn render(m: &Merged) -> String {
     }
     let _ = writeln!(out, "  ({} latencies in all)", thousands(m.latency_us.count as f64));
     if m.json_inputs > 0 {
-        let e = &m.errors;
+        let (msg, e) = (&m.messages, &m.errors);
         let _ = writeln!(
             out,
-            "\nsum of {} reports: {} msgs/s, {:.2} MiB/s; sent {}, received {}; errors: connect {}, io {}, timeout {}, mismatch {}, lost {}",
+            "\nsum of {} reports: {} msgs/s, {:.2} MiB/s; sent {}, received {}",
             m.json_inputs,
             thousands(m.msgs_per_sec),
             m.mib_per_sec,
-            m.messages.sent,
-            m.messages.received,
-            e.connect,
-            e.io,
-            e.timeout,
-            e.mismatch,
-            e.lost
+            thousands(msg.sent as f64),
+            thousands(msg.received as f64)
+        );
+        let _ = writeln!(
+            out,
+            "errors: connect {}, io {}, timeout {}, mismatch {}, lost {}",
+            e.connect, e.io, e.timeout, e.mismatch, e.lost
         );
     }
     out
