@@ -60,20 +60,24 @@
 //! Run it with `cargo run --release -p echobench-hybrid -- --workers 2`.
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use echobench_common::{AcceptError, Config, Listener, MioStream, Shutdown, Summary, interrupted};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 mod worker;
 use worker::WorkerHandle;
 
-/// The acceptor's tokens.
+/// The acceptor's tokens: the shutdown handle, the listener, and the waker with which a
+/// worker says that it closed a connection while accepting was paused.
 const SHUTDOWN: Token = Token(0);
 const LISTENER: Token = Token(1);
-/// How long the acceptor stops accepting after running out of file descriptors. It does not
-/// hear when a worker closes a connection, so it simply retries after this pause.
+const FREED: Token = Token(2);
+/// How long the acceptor stops accepting after running out of file descriptors, unless a
+/// worker reports a closed connection sooner. Edge-triggered epoll will not report the
+/// waiting connections again, so the acceptor must come back on its own.
 const EMFILE_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves `listener` with `workers` event-loop threads until `shutdown` fires, then stops
@@ -87,13 +91,16 @@ pub fn run(
     if workers == 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "--workers must be at least 1"));
     }
-    // Start the workers first: if one cannot start, the pool stops the others as it drops.
-    let mut pool = Pool::start(workers, config)?;
-
     let mut poll = Poll::new()?;
     let mut listener = listener.into_mio()?;
     poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
     poll.registry().register(&mut shutdown, SHUTDOWN, Interest::READABLE)?;
+    let freed = Arc::new(FreedSignal {
+        accept_paused: AtomicBool::new(false),
+        waker: Waker::new(poll.registry(), FREED)?,
+    });
+    // If one worker cannot start, the pool stops the others as it drops.
+    let mut pool = Pool::start(workers, config, &freed)?;
     let mut events = Events::with_capacity(16);
     let mut summary = Summary::default();
     // Set while out of file descriptors: when to try accepting again.
@@ -110,12 +117,15 @@ pub fn run(
         if events.iter().any(|event| event.token() == SHUTDOWN) {
             break Ok(());
         }
-        // Either the listener is readable or the pause is over (or both): accept until
-        // `WouldBlock`, as edge-triggered epoll requires, or until out of descriptors again.
-        if paused_until.is_some_and(|t| Instant::now() < t) {
+        // The listener is readable, or the pause is over, or a worker freed a descriptor:
+        // accept until `WouldBlock`, as edge-triggered epoll requires, or until out of
+        // descriptors again.
+        let descriptor_freed = events.iter().any(|event| event.token() == FREED);
+        if paused_until.is_some_and(|t| Instant::now() < t) && !descriptor_freed {
             continue;
         }
         paused_until = None;
+        freed.accept_paused.store(false, Ordering::Relaxed);
         loop {
             let stream = match listener.accept() {
                 Ok(stream) => stream,
@@ -123,8 +133,10 @@ pub fn run(
                     AcceptError::WouldBlock => break,
                     AcceptError::Retry => continue,
                     AcceptError::OutOfResources => {
-                        // The kernel keeps the connection queued; come back after a pause.
+                        // The kernel keeps the connection queued; come back after a pause,
+                        // or as soon as a worker closes a connection.
                         paused_until = Some(Instant::now() + EMFILE_PAUSE);
+                        freed.accept_paused.store(true, Ordering::Relaxed);
                         break;
                     }
                     AcceptError::Fatal => break 'serve Err(err),
@@ -159,10 +171,10 @@ struct Pool {
 
 impl Pool {
     /// Starts `count` workers, each with its own `Poll`, waker and channel.
-    fn start(count: usize, config: &Config) -> io::Result<Pool> {
+    fn start(count: usize, config: &Config, freed: &Arc<FreedSignal>) -> io::Result<Pool> {
         let mut pool = Pool { workers: Vec::with_capacity(count), next: 0 };
         for id in 0..count {
-            pool.workers.push(WorkerHandle::spawn(id, config)?);
+            pool.workers.push(WorkerHandle::spawn(id, config, Arc::clone(freed))?);
         }
         Ok(pool)
     }
@@ -225,6 +237,27 @@ impl Drop for Pool {
     }
 }
 
+/// How a worker tells a paused acceptor that a file descriptor came free.
+#[derive(Debug)]
+struct FreedSignal {
+    /// Set while the acceptor is out of descriptors. Workers read it at every close, which
+    /// costs next to nothing; a wake-up missed through a stale read only means the acceptor
+    /// waits out [`EMFILE_PAUSE`], so relaxed ordering is enough.
+    accept_paused: AtomicBool,
+    /// Wakes the acceptor's `epoll_wait` with the token [`FREED`].
+    waker: Waker,
+}
+
+impl FreedSignal {
+    /// Called by a worker after closing a connection.
+    fn descriptor_freed(&self) {
+        if self.accept_paused.load(Ordering::Relaxed) {
+            // A failed wake-up only means the acceptor waits out its pause.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +296,12 @@ mod tests {
 
     #[test]
     fn new_connections_go_to_the_least_busy_worker() {
-        let mut pool = Pool::start(3, &Config::default()).unwrap();
+        let poll = Poll::new().unwrap();
+        let freed = Arc::new(FreedSignal {
+            accept_paused: AtomicBool::new(false),
+            waker: Waker::new(poll.registry(), FREED).unwrap(),
+        });
+        let mut pool = Pool::start(3, &Config::default(), &freed).unwrap();
         // Equal loads: round robin.
         let mut clients = Vec::new();
         for _ in 0..3 {

@@ -2,8 +2,10 @@
 //!
 //! The acceptor (in `lib.rs`) keeps a [`WorkerHandle`] per worker and talks to the worker
 //! only through it: a channel that carries new sockets, a [`Waker`] that interrupts the
-//! worker's `epoll_wait`, and a counter of the worker's open connections. Everything else (the
-//! `Poll`, the slab of connections, the scratch buffer) belongs to the worker thread alone.
+//! worker's `epoll_wait`, and a counter of the worker's open connections. The worker talks
+//! back only through that counter and, when it closes a connection while the acceptor is out
+//! of descriptors, the acceptor's own waker. Everything else (the `Poll`, the slab of
+//! connections, the scratch buffer) belongs to the worker thread alone.
 
 use std::io;
 use std::sync::Arc;
@@ -12,7 +14,9 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use echobench_common::{Config, Connection, MioStream, Next, interrupted};
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+
+use crate::FreedSignal;
+use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 /// A worker's token for its waker; its connections use slab keys, which count up from 0.
@@ -36,7 +40,11 @@ pub(crate) struct WorkerHandle {
 
 impl WorkerHandle {
     /// Starts worker number `id`.
-    pub(crate) fn spawn(id: usize, config: &Config) -> io::Result<WorkerHandle> {
+    pub(crate) fn spawn(
+        id: usize,
+        config: &Config,
+        freed: Arc<FreedSignal>,
+    ) -> io::Result<WorkerHandle> {
         // The `Poll` is made here rather than in the thread so that its errors surface from
         // `run`, and so that the waker can be made on its registry before the hand-over.
         let poll = Poll::new()?;
@@ -46,15 +54,16 @@ impl WorkerHandle {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let open = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
-            registry: poll.registry().try_clone()?,
+            poll,
             receiver,
             open: Arc::clone(&open),
+            freed,
             connections: Slab::new(),
             scratch: vec![0; config.buffer],
             buffer: config.buffer,
         };
         let thread =
-            thread::Builder::new().name(format!("worker-{id}")).spawn(move || worker.run(poll))?;
+            thread::Builder::new().name(format!("worker-{id}")).spawn(move || worker.run())?;
         Ok(WorkerHandle { sender, waker, open, thread })
     }
 }
@@ -62,12 +71,14 @@ impl WorkerHandle {
 /// One worker: an event loop over its share of the connections.
 #[derive(Debug)]
 struct Worker {
-    /// The worker's `Poll`'s registry (the `Poll` itself is borrowed by `epoll_wait`).
-    registry: Registry,
+    /// The worker's own epoll instance, which its connections and its waker are registered with.
+    poll: Poll,
     /// New connections from the acceptor; disconnected when the server stops.
     receiver: Receiver<MioStream>,
     /// This worker's open connections, shared with the acceptor.
     open: Arc<AtomicUsize>,
+    /// Rung at every close, in case the acceptor waits for a free descriptor.
+    freed: Arc<FreedSignal>,
     /// Open connections by token, as in the mio model: keys are reused, so a stale event may
     /// name a newer connection, which [`Connection::on_event`] tolerates.
     connections: Slab<Slot>,
@@ -87,10 +98,10 @@ struct Slot {
 
 impl Worker {
     /// The worker's event loop: serves its connections until the acceptor's channel closes.
-    fn run(mut self, mut poll: Poll) -> io::Result<()> {
+    fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
-            if let Err(err) = poll.poll(&mut events, None) {
+            if let Err(err) = self.poll.poll(&mut events, None) {
                 if interrupted(&err) {
                     continue;
                 }
@@ -128,13 +139,15 @@ impl Worker {
             let mut connection = Connection::new(stream, self.buffer);
             // READABLE: the client speaks first. Data that arrived while the socket sat in
             // the channel is reported at once, since epoll checks readiness on registration.
-            match self.registry.register(&mut connection, token, Interest::READABLE) {
+            match self.poll.registry().register(&mut connection, token, Interest::READABLE) {
                 Ok(()) => {
                     entry.insert(Slot { connection, interest: Interest::READABLE });
                 }
                 Err(err) => {
+                    // The socket is closed as `connection` drops here.
                     report(&err);
                     self.open.fetch_sub(1, Ordering::Relaxed);
+                    self.freed.descriptor_freed();
                 }
             }
         }
@@ -155,7 +168,7 @@ impl Worker {
             // The usual case: nothing changed, so no system call.
             Some(interest) if interest == slot.interest => {}
             Some(interest) => {
-                match self.registry.reregister(&mut slot.connection, token, interest) {
+                match self.poll.registry().reregister(&mut slot.connection, token, interest) {
                     Ok(()) => slot.interest = interest,
                     Err(err) => {
                         report(&err);
@@ -171,6 +184,7 @@ impl Worker {
     fn close(&mut self, token: Token) {
         drop(self.connections.remove(token.0));
         self.open.fetch_sub(1, Ordering::Relaxed);
+        self.freed.descriptor_freed();
     }
 }
 

@@ -52,7 +52,7 @@ use echobench_common::{
     AcceptError, Config, Connection, Listener, MioListener, MioStream, Next, Shutdown, Summary,
     interrupted,
 };
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 /// Token of the shutdown handle. Connections use their slab keys, which count up from 0, so
@@ -70,15 +70,13 @@ const EVENTS_PER_POLL: usize = 1024;
 /// Serves `listener` on the calling thread until `shutdown` fires, then closes every
 /// connection and returns what it served.
 pub fn run(listener: Listener, mut shutdown: Shutdown, config: &Config) -> io::Result<Summary> {
-    let mut poll = Poll::new()?;
+    let poll = Poll::new()?;
     let mut listener = listener.into_mio()?;
     poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
     poll.registry().register(&mut shutdown, SHUTDOWN, Interest::READABLE)?;
 
     let mut event_loop = EventLoop {
-        // A second handle on the same epoll, so that registering and polling can be borrowed
-        // apart: `poll.poll` needs `&mut poll` while the loop registers connections.
-        registry: poll.registry().try_clone()?,
+        poll,
         listener,
         connections: Slab::new(),
         scratch: vec![0; config.buffer],
@@ -93,7 +91,7 @@ pub fn run(listener: Listener, mut shutdown: Shutdown, config: &Config) -> io::R
         // Sleep until something is ready; while accepting is paused, also until it is time to
         // try again. The clock is read only while paused, never on the hot path.
         let timeout = event_loop.paused_until.map(|t| t.saturating_duration_since(Instant::now()));
-        if let Err(err) = poll.poll(&mut events, timeout) {
+        if let Err(err) = event_loop.poll.poll(&mut events, timeout) {
             if interrupted(&err) {
                 continue;
             }
@@ -126,9 +124,9 @@ pub fn run(listener: Listener, mut shutdown: Shutdown, config: &Config) -> io::R
 /// Everything the loop owns besides the `Poll` itself.
 #[derive(Debug)]
 struct EventLoop {
-    /// Where connections are registered, re-registered as their needs change, and (by
-    /// closing their sockets) removed.
-    registry: Registry,
+    /// The epoll instance: connections are registered with its registry, re-registered as
+    /// their needs change, and removed by closing their sockets.
+    poll: Poll,
     listener: MioListener,
     /// Open connections by token. A slab reuses the keys of closed connections, which keeps
     /// it dense; the price is that a stale event may name a key that now belongs to a newer
@@ -193,7 +191,7 @@ impl EventLoop {
         let entry = self.connections.vacant_entry();
         let token = Token(entry.key());
         let mut connection = Connection::new(stream, self.config.buffer);
-        match self.registry.register(&mut connection, token, Interest::READABLE) {
+        match self.poll.registry().register(&mut connection, token, Interest::READABLE) {
             Ok(()) => {
                 entry.insert(Slot { connection, interest: Interest::READABLE });
                 self.summary.served += 1;
@@ -220,7 +218,7 @@ impl EventLoop {
             // waits to read, so there is nothing to tell the kernel.
             Some(interest) if interest == slot.interest => {}
             Some(interest) => {
-                match self.registry.reregister(&mut slot.connection, token, interest) {
+                match self.poll.registry().reregister(&mut slot.connection, token, interest) {
                     Ok(()) => slot.interest = interest,
                     Err(err) => {
                         report(&err);
