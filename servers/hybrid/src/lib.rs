@@ -26,16 +26,16 @@
 //! decrements at close. Plain round robin would need no counters, but it drifts: with churn,
 //! a worker whose connections happen to be long-lived keeps getting its equal share of new
 //! ones. Fewest-connections corrects that at the cost of reading N atomics per accept. Neither
-//! sees *load*: a worker with three busy connections looks busier than one with ten idle ones
-//! only if we measured bytes, which we do not. The same counters, summed, give the total that
-//! `--max-conns` is checked against.
+//! sees *load*: ten idle connections count for more than three busy ones. The same counters,
+//! summed, give the total that `--max-conns` is checked against.
 //!
 //! The other classic design is SO_REUSEPORT: every worker binds its own listener on the same
 //! port and accepts for itself, and the kernel spreads new connections by a hash of their
 //! addresses and ports. That removes the acceptor (no hop, no wake-up, no single accepting
-//! thread) but balances by hash, not by load or count, and does not fit the shared entry point
-//! (one already-bound listener) or Unix sockets on every kernel. Here accepting is cheap next
-//! to echoing, so one acceptor is not the bottleneck.
+//! thread) but balances by hash, not by load or count: two heavy clients may hash to the same
+//! worker, and nothing moves them. It also does not fit the shared entry point (one listener,
+//! already bound), and Linux balances only TCP and UDP that way, not Unix sockets. Here
+//! accepting is cheap next to echoing, so one acceptor is not the bottleneck.
 //!
 //! # What one connection costs
 //!
