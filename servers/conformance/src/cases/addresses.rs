@@ -40,6 +40,9 @@ pub fn ready_line_and_echo_over_ipv6(bin: &str, extra: &[&str]) {
 /// with a client still connected, the server exits 0 and the socket file is gone.
 pub fn ready_line_and_echo_over_unix_then_socket_file_removed(bin: &str, extra: &[&str]) {
     let path = unique_socket_path("conformance");
+    // Removes the file however the case ends: a server killed after a failed assertion
+    // cannot remove it itself.
+    let _tidy = RemoveOnDrop(path.clone());
     let path_text = path.to_str().expect("temp paths are UTF-8 here");
     let mut server = Server::start(bin, &[&["--unix", path_text], extra].concat());
     assert_eq!(server.ready_line(), format!("listening on unix:{path_text}"));
@@ -59,8 +62,14 @@ pub fn ready_line_and_echo_over_unix_then_socket_file_removed(bin: &str, extra: 
         exit.status,
         exit.stderr
     );
-    let left = path.exists();
-    // Tidy up before asserting, so that a failing run does not litter the temp directory.
-    let _ = std::fs::remove_file(&path);
-    assert!(!left, "the socket file {} is still there after SIGTERM", path.display());
+    assert!(!path.exists(), "the socket file {} is still there after SIGTERM", path.display());
+}
+
+/// Removes a path when dropped, so that failing cases do not litter the temp directory.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
