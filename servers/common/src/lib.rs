@@ -10,6 +10,9 @@
 //!   the ready line `listening on ADDR` that tells a parent process the server can take load.
 //! - [`shutdown`]: a pollable shutdown handle that SIGINT and SIGTERM trigger.
 //! - [`echo`]: the blocking echo loop that the fork and thread models run per connection.
+//! - [`conn`]: its non-blocking twin, the per-connection echo state machine (bounded buffer,
+//!   backpressure, half-close) that the mio and hybrid event loops drive. It says what a
+//!   connection wants next; the event loop decides what to do about it.
 //! - [`Config`] and [`Summary`]: what a model's `run` takes and returns.
 
 pub mod cli;

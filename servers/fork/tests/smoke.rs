@@ -108,5 +108,10 @@ fn sigterm_stops_every_child_and_exits_zero() {
         assert!(!Path::new(&format!("/proc/{pid}")).exists(), "child {pid} outlived the server");
     }
     // The idle client's connection was closed, not left hanging.
-    assert!(matches!(idle.read(&mut [0u8; 1]), Ok(0) | Err(_)));
+    // EOF or a reset both mean closed; a read that merely times out would mean it was not.
+    match idle.read(&mut [0u8; 1]) {
+        Ok(0) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the idle connection was left open: {other:?}"),
+    }
 }

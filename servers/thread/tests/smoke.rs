@@ -108,7 +108,12 @@ fn sigterm_wakes_and_joins_every_connection_thread() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("serving 2 connections"), "stderr: {stderr}");
     // The idle client's connection was closed, not left hanging.
-    assert!(matches!(idle.read(&mut [0u8; 1]), Ok(0) | Err(_)));
+    // EOF or a reset both mean closed; a read that merely times out would mean it was not.
+    match idle.read(&mut [0u8; 1]) {
+        Ok(0) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the idle connection was left open: {other:?}"),
+    }
 }
 
 #[test]
