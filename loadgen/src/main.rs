@@ -32,6 +32,8 @@ enum Command {
     /// Combine interval logs or JSON reports of runs from several machines into one set of
     /// percentiles.
     Merge(loadgen::merge::MergeArgs),
+    /// Run every server model under the same loads and write the comparison report.
+    Compare(loadgen::compare::CompareArgs),
     // Adding a subcommand is a three-line change: a variant here, its arm in `main` below,
     // and its module in the library, e.g. `Compare(loadgen::compare::CompareArgs)` with
     // `Command::Compare(args) => loadgen::compare::main(&args)`.
@@ -51,6 +53,7 @@ fn main() {
     let outcome = match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run(args),
         Command::Merge(args) => loadgen::merge::main(&args),
+        Command::Compare(args) => loadgen::compare::main(&args),
     };
     match outcome {
         Ok(code) => process::exit(code),

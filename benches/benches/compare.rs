@@ -1,0 +1,155 @@
+//! `cargo bench --bench compare`: every server model under the same loads, and the report.
+//!
+//! This target builds the release binaries of every model and of loadgen (a nested
+//! `cargo build --release`), then runs the comparison harness in-process
+//! (`loadgen::compare::run`) with them, writing `results/<date>-<host>/` and
+//! `results/latest/` (or under `$ECHOBENCH_RESULTS`). The harness spawns each server and the
+//! generator as child processes, so this process only orchestrates and samples /proc.
+//!
+//! Profiles and options, from the environment (cargo bench passes no flags of its own):
+//! - `ECHOBENCH_QUICK=1`: everything in about a minute (CI's smoke run).
+//! - `ECHOBENCH_FULL=1`: more points, longer windows, 5 repeats.
+//! - default: the standard matrix, 3 repeats, within 15 minutes on 2 cores.
+//! - `ECHOBENCH_ARGS="--models mio,thread --scenarios scale"`: any `loadgen compare` flags.
+//!
+//! Flags after `--` work too (`cargo bench --bench compare -- --models mio`). Since plain
+//! `cargo bench -- <filter>` hands the filter to every bench target, this one runs only if the
+//! filter matches "compare", and ignores criterion's own flags.
+//!
+//! Exit status: non-zero if the binaries do not build, the run cannot start, or a fault
+//! (a server that failed to start, crashed or did not exit cleanly) was recorded, after the
+//! report of everything else has been written.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use echobench_benches::{PACKAGES, build_release_binaries, env_flag, release_dir, results_root};
+use loadgen::compare::{self, CompareArgs};
+
+/// Criterion flags that take a value: their value is not a filter.
+const CRITERION_VALUE_FLAGS: [&str; 14] = [
+    "--save-baseline",
+    "--baseline",
+    "--baseline-lenient",
+    "--load-baseline",
+    "--sample-size",
+    "--warm-up-time",
+    "--measurement-time",
+    "--nresamples",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--profile-time",
+    "--plotting-backend",
+    "--output-format",
+];
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("compare: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let Some(flags) = flags_from_command_line() else { return Ok(ExitCode::SUCCESS) };
+    let bin_dir = release_dir().context("cannot find the release folder")?;
+    // Defaults first: flags given later (ECHOBENCH_ARGS, then the command line) override them.
+    let mut argv = vec!["compare".to_string()];
+    argv.extend(["--bin-dir".into(), bin_dir.display().to_string()]);
+    argv.extend(["--out".into(), results_root().display().to_string()]);
+    if env_flag("ECHOBENCH_QUICK") {
+        argv.push("--quick".into());
+    } else if env_flag("ECHOBENCH_FULL") {
+        argv.push("--full".into());
+    }
+    if let Ok(extra) = std::env::var("ECHOBENCH_ARGS") {
+        argv.extend(extra.split_whitespace().map(String::from));
+    }
+    argv.extend(flags);
+    let args = CompareArgs::from_argv(argv)?;
+    let options = args.options()?;
+    if args.dry_run {
+        compare::print_plan(&options);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    eprintln!("compare: building the release binaries ({})", PACKAGES.join(", "));
+    build_release_binaries(&PACKAGES).context("cannot build the binaries")?;
+    let outcome = compare::run(&options)?;
+    let faults = compare::fault_count(&outcome.results);
+    if faults > 0 {
+        eprintln!("compare: {faults} fault(s) recorded; see the Faults section of the report");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sorts this bench's command line (after cargo's `--bench`) into harness flags. `None` means
+/// "do not run": `--list` was asked, or a filter names another bench.
+fn flags_from_command_line() -> Option<Vec<String>> {
+    let mut flags = Vec::new();
+    let mut filters = Vec::new();
+    let mut ignored = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let name = arg.split('=').next().unwrap_or_default().to_string();
+        match name.as_str() {
+            "--bench" => {}
+            "--list" => {
+                println!("compare: bench");
+                return None;
+            }
+            _ if HARNESS_SWITCHES.contains(&name.as_str()) => flags.push(arg),
+            _ if HARNESS_OPTIONS.contains(&name.as_str()) => {
+                let inline = arg.contains('=');
+                flags.push(arg);
+                if !inline {
+                    flags.extend(args.next());
+                }
+            }
+            _ if CRITERION_VALUE_FLAGS.contains(&name.as_str()) => {
+                let inline = arg.contains('=');
+                ignored.push(arg);
+                if !inline {
+                    ignored.extend(args.next());
+                }
+            }
+            // cargo bench hands every bench target the same arguments, so criterion's own
+            // switches arrive here too: note them and go on.
+            _ if arg.starts_with('-') => ignored.push(arg),
+            _ => filters.push(arg),
+        }
+    }
+    if !filters.is_empty() && !filters.iter().any(|f| "compare".contains(f.as_str())) {
+        eprintln!("compare: skipped (the filter {filters:?} does not match \"compare\")");
+        return None;
+    }
+    if !ignored.is_empty() {
+        eprintln!("compare: ignoring {ignored:?} (not flags of the comparison harness)");
+    }
+    Some(flags)
+}
+
+/// `loadgen compare` flags that take no value.
+const HARNESS_SWITCHES: [&str; 5] = ["--quick", "--full", "--dry-run", "--help", "-h"];
+
+/// `loadgen compare` flags that take a value.
+const HARNESS_OPTIONS: [&str; 13] = [
+    "--models",
+    "--scenarios",
+    "--repeats",
+    "--duration",
+    "--warmup",
+    "--placement",
+    "--connections",
+    "--sizes",
+    "--churn-clients",
+    "--idle",
+    "--fractions",
+    "--bin-dir",
+    "--out",
+];

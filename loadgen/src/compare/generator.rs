@@ -1,0 +1,167 @@
+//! One point's load: the `loadgen` binary as a child process, read back through its `--json`.
+//!
+//! Running the generator as its own process keeps its CPU accounting (`generator.cpu_seconds`)
+//! apart from the harness's sampling threads, keeps a generator crash from taking the harness
+//! down, and is exactly what a user would type. The generator runs in its own process group:
+//! on Ctrl-C the harness forwards SIGINT, and loadgen writes what it measured so far.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigHandler, Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use super::server::describe;
+
+/// Slack past the expected end of a point before the generator is declared hung and killed.
+/// Connecting thousands of idle connections to a forking server takes seconds on 2 cores.
+pub const HANG_SLACK: Duration = Duration::from_secs(60);
+
+/// What one generator run produced.
+#[derive(Debug)]
+pub struct GeneratorRun {
+    /// When the child was spawned.
+    pub started: Instant,
+    /// When it was seen to exit.
+    pub ended: Instant,
+    /// Its JSON report, if it wrote one that parses.
+    pub report: Option<Value>,
+    /// Why there is no usable report (exit status and stderr tail), if there is none.
+    pub failure: Option<String>,
+    /// Whether the run was cut short by Ctrl-C.
+    pub interrupted: bool,
+}
+
+/// Runs `loadgen` with `args` plus `--json json_path`, for at most `expected + HANG_SLACK`.
+pub fn run(loadgen: &Path, args: &[String], json_path: &Path, expected: Duration) -> GeneratorRun {
+    let _ = fs::remove_file(json_path);
+    let started = Instant::now();
+    let spawned = Command::new(loadgen)
+        .args(args)
+        .arg("--json")
+        .arg(json_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            return GeneratorRun {
+                started,
+                ended: Instant::now(),
+                report: None,
+                failure: Some(format!("cannot run {}: {e}", loadgen.display())),
+                interrupted: false,
+            };
+        }
+    };
+    // Collect stderr on a thread so a talkative generator never blocks on the pipe.
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_reader = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+
+    let deadline = started + expected + HANG_SLACK;
+    let pid = Pid::from_raw(child.id() as i32);
+    let mut forwarded = false;
+    let mut killed = false;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if interrupted() && !forwarded {
+            // Ask loadgen to stop early; it then reports what it measured so far.
+            let _ = kill(pid, Signal::SIGINT);
+            forwarded = true;
+        }
+        if Instant::now() >= deadline && !killed {
+            let _ = child.kill();
+            killed = true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let ended = Instant::now();
+    let stderr_text = stderr_reader.join().unwrap_or_default();
+
+    let report = fs::read_to_string(json_path).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let failure = if killed {
+        Some(format!("did not finish within {:.0} s and was killed", {
+            (expected + HANG_SLACK).as_secs_f64()
+        }))
+    } else if report.is_none() {
+        Some(format!("{} without a JSON report", describe(status)))
+    } else {
+        None
+    };
+    GeneratorRun {
+        started,
+        ended,
+        report,
+        failure: failure.map(|f| with_tail(f, &stderr_text)),
+        interrupted: forwarded,
+    }
+}
+
+fn with_tail(failure: String, stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+    if tail.is_empty() { failure } else { format!("{failure}; stderr: {tail}") }
+}
+
+/// The generator binary inside `bin_dir`.
+pub fn loadgen_binary(bin_dir: &Path) -> PathBuf {
+    bin_dir.join("loadgen")
+}
+
+/// Formats a duration the way loadgen's `--duration` and `--warmup` take it.
+pub fn duration_arg(d: Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
+/// Ctrl-C presses seen so far. The handler only bumps this counter (an async-signal-safe
+/// store); the runner polls it between and during points.
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the user pressed Ctrl-C (or the harness got SIGTERM).
+pub fn interrupted() -> bool {
+    INTERRUPTS.load(Ordering::Relaxed) > 0
+}
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // A second Ctrl-C means "now": leave at once. Server and generator run in their own
+    // process groups, so they do not see the terminal's SIGINT; the server gets SIGTERM from
+    // the kernel when we exit (PR_SET_PDEATHSIG) and the generator ends with its duration.
+    if INTERRUPTS.fetch_add(1, Ordering::Relaxed) >= 1 {
+        // SAFETY: _exit is async-signal-safe and takes no pointer.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// Makes SIGINT and SIGTERM request a graceful stop: finish writing what was measured.
+pub fn install_interrupt_handler() -> anyhow::Result<()> {
+    use anyhow::Context;
+    let handler = SigHandler::Handler(on_interrupt);
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe,
+        // so it is sound whatever the interrupted thread was doing.
+        unsafe { nix::sys::signal::signal(signal, handler) }
+            .with_context(|| format!("cannot install a {signal} handler"))?;
+    }
+    Ok(())
+}
+
+/// Flags the run as interrupted, as Ctrl-C does (for tests and for callers that stop a run).
+pub fn request_interrupt() {
+    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,116 @@
+//! The run folder: `results/<date>-<host>/` with every file of the report, mirrored into
+//! `results/latest/` after every write, so that a crash or Ctrl-C leaves a readable report
+//! of everything measured up to then.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use super::plan::Profile;
+use super::results::Results;
+use super::{charts, csv, report};
+
+/// Where a run writes.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// `results/<date>-<host>[-profile]` (with `-2`, `-3`... if that exists already).
+    pub run_dir: PathBuf,
+    /// `results/latest`: a copy of the newest run, the one a reader opens.
+    pub latest_dir: PathBuf,
+}
+
+/// Subfolder of the HdrHistogram logs.
+pub const HLOG_DIR: &str = "hlog";
+/// Subfolder of the SVG charts.
+pub const CHART_DIR: &str = "charts";
+
+impl Output {
+    /// Creates a fresh run folder under `root` and empties `root/latest`.
+    pub fn create(root: &Path, host: &str, profile: Profile, now: SystemTime) -> Result<Output> {
+        let date = humantime::format_rfc3339_seconds(now).to_string();
+        let host: String = host
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+            .collect();
+        let mut name = format!("{}-{host}", &date[..10]);
+        if profile != Profile::Standard {
+            name = format!("{name}-{}", profile.name());
+        }
+        let mut run_dir = root.join(&name);
+        let mut n = 2;
+        while run_dir.exists() {
+            run_dir = root.join(format!("{name}-{n}"));
+            n += 1;
+        }
+        fs::create_dir_all(run_dir.join(HLOG_DIR))
+            .with_context(|| format!("cannot create {}", run_dir.display()))?;
+        let latest_dir = root.join("latest");
+        if latest_dir.exists() {
+            fs::remove_dir_all(&latest_dir)
+                .with_context(|| format!("cannot empty {}", latest_dir.display()))?;
+        }
+        fs::create_dir_all(&latest_dir)
+            .with_context(|| format!("cannot create {}", latest_dir.display()))?;
+        Ok(Output { run_dir, latest_dir })
+    }
+
+    /// Where the generator writes the histogram log named `name`: the absolute path, and the
+    /// path relative to the run folder that results.json records.
+    pub fn hlog_path(&self, name: &str) -> (PathBuf, String) {
+        let relative = format!("{HLOG_DIR}/{name}.hlog");
+        (self.run_dir.join(&relative), relative)
+    }
+
+    /// A scratch path for the generator's JSON report (it is embedded in results.json).
+    pub fn scratch_json(&self) -> PathBuf {
+        self.run_dir.join(".loadgen.json")
+    }
+
+    /// Writes results.json, results.csv, the charts and report.md, then mirrors them to latest.
+    pub fn write(&self, results: &Results) -> Result<()> {
+        let json = serde_json::to_string_pretty(results).context("cannot encode results")?;
+        write_atomic(&self.run_dir.join("results.json"), json.as_bytes())?;
+        write_atomic(&self.run_dir.join("results.csv"), csv::render(results).as_bytes())?;
+        let chart_dir = self.run_dir.join(CHART_DIR);
+        fs::create_dir_all(&chart_dir)
+            .with_context(|| format!("cannot create {}", chart_dir.display()))?;
+        let charts = charts::write_all(results, &chart_dir)?;
+        let markdown = report::render(results, &charts);
+        write_atomic(&self.run_dir.join("report.md"), markdown.as_bytes())?;
+        mirror(&self.run_dir, &self.latest_dir)
+    }
+
+    /// Removes scratch files once the run is over.
+    pub fn finish(&self) {
+        let _ = fs::remove_file(self.scratch_json());
+    }
+}
+
+/// Writes through a temporary file and a rename, so a reader (or a crash) never sees half a file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Copies `from` into `to`, recursively. Histogram logs never change once written, so those
+/// already copied are skipped; everything else is overwritten. Scratch files stay behind.
+fn mirror(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let (src, dst) = (entry.path(), to.join(&name));
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            mirror(&src, &dst)?;
+        } else if !(dst.exists() && src.extension().is_some_and(|e| e == "hlog")) {
+            fs::copy(&src, &dst).with_context(|| format!("cannot copy to {}", dst.display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! What a server process tree costs, read from /proc while it runs.
+//!
+//! The server is a tree: one process for the thread, mio and hybrid models, one per connection
+//! for fork. Each figure needs care to count every member once:
+//!
+//! - Members: the root plus every process whose parent chain leads to it, found by reading
+//!   the parent pid in every `/proc/PID/stat` (this kernel has no `task/*/children` files).
+//! - CPU: the live members' utime+stime, plus the root's cutime+cstime, which is where the
+//!   kernel adds a child's time once the root has reaped it. A process's own stat already
+//!   includes its exited threads. Ticks are 10 ms, so short windows are coarse.
+//! - Memory: PSS from `smaps_rollup`, summed. A page shared by N processes counts 1/N in each,
+//!   so the sum is the tree's real footprint; summed RSS would count fork's shared pages N times.
+//! - Context switches: `/proc/PID/status` has only the main thread's, so every task's
+//!   `task/TID/status` is read. Tasks that exit between two samples are lost; the tracker keeps
+//!   a running total so that a task that exits after being seen keeps what it contributed.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// How often the sampler reads the tree, at most. It backs off when reading takes long (a fork
+/// server with thousands of processes), so that sampling never costs more than a fifth of a CPU.
+pub const SAMPLE_PERIOD: Duration = Duration::from_millis(150);
+
+/// How often PSS is read, at most: `smaps_rollup` walks the page tables, the costliest read here.
+pub const PSS_PERIOD: Duration = Duration::from_millis(500);
+
+/// The tree at one instant. CPU and context switches are running totals; diff two snapshots.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    /// When it was taken.
+    pub at: Instant,
+    /// User CPU of the tree so far, reaped children included, in clock ticks.
+    pub user_ticks: u64,
+    /// System CPU, likewise.
+    pub sys_ticks: u64,
+    /// Voluntary context switches seen so far over every task sampled.
+    pub ctx_voluntary: u64,
+    /// Involuntary (preempted) context switches, likewise.
+    pub ctx_involuntary: u64,
+    /// Processes in the tree.
+    pub processes: u32,
+    /// Threads over all processes of the tree.
+    pub threads: u32,
+    /// Summed PSS in KiB, when this snapshot read it.
+    pub pss_kib: Option<u64>,
+}
+
+/// What the tree cost over one point, as results.json records it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Length of the window the CPU and switch figures cover, in seconds.
+    pub window_seconds: f64,
+    /// User CPU seconds in the window.
+    pub cpu_user_seconds: f64,
+    /// System CPU seconds in the window.
+    pub cpu_sys_seconds: f64,
+    /// Voluntary context switches in the window.
+    pub ctx_voluntary: u64,
+    /// Involuntary context switches in the window.
+    pub ctx_involuntary: u64,
+    /// Highest summed PSS seen during the point, in KiB.
+    pub peak_pss_kib: u64,
+    /// Most threads seen at once.
+    pub peak_threads: u32,
+    /// Most processes seen at once.
+    pub peak_processes: u32,
+    /// Snapshots taken during the point.
+    pub samples: u32,
+}
+
+impl Usage {
+    /// User plus system CPU seconds in the window.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.cpu_user_seconds + self.cpu_sys_seconds
+    }
+
+    /// Measures `samples` over the window `from..to`: CPU and switches between the first
+    /// snapshot at or after `from` and the last at or before `to` (or the outermost snapshots if
+    /// the window holds fewer than two), peaks over all of them.
+    pub fn over(samples: &[Snapshot], from: Instant, to: Instant) -> Option<Usage> {
+        let inside: Vec<&Snapshot> =
+            samples.iter().filter(|s| s.at >= from && s.at <= to).collect();
+        let (first, last) = if inside.len() >= 2 {
+            (inside[0], inside[inside.len() - 1])
+        } else {
+            (samples.first()?, samples.last()?)
+        };
+        let tick = clock_tick();
+        Some(Usage {
+            window_seconds: last.at.duration_since(first.at).as_secs_f64(),
+            cpu_user_seconds: last.user_ticks.saturating_sub(first.user_ticks) as f64 * tick,
+            cpu_sys_seconds: last.sys_ticks.saturating_sub(first.sys_ticks) as f64 * tick,
+            ctx_voluntary: last.ctx_voluntary.saturating_sub(first.ctx_voluntary),
+            ctx_involuntary: last.ctx_involuntary.saturating_sub(first.ctx_involuntary),
+            peak_pss_kib: samples.iter().filter_map(|s| s.pss_kib).max().unwrap_or(0),
+            peak_threads: samples.iter().map(|s| s.threads).max().unwrap_or(0),
+            peak_processes: samples.iter().map(|s| s.processes).max().unwrap_or(0),
+            samples: samples.len() as u32,
+        })
+    }
+}
+
+/// Seconds per clock tick (the unit of CPU times in /proc), normally 0.01.
+pub fn clock_tick() -> f64 {
+    // SAFETY: sysconf takes an integer and returns one; it touches no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 { 1.0 / hz as f64 } else { 0.01 }
+}
+
+/// One process as read from `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Its pid.
+    pub pid: u32,
+    /// Its parent's pid.
+    pub ppid: u32,
+    /// Start time since boot in ticks: with the pid, it names the process for good.
+    pub start: u64,
+    utime: u64,
+    stime: u64,
+    cutime: u64,
+    cstime: u64,
+    threads: u32,
+}
+
+/// Reads `/proc/PID/stat`. The command name sits in parentheses and may itself hold spaces and
+/// parentheses, so the fields are counted from the last ')'.
+pub fn read_stat(pid: u32) -> io::Result<ProcStat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("odd /proc/{pid}/stat"));
+    let rest = text.rsplit_once(')').ok_or_else(bad)?.1;
+    // Field n of proc(5) (1-based, pid is 1, comm is 2) is at index n - 3 of what follows.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> io::Result<u64> {
+        fields.get(n - 3).and_then(|f| f.parse().ok()).ok_or_else(bad)
+    };
+    Ok(ProcStat {
+        pid,
+        ppid: field(4)? as u32,
+        utime: field(14)?,
+        stime: field(15)?,
+        cutime: field(16)?,
+        cstime: field(17)?,
+        threads: field(20)? as u32,
+        start: field(22)?,
+    })
+}
+
+/// The root and every live descendant, root first. Fails only if the root itself is gone.
+pub fn tree(root: u32) -> io::Result<Vec<ProcStat>> {
+    let root_stat = read_stat(root)?;
+    let mut by_parent: HashMap<u32, Vec<ProcStat>> = HashMap::new();
+    for entry in fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // Processes come and go while we scan; one that vanished is simply not a member.
+        if let Ok(stat) = read_stat(pid) {
+            by_parent.entry(stat.ppid).or_default().push(stat);
+        }
+    }
+    let mut members = vec![root_stat];
+    let mut next = 0;
+    while next < members.len() {
+        if let Some(children) = by_parent.remove(&members[next].pid) {
+            members.extend(children);
+        }
+        next += 1;
+    }
+    Ok(members)
+}
+
+/// Keeps the running totals that make snapshots of a changing tree comparable.
+#[derive(Debug)]
+pub struct Tracker {
+    root: u32,
+    /// Last counts seen per task id: (voluntary, involuntary).
+    tasks: HashMap<u32, (u64, u64)>,
+    voluntary: u64,
+    involuntary: u64,
+    first: bool,
+}
+
+impl Tracker {
+    /// Starts tracking the tree under `root`.
+    pub fn new(root: u32) -> Tracker {
+        Tracker { root, tasks: HashMap::new(), voluntary: 0, involuntary: 0, first: true }
+    }
+
+    /// Reads the tree now; PSS too when `with_pss`. Fails once the root is gone.
+    pub fn snapshot(&mut self, with_pss: bool) -> io::Result<Snapshot> {
+        let members = tree(self.root)?;
+        let root = &members[0];
+        let mut snap = Snapshot {
+            at: Instant::now(),
+            user_ticks: root.cutime,
+            sys_ticks: root.cstime,
+            ctx_voluntary: 0,
+            ctx_involuntary: 0,
+            processes: members.len() as u32,
+            threads: 0,
+            pss_kib: None,
+        };
+        let mut pss = 0;
+        for p in &members {
+            snap.user_ticks += p.utime;
+            snap.sys_ticks += p.stime;
+            snap.threads += p.threads;
+            self.count_switches(p.pid);
+            if with_pss {
+                pss += read_pss_kib(p.pid).unwrap_or(0);
+            }
+        }
+        // On the first snapshot every count is history from before the window: keep it as the
+        // baseline, so that only switches that happen from now on add to the totals.
+        self.first = false;
+        snap.ctx_voluntary = self.voluntary;
+        snap.ctx_involuntary = self.involuntary;
+        snap.pss_kib = with_pss.then_some(pss);
+        Ok(snap)
+    }
+
+    fn count_switches(&mut self, pid: u32) {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return };
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(status) = fs::read_to_string(task.path().join("status")) else { continue };
+            let now = (status_field(&status, "voluntary_ctxt_switches:"), {
+                status_field(&status, "nonvoluntary_ctxt_switches:")
+            });
+            // A task first seen after the first snapshot was born during the window (or just
+            // before it), so all of its switches belong to the window.
+            let before = match self.tasks.get(&tid) {
+                Some(&seen) => seen,
+                None if self.first => now,
+                None => (0, 0),
+            };
+            self.voluntary += now.0.saturating_sub(before.0);
+            self.involuntary += now.1.saturating_sub(before.1);
+            self.tasks.insert(tid, now);
+        }
+    }
+}
+
+fn status_field(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// PSS of one process in KiB, from `smaps_rollup`.
+pub fn read_pss_kib(pid: u32) -> io::Result<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// A thread that snapshots a tree until told to stop.
+#[derive(Debug)]
+pub struct Sampler {
+    stop: mpsc::Sender<()>,
+    handle: thread::JoinHandle<Vec<Snapshot>>,
+}
+
+impl Sampler {
+    /// Starts sampling the tree under `root` right away.
+    pub fn start(root: u32) -> io::Result<Sampler> {
+        let (stop, stopped) = mpsc::channel();
+        let handle = thread::Builder::new().name("procstat".into()).spawn(move || {
+            let mut tracker = Tracker::new(root);
+            let mut samples = Vec::new();
+            let mut last_pss: Option<Instant> = None;
+            loop {
+                let began = Instant::now();
+                let with_pss = last_pss.is_none_or(|t| t.elapsed() >= PSS_PERIOD);
+                // The root is gone: the server died or is stopping; what we have is the record.
+                let Ok(snap) = tracker.snapshot(with_pss) else { break };
+                if with_pss {
+                    last_pss = Some(began);
+                }
+                samples.push(snap);
+                let pause = SAMPLE_PERIOD.max(began.elapsed() * 4);
+                match stopped.recv_timeout(pause) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    // Asked to stop (or the owner is gone): take one last snapshot, so that the
+                    // window ends as close to the end of the load as possible.
+                    _ => {
+                        if let Ok(snap) = tracker.snapshot(false) {
+                            samples.push(snap);
+                        }
+                        break;
+                    }
+                }
+            }
+            samples
+        })?;
+        Ok(Sampler { stop, handle })
+    }
+
+    /// Stops sampling and returns every snapshot, oldest first.
+    pub fn finish(self) -> Vec<Snapshot> {
+        let _ = self.stop.send(());
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn a_sleeping_child_is_one_process_with_a_thread() {
+        let mut child = Command::new("sleep").arg("5").stdin(Stdio::null()).spawn().unwrap();
+        let pid = child.id();
+        let members = tree(pid).unwrap();
+        let mut tracker = Tracker::new(pid);
+        let snap = tracker.snapshot(true);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(members.len(), 1);
+        let snap = snap.unwrap();
+        assert_eq!(snap.processes, 1);
+        assert!(snap.threads >= 1);
+        assert!(snap.pss_kib.unwrap() > 0, "a live process has some PSS");
+    }
+
+    #[test]
+    fn the_tree_includes_grandchildren_and_the_sampler_sees_them() {
+        // `sh` forks a `sleep` and waits: two processes, the second a descendant of the first.
+        let mut child = Command::new("sh").args(["-c", "sleep 5; true"]).spawn().unwrap();
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tree(pid).unwrap().len() < 2 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let sampler = Sampler::start(pid).unwrap();
+        thread::sleep(Duration::from_millis(400));
+        let samples = sampler.finish();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(samples.len() >= 2, "{} samples", samples.len());
+        let usage = Usage::over(&samples, samples[0].at, samples.last().unwrap().at).unwrap();
+        assert_eq!(usage.peak_processes, 2);
+        assert!(usage.peak_threads >= 2);
+        assert!(usage.peak_pss_kib > 0);
+        assert!(usage.window_seconds > 0.0);
+    }
+
+    #[test]
+    fn a_vanished_root_is_an_error_not_a_panic() {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(tree(pid).is_err());
+    }
+}

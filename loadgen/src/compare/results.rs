@@ -1,0 +1,397 @@
+//! The schema of `results.json`: every raw figure of a run, documented in results/SCHEMA.md.
+//!
+//! The structure follows the run: models, then the scenarios each model ran (one server per
+//! model and scenario), then points, then repeats. Each repeat keeps the generator's whole JSON
+//! report untouched (`loadgen`) beside the figures the report uses (`metrics`), so nothing the
+//! generator measured is lost, and the server tree's costs from /proc (`server`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::env::Environment;
+use super::plan::{Placement, Plan, Point, Scenario};
+use super::procstat::Usage;
+
+/// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Spread (max - min) / median of the repeats' throughput above which a point is marked noisy.
+pub const NOISY_SPREAD: f64 = 0.10;
+
+/// A whole run: the top level of results.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Version of the loadgen crate that ran the comparison.
+    pub harness_version: String,
+    /// When the run started, RFC 3339 UTC.
+    pub started_at: String,
+    /// When it ended, RFC 3339 UTC; absent while it runs.
+    pub finished_at: Option<String>,
+    /// Where the run is: `running`, `complete` or `interrupted` (Ctrl-C).
+    pub status: RunStatus,
+    /// Wall seconds from start to the last write.
+    pub elapsed_seconds: f64,
+    /// Wall seconds the plan was estimated to take.
+    pub estimated_seconds: f64,
+    /// CPU seconds the harness itself used (mostly /proc sampling), children excluded.
+    #[serde(default)]
+    pub harness_cpu_seconds: f64,
+    /// What the run set out to measure.
+    pub plan: Plan,
+    /// Where server and generator ran.
+    pub placement: PlacementRecord,
+    /// The machine.
+    pub environment: Environment,
+    /// What each model did, in plan order.
+    pub models: Vec<ModelResults>,
+}
+
+/// How far a run got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Still running (a crash of the harness leaves this behind with everything up to then).
+    Running,
+    /// Every planned point ran (some may have failed; see the faults).
+    Complete,
+    /// Stopped early by Ctrl-C; what was measured is kept.
+    Interrupted,
+}
+
+/// Where server and generator ran, and what that means for the figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlacementRecord {
+    /// `split`, `shared` or `unpinned`.
+    pub mode: Placement,
+    /// CPU the server tree was pinned to, if any.
+    pub server_cpu: Option<usize>,
+    /// CPU the generator's load threads were pinned to (`loadgen --cpus`), if any.
+    pub generator_cpu: Option<usize>,
+}
+
+/// One model's part of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelResults {
+    /// Model name (`fork`, `thread`, `mio`, `hybrid`).
+    pub name: String,
+    /// The server binary that ran.
+    pub binary: String,
+    /// One entry per scenario the model started, in plan order.
+    pub scenarios: Vec<ScenarioResults>,
+}
+
+/// One scenario against one freshly started server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioResults {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The server's life: start, baseline, stop, faults.
+    pub server: ServerRecord,
+    /// Latency scenario only: the capacity its fractions refer to.
+    pub capacity: Option<Capacity>,
+    /// Points run so far, in plan order.
+    pub points: Vec<PointResults>,
+}
+
+/// What happened to one server process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServerRecord {
+    /// The address from its ready line.
+    pub address: Option<String>,
+    /// Its pid.
+    pub pid: Option<u32>,
+    /// The tree before any load: what an idle server costs.
+    pub baseline: Option<Baseline>,
+    /// Seconds from SIGTERM to exit; absent if it never got there.
+    pub stop_seconds: Option<f64>,
+    /// Exit code after SIGTERM (0 is clean).
+    pub exit_code: Option<i32>,
+    /// Signal that ended it, if a signal did.
+    pub exit_signal: Option<i32>,
+    /// Everything that went wrong; empty for a clean run.
+    pub faults: Vec<Fault>,
+    /// The last lines of the server's stderr (its exit summary when all went well).
+    pub stderr_tail: Vec<String>,
+}
+
+/// The server tree with no connection open.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Summed PSS in KiB.
+    pub pss_kib: u64,
+    /// Threads over the tree.
+    pub threads: u32,
+    /// Processes in the tree.
+    pub processes: u32,
+}
+
+/// Something that went wrong with a server or the generator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fault {
+    /// What kind of failure.
+    pub kind: FaultKind,
+    /// One readable sentence.
+    pub detail: String,
+    /// The last lines of the server's stderr when it happened.
+    pub stderr_tail: Vec<String>,
+}
+
+/// The failures the harness tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The binary is missing, exited early, or printed no ready line in time.
+    StartFailed,
+    /// The server exited while under load.
+    Crashed,
+    /// After SIGTERM it exited non-zero, by a signal, or not in time (then it was killed).
+    UncleanExit,
+    /// Processes of its tree outlived it (they were killed).
+    LeftProcesses,
+    /// The generator failed to run a point (its stderr tail is in `detail`).
+    GeneratorFailed,
+}
+
+/// The throughput the latency fractions multiply.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Capacity {
+    /// Closed-loop messages per second at the latency scenario's connection count.
+    pub msgs_per_sec: f64,
+    /// `scale` (the median of that scale point in this run) or `probe` (a short closed loop).
+    pub source: CapacitySource,
+}
+
+/// Where a capacity figure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapacitySource {
+    /// The scale scenario's point at the same connection count.
+    Scale,
+    /// A short closed-loop run made just for this.
+    Probe,
+}
+
+/// One point's repeats and their summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PointResults {
+    /// What the generator was asked to do.
+    pub point: Point,
+    /// Open loop only: the total rate offered, messages per second.
+    pub target_rate: Option<f64>,
+    /// Every repeat, in order.
+    pub repeats: Vec<Repeat>,
+    /// Median and spread over the repeats that produced figures.
+    pub summary: Option<Summary>,
+}
+
+/// One run of the generator against the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Repeat {
+    /// 1-based repeat number.
+    pub index: u32,
+    /// How it ended.
+    pub status: RepeatStatus,
+    /// Wall seconds from spawning the generator to its exit.
+    pub wall_seconds: f64,
+    /// The figures the report uses; absent when the generator produced none.
+    pub metrics: Option<Metrics>,
+    /// The server tree's costs (CPU over the measured window, peaks over the whole point).
+    pub server: Option<Usage>,
+    /// Path of the generator's HdrHistogram log, relative to the run folder.
+    pub hlog: Option<String>,
+    /// The generator's JSON report as it wrote it (loadgen/SCHEMA.md), minus `histograms`
+    /// (the same histograms are in the hlog file).
+    pub loadgen: Option<Value>,
+}
+
+/// How a repeat ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepeatStatus {
+    /// It ran its course.
+    Ok,
+    /// Ctrl-C cut it short; its figures cover what ran.
+    Interrupted,
+    /// The generator failed (see the scenario's faults).
+    GeneratorFailed,
+    /// The server died during it (see the scenario's faults).
+    ServerDied,
+}
+
+/// The figures of one repeat that tables, charts and findings use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Messages echoed per second over the measured window.
+    pub msgs_per_sec: f64,
+    /// Payload MiB echoed per second.
+    pub mib_per_sec: f64,
+    /// Messages sent in the window.
+    pub sent: f64,
+    /// Messages whose whole echo came back.
+    pub received: f64,
+    /// Connect, I/O, timeout and mismatch errors together.
+    pub errors: f64,
+    /// Latency percentiles in microseconds (corrected for coordinated omission in open loop).
+    pub latency_us: Percentiles,
+    /// Open loop: latency from the actual send instead of the intended one.
+    pub latency_us_uncorrected: Option<Percentiles>,
+    /// Churn: time to connect, in microseconds.
+    pub connect_us: Option<Percentiles>,
+    /// Generator CPU seconds (user+sys) of its load threads over the window and drain.
+    pub generator_cpu_seconds: f64,
+    /// Generator CPU microseconds per message received.
+    pub generator_cpu_per_msg_us: Option<f64>,
+    /// Whether the generator reported itself saturated: the figure is then its limit, not
+    /// the server's.
+    pub generator_saturated: bool,
+    /// Server tree CPU seconds over the measured window.
+    pub server_cpu_seconds: f64,
+    /// Server CPU per second of window: 1.0 is one full core.
+    pub server_cpu_utilization: f64,
+    /// Server CPU microseconds per message received (per connection in churn).
+    pub server_cpu_per_msg_us: Option<f64>,
+    /// Server context switches (voluntary + involuntary) per message.
+    pub server_ctx_switches_per_msg: Option<f64>,
+    /// Peak summed PSS of the server tree, KiB.
+    pub server_peak_pss_kib: f64,
+    /// Peak threads of the server tree.
+    pub server_peak_threads: f64,
+    /// Peak processes of the server tree.
+    pub server_peak_processes: f64,
+}
+
+/// The latency summary loadgen reports, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// 99.99th percentile.
+    pub p9999: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// A point's repeats boiled down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Repeats that produced figures.
+    pub repeats: u32,
+    /// The median of every figure over those repeats (each figure's own median).
+    pub median: Metrics,
+    /// (max - min) / median of the throughput over the repeats.
+    pub spread: f64,
+    /// The spread is above [`NOISY_SPREAD`].
+    pub noisy: bool,
+    /// Any repeat had a saturated generator.
+    pub saturated: bool,
+    /// Errors over all repeats.
+    pub errors: f64,
+}
+
+impl Summary {
+    /// Summarizes the repeats that have figures; `None` if none has.
+    pub fn of(repeats: &[Repeat]) -> Option<Summary> {
+        let all: Vec<&Metrics> = repeats.iter().filter_map(|r| r.metrics.as_ref()).collect();
+        if all.is_empty() {
+            return None;
+        }
+        let m = |f: &dyn Fn(&Metrics) -> f64| median(all.iter().map(|x| f(x)).collect());
+        let opt = |f: &dyn Fn(&Metrics) -> Option<f64>| {
+            let v: Vec<f64> = all.iter().filter_map(|x| f(x)).collect();
+            (!v.is_empty()).then(|| median(v))
+        };
+        let pct = |f: &dyn Fn(&Metrics) -> Option<Percentiles>| {
+            let v: Vec<Percentiles> = all.iter().filter_map(|x| f(x)).collect();
+            (!v.is_empty()).then(|| median_percentiles(&v))
+        };
+        let median_metrics = Metrics {
+            msgs_per_sec: m(&|x| x.msgs_per_sec),
+            mib_per_sec: m(&|x| x.mib_per_sec),
+            sent: m(&|x| x.sent),
+            received: m(&|x| x.received),
+            errors: m(&|x| x.errors),
+            latency_us: median_percentiles(&all.iter().map(|x| x.latency_us).collect::<Vec<_>>()),
+            latency_us_uncorrected: pct(&|x| x.latency_us_uncorrected),
+            connect_us: pct(&|x| x.connect_us),
+            generator_cpu_seconds: m(&|x| x.generator_cpu_seconds),
+            generator_cpu_per_msg_us: opt(&|x| x.generator_cpu_per_msg_us),
+            generator_saturated: all.iter().any(|x| x.generator_saturated),
+            server_cpu_seconds: m(&|x| x.server_cpu_seconds),
+            server_cpu_utilization: m(&|x| x.server_cpu_utilization),
+            server_cpu_per_msg_us: opt(&|x| x.server_cpu_per_msg_us),
+            server_ctx_switches_per_msg: opt(&|x| x.server_ctx_switches_per_msg),
+            server_peak_pss_kib: m(&|x| x.server_peak_pss_kib),
+            server_peak_threads: m(&|x| x.server_peak_threads),
+            server_peak_processes: m(&|x| x.server_peak_processes),
+        };
+        let rates: Vec<f64> = all.iter().map(|x| x.msgs_per_sec).collect();
+        let (lo, hi) = rates.iter().fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
+        let spread = if median_metrics.msgs_per_sec > 0.0 {
+            (hi - lo) / median_metrics.msgs_per_sec
+        } else {
+            0.0
+        };
+        Some(Summary {
+            repeats: all.len() as u32,
+            noisy: spread > NOISY_SPREAD,
+            spread,
+            saturated: median_metrics.generator_saturated,
+            errors: all.iter().map(|x| x.errors).sum(),
+            median: median_metrics,
+        })
+    }
+}
+
+fn median_percentiles(v: &[Percentiles]) -> Percentiles {
+    let m = |f: fn(&Percentiles) -> f64| median(v.iter().map(f).collect());
+    Percentiles {
+        p50: m(|p| p.p50),
+        p90: m(|p| p.p90),
+        p99: m(|p| p.p99),
+        p999: m(|p| p.p999),
+        p9999: m(|p| p.p9999),
+        max: m(|p| p.max),
+        mean: m(|p| p.mean),
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 when empty.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+}
+
+impl Results {
+    /// The model named `name`, if it ran.
+    pub fn model(&self, name: &str) -> Option<&ModelResults> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}
+
+impl ModelResults {
+    /// This model's results for `scenario`, if it started.
+    pub fn scenario(&self, scenario: Scenario) -> Option<&ScenarioResults> {
+        self.scenarios.iter().find(|s| s.scenario == scenario)
+    }
+}
+
+impl ScenarioResults {
+    /// The summary of the point equal to `point`, if it has one.
+    pub fn summary_of(&self, point: &Point) -> Option<&Summary> {
+        self.points.iter().find(|p| &p.point == point).and_then(|p| p.summary.as_ref())
+    }
+}

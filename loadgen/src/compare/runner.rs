@@ -1,0 +1,392 @@
+//! The run itself: for each model and scenario, start a fresh server, run every point's
+//! repeats while sampling the server tree, stop the server and check it left cleanly.
+//!
+//! A fresh server per scenario keeps scenarios independent (the idle scenario's memory is not
+//! inflated by what the size scenario allocated before) and confines a crash to one scenario.
+//! Results are written after every repeat, so nothing measured is ever lost.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Result;
+
+use super::generator::{self, duration_arg, interrupted};
+use super::output::Output;
+use super::plan::{LATENCY_CONNECTIONS, Plan, Point, Scenario, format_duration};
+use super::procstat::{Sampler, Tracker, Usage};
+use super::results::*;
+use super::server::Server;
+use super::{Options, extract};
+
+/// How far before the generator's exit, besides the drain it reports, the measured window is
+/// taken to end: loadgen writes its files and closes its connections in the meantime.
+const WINDOW_TAIL: Duration = Duration::from_millis(100);
+
+/// Drives one run and keeps its results.
+#[derive(Debug)]
+pub struct Runner<'a> {
+    options: &'a Options,
+    out: &'a Output,
+    /// Everything measured so far; written after each repeat.
+    pub results: Results,
+    started: Instant,
+    runs_done: usize,
+    runs_skipped: usize,
+    run_seconds: f64,
+}
+
+impl<'a> Runner<'a> {
+    /// Prepares a run whose results start as `results`.
+    pub fn new(options: &'a Options, out: &'a Output, results: Results) -> Runner<'a> {
+        Runner {
+            options,
+            out,
+            results,
+            started: Instant::now(),
+            runs_done: 0,
+            runs_skipped: 0,
+            run_seconds: 0.0,
+        }
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.options.plan
+    }
+
+    /// Runs every model and scenario of the plan, then marks the run complete or interrupted.
+    pub fn run(&mut self) -> Result<()> {
+        for model in self.plan().models.clone() {
+            let binary = self.options.bin_dir.join(format!("echo-{model}"));
+            self.results.models.push(ModelResults {
+                name: model.clone(),
+                binary: binary.display().to_string(),
+                scenarios: Vec::new(),
+            });
+            for (i, scenario) in self.plan().scenarios.clone().into_iter().enumerate() {
+                if interrupted() {
+                    break;
+                }
+                let started = self.scenario(&binary, scenario)?;
+                if !started && !binary.is_file() {
+                    // A missing binary fails every scenario the same way: say it once.
+                    let rest = &self.plan().scenarios[i + 1..];
+                    let rest: usize = rest.iter().map(|&s| self.plan().points_of(s).count()).sum();
+                    self.runs_skipped += rest * self.plan().repeats as usize;
+                    break;
+                }
+            }
+        }
+        self.results.status =
+            if interrupted() { RunStatus::Interrupted } else { RunStatus::Complete };
+        self.results.finished_at = Some(now_rfc3339());
+        self.save()
+    }
+
+    fn model_mut(&mut self) -> &mut ModelResults {
+        self.results.models.last_mut().expect("a model is running")
+    }
+
+    fn scenario_mut(&mut self) -> &mut ScenarioResults {
+        self.model_mut().scenarios.last_mut().expect("a scenario is running")
+    }
+
+    /// Runs one scenario against a fresh server. Returns whether the server started.
+    fn scenario(&mut self, binary: &std::path::Path, scenario: Scenario) -> Result<bool> {
+        let points: Vec<Point> = self.plan().points_of(scenario).cloned().collect();
+        let planned_runs = points.len() * self.plan().repeats as usize;
+        self.model_mut().scenarios.push(ScenarioResults {
+            scenario,
+            server: ServerRecord::default(),
+            capacity: None,
+            points: Vec::new(),
+        });
+        let mut server = match Server::start(binary, self.plan().placement.server_cpu()) {
+            Ok(server) => server,
+            Err(fault) => {
+                eprintln!("  {} server failed to start: {}", self.model_mut().name, fault.detail);
+                self.scenario_mut().server.faults.push(fault);
+                self.runs_skipped += planned_runs;
+                self.save()?;
+                return Ok(false);
+            }
+        };
+        let pid = server.pid();
+        let baseline = Tracker::new(pid).snapshot(true).ok().map(|s| Baseline {
+            pss_kib: s.pss_kib.unwrap_or(0),
+            threads: s.threads,
+            processes: s.processes,
+        });
+        let record = &mut self.scenario_mut().server;
+        record.address = Some(server.addr.clone());
+        record.pid = Some(pid);
+        record.baseline = baseline;
+
+        let mut runs_left = planned_runs;
+        let mut target = None;
+        if scenario == Scenario::Latency {
+            target = self.capacity(&server)?;
+        }
+        'points: for point in points {
+            let target_rate = match (point.rate_fraction, target) {
+                (Some(f), Some(capacity)) => Some((f * capacity).max(1.0).round()),
+                (Some(_), None) => break 'points,
+                (None, _) => None,
+            };
+            self.scenario_mut().points.push(PointResults {
+                point: point.clone(),
+                target_rate,
+                repeats: Vec::new(),
+                summary: None,
+            });
+            for index in 1..=self.plan().repeats {
+                if interrupted() {
+                    break 'points;
+                }
+                self.progress(&point, index);
+                let repeat = self.repeat(&mut server, &point, target_rate, index);
+                runs_left -= 1;
+                let died = repeat.status == RepeatStatus::ServerDied;
+                let entry = self.scenario_mut().points.last_mut().expect("point pushed");
+                entry.repeats.push(repeat);
+                entry.summary = Summary::of(&entry.repeats);
+                if let Some(m) = entry.repeats.last().and_then(|r| r.metrics.as_ref()) {
+                    eprintln!("{}", one_line(m, point.scenario));
+                }
+                self.save()?;
+                if died {
+                    break 'points;
+                }
+            }
+        }
+        self.runs_skipped += runs_left;
+        let stopped = server.stop();
+        let record = &mut self.scenario_mut().server;
+        record.stop_seconds = stopped.seconds;
+        record.exit_code = stopped.code;
+        record.exit_signal = stopped.signal;
+        record.stderr_tail = stopped.stderr_tail;
+        for fault in stopped.faults {
+            eprintln!("  server fault: {}", fault.detail);
+            record.faults.push(fault);
+        }
+        self.save()?;
+        Ok(true)
+    }
+
+    /// The closed-loop throughput the latency fractions refer to: the median of this model's
+    /// scale point at the same connection count, or else a short probe.
+    fn capacity(&mut self, server: &Server) -> Result<Option<f64>> {
+        let probe_point = Point {
+            scenario: Scenario::Scale,
+            connections: LATENCY_CONNECTIONS,
+            size: super::plan::SMALL_MESSAGE,
+            churn: false,
+            idle: 0,
+            rate_fraction: None,
+        };
+        let from_scale = self
+            .model_mut()
+            .scenario(Scenario::Scale)
+            .and_then(|s| s.summary_of(&probe_point))
+            .map(|s| s.median.msgs_per_sec)
+            .filter(|&r| r > 0.0);
+        let capacity = match from_scale {
+            Some(rate) => Some(Capacity { msgs_per_sec: rate, source: CapacitySource::Scale }),
+            None => {
+                eprintln!("  probing capacity at {LATENCY_CONNECTIONS} connections");
+                let args = self.loadgen_args(&server.addr, &probe_point, None, None);
+                let expected = self.plan().warmup + self.plan().duration;
+                let run =
+                    generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
+                let rate = run.report.as_ref().and_then(|r| extract::metrics(r, None));
+                if let Some(failure) = run.failure {
+                    self.scenario_mut().server.faults.push(Fault {
+                        kind: FaultKind::GeneratorFailed,
+                        detail: format!("capacity probe failed: {failure}"),
+                        stderr_tail: server.stderr_tail(),
+                    });
+                }
+                rate.map(|m| Capacity {
+                    msgs_per_sec: m.msgs_per_sec,
+                    source: CapacitySource::Probe,
+                })
+            }
+        };
+        self.scenario_mut().capacity = capacity;
+        Ok(capacity.map(|c| c.msgs_per_sec))
+    }
+
+    /// One generator run against `server`, with the tree sampled throughout.
+    fn repeat(
+        &mut self,
+        server: &mut Server,
+        point: &Point,
+        rate: Option<f64>,
+        index: u32,
+    ) -> Repeat {
+        let model = &self.results.models.last().expect("a model is running").name;
+        let name = format!("{model}-{}-{}-r{index}", point.scenario, slug(&point.label()));
+        let (hlog_abs, hlog_rel) = self.out.hlog_path(&name);
+        let args = self.loadgen_args(&server.addr, point, rate, Some(&hlog_abs));
+        let expected = self.plan().warmup + self.plan().duration;
+        let sampler = Sampler::start(server.pid()).ok();
+        let run = generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
+        let snapshots = sampler.map(Sampler::finish).unwrap_or_default();
+        let wall = run.ended.duration_since(run.started);
+        self.runs_done += 1;
+        self.run_seconds += wall.as_secs_f64();
+
+        // The measured window ends just before the generator exits and lasts as long as
+        // loadgen says it measured; anchoring at the end keeps connection set-up (seconds, for
+        // thousands of idle connections to a forking server) out of the server's CPU figure.
+        let measured = run.report.as_ref().and_then(extract::measured_seconds);
+        let length = measured.map_or(self.plan().duration, Duration::from_secs_f64);
+        let drain = run.report.as_ref().map_or(0.0, extract::drain_seconds);
+        let tail = WINDOW_TAIL + Duration::from_secs_f64(drain);
+        let to = run.ended.checked_sub(tail).unwrap_or(run.ended).max(run.started);
+        let from = to.checked_sub(length).unwrap_or(run.started).max(run.started);
+        let usage = Usage::over(&snapshots, from, to);
+        let metrics = run.report.as_ref().and_then(|r| extract::metrics(r, usage.as_ref()));
+
+        let mut status = if run.interrupted { RepeatStatus::Interrupted } else { RepeatStatus::Ok };
+        if let Some(failure) = &run.failure {
+            status = RepeatStatus::GeneratorFailed;
+            eprintln!("  generator failed: {failure}");
+            let fault = Fault {
+                kind: FaultKind::GeneratorFailed,
+                detail: format!("{}, repeat {index}: {failure}", point.label()),
+                stderr_tail: Vec::new(),
+            };
+            self.scenario_mut().server.faults.push(fault);
+        }
+        if let Some(fault) = server.check_alive() {
+            status = RepeatStatus::ServerDied;
+            eprintln!("  server died: {}", fault.detail);
+            self.scenario_mut().server.faults.push(fault);
+        }
+        // The base64 histograms are most of a report's bytes and the hlog file holds them
+        // already; everything else is kept exactly as loadgen wrote it.
+        let mut report = run.report;
+        if let Some(object) = report.as_mut().and_then(|r| r.as_object_mut()) {
+            object.remove("histograms");
+        }
+        Repeat {
+            index,
+            status,
+            wall_seconds: wall.as_secs_f64(),
+            metrics,
+            server: usage,
+            hlog: hlog_abs.is_file().then_some(hlog_rel),
+            loadgen: report,
+        }
+    }
+
+    fn loadgen(&self) -> PathBuf {
+        generator::loadgen_binary(&self.options.bin_dir)
+    }
+
+    /// The loadgen command line for `point`.
+    fn loadgen_args(
+        &self,
+        addr: &str,
+        point: &Point,
+        rate: Option<f64>,
+        hlog: Option<&std::path::Path>,
+    ) -> Vec<String> {
+        let plan = self.plan();
+        let mut args = vec![
+            "--addr".to_string(),
+            addr.to_string(),
+            "--connections".into(),
+            point.connections.to_string(),
+            "--size".into(),
+            point.size.to_string(),
+            "--warmup".into(),
+            duration_arg(plan.warmup),
+            "--duration".into(),
+            duration_arg(plan.duration),
+        ];
+        if let Some(cpu) = plan.placement.generator_cpu() {
+            args.extend(["--cpus".into(), cpu.to_string()]);
+        }
+        if point.churn {
+            args.push("--churn".into());
+        }
+        if point.idle > 0 {
+            args.extend(["--idle".into(), point.idle.to_string()]);
+        }
+        if let Some(rate) = rate {
+            args.extend(["--rate".into(), format!("{rate:.0}")]);
+        }
+        if let Some(hlog) = hlog {
+            args.extend(["--hlog".into(), hlog.display().to_string()]);
+        }
+        args
+    }
+
+    /// Prints where the run is and how long it has left.
+    fn progress(&self, point: &Point, index: u32) {
+        let total = self.plan().runs().saturating_sub(self.runs_skipped);
+        let left = total.saturating_sub(self.runs_done);
+        // Estimate from the runs so far once there are some; the plan's figure before that.
+        let per_run = if self.runs_done > 0 {
+            self.run_seconds / self.runs_done as f64
+                + super::plan::POINT_OVERHEAD.as_secs_f64() / 2.0
+        } else {
+            self.plan().run_time().as_secs_f64()
+        };
+        let model = &self.results.models.last().expect("a model is running").name;
+        eprintln!(
+            "[{:>3}/{total}] {model} · {} · {} · repeat {index}/{} · {} elapsed, about {} left",
+            self.runs_done + 1,
+            point.scenario,
+            point.label(),
+            self.plan().repeats,
+            format_duration(self.started.elapsed()),
+            format_duration(Duration::from_secs_f64(per_run * left as f64)),
+        );
+    }
+
+    /// Writes everything measured so far.
+    fn save(&mut self) -> Result<()> {
+        self.results.elapsed_seconds = self.started.elapsed().as_secs_f64();
+        self.results.harness_cpu_seconds = own_cpu_seconds();
+        self.out.write(&self.results)
+    }
+}
+
+/// The figures of a repeat on one line, printed as the run goes.
+fn one_line(m: &Metrics, scenario: Scenario) -> String {
+    let cpu = m.server_cpu_per_msg_us.map_or("-".into(), |c| format!("{c:.1} us"));
+    let per = if scenario == Scenario::Churn { "conn" } else { "msg" };
+    let mut line = format!(
+        "        {:.0} msgs/s, {:.1} MiB/s, p99 {:.0} us, server CPU {cpu}/{per}, {} errors",
+        m.msgs_per_sec, m.mib_per_sec, m.latency_us.p99, m.errors
+    );
+    if m.generator_saturated {
+        line.push_str(", generator saturated");
+    }
+    line
+}
+
+/// A label as a file-name part: "100 conns" becomes "100-conns".
+fn slug(label: &str) -> String {
+    let s: String =
+        label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
+}
+
+/// CPU seconds this process has used (its sampling threads included, its children not): the
+/// harness's own footprint on the machine it measures.
+fn own_cpu_seconds() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
+        let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+        t(u.user_time()) + t(u.system_time())
+    })
+}
+
+/// The current time as RFC 3339 UTC, the form results.json uses.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}

@@ -1,0 +1,256 @@
+//! The comparison report from a synthetic run: every model appears, findings name winners from
+//! the numbers, faults and interruptions are reported, and the files parse back.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use loadgen::compare::plan::{MODELS, Placement, Plan, Profile, ProfileSpec, Scenario};
+use loadgen::compare::procstat::Usage;
+use loadgen::compare::results::*;
+use loadgen::compare::{charts, csv, env::Environment, output::Output, report};
+
+/// Throughput of `model` at `x` in the synthetic run: mio best, then hybrid, thread, fork.
+fn rate(model: &str, x: f64) -> f64 {
+    let k = match model {
+        "mio" => 150_000.0,
+        "hybrid" => 120_000.0,
+        "thread" => 60_000.0,
+        _ => 30_000.0,
+    };
+    k * (1.0 + x.log10().max(0.0)) / 4.0
+}
+
+fn metrics(model: &str, point: &loadgen::compare::plan::Point, repeat: u32) -> Metrics {
+    let r = rate(model, point.x()) * (1.0 + 0.01 * f64::from(repeat));
+    let cpu_us = match model {
+        "fork" => 20.0,
+        "thread" => 9.0,
+        "hybrid" => 4.0,
+        _ => 3.0,
+    };
+    let idle_kib = match model {
+        "fork" => 120.0,
+        "thread" => 40.0,
+        _ => 4.0,
+    };
+    let conns = f64::from(point.connections + point.idle);
+    let lat = Percentiles {
+        p50: 1e6 / r * 10.0,
+        p90: 2e6 / r * 10.0,
+        p99: 4e6 / r * 10.0,
+        p999: 9e6 / r * 10.0,
+        p9999: 2e7 / r * 10.0,
+        max: 5e7 / r * 10.0,
+        mean: 1.1e6 / r * 10.0,
+    };
+    Metrics {
+        msgs_per_sec: r,
+        mib_per_sec: r * point.size as f64 / 1048576.0,
+        sent: r * 2.0,
+        received: r * 2.0,
+        errors: 0.0,
+        latency_us: lat,
+        latency_us_uncorrected: point
+            .rate_fraction
+            .map(|_| Percentiles { p999: lat.p999 / 3.0, ..lat }),
+        connect_us: point.churn.then_some(lat),
+        generator_cpu_seconds: 1.0,
+        generator_cpu_per_msg_us: Some(4.0),
+        generator_saturated: model == "mio" && point.connections == 1000,
+        server_cpu_seconds: r * cpu_us / 1e6 * 2.0,
+        server_cpu_utilization: r * cpu_us / 1e6,
+        server_cpu_per_msg_us: Some(cpu_us),
+        server_ctx_switches_per_msg: Some(0.5),
+        server_peak_pss_kib: 2000.0 + idle_kib * conns,
+        server_peak_threads: if model == "thread" { 1.0 + conns } else { 2.0 },
+        server_peak_processes: if model == "fork" { 1.0 + conns } else { 1.0 },
+    }
+}
+
+fn synthetic(status: RunStatus) -> Results {
+    let spec = ProfileSpec::of(Profile::Standard);
+    let models: Vec<String> = MODELS.iter().map(|m| m.to_string()).collect();
+    let plan =
+        Plan::new(Profile::Standard, &spec, models, Scenario::ALL.to_vec(), Placement::Split);
+    let mut results = Results {
+        schema_version: SCHEMA_VERSION,
+        harness_version: "test".into(),
+        started_at: "2026-11-21T12:00:00Z".into(),
+        finished_at: Some("2026-11-21T12:13:00Z".into()),
+        status,
+        elapsed_seconds: 780.0,
+        estimated_seconds: 800.0,
+        harness_cpu_seconds: 1.5,
+        plan: plan.clone(),
+        placement: PlacementRecord {
+            mode: Placement::Split,
+            server_cpu: Some(0),
+            generator_cpu: Some(1),
+        },
+        environment: Environment { host: "testhost".into(), cores: 2, ..Environment::default() },
+        models: Vec::new(),
+    };
+    for model in MODELS {
+        let mut m = ModelResults {
+            name: model.into(),
+            binary: format!("/bin/echo-{model}"),
+            scenarios: vec![],
+        };
+        for &scenario in &plan.scenarios {
+            let server = ServerRecord {
+                baseline: Some(Baseline {
+                    pss_kib: 2000,
+                    threads: if model == "thread" { 1 } else { 2 },
+                    processes: 1,
+                }),
+                exit_code: Some(0),
+                stderr_tail: vec![format!("echo-{model}: shut down after serving 12 connections")],
+                ..ServerRecord::default()
+            };
+            let mut s = ScenarioResults { scenario, server, capacity: None, points: vec![] };
+            for point in plan.points_of(scenario) {
+                let repeats: Vec<Repeat> = (1..=3)
+                    .map(|index| Repeat {
+                        index,
+                        status: RepeatStatus::Ok,
+                        wall_seconds: 2.7,
+                        metrics: Some(metrics(model, point, index)),
+                        server: Some(Usage {
+                            window_seconds: 2.0,
+                            samples: 14,
+                            ..Usage::default()
+                        }),
+                        hlog: Some(format!("hlog/{model}-{index}.hlog")),
+                        loadgen: Some(serde_json::json!({"throughput": {"msgs_per_sec": 1.0}})),
+                    })
+                    .collect();
+                let target_rate = point.rate_fraction.map(|f| f * rate(model, 10.0));
+                let summary = Summary::of(&repeats);
+                s.points.push(PointResults { point: point.clone(), target_rate, repeats, summary });
+            }
+            m.scenarios.push(s);
+        }
+        results.models.push(m);
+    }
+    results
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("echobench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
+    let results = synthetic(RunStatus::Complete);
+    let md = report::render(&results, &[]);
+    for scenario in Scenario::ALL {
+        assert!(
+            md.contains(&format!("## {}: {}", scenario.name(), scenario.question())),
+            "{scenario}"
+        );
+    }
+    for model in MODELS {
+        let rows = md
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
+            .count();
+        // One row per point of the standard plan: 4 + 4 + 2 + 2 + 3.
+        assert_eq!(rows, 15, "{model} rows");
+    }
+    // mio has the highest throughput and the least CPU per message in the synthetic data.
+    assert!(md.contains("the most messages per second were served by **mio**: "), "{md}");
+    assert!(md.contains("the least was spent by **mio**"), "{md}");
+    assert!(md.contains("So mio served 5.0x the messages of fork at 0.15x the server CPU"), "{md}");
+    // The idle winner is the one with the least memory per connection, not the most.
+    assert!(md.contains("least memory (PSS) per connection was used by **"), "{md}");
+    assert!(!md.contains("used by **fork**"), "fork holds the most memory per connection");
+    // Saturation and placement caveats come from the data and the plan.
+    assert!(md.contains("The generator was saturated at: mio scale 1000 conns"), "{md}");
+    assert!(md.contains("server pinned to CPU 0, generator to CPU 1"));
+    // Open loop: the corrected p99.9 is 3x the uncorrected one in the synthetic data.
+    assert!(md.contains("queueing that a closed loop would hide"), "{md}");
+    assert!(!md.contains("## Faults"), "a clean run has no Faults section");
+}
+
+#[test]
+fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
+    let mut results = synthetic(RunStatus::Interrupted);
+    let crashed = &mut results.models[0].scenarios[1];
+    crashed.server.faults.push(Fault {
+        kind: FaultKind::Crashed,
+        detail: "the server exited under load (was killed by signal 11)".into(),
+        stderr_tail: vec!["segfault at 0x0".into()],
+    });
+    crashed.points.truncate(1);
+    crashed.points[0].repeats.truncate(1);
+    crashed.points[0].repeats[0].status = RepeatStatus::ServerDied;
+    crashed.points[0].summary = Summary::of(&crashed.points[0].repeats);
+    let md = report::render(&results, &[]);
+    assert!(md.contains("**interrupted**"));
+    assert!(md.contains("| fork | size | crashed | the server exited under load"), "{md}");
+    assert!(md.contains("segfault at 0x0"));
+    assert!(md.contains("1 of 3 repeats, incomplete"), "{md}");
+    assert!(md.contains("| 1 MiB | fork |"), "points the crash prevented are listed");
+    assert!(md.contains(" not run |"));
+    assert_eq!(loadgen::compare::fault_count(&results), 1);
+}
+
+#[test]
+fn files_are_written_mirrored_to_latest_and_parse_back() {
+    let root = scratch("output");
+    let results = synthetic(RunStatus::Complete);
+    let out = Output::create(&root, "test host", Profile::Quick, SystemTime::UNIX_EPOCH).unwrap();
+    assert!(out.run_dir.ends_with("1970-01-01-test_host-quick"));
+    out.write(&results).unwrap();
+    for dir in [&out.run_dir, &out.latest_dir] {
+        let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
+        let back: Results = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.schema_version, SCHEMA_VERSION);
+        assert_eq!(back.models.len(), 4);
+        // serde_json parses floats to within an ulp, so compare figures, not text.
+        let rate = |r: &Results| {
+            r.models[2].scenarios[0].points[3].summary.as_ref().unwrap().median.msgs_per_sec
+        };
+        assert!((rate(&back) - rate(&results)).abs() < 1e-6);
+        assert_eq!(back.models[3].scenarios[4].points[2].repeats.len(), 3);
+        let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(md.contains("![Throughput vs connections"), "charts are embedded");
+        let svg = std::fs::read_to_string(dir.join("charts/scale-throughput.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<text") && svg.contains("mio"));
+    }
+    // A second run the same day gets its own folder; latest/ is emptied for it.
+    let again = Output::create(&root, "test host", Profile::Quick, SystemTime::UNIX_EPOCH).unwrap();
+    assert!(again.run_dir.ends_with("1970-01-01-test_host-quick-2"));
+    assert!(!again.latest_dir.join("report.md").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_csv_has_a_row_per_repeat_and_every_column() {
+    let results = synthetic(RunStatus::Complete);
+    let text = csv::render(&results);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], csv::COLUMNS.join(","));
+    assert_eq!(lines.len() - 1, 4 * 15 * 3);
+    for line in &lines[1..] {
+        assert_eq!(line.split(',').count(), csv::COLUMNS.len(), "{line}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("mio,scale,100 conns,100,64,0,false,,,2,ok,")));
+}
+
+#[test]
+fn charts_are_drawn_only_for_scenarios_with_figures() {
+    let dir = scratch("charts");
+    let mut results = synthetic(RunStatus::Complete);
+    for m in &mut results.models {
+        m.scenarios.retain(|s| s.scenario == Scenario::Size);
+    }
+    let drawn = charts::write_all(&results, &dir).unwrap();
+    assert_eq!(drawn.len(), 1, "{drawn:?}");
+    assert_eq!(drawn[0].scenario, Scenario::Size);
+    assert!(dir.join("size-throughput.svg").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
