@@ -36,14 +36,14 @@ pub fn metrics(report: &Value, usage: Option<&Usage>) -> Option<Metrics> {
         ..Metrics::default()
     };
     if let Some(u) = usage {
-        m.server_cpu_seconds = u.cpu_seconds();
+        m.server_cpu_seconds = u.cpu_seconds;
         m.server_peak_pss_kib = u.peak_pss_kib as f64;
         m.server_peak_threads = f64::from(u.peak_threads);
         m.server_peak_processes = f64::from(u.peak_processes);
         if u.window_seconds > 0.0 {
             // Rates over the sampled window divided by the message rate over loadgen's window:
             // both windows cover the same steady load, and neither needs the other's clock.
-            m.server_cpu_utilization = u.cpu_seconds() / u.window_seconds;
+            m.server_cpu_utilization = u.cpu_seconds / u.window_seconds;
             if msgs_per_sec > 0.0 {
                 m.server_cpu_per_msg_us = Some(m.server_cpu_utilization / msgs_per_sec * 1e6);
                 let switches = (u.ctx_voluntary + u.ctx_involuntary) as f64 / u.window_seconds;
@@ -99,8 +99,7 @@ mod tests {
         });
         let usage = Usage {
             window_seconds: 2.0,
-            cpu_user_seconds: 0.4,
-            cpu_sys_seconds: 0.6,
+            cpu_seconds: 1.0,
             ctx_voluntary: 1000,
             ctx_involuntary: 1000,
             ..Usage::default()

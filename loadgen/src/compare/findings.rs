@@ -4,8 +4,9 @@
 //! Every sentence is built from medians in the results, never from expectations: if thread
 //! beats mio on some machine, the report says so.
 
-use super::plan::{Point, Scenario, format_bytes};
+use super::plan::{Point, Scenario};
 use super::results::{ModelResults, PointResults, Results, ScenarioResults, Summary};
+use super::text::{format_bytes, join, sig, thousands, times};
 
 /// Two models closer than this ratio are called a tie: run-to-run noise on a shared 2-core VM
 /// is of that order.
@@ -397,61 +398,5 @@ pub fn placement_note(results: &Results) -> &'static str {
             "Placement: unpinned. The scheduler moves server and generator between CPUs as it \
              likes, which makes low-concurrency figures vary between runs."
         }
-    }
-}
-
-/// "2.3x"; "1.08x" under 2; "0.42x" below 1.
-pub fn times(r: f64) -> String {
-    if r >= 10.0 {
-        format!("{r:.0}x")
-    } else if r >= 2.0 {
-        format!("{r:.1}x")
-    } else {
-        format!("{r:.2}x")
-    }
-}
-
-/// 151234.4 as "151,234".
-pub fn thousands(v: f64) -> String {
-    let n = v.round() as i64;
-    let digits = n.abs().to_string();
-    // Group from the right: the first group takes what is left over from threes.
-    let head = match digits.len() % 3 {
-        0 => 3,
-        r => r,
-    };
-    let mut out = digits[..head.min(digits.len())].to_string();
-    let mut rest = &digits[head.min(digits.len())..];
-    while !rest.is_empty() {
-        out.push(',');
-        out.push_str(&rest[..3]);
-        rest = &rest[3..];
-    }
-    if n < 0 { format!("-{out}") } else { out }
-}
-
-/// Three significant digits, at least: 0.123, 1.23, 12.3, 123, 12,345.
-pub fn sig(v: f64) -> String {
-    if !v.is_finite() {
-        "-".into()
-    } else if v.abs() >= 1000.0 {
-        thousands(v)
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-/// "a, b and c".
-pub fn join(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }

@@ -11,7 +11,8 @@
 //! Code map: [`plan`] (scenarios, profiles, points, the time budget), [`server`] (the server
 //! child), [`generator`] (the loadgen child, Ctrl-C), [`procstat`] (/proc sampling),
 //! [`runner`] (the loop), [`extract`] (figures from loadgen's JSON), [`results`] (the schema),
-//! [`output`] (the run folder), [`csv`], [`charts`], [`report`] and [`findings`] (the prose).
+//! [`output`] (the run folder), [`csv`], [`charts`], [`report`] and [`findings`] (the prose),
+//! [`text`] (number formatting).
 //!
 //! `cargo bench --bench compare` calls [`run`] in-process; `loadgen compare` calls [`main`].
 
@@ -28,14 +29,16 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod server;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use plan::{MODELS, Placement, Plan, Profile, ProfileSpec, Scenario, format_duration};
+use plan::{MODELS, Placement, Plan, Profile, ProfileSpec, Scenario};
 use results::{PlacementRecord, RunStatus};
+use text::format_duration;
 
 /// Flags of `loadgen compare` (the bench target builds the same from the environment).
 #[derive(Debug, Clone, clap::Parser)]

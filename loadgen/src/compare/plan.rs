@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::text::format_bytes;
+
 /// The server models the suite ships, in the order the report lists them.
 pub const MODELS: [&str; 4] = ["fork", "thread", "mio", "hybrid"];
 
@@ -221,15 +223,6 @@ fn plural(n: u32, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
-/// Formats a byte count the way the report prints sizes: 64 B, 4 KiB, 1 MiB.
-pub fn format_bytes(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
-        b => format!("{b} B"),
-    }
-}
-
 /// Where the server and the generator run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -375,19 +368,6 @@ fn points_of(scenario: Scenario, spec: &ProfileSpec) -> Vec<Point> {
     }
 }
 
-/// Formats a duration for humans: "850 ms", "42 s", "12 min 30 s".
-pub fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs < 1.0 {
-        format!("{:.0} ms", secs * 1000.0)
-    } else if secs < 90.0 {
-        format!("{secs:.0} s")
-    } else {
-        let whole = secs.round() as u64;
-        format!("{} min {:02} s", whole / 60, whole % 60)
-    }
-}
-
 /// Serializes durations as fractional seconds, the unit every figure in results.json uses.
 pub(crate) mod secs {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -399,59 +379,5 @@ pub(crate) mod secs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_secs_f64(f64::deserialize(d)?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(profile: Profile) -> Plan {
-        let models = MODELS.iter().map(|m| m.to_string()).collect();
-        Plan::new(
-            profile,
-            &ProfileSpec::of(profile),
-            models,
-            Scenario::ALL.to_vec(),
-            Placement::Split,
-        )
-    }
-
-    #[test]
-    fn quick_profile_fits_in_about_a_minute() {
-        let quick = plan(Profile::Quick);
-        assert!(quick.estimate() <= Duration::from_secs(60), "{:?}", quick.estimate());
-        // Every scenario still runs, so the quick profile exercises the whole pipeline.
-        for scenario in Scenario::ALL {
-            assert!(quick.points_of(scenario).count() >= 1, "{scenario} has no point");
-        }
-    }
-
-    #[test]
-    fn standard_profile_fits_in_fifteen_minutes() {
-        let standard = plan(Profile::Standard);
-        assert!(standard.estimate() <= Duration::from_secs(15 * 60), "{:?}", standard.estimate());
-        assert!(standard.repeats >= 3);
-        let scale: Vec<u32> = standard.points_of(Scenario::Scale).map(|p| p.connections).collect();
-        assert_eq!(scale, [1, 10, 100, 1000]);
-    }
-
-    #[test]
-    fn latency_capacity_comes_from_a_scale_point() {
-        for profile in [Profile::Quick, Profile::Standard, Profile::Full] {
-            let spec = ProfileSpec::of(profile);
-            assert!(spec.scale_connections.contains(&LATENCY_CONNECTIONS), "{profile:?}");
-        }
-    }
-
-    #[test]
-    fn labels_read_naturally() {
-        let p = plan(Profile::Standard);
-        let labels: Vec<String> = p.points.iter().map(Point::label).collect();
-        for want in ["1 conn", "1000 conns", "64 B", "1 MiB", "8 clients", "4000 idle", "75% load"]
-        {
-            assert!(labels.iter().any(|l| l == want), "{want} not in {labels:?}");
-        }
-        assert_eq!(format_duration(Duration::from_secs(754)), "12 min 34 s");
     }
 }

@@ -8,9 +8,10 @@
 use std::fmt::Write;
 
 use super::charts::Chart;
-use super::findings::{self, caveats, idle_cost, scenario_findings, sig, thousands};
-use super::plan::{Scenario, format_duration};
+use super::findings::{self, caveats, idle_cost, scenario_findings};
+use super::plan::Scenario;
 use super::results::{FaultKind, PointResults, Results, RunStatus, Summary};
+use super::text::{format_duration, sig, thousands};
 
 /// Renders the whole report.
 pub fn render(results: &Results, charts: &[Chart]) -> String {

@@ -12,10 +12,11 @@ use anyhow::Result;
 
 use super::generator::{self, duration_arg, interrupted};
 use super::output::Output;
-use super::plan::{LATENCY_CONNECTIONS, Plan, Point, Scenario, format_duration};
+use super::plan::{LATENCY_CONNECTIONS, Plan, Point, Scenario};
 use super::procstat::{Sampler, Tracker, Usage};
 use super::results::*;
 use super::server::Server;
+use super::text::format_duration;
 use super::{Options, extract};
 
 /// How far before the generator's exit, besides the drain it reports, the measured window is

@@ -39,6 +39,9 @@ pub struct Server {
     pub addr: String,
     stderr: Arc<Mutex<VecDeque<String>>>,
     drained: mpsc::Receiver<()>,
+    /// Set once [`Server::check_alive`] has reported the server's death, so `stop` does not
+    /// report it twice.
+    death_reported: bool,
 }
 
 /// How a server ended after [`Server::stop`].
@@ -112,7 +115,8 @@ impl Server {
         drain(err, Arc::clone(&stderr), None, drained_tx.clone());
         drain(out, Arc::new(Mutex::new(VecDeque::new())), Some(ready_tx), drained_tx);
 
-        let mut server = Server { child, addr: String::new(), stderr, drained };
+        let mut server =
+            Server { child, addr: String::new(), stderr, drained, death_reported: false };
         match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(line) => match line.strip_prefix("listening on ") {
                 Some(addr) if !addr.is_empty() => {
@@ -154,6 +158,10 @@ impl Server {
     /// `Some(fault)` if the server has exited on its own: it crashed.
     pub fn check_alive(&mut self) -> Option<Fault> {
         let status = self.child.try_wait().ok().flatten()?;
+        if self.death_reported {
+            return None;
+        }
+        self.death_reported = true;
         self.wait_drained(Duration::from_millis(500));
         Some(Fault {
             kind: FaultKind::Crashed,
@@ -172,7 +180,11 @@ impl Server {
             procstat::tree(self.pid()).map(|t| t.into_iter().skip(1).collect()).unwrap_or_default();
         let pid = Pid::from_raw(self.pid() as i32);
         let status = match self.child.try_wait() {
-            Ok(Some(status)) => Some(status),
+            Ok(Some(status)) => {
+                // It was gone before we asked: a crash, reported once.
+                stopped.faults.extend(self.check_alive());
+                Some(status)
+            }
             _ => {
                 let asked = Instant::now();
                 let _ = kill(pid, Signal::SIGTERM);
@@ -196,7 +208,7 @@ impl Server {
         if let Some(status) = status {
             stopped.code = status.code();
             stopped.signal = status.signal();
-            if status.code() != Some(0) && stopped.faults.is_empty() {
+            if status.code() != Some(0) && stopped.faults.is_empty() && !self.death_reported {
                 self.wait_drained(Duration::from_millis(500));
                 stopped.faults.push(Fault {
                     kind: FaultKind::UncleanExit,

@@ -1,0 +1,81 @@
+//! How numbers read in the report: sizes, durations, ratios, counts with separators.
+
+use std::time::Duration;
+
+/// Formats a byte count the way the report prints sizes: 64 B, 4 KiB, 1 MiB.
+pub fn format_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// Formats a duration for humans: "850 ms", "42 s", "12 min 30 s".
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        format!("{:.0} ms", secs * 1000.0)
+    } else if secs < 90.0 {
+        format!("{secs:.0} s")
+    } else {
+        let whole = secs.round() as u64;
+        format!("{} min {:02} s", whole / 60, whole % 60)
+    }
+}
+
+/// "2.3x"; "1.08x" under 2; "0.42x" below 1.
+pub fn times(r: f64) -> String {
+    if r >= 10.0 {
+        format!("{r:.0}x")
+    } else if r >= 2.0 {
+        format!("{r:.1}x")
+    } else {
+        format!("{r:.2}x")
+    }
+}
+
+/// 151234.4 as "151,234".
+pub fn thousands(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.abs().to_string();
+    // Group from the right: the first group takes what is left over from threes.
+    let head = match digits.len() % 3 {
+        0 => 3,
+        r => r,
+    };
+    let mut out = digits[..head.min(digits.len())].to_string();
+    let mut rest = &digits[head.min(digits.len())..];
+    while !rest.is_empty() {
+        out.push(',');
+        out.push_str(&rest[..3]);
+        rest = &rest[3..];
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// Three significant digits, at least: 0.123, 1.23, 12.3, 123, 12,345.
+pub fn sig(v: f64) -> String {
+    if !v.is_finite() {
+        "-".into()
+    } else if v.abs() >= 1000.0 {
+        thousands(v)
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// "a, b and c".
+pub fn join(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}

@@ -1,0 +1,86 @@
+//! /proc sampling against real child processes: the tree, threads, PSS and CPU are found.
+
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use loadgen::compare::procstat::*;
+
+#[test]
+fn a_sleeping_child_is_one_process_with_a_thread() {
+    let mut child = Command::new("sleep").arg("5").stdin(Stdio::null()).spawn().unwrap();
+    let pid = child.id();
+    let members = tree(pid).unwrap();
+    let mut tracker = Tracker::new(pid);
+    let snap = tracker.snapshot(true);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(members.len(), 1);
+    let snap = snap.unwrap();
+    assert_eq!(snap.processes, 1);
+    assert!(snap.threads >= 1);
+    assert!(snap.pss_kib.unwrap() > 0, "a live process has some PSS");
+}
+
+#[test]
+fn the_tree_includes_grandchildren_and_the_sampler_sees_them() {
+    // `sh` forks a `sleep` and waits: two processes, the second a descendant of the first.
+    let mut child = Command::new("sh").args(["-c", "sleep 5; true"]).spawn().unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tree(pid).unwrap().len() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let sampler = Sampler::start(pid).unwrap();
+    thread::sleep(Duration::from_millis(400));
+    let samples = sampler.finish();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(samples.len() >= 2, "{} samples", samples.len());
+    let usage = Usage::over(&samples, samples[0].at, samples.last().unwrap().at).unwrap();
+    assert_eq!(usage.peak_processes, 2);
+    assert!(usage.peak_threads >= 2);
+    assert!(usage.peak_pss_kib > 0);
+    assert!(usage.window_seconds > 0.0);
+}
+
+#[test]
+fn cpu_spread_over_many_short_lived_workers_is_counted() {
+    use std::os::unix::process::CommandExt;
+    // Twenty children each spin a few milliseconds, then sleep: each one's stat shows 0 or
+    // 1 tick, so summing ticks would lose most of it; schedstat keeps it all.
+    let script = "for i in $(seq 20); do (n=0; while [ $n -lt 2000 ]; do n=$((n+1)); done; \
+                  sleep 5) & done; wait";
+    let mut child = Command::new("sh").args(["-c", script]).process_group(0).spawn().unwrap();
+    let pid = child.id();
+    let mut tracker = Tracker::new(pid);
+    let first = tracker.snapshot(false).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = first;
+    // Wait until every child has finished spinning (the tree's CPU stops growing).
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(300));
+        let now = tracker.snapshot(false).unwrap();
+        let settled = now.cpu_ns == last.cpu_ns && now.processes >= 21;
+        last = now;
+        if settled {
+            break;
+        }
+    }
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    child.wait().unwrap();
+    let usage = Usage::over(&[first, last], first.at, last.at).unwrap();
+    assert!(last.processes >= 21, "{} processes", last.processes);
+    assert!(usage.cpu_seconds > 0.02, "{usage:?}");
+}
+
+#[test]
+fn a_vanished_root_is_an_error_not_a_panic() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert!(tree(pid).is_err());
+}
