@@ -2,7 +2,7 @@
 //!
 //! Every echobench server (fork, thread, mio, hybrid) promises the same things: the ready
 //! line, byte-transparent echo over IPv4, IPv6 and Unix sockets, half-close, bounded memory,
-//! `--max-conns`, TCP_NODELAY, surviving EMFILE, a clean exit on SIGINT/SIGTERM and one line
+//! a fair share for every client, `--max-conns`, TCP_NODELAY, surviving EMFILE, a clean exit on SIGINT/SIGTERM and one line
 //! of error for bad input. This crate checks each promise against the real binary, from the
 //! outside, the way a user would see it: it starts the server as a child process, talks to
 //! it over loopback sockets and reads `/proc` to see what the server's processes cost.
@@ -56,6 +56,7 @@ macro_rules! conformance_suite {
             hundreds_of_concurrent_clients,
             resetting_clients_do_not_disturb_others,
             silent_clients_do_not_delay_others,
+            streaming_clients_do_not_stall_a_ping_pong_client,
             never_reading_client_keeps_memory_bounded,
             small_writes_are_not_held_back_by_nagle,
             max_conns_closes_extra_connections_and_counts_them,

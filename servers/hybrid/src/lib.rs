@@ -45,6 +45,18 @@
 //! stack is virtual memory, touched only as deep as the loop goes), a `Poll`, a scratch
 //! buffer. Silent clients delay nobody: a worker's loop never blocks on a connection.
 //!
+//! # Fairness
+//!
+//! A worker gives each ready connection a bounded turn, as the mio model does:
+//! [`Connection::on_event`](echobench_common::Connection::on_event) stops after
+//! [`READS_PER_TURN`](echobench_common::conn::READS_PER_TURN) reads and answers `more`, and
+//! the worker keeps such connections in its own ready queue, served again after its next
+//! batch of events. Without that, a client streaming as fast as the worker reads kept the
+//! worker to itself: beside two clients streaming 64 KiB writes, 100-byte round trips on the
+//! same worker took a median of 5 ms and up to 0.7 s with two workers, up to 1.3 s with one
+//! (debug build). With the budget: a median of 0.4 to 1 ms, 7 to 60 ms at worst. Spreading
+//! connections over workers does not replace this: two heavy clients can share a worker.
+//!
 //! # Where it wins, and what breaks first
 //!
 //! It uses every core, where the mio model uses one, while keeping the event loop's low cost

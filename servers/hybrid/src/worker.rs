@@ -7,10 +7,12 @@
 //! of descriptors, the acceptor's own waker. Everything else (the `Poll`, the slab of
 //! connections, the scratch buffer) belongs to the worker thread alone.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use echobench_common::{Config, Connection, MioStream, Next, interrupted};
@@ -60,6 +62,7 @@ impl WorkerHandle {
             freed,
             connections: Slab::new(),
             scratch: vec![0; config.buffer],
+            ready: VecDeque::new(),
             buffer: config.buffer,
         };
         let thread =
@@ -84,6 +87,11 @@ struct Worker {
     connections: Slab<Slot>,
     /// The one read buffer, lent to whichever connection is being served.
     scratch: Vec<u8>,
+    /// Connections that stopped at their budget with bytes possibly still waiting, oldest
+    /// first, as in the mio model: no event will come for those bytes, so the worker serves
+    /// these again itself after everyone else that is ready. A token is here exactly when
+    /// its slot says `queued`.
+    ready: VecDeque<Token>,
     /// The bound on each connection's pending bytes (`--buffer`).
     buffer: usize,
 }
@@ -94,6 +102,8 @@ struct Worker {
 struct Slot {
     connection: Connection,
     interest: Interest,
+    /// Waiting in the ready queue: it will be served from there, once per turn.
+    queued: bool,
 }
 
 impl Worker {
@@ -101,12 +111,17 @@ impl Worker {
     fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
-            if let Err(err) = self.poll.poll(&mut events, None) {
+            // With connections in the ready queue there is work to do now: only look.
+            let timeout = if self.ready.is_empty() { None } else { Some(Duration::ZERO) };
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
                 if interrupted(&err) {
                     continue;
                 }
                 return Err(err);
             }
+            // Those queued in the last turn are served after this batch, so that every
+            // connection gets one turn before any gets a second.
+            let waiting = self.ready.len();
             let mut woken = false;
             for event in events.iter() {
                 match event.token() {
@@ -116,6 +131,7 @@ impl Worker {
                     token => self.on_connection_event(token),
                 }
             }
+            self.serve_ready(waiting);
             if woken && !self.take_new_connections() {
                 // Stopping: dropping the slab closes every connection this worker holds.
                 self.connections.clear();
@@ -141,7 +157,7 @@ impl Worker {
             // the channel is reported at once, since epoll checks readiness on registration.
             match self.poll.registry().register(&mut connection, token, Interest::READABLE) {
                 Ok(()) => {
-                    entry.insert(Slot { connection, interest: Interest::READABLE });
+                    entry.insert(Slot { connection, interest: Interest::READABLE, queued: false });
                 }
                 Err(err) => {
                     // The socket is closed as `connection` drops here.
@@ -153,30 +169,53 @@ impl Worker {
         }
     }
 
-    /// Serves one ready connection, and closes it if it is finished or broken.
+    /// Handles an event for a connection, unless it waits in the ready queue, where it gets
+    /// its turn (serving it here as well would give a streaming client two turns).
     fn on_connection_event(&mut self, token: Token) {
         // The connection may have been closed earlier in this same batch of events.
+        match self.connections.get(token.0) {
+            Some(slot) if !slot.queued => self.serve(token),
+            _ => {}
+        }
+    }
+
+    /// Serves the first `count` connections of the ready queue; any that stop at their
+    /// budget again go back to the end.
+    fn serve_ready(&mut self, count: usize) {
+        for _ in 0..count {
+            let Some(token) = self.ready.pop_front() else { return };
+            // Only `serve` closes a connection, never a queued one: the slot is there.
+            if let Some(slot) = self.connections.get_mut(token.0) {
+                slot.queued = false;
+                self.serve(token);
+            }
+        }
+    }
+
+    /// Gives one connection its turn, then closes it if it is finished or broken, updates
+    /// its interest if that changed, and queues it if it stopped at its budget.
+    fn serve(&mut self, token: Token) {
         let Some(slot) = self.connections.get_mut(token.0) else { return };
         let wanted = match slot.connection.on_event(&mut self.scratch) {
-            Ok(next) => interest_for(next),
+            Ok(next) => interest_for(next).map(|interest| (interest, next.more)),
             Err(err) => {
                 report(&err);
                 None
             }
         };
-        match wanted {
-            // The usual case: nothing changed, so no system call.
-            Some(interest) if interest == slot.interest => {}
-            Some(interest) => {
-                match self.poll.registry().reregister(&mut slot.connection, token, interest) {
-                    Ok(()) => slot.interest = interest,
-                    Err(err) => {
-                        report(&err);
-                        self.close(token);
-                    }
-                }
+        let Some((interest, more)) = wanted else { return self.close(token) };
+        // The usual case: nothing changed, so no system call.
+        if interest != slot.interest {
+            if let Err(err) = self.poll.registry().reregister(&mut slot.connection, token, interest)
+            {
+                report(&err);
+                return self.close(token);
             }
-            None => self.close(token),
+            slot.interest = interest;
+        }
+        if more {
+            slot.queued = true;
+            self.ready.push_back(token);
         }
     }
 
