@@ -192,6 +192,9 @@ impl Conn {
             if self.recv_off == size {
                 self.inflight.pop_front();
                 meter.in_flight -= 1;
+                if !self.recv_bad {
+                    meter.echoed(now_ns);
+                }
                 if front.measured {
                     if self.recv_bad {
                         meter.counters.mismatch += 1;

@@ -117,11 +117,7 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged> {
         msgs_per_sec += r.throughput.msgs_per_sec;
         mib_per_sec += r.throughput.mib_per_sec;
         let (m, e) = (&r.messages, &r.errors);
-        messages.sent += m.sent;
-        messages.received += m.received;
-        messages.not_sent += m.not_sent;
-        messages.bytes_sent += m.bytes_sent;
-        messages.bytes_received += m.bytes_received;
+        messages.add(m);
         errors.connect += e.connect;
         errors.io += e.io;
         errors.timeout += e.timeout;

@@ -100,6 +100,9 @@ pub struct Meter {
     tx: Sender<Msg>,
     shared: Arc<Shared>,
     measure_ns: u64,
+    /// Echoes arriving before this count towards throughput: the end of the window, or the
+    /// moment sending stopped if the run was cancelled.
+    window_end_ns: u64,
     interval_ns: u64,
     index: u64,
     next_boundary_ns: u64,
@@ -128,6 +131,7 @@ impl Meter {
             tx,
             shared,
             measure_ns: u64::MAX,
+            window_end_ns: u64::MAX,
             interval_ns,
             index: 0,
             next_boundary_ns: u64::MAX,
@@ -145,10 +149,26 @@ impl Meter {
     /// Sets the timeline once the coordinator has started the run.
     pub fn begin(&mut self, timeline: &Timeline) {
         self.measure_ns = timeline.measure_ns;
+        self.window_end_ns = timeline.end_ns;
         self.next_boundary_ns = timeline.measure_ns + self.interval_ns;
     }
 
-    /// A message came back intact.
+    /// An intact echo arrived at `now_ns`, of any message (warmup's included): throughput
+    /// counts the arrivals inside the window, so the drain after it cannot inflate the rate.
+    #[inline]
+    pub fn echoed(&mut self, now_ns: u64) {
+        if now_ns >= self.measure_ns && now_ns < self.window_end_ns {
+            self.counters.received_in_window += 1;
+        }
+    }
+
+    /// Sending stopped at `stopped_ns` (at the window's end, or earlier when cancelled):
+    /// later arrivals no longer count towards throughput.
+    pub fn stop_window(&mut self, stopped_ns: u64) {
+        self.window_end_ns = self.window_end_ns.min(stopped_ns);
+    }
+
+    /// A message sent inside the window came back intact.
     #[inline]
     pub fn received(&mut self, now_ns: u64, intended_ns: u64, sent_ns: u64) {
         self.counters.received += 1;

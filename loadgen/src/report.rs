@@ -58,9 +58,10 @@ pub struct RunInfo {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
-    /// Echoes received intact per second of the measured window.
+    /// Intact echoes that arrived inside the measured window, per second of it
+    /// (`messages.received_in_window / run.measured_secs`).
     pub msgs_per_sec: f64,
-    /// Payload bytes echoed per second (one direction), in MiB (2^20 bytes).
+    /// The same in payload bytes (one direction), in MiB (2^20 bytes) per second.
     pub mib_per_sec: f64,
     /// Messages sent per second of the measured window.
     pub sent_per_sec: f64,
@@ -77,10 +78,26 @@ pub struct Messages {
     pub sent: u64,
     /// Echoes received whole and correct.
     pub received: u64,
+    /// Intact echoes that arrived inside the measured window, whenever their message was sent
+    /// (warmup's included; drain arrivals excluded): what `throughput.msgs_per_sec` counts.
+    #[serde(default)]
+    pub received_in_window: u64,
     /// Open loop: sends the schedule called for while their connection was down.
     pub not_sent: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+}
+
+impl Messages {
+    /// Adds another run's counts (for `loadgen merge`).
+    pub fn add(&mut self, o: &Messages) {
+        self.sent += o.sent;
+        self.received += o.received;
+        self.received_in_window += o.received_in_window;
+        self.not_sent += o.not_sent;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -74,6 +74,10 @@ pub struct Counters {
     pub sent: u64,
     /// Messages whose echo came back whole and correct.
     pub received: u64,
+    /// Intact echoes that arrived inside the measured window, whenever their message was
+    /// sent (warmup included): what throughput counts. Echoes that arrive during the drain
+    /// after the window count in `received` but not here.
+    pub received_in_window: u64,
     /// Messages whose echo came back whole but differed from what was sent.
     pub mismatch: u64,
     /// Messages whose echo had not come back after `--timeout`.
@@ -94,6 +98,7 @@ impl Counters {
     pub fn add(&mut self, o: &Counters) {
         self.sent += o.sent;
         self.received += o.received;
+        self.received_in_window += o.received_in_window;
         self.mismatch += o.mismatch;
         self.timeout += o.timeout;
         self.lost += o.lost;

@@ -81,6 +81,29 @@ fn a_stall_shows_in_open_loop_percentiles_but_hides_in_closed_loop_ones() {
 }
 
 #[test]
+fn throughput_counts_only_the_echoes_that_arrive_inside_the_window() {
+    // Every echo comes back half a second late, so the last half second of the window's
+    // messages arrive during the drain: they are received, but not served inside the window.
+    let server = EchoServer::start(Fault::Delay { by: Duration::from_millis(500) }, 64);
+    let r = run(&Config {
+        rate: Some(1_000.0),
+        duration: Duration::from_secs(1),
+        timeout: Duration::from_secs(2),
+        ..quick(&server.addr)
+    });
+    assert_eq!(r.messages.received, r.messages.sent, "{:?} {:?}", r.messages, r.errors);
+    assert!(r.run.drain_secs >= 0.3, "the late echoes were not waited for: {:?}", r.run);
+    // About 600 of the 1,000 echoes arrive inside the window (100 of them sent in warmup).
+    let (arrived, sent) = (r.throughput.msgs_per_sec, r.throughput.sent_per_sec);
+    assert!(arrived < 0.8 * sent, "{arrived} msgs/s counted against {sent} sent");
+    assert!(arrived > 0.3 * sent, "{arrived} msgs/s counted against {sent} sent");
+    assert_eq!(
+        r.throughput.msgs_per_sec,
+        r.messages.received_in_window as f64 / r.run.measured_secs
+    );
+}
+
+#[test]
 fn a_server_that_dies_mid_run_yields_a_finished_run_with_errors_counted() {
     let server = EchoServer::start(Fault::DieAfter(Duration::from_millis(400)), 64);
     let dir = tempdir("dies");

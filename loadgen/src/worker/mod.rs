@@ -142,6 +142,7 @@ impl Worker {
                 // Nothing is sent after the end, so a loop that noticed it late still
                 // measured a window of exactly the configured length.
                 stopped_ns = now.min(tl.end_ns);
+                self.meter.stop_window(stopped_ns);
                 drain_until_ns = now
                     + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
             }

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -35,6 +36,11 @@ pub enum Fault {
     },
     /// Close every connection and the listener `after` the start.
     DieAfter(Duration),
+    /// Echo every message `by` after it was read, without slowing the stream down: a server
+    /// with a long but pipelined delay.
+    Delay {
+        by: Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -183,10 +189,21 @@ fn serve<S: Conn>(state: &State, mut stream: S) {
     let mut out: Vec<u8> = Vec::new();
     let mut index = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
+    // Fault::Delay: echoes waiting for their time, oldest first.
+    let mut delayed: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    if let Fault::Delay { .. } = state.fault {
+        stream.set_timeout(Duration::from_millis(2));
+    }
     loop {
         if state.gone() {
             stream.close();
             return;
+        }
+        while delayed.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+            let (_, bytes) = delayed.pop_front().unwrap();
+            if stream.write_all(&bytes).is_err() {
+                return;
+            }
         }
         match stream.read(&mut buf) {
             Ok(0) => return,
@@ -221,10 +238,14 @@ fn serve<S: Conn>(state: &State, mut stream: S) {
         }
         pending.drain(..whole);
         if let Fault::Stall { after, length } = state.fault {
-            let elapsed = state.started.elapsed();
-            if elapsed >= after && elapsed < after + length {
-                thread::sleep(after + length - elapsed);
+            // Asleep, neither reading nor writing, until the stall ends or the test ends.
+            while !state.gone() && (after..after + length).contains(&state.started.elapsed()) {
+                thread::sleep(Duration::from_millis(5));
             }
+        }
+        if let Fault::Delay { by } = state.fault {
+            delayed.push_back((Instant::now() + by, std::mem::take(&mut out)));
+            continue;
         }
         if stream.write_all(&out).is_err() {
             return;
