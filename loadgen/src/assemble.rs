@@ -49,15 +49,18 @@ pub fn report(p: Parts<'_>) -> Report {
     let mut counters = Counters::default();
     let mut cpu = CpuTime::default();
     let mut max_utilization: f64 = 0.0;
-    let mut spin_ns = 0;
+    let mut spin_secs = 0.0;
     for r in &p.results {
         counters.add(&r.counters);
         cpu = cpu.add(&r.cpu);
+        // Spinning is timed on the wall clock; a thread that was preempted mid-poll could
+        // count wall time it never ran, so no thread's spin exceeds its CPU time.
+        let spin = (r.spin_ns as f64 / 1e9).min(r.cpu.total().as_secs_f64());
         if r.wall_ns > 0 {
-            let busy = r.cpu.total().as_secs_f64() - r.spin_ns as f64 / 1e9;
+            let busy = r.cpu.total().as_secs_f64() - spin;
             max_utilization = max_utilization.max(busy.max(0.0) / (r.wall_ns as f64 / 1e9));
         }
-        spin_ns += r.spin_ns;
+        spin_secs += spin;
     }
     let measure_ns = config.warmup.as_nanos() as u64;
     let stopped_ns = p.results.iter().map(|r| r.stopped_ns).max().unwrap_or(0);
@@ -147,7 +150,7 @@ pub fn report(p: Parts<'_>) -> Report {
             user_seconds: cpu.user.as_secs_f64(),
             system_seconds: cpu.system.as_secs_f64(),
             process_cpu_seconds: p.process_cpu.total().as_secs_f64(),
-            spin_seconds: spin_ns as f64 / 1e9,
+            spin_seconds: spin_secs,
             max_thread_utilization: max_utilization,
             cpu_us_per_msg: if counters.received > 0 {
                 cpu.total().as_secs_f64() * 1e6 / counters.received as f64

@@ -142,9 +142,10 @@ pub struct Generator {
     pub system_seconds: f64,
     /// CPU time of the whole loadgen process, setup and warmup included.
     pub process_cpu_seconds: f64,
-    /// Open loop: time the load threads spent polling without sleeping in the last
-    /// microseconds before a scheduled send (so it leaves on time). Included in
-    /// `cpu_seconds`, excluded from `max_thread_utilization`.
+    /// Open loop: time the load threads spent in zero-timeout polls that found nothing, in
+    /// the last microseconds before a scheduled send (so it leaves on time); each thread's
+    /// capped at its CPU time. Included in `cpu_seconds`, excluded from
+    /// `max_thread_utilization`.
     pub spin_seconds: f64,
     /// The busiest load thread's CPU time (less its spinning) over its wall time; 1.0 is a
     /// whole CPU. Above 0.9 the generator counts as saturated.
