@@ -8,14 +8,18 @@ use crate::cpu::CpuTime;
 use crate::env::Environment;
 use crate::meter::ThreadResult;
 use crate::report::{
-    Connections, Errors, Generator, Histograms, Messages, Report, RunInfo, SCHEMA_VERSION,
-    Throughput,
+    Connections, Errors, Generator, Histograms, Messages, PinnedCpu, Report, RunInfo,
+    SCHEMA_VERSION, Throughput,
 };
 use crate::stats::{self, Counters, Latency, Recorder};
 use crate::target::{BlockingStream, Target};
 
-/// A load thread using more than this share of its CPU may be what limits the result.
+/// A load thread that used, or waited for, more than this share of a CPU may be what limits
+/// the result; so may a pinned CPU that ran load threads this share of the time.
 const SATURATED_UTILIZATION: f64 = 0.9;
+/// A load thread that waited for a CPU more than this share of the time was starved: its
+/// sends left late and its echoes were read late, whatever its own CPU use.
+const SATURATED_RUN_DELAY: f64 = 0.1;
 /// An open loop whose 99th-percentile send lag exceeds this has fallen behind its schedule.
 const SATURATED_LAG_US: f64 = 1_000.0;
 
@@ -48,20 +52,11 @@ pub fn report(p: Parts<'_>) -> Report {
     let mode = config.mode();
     let mut counters = Counters::default();
     let mut cpu = CpuTime::default();
-    let mut max_utilization: f64 = 0.0;
-    let mut spin_secs = 0.0;
     for r in &p.results {
         counters.add(&r.counters);
         cpu = cpu.add(&r.cpu);
-        // Spinning is timed on the wall clock; a thread that was preempted mid-poll could
-        // count wall time it never ran, so no thread's spin exceeds its CPU time.
-        let spin = (r.spin_ns as f64 / 1e9).min(r.cpu.total().as_secs_f64());
-        if r.wall_ns > 0 {
-            let busy = r.cpu.total().as_secs_f64() - spin;
-            max_utilization = max_utilization.max(busy.max(0.0) / (r.wall_ns as f64 / 1e9));
-        }
-        spin_secs += spin;
     }
+    let load = ThreadLoad::of(&p.results);
     let measure_ns = config.warmup.as_nanos() as u64;
     let stopped_ns = p.results.iter().map(|r| r.stopped_ns).max().unwrap_or(0);
     let finished_ns = p.results.iter().map(|r| r.finished_ns).max().unwrap_or(0);
@@ -75,11 +70,7 @@ pub fn report(p: Parts<'_>) -> Report {
         if mode == Mode::Open { &p.total.uncorrected } else { &p.total.corrected };
     let schedule_lag = (mode == Mode::Open).then(|| Latency::of(&p.total.lag));
 
-    let mut saturation = Vec::new();
-    if max_utilization > SATURATED_UTILIZATION {
-        saturation
-            .push(format!("a load thread was busy {:.0}% of the time", max_utilization * 100.0));
-    }
+    let mut saturation = load.verdict();
     if let Some(lag) = &schedule_lag
         && lag.p99 > SATURATED_LAG_US
     {
@@ -150,8 +141,12 @@ pub fn report(p: Parts<'_>) -> Report {
             user_seconds: cpu.user.as_secs_f64(),
             system_seconds: cpu.system.as_secs_f64(),
             process_cpu_seconds: p.process_cpu.total().as_secs_f64(),
-            spin_seconds: spin_secs,
-            max_thread_utilization: max_utilization,
+            spin_seconds: load.spin_secs,
+            max_thread_utilization: load.max_utilization,
+            run_delay_seconds: load.run_delay_secs,
+            max_thread_run_delay: load.max_run_delay,
+            max_thread_demand: load.max_demand,
+            pinned_cpus: load.pinned.clone(),
             cpu_us_per_msg: if counters.received > 0 {
                 cpu.total().as_secs_f64() * 1e6 / counters.received as f64
             } else {
@@ -167,6 +162,113 @@ pub fn report(p: Parts<'_>) -> Report {
             connect: (mode == Mode::Churn).then(|| encode(&p.total.connect)),
             schedule_lag: (mode == Mode::Open).then(|| encode(&p.total.lag)),
         },
+    }
+}
+
+/// How hard the load threads worked and how long they waited for a CPU, over the measured
+/// window and drain.
+#[derive(Debug, Default)]
+struct ThreadLoad {
+    spin_secs: f64,
+    /// The busiest thread's CPU time, less spinning, over its wall time.
+    max_utilization: f64,
+    /// `None` without scheduler statistics.
+    run_delay_secs: Option<f64>,
+    /// The largest share of its wall time a thread spent waiting for a CPU.
+    max_run_delay: Option<f64>,
+    /// The largest share of its wall time a thread wanted a CPU: running (less spinning) or
+    /// waiting for one.
+    max_demand: Option<f64>,
+    /// Per pinned CPU, the load threads' summed utilization there.
+    pinned: Vec<PinnedCpu>,
+    /// Thread number and figures of the thread behind each maximum, for the verdict.
+    worst_delay: Option<(usize, f64)>,
+    worst_demand: Option<(usize, f64, f64, f64)>,
+}
+
+impl ThreadLoad {
+    fn of(results: &[ThreadResult]) -> ThreadLoad {
+        let mut load = ThreadLoad::default();
+        for (thread, r) in results.iter().enumerate() {
+            let cpu = r.cpu.total().as_secs_f64();
+            // Spinning is timed on the wall clock; a thread preempted mid-poll could count
+            // wall time it never ran, so no thread's spin exceeds its CPU time.
+            let spin = (r.spin_ns as f64 / 1e9).min(cpu);
+            load.spin_secs += spin;
+            if let Some(delay) = r.run_delay_ns {
+                *load.run_delay_secs.get_or_insert(0.0) += delay as f64 / 1e9;
+            }
+            if r.wall_ns == 0 {
+                continue;
+            }
+            let wall = r.wall_ns as f64 / 1e9;
+            let utilization = (cpu - spin).max(0.0) / wall;
+            load.max_utilization = load.max_utilization.max(utilization);
+            if let Some(cpu) = r.pinned {
+                match load.pinned.iter_mut().find(|p| p.cpu == cpu) {
+                    Some(p) => {
+                        p.threads += 1;
+                        p.utilization += utilization;
+                    }
+                    None => load.pinned.push(PinnedCpu { cpu, threads: 1, utilization }),
+                }
+            }
+            if let Some(delay_ns) = r.run_delay_ns {
+                let delay = delay_ns as f64 / 1e9 / wall;
+                let demand = utilization + delay;
+                if load.max_run_delay.is_none_or(|m| delay > m) {
+                    load.max_run_delay = Some(delay);
+                    load.worst_delay = Some((thread, delay));
+                }
+                if load.max_demand.is_none_or(|m| demand > m) {
+                    load.max_demand = Some(demand);
+                    load.worst_demand = Some((thread, demand, utilization, delay));
+                }
+            }
+        }
+        load.pinned.sort_by_key(|p| p.cpu);
+        load
+    }
+
+    /// One sentence per reason to think the generator, not the server, set the pace.
+    fn verdict(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        let pct = |x: f64| x * 100.0;
+        match self.worst_demand {
+            Some((thread, demand, ran, waited)) if demand > SATURATED_UTILIZATION => {
+                reasons.push(format!(
+                    "load thread {thread} wanted a CPU {:.0}% of the time (ran {:.0}%, waited {:.0}% \
+                     for one)",
+                    pct(demand),
+                    pct(ran),
+                    pct(waited)
+                ));
+            }
+            // Without scheduler statistics, only the CPU time speaks.
+            None if self.max_utilization > SATURATED_UTILIZATION => reasons.push(format!(
+                "a load thread was busy {:.0}% of the time",
+                pct(self.max_utilization)
+            )),
+            _ => {}
+        }
+        if let Some((thread, delay)) = self.worst_delay
+            && delay > SATURATED_RUN_DELAY
+        {
+            reasons.push(format!(
+                "load thread {thread} waited for a CPU {:.0}% of the time (other threads or \
+                 processes held it), so its sends and reads ran late",
+                pct(delay)
+            ));
+        }
+        for p in self.pinned.iter().filter(|p| p.utilization > SATURATED_UTILIZATION) {
+            reasons.push(format!(
+                "CPU {} ran {} load threads {:.0}% of the time",
+                p.cpu,
+                p.threads,
+                pct(p.utilization)
+            ));
+        }
+        reasons
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::Cancel;
-use crate::cpu::CpuTime;
+use crate::cpu::{self, CpuTime};
 use crate::stats::{Counters, Recorder};
 
 /// State every load thread and the coordinator share.
@@ -43,6 +43,11 @@ pub struct ThreadResult {
     pub counters: Counters,
     /// CPU time of this thread from the start of the measured window to its end.
     pub cpu: CpuTime,
+    /// Time this thread was runnable but waiting for a CPU over the same span (`None`
+    /// without scheduler statistics).
+    pub run_delay_ns: Option<u64>,
+    /// The CPU the thread was pinned to, if any.
+    pub pinned: Option<usize>,
     /// Wall time over which `cpu` was spent.
     pub wall_ns: u64,
     /// Open loop: time spent polling without sleeping just before a scheduled send (see
@@ -107,7 +112,9 @@ pub struct Meter {
     index: u64,
     next_boundary_ns: u64,
     next_publish_ns: u64,
-    cpu_start: Option<(CpuTime, u64)>,
+    cpu_start: Option<(CpuTime, Option<u64>, u64)>,
+    /// The CPU this thread is pinned to, if any.
+    pub pinned: Option<usize>,
 }
 
 impl Meter {
@@ -137,6 +144,7 @@ impl Meter {
             next_boundary_ns: u64::MAX,
             next_publish_ns: 0,
             cpu_start: None,
+            pinned: None,
         }
     }
 
@@ -213,7 +221,7 @@ impl Meter {
             self.next_boundary_ns = self.measure_ns + (intervals_done + 1) * self.interval_ns;
         }
         if self.cpu_start.is_none() && now_ns >= self.measure_ns {
-            self.cpu_start = Some((CpuTime::thread(), now_ns));
+            self.cpu_start = Some((CpuTime::thread(), cpu::thread_run_delay_ns(), now_ns));
         }
         if now_ns >= self.next_publish_ns {
             self.next_publish_ns = now_ns + PUBLISH_EVERY_NS;
@@ -231,13 +239,19 @@ impl Meter {
         self.shared.received[self.thread].store(self.counters.received, Ordering::Relaxed);
         let last =
             (self.measure_ns != u64::MAX).then(|| (self.index, std::mem::take(&mut self.recorder)));
-        let (cpu, wall_ns) = match self.cpu_start {
-            Some((start, at)) => (CpuTime::thread().since(&start), finished_ns.saturating_sub(at)),
-            None => (CpuTime::default(), 0),
+        let (cpu, run_delay_ns, wall_ns) = match self.cpu_start {
+            Some((start, delay, at)) => (
+                CpuTime::thread().since(&start),
+                delay.zip(cpu::thread_run_delay_ns()).map(|(a, b)| b.saturating_sub(a)),
+                finished_ns.saturating_sub(at),
+            ),
+            None => (CpuTime::default(), None, 0),
         };
         let result = ThreadResult {
             counters: self.counters,
             cpu,
+            run_delay_ns,
+            pinned: self.pinned,
             wall_ns,
             spin_ns: self.spin_ns,
             stopped_ns,

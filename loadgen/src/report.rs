@@ -150,12 +150,38 @@ pub struct Generator {
     /// The busiest load thread's CPU time (less its spinning) over its wall time; 1.0 is a
     /// whole CPU. Above 0.9 the generator counts as saturated.
     pub max_thread_utilization: f64,
+    /// Time the load threads were runnable but waiting for a CPU (held by other threads or
+    /// processes), summed over threads, over the same span as `cpu_seconds`
+    /// (`/proc/thread-self/schedstat`). `None` without scheduler statistics.
+    #[serde(default)]
+    pub run_delay_seconds: Option<f64>,
+    /// The largest share of its wall time a load thread spent waiting for a CPU.
+    #[serde(default)]
+    pub max_thread_run_delay: Option<f64>,
+    /// The largest share of its wall time a load thread wanted a CPU: its utilization (as in
+    /// `max_thread_utilization`) plus its run delay. Near 1.0 the thread never idled.
+    #[serde(default)]
+    pub max_thread_demand: Option<f64>,
+    /// Per CPU the load threads were pinned to: how many ran there and their summed
+    /// utilization (1.0 is the whole CPU).
+    #[serde(default)]
+    pub pinned_cpus: Vec<PinnedCpu>,
     /// `cpu_seconds` per message received, in microseconds.
     pub cpu_us_per_msg: f64,
     /// The generator may have limited the result: see `saturation`.
     pub saturated: bool,
     /// Why `saturated` is set, one sentence per reason.
     pub saturation: Vec<String>,
+}
+
+/// One CPU the load threads were pinned to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PinnedCpu {
+    pub cpu: usize,
+    /// Load threads pinned to it.
+    pub threads: usize,
+    /// Their CPU time (less spinning) over their wall time, summed.
+    pub utilization: f64,
 }
 
 /// The histograms behind every latency figure, in nanoseconds, each as base64 of the

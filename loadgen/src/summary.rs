@@ -93,14 +93,27 @@ pub fn render(r: &Report) -> String {
     }
 
     let g = &r.generator;
+    let waited = match g.max_thread_run_delay {
+        Some(delay) => format!(", longest wait for a CPU {:.0}% of the time", delay * 100.0),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "\ngenerator    CPU {:.2} s over {} (busiest at {:.0}% of a CPU), {:.2} us per message",
+        "\ngenerator    CPU {:.2} s over {} (busiest at {:.0}% of a CPU{waited}), {:.2} us per message",
         g.cpu_seconds,
         plural(g.threads as u64, "thread"),
         g.max_thread_utilization * 100.0,
         g.cpu_us_per_msg
     );
+    for p in g.pinned_cpus.iter().filter(|p| p.threads > 1) {
+        let _ = writeln!(
+            out,
+            "             CPU {} ran {} load threads, together {:.0}% of it",
+            p.cpu,
+            p.threads,
+            p.utilization * 100.0
+        );
+    }
     for reason in &g.saturation {
         let _ = writeln!(
             out,

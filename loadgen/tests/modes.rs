@@ -129,3 +129,46 @@ fn large_messages_arrive_in_pieces_and_are_still_checked() {
     assert_clean(&r);
     assert_eq!(r.messages.bytes_received, r.messages.received * 200_000);
 }
+
+#[test]
+fn a_generator_that_cannot_keep_up_says_so_and_a_light_run_does_not() {
+    let server = EchoServer::start(Fault::None, 64);
+    // Twenty million messages a second on one connection: no generator sends that.
+    let hopeless = run(&Config { rate: Some(20e6), connections: 1, ..quick(&server.addr) });
+    assert!(hopeless.generator.saturated, "not flagged: {:?}", hopeless.generator);
+    assert!(!hopeless.generator.saturation.is_empty());
+
+    // A hundred messages a second leaves the generator idle nearly all the time.
+    let light = run(&Config { rate: Some(100.0), connections: 1, ..quick(&server.addr) });
+    let g = &light.generator;
+    assert!(g.run_delay_seconds.is_some(), "no run delay read");
+    assert!(g.max_thread_utilization < 0.5 && g.max_thread_demand.unwrap() < 0.9, "{g:?}");
+    // On a machine busy with other work (these tests share theirs), a light generator can
+    // still be woken late, and saying so is right; on a quiet one it must not be flagged.
+    let env = &light.environment;
+    if env.loadavg_1m < env.cores as f64 * 0.5 {
+        assert!(!g.saturated, "flagged on a quiet machine: {:?}", g.saturation);
+    } else {
+        eprintln!("machine load {} on {} cores: {:?}", env.loadavg_1m, env.cores, g.saturation);
+    }
+}
+
+#[test]
+fn load_threads_sharing_one_cpu_are_measured_there() {
+    let server = EchoServer::start(Fault::None, 64);
+    let cpu = loadgen_cpu();
+    let r = run(&Config { threads: Some(2), cpus: vec![cpu], pipeline: 32, ..quick(&server.addr) });
+    assert_clean(&r);
+    let g = &r.generator;
+    assert_eq!(g.pinned_cpus.len(), 1, "{g:?}");
+    assert_eq!((g.pinned_cpus[0].cpu, g.pinned_cpus[0].threads), (cpu, 2));
+    assert!(g.pinned_cpus[0].utilization > 0.0, "{g:?}");
+    // Two runnable threads on one CPU wait for each other.
+    assert!(g.run_delay_seconds.unwrap() > 0.0, "{g:?}");
+}
+
+/// The first CPU this process may run on.
+fn loadgen_cpu() -> usize {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    (0..nix::sched::CpuSet::count()).find(|&c| set.is_set(c).unwrap_or(false)).unwrap()
+}

@@ -85,10 +85,11 @@ pub fn thread_main(mut plan: Plan, poll: Poll, shared: Arc<Shared>, tx: Sender<M
         spinning: false,
     };
     worker.dirty.reserve(worker.conns.len());
-    if let Some(cpu) = worker.plan.cpu
-        && let Err(err) = crate::cpu::pin_current_thread(&[cpu])
-    {
-        worker.meter.error(|| format!("{err:#}"));
+    if let Some(cpu) = worker.plan.cpu {
+        match crate::cpu::pin_current_thread(&[cpu]) {
+            Ok(_) => worker.meter.pinned = Some(cpu),
+            Err(err) => worker.meter.error(|| format!("{err:#}")),
+        }
     }
     worker.run();
 }
