@@ -132,6 +132,9 @@ pub enum Mode {
 
 /// The largest message loadgen accepts: beyond this the test is of memory, not of echo.
 const MAX_SIZE: usize = 64 << 20;
+/// The shortest interval of the interval log: every interval costs a merged recorder of
+/// about a megabyte and a line per histogram, and a shorter one says nothing more.
+const MIN_HLOG_INTERVAL: Duration = Duration::from_millis(10);
 
 impl Config {
     /// Which mode the flags select.
@@ -157,7 +160,11 @@ impl Config {
         ensure!(self.size <= MAX_SIZE, "--size must be at most {MAX_SIZE} bytes");
         ensure!(!self.duration.is_zero(), "--duration must be longer than zero");
         ensure!(!self.timeout.is_zero(), "--timeout must be longer than zero");
-        ensure!(!self.hlog_interval.is_zero(), "--hlog-interval must be longer than zero");
+        ensure!(
+            self.hlog_interval >= MIN_HLOG_INTERVAL,
+            "--hlog-interval must be at least {} ms",
+            MIN_HLOG_INTERVAL.as_millis()
+        );
         ensure!(self.pipeline >= 1, "--pipeline must be at least 1");
         ensure!(self.source_addrs >= 1, "--source-addrs must be at least 1");
         if let Some(threads) = self.threads {
@@ -295,6 +302,7 @@ mod tests {
             Config { pipeline: 4, churn: true, ..Config::default() },
             Config { addr: "nonsense".to_owned(), ..Config::default() },
             Config { cpus: vec![100_000], ..Config::default() },
+            Config { hlog_interval: Duration::from_millis(1), ..Config::default() },
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config:?} was accepted");

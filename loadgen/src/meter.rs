@@ -2,12 +2,16 @@
 //! and the hand-off of each interval's histograms to the coordinating thread.
 //!
 //! Load threads never share a histogram or counter while running (no locks, no cache lines
-//! bouncing between CPUs). Each fills its own [`Recorder`] and, at every interval boundary,
-//! sends it to the coordinator, which merges the threads' intervals, writes the interval log,
-//! and sums the totals. Only a progress counter is shared, updated every few milliseconds.
+//! bouncing between CPUs). Each fills its own [`Recorder`]. When an interval log is written,
+//! the thread sends it to the coordinator at every interval boundary, and the coordinator
+//! merges the threads' intervals, writes the log, sums the totals, and hands the emptied
+//! recorder back for reuse (a recorder is about a megabyte: allocating one per interval per
+//! thread would churn memory for nothing). Without a log the thread keeps one recorder for
+//! the whole run and sends it at the end. Only a progress counter is shared, updated every
+//! few milliseconds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -103,12 +107,15 @@ pub struct Meter {
     recorder: Box<Recorder>,
     thread: usize,
     tx: Sender<Msg>,
+    /// Recorders the coordinator has emptied and handed back.
+    spares: Receiver<Box<Recorder>>,
     shared: Arc<Shared>,
     measure_ns: u64,
     /// Echoes arriving before this count towards throughput: the end of the window, or the
     /// moment sending stopped if the run was cancelled.
     window_end_ns: u64,
-    interval_ns: u64,
+    /// Interval length of the log, or `None` when no log is written (one interval then).
+    interval_ns: Option<u64>,
     index: u64,
     next_boundary_ns: u64,
     next_publish_ns: u64,
@@ -121,9 +128,9 @@ impl Meter {
     pub fn new(
         thread: usize,
         open: bool,
-        tx: Sender<Msg>,
+        (tx, spares): (Sender<Msg>, Receiver<Box<Recorder>>),
         shared: Arc<Shared>,
-        interval_ns: u64,
+        interval_ns: Option<u64>,
     ) -> Meter {
         Meter {
             counters: Counters::default(),
@@ -136,6 +143,7 @@ impl Meter {
             recorder: Box::new(Recorder::new()),
             thread,
             tx,
+            spares,
             shared,
             measure_ns: u64::MAX,
             window_end_ns: u64::MAX,
@@ -158,7 +166,8 @@ impl Meter {
     pub fn begin(&mut self, timeline: &Timeline) {
         self.measure_ns = timeline.measure_ns;
         self.window_end_ns = timeline.end_ns;
-        self.next_boundary_ns = timeline.measure_ns + self.interval_ns;
+        self.next_boundary_ns =
+            self.interval_ns.map_or(u64::MAX, |length| timeline.measure_ns.saturating_add(length));
     }
 
     /// An intact echo arrived at `now_ns`, of any message (warmup's included): throughput
@@ -214,11 +223,13 @@ impl Meter {
     /// begins, hands over an interval at each boundary, and publishes progress.
     #[inline]
     pub fn tick(&mut self, now_ns: u64) {
-        if now_ns >= self.next_boundary_ns {
+        if now_ns >= self.next_boundary_ns
+            && let Some(length) = self.interval_ns
+        {
             self.send_interval();
-            let intervals_done = (now_ns - self.measure_ns) / self.interval_ns;
+            let intervals_done = (now_ns - self.measure_ns) / length;
             self.index = intervals_done;
-            self.next_boundary_ns = self.measure_ns + (intervals_done + 1) * self.interval_ns;
+            self.next_boundary_ns = self.measure_ns + (intervals_done + 1) * length;
         }
         if self.cpu_start.is_none() && now_ns >= self.measure_ns {
             self.cpu_start = Some((CpuTime::thread(), cpu::thread_run_delay_ns(), now_ns));
@@ -230,7 +241,10 @@ impl Meter {
     }
 
     fn send_interval(&mut self) {
-        let recorder = std::mem::take(&mut self.recorder);
+        // A recorder handed back is already empty; a new one is needed only while the
+        // coordinator has not caught up (normally just for the first two intervals).
+        let fresh = self.spares.try_recv().unwrap_or_default();
+        let recorder = std::mem::replace(&mut self.recorder, fresh);
         let _ = self.tx.send(Msg::Interval { thread: self.thread, index: self.index, recorder });
     }
 

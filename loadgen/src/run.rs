@@ -89,12 +89,16 @@ fn coordinate(
     });
     let (tx, rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(threads);
+    // Per thread, the way back for its interval recorders once merged and emptied.
+    let mut spares = Vec::with_capacity(threads);
     for plan in plans(config, target, threads) {
+        let (spare_tx, spare_rx) = mpsc::channel();
+        spares.push(spare_tx);
         let spawned = Poll::new().context("cannot create an epoll instance").and_then(|poll| {
             let (shared, tx) = (shared.clone(), tx.clone());
             std::thread::Builder::new()
                 .name(format!("loadgen-{}", plan.thread))
-                .spawn(move || worker::thread_main(plan, poll, shared, tx))
+                .spawn(move || worker::thread_main(plan, poll, shared, (tx, spare_rx)))
                 .context("cannot start a load thread")
         });
         match spawned {
@@ -111,16 +115,19 @@ fn coordinate(
     drop(tx);
 
     let mut progress = Progress::new(config.progress, config.warmup, config.duration);
-    let mut intervals = Intervals::new(threads, config.hlog_interval);
+    let mut intervals = Intervals::new(threads, config.hlog_interval, hlog.is_some());
     let mut results: Vec<Option<ThreadResult>> = vec![None; threads];
     let mut ready = 0;
     let mut start: Option<Instant> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Msg::Ready) => ready += 1,
-            Ok(Msg::Interval { thread, index, recorder }) => {
+            Ok(Msg::Interval { thread, index, mut recorder }) => {
                 intervals.add(thread, index, &recorder)?;
                 intervals.write(hlog.as_mut(), mode, None)?;
+                recorder.reset();
+                // A thread that has finished no longer listens; the recorder is then dropped.
+                let _ = spares[thread].send(recorder);
             }
             Ok(Msg::Done { thread, last, result }) => {
                 if let Some((index, recorder)) = last {
@@ -202,7 +209,9 @@ fn plans(config: &Config, target: &Target, threads: usize) -> Vec<Plan> {
                 warmup: config.warmup,
                 duration: config.duration,
                 timeout: config.timeout,
-                interval: config.hlog_interval,
+                // Without a log, intervals would only be merged into the total: the thread
+                // keeps one recorder for the whole run instead.
+                interval: config.hlog.is_some().then_some(config.hlog_interval),
                 sources: sources.clone(),
             }
         })
@@ -253,11 +262,15 @@ fn hlog_legend(mode: Mode) -> &'static str {
 }
 
 /// The threads' interval histograms, merged per interval and written in order once every
-/// thread has moved past them.
+/// thread has moved past them. Without a log, only the total is kept.
 #[derive(Debug)]
 struct Intervals {
     total: Recorder,
+    /// Whether an interval log is written (else `pending` stays empty).
+    logging: bool,
     pending: BTreeMap<u64, Recorder>,
+    /// Merged recorders already written, emptied for the next intervals.
+    spare: Vec<Recorder>,
     /// The highest interval each thread has handed over (it will send no more at or below it).
     reported: Vec<Option<u64>>,
     done: Vec<bool>,
@@ -266,10 +279,12 @@ struct Intervals {
 }
 
 impl Intervals {
-    fn new(threads: usize, length: Duration) -> Intervals {
+    fn new(threads: usize, length: Duration, logging: bool) -> Intervals {
         Intervals {
             total: Recorder::new(),
+            logging,
             pending: BTreeMap::new(),
+            spare: Vec::new(),
             reported: vec![None; threads],
             done: vec![false; threads],
             next_to_write: 0,
@@ -278,8 +293,7 @@ impl Intervals {
     }
 
     fn add(&mut self, thread: usize, index: u64, recorder: &Recorder) -> Result<()> {
-        self.total.add(recorder)?;
-        self.pending.entry(index).or_default().add(recorder)?;
+        self.add_last(index, recorder)?;
         self.reported[thread] = Some(index);
         Ok(())
     }
@@ -287,7 +301,14 @@ impl Intervals {
     /// A finished thread's last interval: it has not moved past it, so `reported` stays.
     fn add_last(&mut self, index: u64, recorder: &Recorder) -> Result<()> {
         self.total.add(recorder)?;
-        self.pending.entry(index).or_default().add(recorder)
+        if self.logging {
+            let spare = &mut self.spare;
+            self.pending
+                .entry(index)
+                .or_insert_with(|| spare.pop().unwrap_or_default())
+                .add(recorder)?;
+        }
+        Ok(())
     }
 
     /// Writes every interval all threads are done with; at the end (`last_ns` is the
@@ -317,7 +338,7 @@ impl Intervals {
         while self.next_to_write <= upto {
             let index = self.next_to_write;
             // An interval no thread recorded anything in is written empty, keeping the timeline.
-            let recorder = self.pending.remove(&index).unwrap_or_default();
+            let mut recorder = self.pending.remove(&index).unwrap_or_default();
             let start = Duration::from_nanos(self.length.as_nanos() as u64 * index);
             let mut length = self.length;
             if let Some(total_ns) = last_ns
@@ -337,8 +358,47 @@ impl Intervals {
                 }
                 Mode::Closed => {}
             }
+            recorder.reset();
+            self.spare.push(recorder);
             self.next_to_write += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_log_intervals_only_add_to_the_total() {
+        let mut intervals = Intervals::new(1, Duration::from_millis(10), false);
+        let mut recorder = Recorder::new();
+        recorder.corrected.saturating_record(1_000);
+        for index in 0..50 {
+            intervals.add(0, index, &recorder).unwrap();
+            intervals.write(None, Mode::Closed, None).unwrap();
+        }
+        // No interval is kept for a log that is not written: memory stays flat however long
+        // the run and however short the interval.
+        assert!(intervals.pending.is_empty());
+        assert_eq!(intervals.total.corrected.len(), 50);
+    }
+
+    #[test]
+    fn written_intervals_give_their_memory_back() {
+        let dir = std::env::temp_dir().join(format!("loadgen-intervals-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut log = HlogWriter::create(&dir.join("t.hlog")).unwrap();
+        let mut intervals = Intervals::new(1, Duration::from_millis(10), true);
+        let recorder = Recorder::new();
+        for index in 0..50 {
+            intervals.add(0, index, &recorder).unwrap();
+            intervals.write(Some(&mut log), Mode::Closed, None).unwrap();
+        }
+        // Each interval is written once the thread moves past it, and its recorder reused.
+        assert!(intervals.pending.len() <= 1, "{} intervals held", intervals.pending.len());
+        assert!(intervals.spare.len() <= 2, "{} spare recorders", intervals.spare.len());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -50,6 +50,14 @@ impl Recorder {
         }
     }
 
+    /// Empties every histogram, keeping its memory, so the recorder can be used again.
+    pub fn reset(&mut self) {
+        self.corrected.reset();
+        self.uncorrected.reset();
+        self.connect.reset();
+        self.lag.reset();
+    }
+
     /// Adds another recorder's counts into this one.
     pub fn add(&mut self, other: &Recorder) -> Result<()> {
         self.corrected.add(&other.corrected).context("cannot merge histograms")?;

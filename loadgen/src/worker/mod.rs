@@ -15,7 +15,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 use mio::{Events, Poll, Token};
@@ -24,6 +24,7 @@ use crate::config::Mode;
 use crate::conn::{Conn, Loss, State};
 use crate::meter::{Meter, Msg, Shared, Timeline};
 use crate::schedule::{Schedule, Timer};
+use crate::stats::Recorder;
 use crate::target::Target;
 
 mod conns;
@@ -42,7 +43,8 @@ pub struct Plan {
     pub warmup: Duration,
     pub duration: Duration,
     pub timeout: Duration,
-    pub interval: Duration,
+    /// The interval log's interval, or `None` when no log is written.
+    pub interval: Option<Duration>,
     /// Open loop only.
     pub schedule: Option<Schedule>,
     /// Churn only: source addresses to rotate through.
@@ -60,16 +62,21 @@ const READ_BUF: usize = 64 * 1024;
 const CANCEL_DRAIN_NS: u64 = 200_000_000;
 
 /// Runs one load thread to completion; everything it measured goes to the coordinator.
-pub fn thread_main(mut plan: Plan, poll: Poll, shared: Arc<Shared>, tx: Sender<Msg>) {
+pub fn thread_main(
+    mut plan: Plan,
+    poll: Poll,
+    shared: Arc<Shared>,
+    channels: (Sender<Msg>, Receiver<Box<Recorder>>),
+) {
     // The closed loop never has more than its pipeline in flight; the open loop's queue
     // grows to what the server leaves unanswered, from a modest start.
     let in_flight = if plan.mode == Mode::Open { 16 } else { plan.pipeline };
     let meter = Meter::new(
         plan.thread,
         plan.mode == Mode::Open,
-        tx,
+        channels,
         shared.clone(),
-        plan.interval.as_nanos() as u64,
+        plan.interval.map(|length| length.as_nanos() as u64),
     );
     let mut worker = Worker {
         conns: plan.ids.iter().map(|&id| Conn::new(id, in_flight, in_flight * plan.size)).collect(),
