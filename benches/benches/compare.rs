@@ -18,12 +18,13 @@
 //!
 //! Exit status: non-zero if the binaries do not build, the run cannot start, or a fault
 //! (a server that failed to start, crashed or did not exit cleanly) was recorded, after the
-//! report of everything else has been written.
+//! report of everything else has been written; 130 after Ctrl-C (report written too).
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use echobench_benches::{PACKAGES, build_release_binaries, env_flag, release_dir, results_root};
+use loadgen::compare::results::RunStatus;
 use loadgen::compare::{self, CompareArgs};
 
 /// Criterion flags that take a value: their value is not a filter.
@@ -71,11 +72,11 @@ fn run() -> Result<ExitCode> {
     }
     argv.extend(flags);
     let args = CompareArgs::from_argv(argv)?;
-    let options = args.options()?;
-    if args.dry_run {
-        compare::print_plan(&options);
-        return Ok(ExitCode::SUCCESS);
+    if args.dry_run || args.rerender.is_some() {
+        // Nothing to measure, so nothing to build.
+        return Ok(ExitCode::from(compare::main(&args)? as u8));
     }
+    let options = args.options()?;
 
     eprintln!("compare: building the release binaries ({})", PACKAGES.join(", "));
     build_release_binaries(&PACKAGES).context("cannot build the binaries")?;
@@ -84,6 +85,10 @@ fn run() -> Result<ExitCode> {
     if faults > 0 {
         eprintln!("compare: {faults} fault(s) recorded; see the Faults section of the report");
         return Ok(ExitCode::FAILURE);
+    }
+    if outcome.results.status == RunStatus::Interrupted {
+        // As a shell reports a program ended by Ctrl-C; the report was written all the same.
+        return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -138,7 +143,7 @@ fn flags_from_command_line() -> Option<Vec<String>> {
 const HARNESS_SWITCHES: [&str; 5] = ["--quick", "--full", "--dry-run", "--help", "-h"];
 
 /// `loadgen compare` flags that take a value.
-const HARNESS_OPTIONS: [&str; 13] = [
+const HARNESS_OPTIONS: [&str; 14] = [
     "--models",
     "--scenarios",
     "--repeats",
@@ -152,4 +157,5 @@ const HARNESS_OPTIONS: [&str; 13] = [
     "--fractions",
     "--bin-dir",
     "--out",
+    "--rerender",
 ];

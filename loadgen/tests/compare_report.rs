@@ -60,7 +60,11 @@ fn metrics(model: &str, point: &loadgen::compare::plan::Point, repeat: u32) -> M
         server_cpu_seconds: r * cpu_us / 1e6 * 2.0,
         server_cpu_utilization: r * cpu_us / 1e6,
         server_cpu_per_msg_us: Some(cpu_us),
-        server_ctx_switches_per_msg: Some(0.5),
+        server_ctx_switches_per_msg: Some(match model {
+            "fork" | "thread" => 1.2,
+            "hybrid" => 0.2,
+            _ => 0.01,
+        }),
         server_peak_pss_kib: 2000.0 + idle_kib * conns,
         server_peak_threads: if model == "thread" { 1.0 + conns } else { 2.0 },
         server_peak_processes: if model == "fork" { 1.0 + conns } else { 1.0 },
@@ -167,8 +171,16 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     // The idle winner is the one with the least memory per connection, not the most.
     assert!(md.contains("least memory (PSS) per connection was used by **"), "{md}");
     assert!(!md.contains("used by **fork**"), "fork holds the most memory per connection");
+    // The whys come from the secondary figures: context switches, CPU per connection, counts.
+    assert!(
+        md.contains("Why: fork (a process per connection) switched context 1.20 times"),
+        "{md}"
+    );
+    assert!(md.contains("Why: for every connection fork creates and later reaps a whole process"));
+    assert!(md.contains("fork keeps a whole process per connection (120 KiB each)"), "{md}");
+    assert!(md.contains("mio keeps only each connection's state (4.00 KiB each)"), "{md}");
     // Saturation and placement caveats come from the data and the plan.
-    assert!(md.contains("The generator was saturated at: mio scale 1000 conns"), "{md}");
+    assert!(md.contains("The generator was saturated at mio scale 1000 conns."), "{md}");
     assert!(md.contains("server pinned to CPU 0, generator to CPU 1"));
     // Open loop: the corrected p99.9 is 3x the uncorrected one in the synthetic data.
     assert!(md.contains("queueing that a closed loop would hide"), "{md}");

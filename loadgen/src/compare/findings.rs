@@ -7,6 +7,7 @@
 use super::plan::{Point, Scenario};
 use super::results::{ModelResults, PointResults, Results, ScenarioResults, Summary};
 use super::text::{format_bytes, join, sig, thousands, times};
+use super::why;
 
 /// Two models closer than this ratio are called a tie: run-to-run noise on a shared 2-core VM
 /// is of that order.
@@ -132,6 +133,7 @@ pub fn scenario_findings(results: &Results, scenario: Scenario) -> Vec<String> {
                 ranking(&cpu, false, &|v| format!("{} us", sig(v)))
             ));
             out.extend(leader_vs_last(&at, "messages"));
+            out.extend(why::scale(&at));
             out.extend(growth(results, scenario));
             out.extend(low_concurrency(results));
         }
@@ -143,6 +145,7 @@ pub fn scenario_findings(results: &Results, scenario: Scenario) -> Vec<String> {
                 ranking(&mib, true, &|v| format!("{} MiB/s", sig(v)))
             ));
             out.extend(growth(results, scenario));
+            out.extend(size_why(results));
         }
         Scenario::Churn => {
             let rates = fig(&|s| s.median.msgs_per_sec);
@@ -158,6 +161,7 @@ pub fn scenario_findings(results: &Results, scenario: Scenario) -> Vec<String> {
                 ranking(&cpu, false, &|v| format!("{} us", sig(v)))
             ));
             out.extend(leader_vs_last(&at, "connections"));
+            out.extend(why::churn(&at));
             let connect = fig(&|s| s.median.connect_us.map_or(f64::NAN, |c| c.p99));
             if connect.iter().any(|(_, v)| v.is_finite()) {
                 out.push(format!(
@@ -201,6 +205,23 @@ fn growth(results: &Results, scenario: Scenario) -> Option<String> {
             join(&changes)
         )
     })
+}
+
+/// The size scenario's "why": the gap between models at its first and last point.
+fn size_why(results: &Results) -> Option<String> {
+    let points: Vec<&Point> = results.plan.points_of(Scenario::Size).collect();
+    let (first, last) = (points.first()?, points.last()?);
+    let at = |p: &Point| -> Vec<(&str, f64)> {
+        results
+            .models
+            .iter()
+            .filter_map(|m| {
+                let s = m.scenario(Scenario::Size)?.summary_of(p)?;
+                Some((m.name.as_str(), s.median.mib_per_sec))
+            })
+            .collect()
+    };
+    why::size(&at(first), &at(last), (&first.label(), &last.label()))
 }
 
 /// At one connection the round trip, not the server, sets the pace; say how close models are.
@@ -251,17 +272,11 @@ fn idle_findings(results: &Results, point: &Point) -> Vec<String> {
             point.connections,
             ranking(&kib, false, &|v| format!("{} KiB", sig(v)))
         ));
-        let per: Vec<String> = costs
+        let per: Vec<(&str, f64, f64, f64)> = costs
             .iter()
-            .map(|(n, c)| {
-                format!(
-                    "{n} {} threads and {} processes",
-                    sig(c.threads_per_conn),
-                    sig(c.processes_per_conn)
-                )
-            })
+            .map(|(n, c)| (*n, c.kib_per_conn, c.threads_per_conn, c.processes_per_conn))
             .collect();
-        out.push(format!("Added per connection: {}.", join(&per)));
+        out.extend(why::idle(&per));
     }
     if !latency.is_empty() {
         out.push(format!(
@@ -318,85 +333,4 @@ fn latency_findings(results: &Results) -> Vec<String> {
         }
     }
     out
-}
-
-/// Standing caveats plus those this run earned (saturation, noise, errors, faults).
-pub fn caveats(results: &Results) -> Vec<String> {
-    let cores = results.environment.cores;
-    let mut out = vec![format!(
-        "This machine has {cores} CPUs shared by server, generator and harness. From about 10 \
-         connections up, throughput measures the pair; server CPU per message is the fairer \
-         comparison of the models."
-    )];
-    out.push(placement_note(results).to_string());
-    let mut saturated = Vec::new();
-    let mut noisy = Vec::new();
-    let mut errors = Vec::new();
-    for m in &results.models {
-        for s in &m.scenarios {
-            for p in &s.points {
-                let Some(sum) = &p.summary else { continue };
-                let at = format!("{} {} {}", m.name, s.scenario, p.point.label());
-                if sum.saturated {
-                    saturated.push(at.clone());
-                }
-                if sum.noisy {
-                    noisy.push(format!("{at} (±{:.0}%)", sum.spread * 100.0));
-                }
-                if sum.errors > 0.0 {
-                    errors.push(format!("{at} ({})", thousands(sum.errors)));
-                }
-            }
-        }
-    }
-    if !saturated.is_empty() {
-        out.push(format!(
-            "The generator was saturated at: {}. There the figure is the generator's limit, a \
-             lower bound for the server.",
-            join(&saturated)
-        ));
-    }
-    if !noisy.is_empty() {
-        out.push(format!(
-            "Noisy points (throughput spread over repeats above 10%): {}.",
-            join(&noisy)
-        ));
-    }
-    if !errors.is_empty() {
-        out.push(format!("Points with errors: {}.", join(&errors)));
-    }
-    if results.plan.repeats < 3 {
-        out.push(format!(
-            "{} repeat(s) per point and {:.1} s windows: treat these numbers as rough.",
-            results.plan.repeats,
-            results.plan.duration.as_secs_f64()
-        ));
-    }
-    out.push(
-        "Server CPU comes from /proc in 10 ms ticks over each measured window; memory is peak PSS \
-         sampled every 0.5 s or so, so a short peak between samples can be missed."
-            .into(),
-    );
-    out
-}
-
-/// What the placement does to the figures.
-pub fn placement_note(results: &Results) -> &'static str {
-    use super::plan::Placement::*;
-    match results.placement.mode {
-        Split => {
-            "Placement: server pinned to CPU 0, generator to CPU 1. Every message crosses CPUs, \
-             and a cross-CPU wake-up costs about 35 us on this VM, so at low concurrency the \
-             round trip is bounded by wake-ups (about 12k round trips/s for one connection, \
-             against about 130k/s with both on one CPU). Compare models at equal placement only."
-        }
-        Shared => {
-            "Placement: server and generator both pinned to CPU 0. No cross-CPU wake-ups, but \
-             they compete for one core, so the server gets at most about half of it."
-        }
-        Unpinned => {
-            "Placement: unpinned. The scheduler moves server and generator between CPUs as it \
-             likes, which makes low-concurrency figures vary between runs."
-        }
-    }
 }

@@ -11,11 +11,12 @@
 //! Code map: [`plan`] (scenarios, profiles, points, the time budget), [`server`] (the server
 //! child), [`generator`] (the loadgen child, Ctrl-C), [`procstat`] (/proc sampling),
 //! [`runner`] (the loop), [`extract`] (figures from loadgen's JSON), [`results`] (the schema),
-//! [`output`] (the run folder), [`csv`], [`charts`], [`report`] and [`findings`] (the prose),
-//! [`text`] (number formatting).
+//! [`output`] (the run folder), [`csv`], [`charts`], [`report`], [`findings`] and [`caveats`] (the prose),
+//! [`why`] (explanations from secondary figures), [`text`] (number formatting).
 //!
 //! `cargo bench --bench compare` calls [`run`] in-process; `loadgen compare` calls [`main`].
 
+pub mod caveats;
 pub mod charts;
 pub mod csv;
 pub mod env;
@@ -30,6 +31,7 @@ pub mod results;
 pub mod runner;
 pub mod server;
 pub mod text;
+pub mod why;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -97,6 +99,10 @@ pub struct CompareArgs {
     /// Print the plan and its time estimate, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rewrite report.md, results.csv and the charts of an existing run folder from its
+    /// results.json, run nothing (after the report code improved, say).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub rerender: Option<PathBuf>,
 }
 
 /// Everything [`run`] needs.
@@ -321,6 +327,11 @@ pub fn fault_count(results: &results::Results) -> usize {
 /// after Ctrl-C (the report of what was measured is written either way). Fails after writing
 /// the report if any fault was recorded, so scripts and CI notice.
 pub fn main(args: &CompareArgs) -> Result<i32> {
+    if let Some(dir) = &args.rerender {
+        output::rerender(dir)?;
+        eprintln!("rewrote {}", dir.join("report.md").display());
+        return Ok(0);
+    }
     let options = args.options()?;
     if args.dry_run {
         print_plan(&options);

@@ -72,13 +72,7 @@ impl Output {
     pub fn write(&self, results: &Results) -> Result<()> {
         let json = serde_json::to_string_pretty(results).context("cannot encode results")?;
         write_atomic(&self.run_dir.join("results.json"), json.as_bytes())?;
-        write_atomic(&self.run_dir.join("results.csv"), csv::render(results).as_bytes())?;
-        let chart_dir = self.run_dir.join(CHART_DIR);
-        fs::create_dir_all(&chart_dir)
-            .with_context(|| format!("cannot create {}", chart_dir.display()))?;
-        let charts = charts::write_all(results, &chart_dir)?;
-        let markdown = report::render(results, &charts);
-        write_atomic(&self.run_dir.join("report.md"), markdown.as_bytes())?;
+        write_derived(&self.run_dir, results)?;
         mirror(&self.run_dir, &self.latest_dir)
     }
 
@@ -86,6 +80,28 @@ impl Output {
     pub fn finish(&self) {
         let _ = fs::remove_file(self.scratch_json());
     }
+}
+
+/// Writes what is derived from the results (results.csv, the charts, report.md) into `dir`.
+pub fn write_derived(dir: &Path, results: &Results) -> Result<()> {
+    write_atomic(&dir.join("results.csv"), csv::render(results).as_bytes())?;
+    let chart_dir = dir.join(CHART_DIR);
+    fs::create_dir_all(&chart_dir)
+        .with_context(|| format!("cannot create {}", chart_dir.display()))?;
+    let charts = charts::write_all(results, &chart_dir)?;
+    let markdown = report::render(results, &charts);
+    write_atomic(&dir.join("report.md"), markdown.as_bytes())
+}
+
+/// Rewrites the report, CSV and charts of the run folder `dir` from its results.json, so a
+/// better report can be had from old measurements without measuring again.
+pub fn rerender(dir: &Path) -> Result<()> {
+    let path = dir.join("results.json");
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let results: Results = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a comparison results file", path.display()))?;
+    write_derived(dir, &results)
 }
 
 /// Writes through a temporary file and a rename, so a reader (or a crash) never sees half a file.

@@ -7,8 +7,9 @@
 
 use std::fmt::Write;
 
+use super::caveats::{self, caveats};
 use super::charts::Chart;
-use super::findings::{self, caveats, idle_cost, scenario_findings};
+use super::findings::{idle_cost, scenario_findings};
 use super::plan::Scenario;
 use super::results::{FaultKind, PointResults, Results, RunStatus, Summary};
 use super::text::{format_duration, sig, thousands};
@@ -57,8 +58,9 @@ fn header(md: &mut String, r: &Results) {
     );
     let _ = writeln!(
         md,
-        "Reproduce with `cargo bench --bench compare` (about 15 minutes; `ECHOBENCH_QUICK=1` for \
-         a one-minute smoke run), or `loadgen compare --help` for every option.\n"
+        "Reproduce with `cargo bench --bench compare` (the standard profile; at most 15 minutes \
+         on 2 cores), `ECHOBENCH_QUICK=1 cargo bench --bench compare` for a one-minute smoke \
+         run, or see `loadgen compare --help` for every option.\n"
     );
     let _ = writeln!(md, "## Headlines\n");
     for &scenario in &r.plan.scenarios {
@@ -82,7 +84,10 @@ fn environment(md: &mut String, r: &Results) {
         ("net.ipv4.tcp_tw_reuse", num(e.tcp_tw_reuse)),
         ("Ephemeral ports", or(&e.ip_local_port_range)),
         ("Descriptor limit (soft)", num(e.fd_limit)),
-        ("Load average (1 min) seen by the generator", load_average(r)),
+        ("Load average (1 min) seen by the generator", {
+            caveats::load_range(r)
+                .map_or("unknown".into(), |(lo, hi)| format!("{lo:.2} to {hi:.2}"))
+        }),
         ("Harness's own CPU (sampling /proc)", format!("{:.1} s", r.harness_cpu_seconds)),
         ("Server placement", pin(r.placement.server_cpu)),
         ("Generator placement", pin(r.placement.generator_cpu)),
@@ -92,7 +97,7 @@ fn environment(md: &mut String, r: &Results) {
     for (k, v) in rows {
         let _ = writeln!(md, "| {k} | {v} |");
     }
-    let _ = writeln!(md, "\n{}\n", findings::placement_note(r));
+    let _ = writeln!(md, "\n{}\n", caveats::placement_note(r));
 }
 
 fn faults(md: &mut String, r: &Results) {
@@ -328,22 +333,6 @@ fn reading(md: &mut String) {
          tools read them).\n\
          - `charts/`: the SVG charts above."
     );
-}
-
-/// The range of the 1-minute load average loadgen recorded at each repeat: a busy machine
-/// (other work running) shows here.
-fn load_average(r: &Results) -> String {
-    let loads: Vec<f64> = r
-        .models
-        .iter()
-        .flat_map(|m| {
-            m.scenarios.iter().flat_map(|s| s.points.iter().flat_map(|p| p.repeats.iter()))
-        })
-        .filter_map(|rep| rep.loadgen.as_ref()?.pointer("/environment/loadavg_1m")?.as_f64())
-        .collect();
-    let lo = loads.iter().copied().fold(f64::MAX, f64::min);
-    let hi = loads.iter().copied().fold(f64::MIN, f64::max);
-    if loads.is_empty() { "unknown".into() } else { format!("{lo:.2} to {hi:.2}") }
 }
 
 /// Makes text safe inside a table cell.

@@ -1,0 +1,126 @@
+//! The caveats that bound what a run's numbers can say: the machine, the placement, and the
+//! points where the generator was the limit, the repeats disagreed, or errors were counted.
+
+use super::results::Results;
+use super::text::{join, thousands};
+
+/// Standing caveats plus those this run earned (saturation, noise, errors, faults).
+pub fn caveats(results: &Results) -> Vec<String> {
+    let cores = results.environment.cores;
+    let mut out = vec![format!(
+        "This machine has {cores} CPUs shared by server, generator and harness. From about 10 \
+         connections up, throughput measures the pair; server CPU per message is the fairer \
+         comparison of the models."
+    )];
+    out.push(placement_note(results).to_string());
+    if let Some((lo, hi)) = load_range(results) {
+        if hi > 1.5 * cores as f64 {
+            out.push(format!(
+                "The machine was busy with other work during this run: the 1-minute load \
+                 average the generator saw ranged from {lo:.1} to {hi:.1} on {cores} CPUs. \
+                 Figures taken while other processes compete for the CPUs are low and noisy; \
+                 rerun on a quiet machine before drawing conclusions."
+            ));
+        }
+    }
+    let mut points = 0;
+    let mut saturated = Vec::new();
+    let mut noisy = Vec::new();
+    let mut errors = Vec::new();
+    for m in &results.models {
+        for s in &m.scenarios {
+            for p in &s.points {
+                let Some(sum) = &p.summary else { continue };
+                points += 1;
+                let at = format!("{} {} {}", m.name, s.scenario, p.point.label());
+                if sum.saturated {
+                    saturated.push(at.clone());
+                }
+                if sum.noisy {
+                    noisy.push(format!("{at} (±{:.0}%)", sum.spread * 100.0));
+                }
+                if sum.errors > 0.0 {
+                    errors.push(format!("{at} ({})", thousands(sum.errors)));
+                }
+            }
+        }
+    }
+    if !saturated.is_empty() {
+        out.push(format!(
+            "The generator was saturated at {}. There the figure may be the generator's limit, \
+             a lower bound for the server; loadgen's `generator.saturation` in results.json says \
+             why.",
+            some(&saturated, points)
+        ));
+    }
+    if !noisy.is_empty() {
+        out.push(format!(
+            "Throughput varied by more than 10% over the repeats (noisy) at {}.",
+            some(&noisy, points)
+        ));
+    }
+    if !errors.is_empty() {
+        out.push(format!("Errors were counted at {}.", some(&errors, points)));
+    }
+    if results.plan.repeats < 3 {
+        out.push(format!(
+            "{} repeat(s) per point and {:.1} s windows: treat these numbers as rough.",
+            results.plan.repeats,
+            results.plan.duration.as_secs_f64()
+        ));
+    }
+    out.push(
+        "Server CPU is read from /proc over each measured window: the server's own figures are \
+         in 10 ms ticks (so a window's CPU is good to about 40 ms), its children's in \
+         nanoseconds. Memory is peak PSS sampled about every 0.5 s, so a short peak between \
+         samples can be missed."
+            .into(),
+    );
+    out
+}
+
+/// Lists `items` in full when there are few, else the first few and how many in all.
+fn some(items: &[String], of: usize) -> String {
+    const SHOWN: usize = 6;
+    if items.len() <= SHOWN {
+        return join(items);
+    }
+    format!("{} of {of} points, among them {}", items.len(), items[..SHOWN].join(", "))
+}
+
+/// The range of the 1-minute load average loadgen recorded at each repeat: a busy machine
+/// (other work running) shows here.
+pub fn load_range(r: &Results) -> Option<(f64, f64)> {
+    let loads: Vec<f64> = r
+        .models
+        .iter()
+        .flat_map(|m| {
+            m.scenarios.iter().flat_map(|s| s.points.iter().flat_map(|p| p.repeats.iter()))
+        })
+        .filter_map(|rep| rep.loadgen.as_ref()?.pointer("/environment/loadavg_1m")?.as_f64())
+        .collect();
+    let lo = loads.iter().copied().fold(f64::MAX, f64::min);
+    let hi = loads.iter().copied().fold(f64::MIN, f64::max);
+    (!loads.is_empty()).then_some((lo, hi))
+}
+
+/// What the placement does to the figures.
+pub fn placement_note(results: &Results) -> &'static str {
+    use super::plan::Placement::*;
+    match results.placement.mode {
+        Split => {
+            "Placement: server pinned to CPU 0, generator to CPU 1. Every message crosses CPUs, \
+             and a cross-CPU wake-up costs about 35 us on this VM, so at low concurrency the \
+             round trip is bounded by wake-ups (about 12k round trips/s for one connection, \
+             against about 130k/s with both on one CPU). Compare models at equal placement only."
+        }
+        Shared => {
+            "Placement: server and generator both pinned to CPU 0. No cross-CPU wake-ups, but \
+             they compete for one core, so the server gets at most about half of it."
+        }
+        Unpinned => {
+            "Placement: unpinned. The scheduler moves server and generator between CPUs as it \
+             likes, which makes low-concurrency figures vary between runs."
+        }
+    }
+}
