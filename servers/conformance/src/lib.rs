@@ -61,6 +61,7 @@ macro_rules! conformance_suite {
             small_writes_are_not_held_back_by_nagle,
             max_conns_closes_extra_connections_and_counts_them,
             max_conns_frees_a_slot_when_a_client_leaves,
+            max_conns_counts_only_open_connections,
             emfile_is_survived_without_spinning,
             sigterm_with_open_connections_exits_cleanly,
             sigint_with_open_connections_exits_cleanly,

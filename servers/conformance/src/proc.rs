@@ -91,6 +91,13 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
+/// The children of `pid`'s main thread (a fork server's connections), zombies included,
+/// from `/proc/PID/task/PID/children`; empty if the process is gone.
+pub fn children(pid: i32) -> Vec<i32> {
+    let list = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    list.split_whitespace().filter_map(|pid| pid.parse().ok()).collect()
+}
+
 /// `root` and its descendants.
 pub fn tree(root: i32) -> Vec<i32> {
     let mut pids = vec![root];

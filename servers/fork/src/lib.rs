@@ -187,6 +187,14 @@ impl Acceptor {
                     AcceptError::Fatal => return Err(err),
                 },
             };
+            // At the limit, some of the children counted may have exited since `poll` last
+            // reported SIGCHLD: reap them before deciding, or a client would be turned away
+            // for a connection that is already over. (A child closes its socket just before
+            // it exits, so a client that reconnects the instant it sees the close may still
+            // find its old child counted, and be turned away.)
+            if children.live.len() >= self.config.max_conns {
+                children.reap();
+            }
             if children.live.len() >= self.config.max_conns {
                 // Over the limit the connection is closed at once: the client sees EOF (or
                 // a reset) right away rather than hanging on a server that will not answer.

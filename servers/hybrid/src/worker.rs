@@ -221,8 +221,11 @@ impl Worker {
 
     /// Closes a connection (which also removes it from epoll) and tells the acceptor.
     fn close(&mut self, token: Token) {
-        drop(self.connections.remove(token.0));
+        // Count it out before closing: the close is what tells the client (its FIN), and a
+        // client that reconnects at once must not find the old connection still counted
+        // against `--max-conns`.
         self.open.fetch_sub(1, Ordering::Relaxed);
+        drop(self.connections.remove(token.0));
         self.freed.descriptor_freed();
     }
 }
