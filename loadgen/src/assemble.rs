@@ -71,6 +71,14 @@ pub fn report(p: Parts<'_>) -> Report {
     let schedule_lag = (mode == Mode::Open).then(|| Latency::of(&p.total.lag));
 
     let mut saturation = load.verdict();
+    if mode == Mode::Open && counters.backlogged > 0 {
+        saturation.push(format!(
+            "the open loop could not keep to its schedule: {} of {} messages due never reached \
+             the socket (the server took bytes too slowly, or connections failed), so less load \
+             was offered than asked",
+            counters.backlogged, counters.scheduled
+        ));
+    }
     if let Some(lag) = &schedule_lag
         && lag.p99 > SATURATED_LAG_US
     {
@@ -110,6 +118,8 @@ pub fn report(p: Parts<'_>) -> Report {
             received: counters.received,
             received_in_window: counters.received_in_window,
             not_sent: counters.not_sent,
+            backlogged: counters.backlogged,
+            scheduled: counters.scheduled,
             bytes_sent: counters.sent * size,
             bytes_received: counters.received * size,
         },

@@ -12,14 +12,16 @@ use crate::meter::Meter;
 use crate::payload;
 use crate::target::Stream;
 
-/// A message sent and not yet accounted for.
+/// A message queued on the connection and not yet accounted for. Nanoseconds are since the
+/// thread's start.
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
     seq: u64,
-    /// When the schedule wanted it sent (open loop), else when it was sent. Nanoseconds since
-    /// the thread's start.
+    /// When the schedule wanted it sent (open loop), else when it was queued.
     intended_ns: u64,
-    /// When it was handed to the connection.
+    /// When it was appended to the write buffer; its timeout runs from here.
+    queued_ns: u64,
+    /// When the kernel accepted its last byte (0 until then): the uncorrected latency's start.
     sent_ns: u64,
     /// Sent inside the measured window, so it counts; warmup traffic is carried but ignored.
     measured: bool,
@@ -66,8 +68,14 @@ pub struct Conn {
     recv_bad: bool,
     /// The first bytes of the echo being received, kept only to describe a mismatch.
     recv_head: [u8; 8],
+    /// Messages waiting to be written, whole, oldest first; `wpos` bytes of it are written.
     wbuf: Vec<u8>,
     wpos: usize,
+    /// Messages at the back of `inflight` not yet wholly written (their bytes are in `wbuf`);
+    /// they are not sent yet and count as `backlogged` if they never are.
+    unwritten: usize,
+    /// Messages of `wbuf` already wholly written and stamped as sent.
+    wdone: usize,
 }
 
 impl Conn {
@@ -86,6 +94,8 @@ impl Conn {
             recv_head: [0; 8],
             wbuf: Vec::with_capacity(wbuf),
             wpos: 0,
+            unwritten: 0,
+            wdone: 0,
         }
     }
 
@@ -94,9 +104,17 @@ impl Conn {
         self.inflight.len()
     }
 
-    /// When the oldest in-flight message was sent, if any is.
-    pub fn oldest_sent_ns(&self) -> Option<u64> {
-        self.inflight.front().map(|m| m.sent_ns)
+    /// When the oldest in-flight message was queued, if any is: it times out from then,
+    /// whether it waited for its echo or, behind a full socket, for its own write.
+    pub fn oldest_queued_ns(&self) -> Option<u64> {
+        self.inflight.front().map(|m| m.queued_ns)
+    }
+
+    /// Whether another message of `size` bytes fits under `cap` unwritten bytes. The open
+    /// loop asks before queueing: a server that stops reading would otherwise make loadgen
+    /// buffer the whole schedule in memory, and the messages would "leave" only in name.
+    pub fn has_room(&self, size: usize, cap: usize) -> bool {
+        self.wbuf.len() - self.wpos + size <= cap
     }
 
     /// The connection is established: it may carry messages, and a future failure starts
@@ -107,6 +125,7 @@ impl Conn {
     }
 
     /// Appends the next message to the write buffer (written by the next [`Conn::flush`]).
+    /// It is not *sent* until the kernel has accepted its last byte.
     pub fn queue(
         &mut self,
         size: usize,
@@ -121,22 +140,25 @@ impl Conn {
         self.inflight.push_back(InFlight {
             seq: self.next_seq,
             intended_ns,
-            sent_ns: now_ns,
+            queued_ns: now_ns,
+            sent_ns: 0,
             measured,
         });
         self.next_seq += 1;
+        self.unwritten += 1;
         meter.in_flight += 1;
         if measured {
-            meter.counters.sent += 1;
+            meter.counters.scheduled += 1;
         }
     }
 
-    /// Writes what is pending with a single call. A short write means the socket buffer is
-    /// full, so trying again now would only return `WouldBlock`; the rest waits for the next
-    /// writable event (the stream stays registered for it, so no re-registration is needed).
-    pub fn flush(&mut self) -> io::Result<()> {
-        let Some(stream) = self.stream.as_mut() else { return Ok(()) };
+    /// Writes what is pending with a single call, and stamps every message whose last byte
+    /// went out as sent at `now_ns`. A short write means the socket buffer is full, so trying
+    /// again now would only return `WouldBlock`; the rest waits for the next writable event
+    /// (the stream stays registered for it, so no re-registration is needed).
+    pub fn flush(&mut self, size: usize, now_ns: u64, meter: &mut Meter) -> io::Result<()> {
         while self.wpos < self.wbuf.len() {
+            let Some(stream) = self.stream.as_mut() else { return Ok(()) };
             match stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => {
                     return Err(io::Error::new(
@@ -146,6 +168,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     self.wpos += n;
+                    self.stamp_written(size, now_ns, meter);
                     if self.wpos < self.wbuf.len() {
                         return Ok(());
                     }
@@ -157,7 +180,25 @@ impl Conn {
         }
         self.wbuf.clear();
         self.wpos = 0;
+        self.wdone = 0;
         Ok(())
+    }
+
+    /// Marks the messages the last write completed as sent. The write buffer holds whole
+    /// messages in order, the oldest unwritten one first, so `wpos / size` of them are out.
+    #[inline]
+    fn stamp_written(&mut self, size: usize, now_ns: u64, meter: &mut Meter) {
+        let done = self.wpos / size;
+        let first = self.inflight.len() - self.unwritten;
+        for k in 0..done - self.wdone {
+            let m = &mut self.inflight[first + k];
+            m.sent_ns = now_ns;
+            if m.measured {
+                meter.counters.sent += 1;
+            }
+        }
+        self.unwritten -= done - self.wdone;
+        self.wdone = done;
     }
 
     /// Checks echoed bytes against the oldest in-flight messages and accounts for each message
@@ -226,19 +267,28 @@ impl Conn {
     }
 
     /// Gives up on the connection: closes it, accounts for everything in flight according to
-    /// `loss`, and schedules a reconnection after the backoff.
+    /// `loss`, and schedules a reconnection after the backoff. Messages never wholly written
+    /// were never sent: they count as backlogged, not as failures of the server.
     pub fn fail(&mut self, now_ns: u64, loss: Loss, meter: &mut Meter) {
         // Dropping the stream closes it, which also removes it from the epoll set.
         self.stream = None;
-        for m in self.inflight.drain(..) {
+        let sent = self.inflight.len() - self.unwritten;
+        for (k, m) in self.inflight.drain(..).enumerate() {
             meter.in_flight -= 1;
-            if m.measured {
-                match loss {
-                    Loss::Timeout => meter.counters.timeout += 1,
-                    Loss::Broken | Loss::Cancelled => meter.counters.lost += 1,
-                }
+            if !m.measured {
+                continue;
+            }
+            if k >= sent {
+                meter.counters.backlogged += 1;
+                continue;
+            }
+            match loss {
+                Loss::Timeout => meter.counters.timeout += 1,
+                Loss::Broken | Loss::Cancelled => meter.counters.lost += 1,
             }
         }
+        self.unwritten = 0;
+        self.wdone = 0;
         self.wbuf.clear();
         self.wpos = 0;
         self.recv_off = 0;

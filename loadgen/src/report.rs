@@ -29,7 +29,8 @@ pub struct Report {
     pub messages: Messages,
     /// Message latency; in the open loop measured from the intended send time.
     pub latency_us: Latency,
-    /// Message latency from the actual send time (what a closed-loop tool reports).
+    /// Message latency from the moment the kernel accepted the message's last byte (what a
+    /// closed-loop tool reports).
     pub latency_us_uncorrected: Latency,
     /// Churn only: time for `connect` to complete.
     pub connect_latency_us: Option<Latency>,
@@ -73,8 +74,9 @@ pub struct Throughput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Messages {
-    /// Messages sent in the measured window. Equals received + errors.mismatch +
-    /// errors.timeout + errors.lost.
+    /// Messages meant for the measured window and wholly written to the socket (the kernel
+    /// accepted their last byte). Equals received + errors.mismatch + errors.timeout +
+    /// errors.lost.
     pub sent: u64,
     /// Echoes received whole and correct.
     pub received: u64,
@@ -84,6 +86,15 @@ pub struct Messages {
     pub received_in_window: u64,
     /// Open loop: sends the schedule called for while their connection was down.
     pub not_sent: u64,
+    /// Messages meant for the window that never wholly reached the socket: open-loop sends
+    /// due while their connection's unwritten backlog was full, and messages still unwritten
+    /// when their connection failed or the run ended. Not part of `sent`.
+    #[serde(default)]
+    pub backlogged: u64,
+    /// Messages meant for the window (open loop: every send the schedule called for):
+    /// `sent + not_sent + backlogged`.
+    #[serde(default)]
+    pub scheduled: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
@@ -95,6 +106,8 @@ impl Messages {
         self.received += o.received;
         self.received_in_window += o.received_in_window;
         self.not_sent += o.not_sent;
+        self.backlogged += o.backlogged;
+        self.scheduled += o.scheduled;
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
     }

@@ -212,10 +212,22 @@ fn plans(config: &Config, target: &Target, threads: usize) -> Vec<Plan> {
                 // Without a log, intervals would only be merged into the total: the thread
                 // keeps one recorder for the whole run instead.
                 interval: config.hlog.is_some().then_some(config.hlog_interval),
+                backlog_cap: backlog_cap(config),
                 sources: sources.clone(),
             }
         })
         .collect()
+}
+
+/// All connections' unwritten open-loop backlogs together stay under this.
+const BACKLOG_BUDGET: usize = 64 << 20;
+
+/// The unwritten bytes one open-loop connection may hold: a share of [`BACKLOG_BUDGET`],
+/// between 64 KiB and 16 MiB, and room for two messages at least. The kernel's own socket
+/// buffer (up to a few megabytes on loopback) comes on top; what neither can hold is a
+/// send the server has refused, and it is counted, not buffered.
+fn backlog_cap(config: &Config) -> usize {
+    (BACKLOG_BUDGET / config.connections).clamp(64 << 10, 16 << 20).max(2 * config.size)
 }
 
 /// Opens the idle ballast: plain blocking connections that never say a word.

@@ -78,7 +78,7 @@ impl Default for Recorder {
 /// are counted; each ends up in exactly one of received, mismatch, timeout or lost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
-    /// Messages handed to a connection (queued for writing).
+    /// Messages wholly written to the socket (the kernel accepted their last byte).
     pub sent: u64,
     /// Messages whose echo came back whole and correct.
     pub received: u64,
@@ -94,6 +94,12 @@ pub struct Counters {
     pub lost: u64,
     /// Open loop: sends the schedule called for while their connection was down.
     pub not_sent: u64,
+    /// Messages meant for the window that never wholly reached the socket: the open loop's
+    /// sends due while their connection's unwritten backlog was at its cap, and messages
+    /// still unwritten when their connection failed or the run ended.
+    pub backlogged: u64,
+    /// Messages meant for the window: sent + not_sent + backlogged.
+    pub scheduled: u64,
     /// Connections established.
     pub connects: u64,
     /// Connection attempts that failed or timed out.
@@ -111,6 +117,8 @@ impl Counters {
         self.timeout += o.timeout;
         self.lost += o.lost;
         self.not_sent += o.not_sent;
+        self.backlogged += o.backlogged;
+        self.scheduled += o.scheduled;
         self.connects += o.connects;
         self.connect_errors += o.connect_errors;
         self.io_errors += o.io_errors;

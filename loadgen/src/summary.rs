@@ -66,6 +66,9 @@ pub fn render(r: &Report) -> String {
     if m.not_sent > 0 {
         let _ = write!(out, "   not sent (connection down) {}", thousands(m.not_sent as f64));
     }
+    if m.backlogged > 0 {
+        let _ = write!(out, "   never written (backlog) {}", thousands(m.backlogged as f64));
+    }
     let e = &r.errors;
     let _ = writeln!(
         out,

@@ -104,6 +104,32 @@ fn throughput_counts_only_the_echoes_that_arrive_inside_the_window() {
 }
 
 #[test]
+fn an_open_loop_counts_as_sent_only_what_the_server_took() {
+    // The server stops reading 300 ms in and never resumes within the run. A Unix socket
+    // buffers only about 200 KB, so most of what the schedule calls for cannot be written.
+    let stall = Fault::Stall { after: Duration::from_millis(300), length: Duration::from_secs(30) };
+    let server = EchoServer::start_unix(stall, 16 << 10, "stops-reading");
+    let started = Instant::now();
+    let r = run(&Config {
+        size: 16 << 10,
+        rate: Some(1_000.0),
+        duration: Duration::from_secs(1),
+        timeout: Duration::from_millis(300),
+        ..quick(&server.addr)
+    });
+    let m = &r.messages;
+    assert_eq!(m.scheduled, m.sent + m.not_sent + m.backlogged, "{m:?}");
+    // The schedule is kept in the books even where it could not be kept on the wire.
+    assert!((998..=1_002).contains(&m.scheduled), "one second at 1,000/s: {m:?}");
+    // Written messages went unanswered (timeouts); unwritten ones were never sent at all.
+    assert!(r.errors.timeout > 0 && m.backlogged > 0, "{m:?} {:?}", r.errors);
+    assert!(m.sent < m.scheduled / 2, "a stalled server was credited with {m:?}");
+    assert!(r.generator.saturated, "a schedule not kept is not flagged");
+    // Warmup, window, one timeout of drain, and slack for a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+}
+
+#[test]
 fn a_server_that_dies_mid_run_yields_a_finished_run_with_errors_counted() {
     let server = EchoServer::start(Fault::DieAfter(Duration::from_millis(400)), 64);
     let dir = tempdir("dies");

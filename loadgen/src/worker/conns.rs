@@ -80,7 +80,7 @@ impl Worker {
         for _ in 0..self.plan.pipeline {
             self.conns[i].queue(self.plan.size, now, now, measured, &mut self.meter);
         }
-        self.flush(i, tl);
+        self.flush(i, now);
     }
 
     pub(super) fn on_event(
@@ -105,7 +105,7 @@ impl Worker {
                     self.read(i, closed, sending, tl);
                 }
                 if writable && self.conns[i].state == State::Up {
-                    self.flush(i, tl);
+                    self.flush(i, tl.now_ns());
                 }
             }
         }
@@ -115,11 +115,13 @@ impl Worker {
     /// next messages in one write.
     fn read(&mut self, i: usize, closing: bool, sending: bool, tl: &Timeline) {
         let size = self.plan.size;
+        let mut now;
         loop {
             let Some(stream) = self.conns[i].stream.as_mut() else { return };
             let result = stream.read(&mut self.rbuf);
-            // One clock read per read call: the moment these echoes were seen.
-            let now = tl.now_ns();
+            // One clock read per read call: the moment these echoes were seen (and, for the
+            // write that follows, the moment the next messages leave).
+            now = tl.now_ns();
             match result {
                 Ok(0) => return self.broken(i, now, "the server closed the connection"),
                 Ok(n) => {
@@ -143,7 +145,7 @@ impl Worker {
                 Err(err) => return self.broken(i, now, &err.to_string()),
             }
         }
-        self.flush(i, tl);
+        self.flush(i, now);
     }
 
     /// `done` echoes completed on connection `i`.
@@ -175,10 +177,11 @@ impl Worker {
         }
     }
 
-    /// Writes what connection `i` has pending (one `write` call).
-    pub(super) fn flush(&mut self, i: usize, tl: &Timeline) {
-        if let Err(err) = self.conns[i].flush() {
-            self.broken(i, tl.now_ns(), &err.to_string());
+    /// Writes what connection `i` has pending (one `write` call); `now` is the time the
+    /// messages it completes count as sent.
+    pub(super) fn flush(&mut self, i: usize, now: u64) {
+        if let Err(err) = self.conns[i].flush(self.plan.size, now, &mut self.meter) {
+            self.broken(i, now, &err.to_string());
         }
     }
 
@@ -197,8 +200,8 @@ impl Worker {
         for i in 0..self.conns.len() {
             match self.conns[i].state {
                 State::Up => {
-                    if let Some(sent) = self.conns[i].oldest_sent_ns()
-                        && now.saturating_sub(sent) > tl.timeout_ns
+                    if let Some(queued) = self.conns[i].oldest_queued_ns()
+                        && now.saturating_sub(queued) > tl.timeout_ns
                     {
                         let id = self.conns[i].id;
                         self.meter.error(|| format!("connection {id}: no echo within the timeout"));

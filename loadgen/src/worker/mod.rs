@@ -45,6 +45,9 @@ pub struct Plan {
     pub timeout: Duration,
     /// The interval log's interval, or `None` when no log is written.
     pub interval: Option<Duration>,
+    /// Open loop: the most bytes a connection may have queued and not yet written. Sends due
+    /// beyond it are counted as backlogged instead of buffered without bound.
+    pub backlog_cap: usize,
     /// Open loop only.
     pub schedule: Option<Schedule>,
     /// Churn only: source addresses to rotate through.
@@ -151,6 +154,7 @@ impl Worker {
                 // measured a window of exactly the configured length.
                 stopped_ns = now.min(tl.end_ns);
                 self.meter.stop_window(stopped_ns);
+                self.skip_overdue(stopped_ns, &tl);
                 drain_until_ns = now
                     + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
             }
@@ -269,7 +273,19 @@ impl Worker {
             // each touched connection is listed (and written) once.
             let first_visit = burst < schedule.conns();
             burst += 1;
-            if conn.state == State::Up {
+            if conn.state != State::Up {
+                if measured {
+                    self.meter.counters.not_sent += 1;
+                    self.meter.counters.scheduled += 1;
+                }
+            } else if !conn.has_room(self.plan.size, self.plan.backlog_cap) {
+                // The server has stopped taking bytes on this connection and loadgen's own
+                // backlog for it is full: this send cannot happen on time, or at all.
+                if measured {
+                    self.meter.counters.backlogged += 1;
+                    self.meter.counters.scheduled += 1;
+                }
+            } else {
                 conn.queue(self.plan.size, due, now, measured, &mut self.meter);
                 if measured {
                     self.meter.lagged(now - due);
@@ -277,12 +293,29 @@ impl Worker {
                 if first_visit {
                     self.dirty.push(i);
                 }
-            } else if measured {
-                self.meter.counters.not_sent += 1;
             }
         }
-        while let Some(i) = self.dirty.pop() {
-            self.flush(i, tl);
+        if !self.dirty.is_empty() {
+            // The messages leave now, whatever their due time: uncorrected latency counts
+            // from here, corrected latency from when they were due.
+            let now = tl.now_ns();
+            while let Some(i) = self.dirty.pop() {
+                self.flush(i, now);
+            }
+        }
+    }
+
+    /// When sending stops, the sends that were due before `stopped_ns` but that a late
+    /// loop never reached: they were scheduled and never reached the socket, so they count as
+    /// backlogged rather than vanishing from the schedule.
+    fn skip_overdue(&mut self, stopped_ns: u64, tl: &Timeline) {
+        let Some(schedule) = self.schedule.as_mut() else { return };
+        while schedule.due_ns() < stopped_ns {
+            if schedule.due_ns() >= tl.measure_ns {
+                self.meter.counters.scheduled += 1;
+                self.meter.counters.backlogged += 1;
+            }
+            schedule.take();
         }
     }
 
