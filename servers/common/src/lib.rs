@@ -76,8 +76,8 @@ pub fn interrupted(err: &std::io::Error) -> bool {
 pub enum AcceptError {
     /// Nothing (more) is waiting: go back to waiting for readiness.
     WouldBlock,
-    /// The pending connection died before we took it, or a signal interrupted the call:
-    /// try the next one.
+    /// The pending connection died before we took it (reset, aborted, or a network error
+    /// that Linux passes on from it), or a signal interrupted the call: try the next one.
     Retry,
     /// The process (EMFILE) or the system (ENFILE) is out of file descriptors, or the kernel
     /// is out of socket memory. The connection stays queued in the backlog; the model must
@@ -100,6 +100,19 @@ impl AcceptError {
             Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM) => {
                 AcceptError::Retry
             }
+            // accept(2) on Linux passes on network errors of a connection that died in the
+            // queue, and its man page says to treat them like EAGAIN and retry: each one
+            // takes that connection off the queue, so retrying makes progress. (EOPNOTSUPP
+            // would also mean a listener that is not a stream socket, but ours always are.)
+            Some(
+                libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH,
+            ) => AcceptError::Retry,
             _ if err.kind() == std::io::ErrorKind::ConnectionReset => AcceptError::Retry,
             _ => AcceptError::Fatal,
         }
@@ -121,5 +134,18 @@ mod tests {
         assert_eq!(AcceptError::classify(&aborted), AcceptError::Retry);
         assert_eq!(AcceptError::classify(&again), AcceptError::WouldBlock);
         assert_eq!(AcceptError::classify(&badf), AcceptError::Fatal);
+        for errno in [
+            libc::ENETDOWN,
+            libc::EPROTO,
+            libc::ENOPROTOOPT,
+            libc::EHOSTDOWN,
+            libc::ENONET,
+            libc::EHOSTUNREACH,
+            libc::EOPNOTSUPP,
+            libc::ENETUNREACH,
+        ] {
+            let err = io::Error::from_raw_os_error(errno);
+            assert_eq!(AcceptError::classify(&err), AcceptError::Retry, "{err}");
+        }
     }
 }

@@ -121,14 +121,17 @@ impl Listener {
     /// Accepts one connection, with TCP_NODELAY set on TCP streams.
     ///
     /// Nagle's algorithm would hold back a small echo until the previous one is acknowledged,
-    /// and delayed ACKs then add about 40 ms; an echo server never wants that.
+    /// and delayed ACKs then add about 40 ms; an echo server never wants that. A connection
+    /// on which the option cannot be set is already dead (the client reset it): it is closed
+    /// and the next one taken, so the caller only ever sees errors of `accept` itself.
     pub fn accept(&self) -> io::Result<Stream> {
         match self {
-            Listener::Tcp(listener) => {
+            Listener::Tcp(listener) => loop {
                 let (stream, _) = listener.accept()?;
-                stream.set_nodelay(true)?;
-                Ok(Stream::Tcp(stream))
-            }
+                if stream.set_nodelay(true).is_ok() {
+                    return Ok(Stream::Tcp(stream));
+                }
+            },
             Listener::Unix(listener, _) => Ok(Stream::Unix(listener.accept()?.0)),
         }
     }
@@ -281,14 +284,17 @@ pub enum MioListener {
 }
 
 impl MioListener {
-    /// Accepts one connection (non-blocking), with TCP_NODELAY set on TCP streams.
+    /// Accepts one connection (non-blocking), with TCP_NODELAY set on TCP streams. As with
+    /// [`Listener::accept`], a connection on which the option cannot be set is dead: it is
+    /// closed and the next one taken (`WouldBlock` once there is none).
     pub fn accept(&self) -> io::Result<MioStream> {
         match self {
-            MioListener::Tcp(listener) => {
+            MioListener::Tcp(listener) => loop {
                 let (stream, _) = listener.accept()?;
-                stream.set_nodelay(true)?;
-                Ok(MioStream::Tcp(stream))
-            }
+                if stream.set_nodelay(true).is_ok() {
+                    return Ok(MioStream::Tcp(stream));
+                }
+            },
             MioListener::Unix(listener, _) => Ok(MioStream::Unix(listener.accept()?.0)),
         }
     }
