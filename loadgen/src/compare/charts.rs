@@ -298,7 +298,8 @@ fn bars(
         .margin(14)
         .x_label_area_size(44)
         .y_label_area_size(72)
-        .build_cartesian_2d(-0.5..n - 0.5, 0.0..y1 * 1.15)?;
+        // Headroom above the tallest bar keeps the legend (upper right) off the bars.
+        .build_cartesian_2d(-0.5..n - 0.5, 0.0..y1 * 1.5)?;
     let labels = xs.clone();
     let fx = move |x: &f64| {
         let i = x.round();
@@ -326,8 +327,21 @@ fn bars(
             .draw_series(rects)?
             .label(name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
+        // Each bar's value above it, so that a bar too short to see still shows its figure.
+        let values = pts.iter().filter_map(|&(x, y)| {
+            let g = xs.iter().position(|&v| v == x)? as f64;
+            let left = g - 0.4 + width * i as f64;
+            let at = (left, y + y1 * 0.02);
+            Some(Text::new(super::text::sig(y), at, ("sans-serif", 11).into_font().color(&BLACK)))
+        });
+        chart.draw_series(values)?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(true)
 }
