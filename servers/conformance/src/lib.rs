@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
             max_conns_closes_extra_connections_and_counts_them,
             max_conns_frees_a_slot_when_a_client_leaves,
             max_conns_counts_only_open_connections,
+            backlog_reaches_listen,
             emfile_is_survived_without_spinning,
             sigterm_with_open_connections_exits_cleanly,
             sigint_with_open_connections_exits_cleanly,

@@ -1,7 +1,8 @@
-//! The two limits on connections: `--max-conns`, and the process's file descriptors.
+//! The limits on connections: `--max-conns`, `--backlog`, and the process's file descriptors.
 
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,33 @@ fn wait_for_children_to_exit(pid: i32) {
         assert!(Instant::now() < deadline, "a child of the server ran on 5 s after its close");
         thread::sleep(Duration::from_micros(200));
     }
+}
+
+/// `--backlog 37` reaches `listen(2)`: `ss -ltn` shows a listening socket's backlog as its
+/// Send-Q. (37, because no default or rounding produces it; std's own `bind` would show 128.)
+/// Skipped, with a message, on a machine without `ss` (iproute2).
+pub fn backlog_reaches_listen(bin: &str, extra: &[&str]) {
+    const BACKLOG: &str = "37";
+    let server = start_tcp(bin, extra, &["--backlog", BACKLOG]);
+    let port = server.tcp_addr().port();
+    // -H: no header line; the filter keeps only our listener.
+    let filter = format!("sport = :{port}");
+    let output = match Command::new("ss").args(["-ltnH", &filter]).output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            eprintln!("backlog: skipped, `ss` (iproute2) is not installed");
+            return;
+        }
+        Err(e) => panic!("cannot run ss: {e}"),
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "ss failed: {}", String::from_utf8_lossy(&output.stderr));
+    // `LISTEN  0  37  127.0.0.1:PORT  0.0.0.0:*`: state, Recv-Q, Send-Q, local, peer.
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "ss should list one listener on port {port}: {text:?}");
+    let send_q = lines[0].split_whitespace().nth(2);
+    eprintln!("backlog: ss shows {:?}", lines[0]);
+    assert_eq!(send_q, Some(BACKLOG), "the listener's backlog (Send-Q) in {:?}", lines[0]);
 }
 
 /// Asserts that the server closed `stream` without echoing: end of file or a reset.
