@@ -178,8 +178,10 @@ impl Worker {
                 self.send_due(now, &tl);
                 timeout = self.arm_timer(&tl).or(timeout);
             }
-            // Only a spinning pass reads the clock around its poll: the timing is for it alone.
-            let poll_began = if self.spinning { tl.now_ns() } else { 0 };
+            // Only a spinning pass times its poll, on the thread's CPU clock: a poll during
+            // which the thread was preempted must not count the time it did not run. (That
+            // clock costs a system call; a spinning pass has time to spare by definition.)
+            let poll_began = if self.spinning { crate::cpu::thread_cpu_ns() } else { 0 };
             if let Err(err) = self.poll.poll(&mut events, timeout)
                 && err.kind() != io::ErrorKind::Interrupted
             {
@@ -191,7 +193,7 @@ impl Worker {
                 // have slept through, kept apart so it is not mistaken for saturation. Only the
                 // zero-timeout poll itself is counted; the pass's other work (sends, writes,
                 // housekeeping) is real work and stays in the utilization.
-                self.meter.spin_ns += tl.now_ns().saturating_sub(poll_began);
+                self.meter.spin_ns += crate::cpu::thread_cpu_ns().saturating_sub(poll_began);
             }
             for event in &events {
                 let i = event.token().0;
