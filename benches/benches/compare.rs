@@ -96,6 +96,13 @@ fn run() -> Result<ExitCode> {
 /// Sorts this bench's command line (after cargo's `--bench`) into harness flags. `None` means
 /// "do not run": `--list` was asked, or a filter names another bench.
 fn flags_from_command_line() -> Option<Vec<String>> {
+    // `cargo bench` passes `--bench`; `cargo test --benches` (or `--all-targets`) runs bench
+    // targets without it, as a smoke test. A ten-minute comparison has no place there, so
+    // then only the plan is checked and printed, as criterion runs each bench once.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("compare: run by cargo test, not cargo bench: checking the plan only");
+        return Some(vec!["--dry-run".into()]);
+    }
     let mut flags = Vec::new();
     let mut filters = Vec::new();
     let mut ignored = Vec::new();
