@@ -23,6 +23,9 @@ use super::{Options, extract};
 /// taken to end: loadgen writes its files and closes its connections in the meantime.
 const WINDOW_TAIL: Duration = Duration::from_millis(100);
 
+/// Pause between a server's ready line and the reading of its idle baseline.
+const SETTLE: Duration = Duration::from_millis(200);
+
 /// Drives one run and keeps its results.
 #[derive(Debug)]
 pub struct Runner<'a> {
@@ -112,6 +115,9 @@ impl<'a> Runner<'a> {
             }
         };
         let pid = server.pid();
+        // A server may finish setting up (worker threads, say) just after its ready line; give
+        // it a moment so the baseline is the idle server, not a half-started one.
+        std::thread::sleep(SETTLE);
         let baseline = Tracker::new(pid).snapshot(true).ok().map(|s| Baseline {
             pss_kib: s.pss_kib.unwrap_or(0),
             threads: s.threads,
