@@ -64,11 +64,14 @@ pub fn report(p: Parts<'_>) -> Report {
     let per_sec = |n: u64| if measured_secs > 0.0 { n as f64 / measured_secs } else { 0.0 };
     let size = config.size as u64;
 
-    let latency = Latency::of(&p.total.corrected);
-    // Without a schedule the two latencies are one measurement.
-    let uncorrected_hist =
-        if mode == Mode::Open { &p.total.uncorrected } else { &p.total.corrected };
-    let schedule_lag = (mode == Mode::Open).then(|| Latency::of(&p.total.lag));
+    // Failures join the reported latency; the uncorrected one keeps the echoed messages only.
+    let mut total = p.total;
+    // Histograms of one shape always add; should that ever fail, the report says so in the
+    // latency's count rather than losing the run.
+    let _ = total.fold_failures(mode == Mode::Open);
+    let latency = Latency::of(&total.corrected);
+    let uncorrected_hist = &total.uncorrected;
+    let schedule_lag = (mode == Mode::Open).then(|| Latency::of(&total.lag));
 
     let mut saturation = load.verdict();
     if mode == Mode::Open && counters.backlogged > 0 {
@@ -125,7 +128,7 @@ pub fn report(p: Parts<'_>) -> Report {
         },
         latency_us: latency,
         latency_us_uncorrected: Latency::of(uncorrected_hist),
-        connect_latency_us: (mode == Mode::Churn).then(|| Latency::of(&p.total.connect)),
+        connect_latency_us: (mode == Mode::Churn).then(|| Latency::of(&total.connect)),
         schedule_lag_us: schedule_lag,
         errors: Errors {
             connect: counters.connect_errors,
@@ -157,20 +160,17 @@ pub fn report(p: Parts<'_>) -> Report {
             max_thread_run_delay: load.max_run_delay,
             max_thread_demand: load.max_demand,
             pinned_cpus: load.pinned.clone(),
-            cpu_us_per_msg: if counters.received > 0 {
-                cpu.total().as_secs_f64() * 1e6 / counters.received as f64
-            } else {
-                0.0
-            },
+            cpu_us_per_msg: (counters.received > 0)
+                .then(|| cpu.total().as_secs_f64() * 1e6 / counters.received as f64),
             saturated: !saturation.is_empty(),
             saturation,
         },
         environment: p.environment,
         histograms: Histograms {
-            latency: encode(&p.total.corrected),
+            latency: encode(&total.corrected),
             latency_uncorrected: encode(uncorrected_hist),
-            connect: (mode == Mode::Churn).then(|| encode(&p.total.connect)),
-            schedule_lag: (mode == Mode::Open).then(|| encode(&p.total.lag)),
+            connect: (mode == Mode::Churn).then(|| encode(&total.connect)),
+            schedule_lag: (mode == Mode::Open).then(|| encode(&total.lag)),
         },
     }
 }

@@ -278,6 +278,7 @@ impl Conn {
             if !m.measured {
                 continue;
             }
+            meter.given_up(now_ns, m.intended_ns, loss != Loss::Cancelled);
             if k >= sent {
                 meter.counters.backlogged += 1;
                 continue;

@@ -96,7 +96,8 @@ pub fn sum_files(files: &[PathBuf]) -> Result<Sums> {
                 bail!("{}: no untagged (latency) histograms", path.display());
             };
             sums.latency.add(latency)?;
-            // A closed-loop log has no separate uncorrected latency: it is the same figure.
+            // Older logs had no `uncorrected` tag outside the open loop, where the untagged
+            // latency was then the same figure (failures were not yet recorded in it).
             sums.uncorrected
                 .add(totals.get(&Some(hlog::TAG_UNCORRECTED.to_owned())).unwrap_or(latency))?;
             if let Some(connect) = totals.get(&Some(hlog::TAG_CONNECT.to_owned())) {

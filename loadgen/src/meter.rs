@@ -111,6 +111,8 @@ pub struct Meter {
     spares: Receiver<Box<Recorder>>,
     shared: Arc<Shared>,
     measure_ns: u64,
+    /// `--timeout`: the least a given-up message is recorded at.
+    timeout_ns: u64,
     /// Echoes arriving before this count towards throughput: the end of the window, or the
     /// moment sending stopped if the run was cancelled.
     window_end_ns: u64,
@@ -146,6 +148,7 @@ impl Meter {
             spares,
             shared,
             measure_ns: u64::MAX,
+            timeout_ns: 0,
             window_end_ns: u64::MAX,
             interval_ns,
             index: 0,
@@ -166,6 +169,7 @@ impl Meter {
     pub fn begin(&mut self, timeline: &Timeline) {
         self.measure_ns = timeline.measure_ns;
         self.window_end_ns = timeline.end_ns;
+        self.timeout_ns = timeline.timeout_ns;
         self.next_boundary_ns =
             self.interval_ns.map_or(u64::MAX, |length| timeline.measure_ns.saturating_add(length));
     }
@@ -193,6 +197,15 @@ impl Meter {
         if self.open {
             self.recorder.uncorrected.saturating_record(now_ns.saturating_sub(sent_ns));
         }
+    }
+
+    /// A message meant for the window was given up at `now_ns` (timed out, lost, or never
+    /// sent on schedule): it goes into the latency at its age, at least `--timeout` unless
+    /// `floor` is false (the run was cancelled: its age is all that is known).
+    pub fn given_up(&mut self, now_ns: u64, intended_ns: u64, floor: bool) {
+        let age = now_ns.saturating_sub(intended_ns);
+        let age = if floor { age.max(self.timeout_ns) } else { age };
+        self.recorder.failed.saturating_record(age);
     }
 
     /// A churn connection became usable `ns` after its `connect`.

@@ -27,10 +27,12 @@ pub struct Report {
     pub run: RunInfo,
     pub throughput: Throughput,
     pub messages: Messages,
-    /// Message latency; in the open loop measured from the intended send time.
+    /// Message latency, failures included: in the open loop from the intended send time;
+    /// every message given up (timed out, lost, not sent on schedule) at its age then and
+    /// never less than `--timeout`.
     pub latency_us: Latency,
-    /// Message latency from the moment the kernel accepted the message's last byte (what a
-    /// closed-loop tool reports).
+    /// Latency of the echoed messages only, from the moment the kernel accepted the
+    /// message's last byte (what a closed-loop tool reports).
     pub latency_us_uncorrected: Latency,
     /// Churn only: time for `connect` to complete.
     pub connect_latency_us: Option<Latency>,
@@ -179,8 +181,8 @@ pub struct Generator {
     /// utilization (1.0 is the whole CPU).
     #[serde(default)]
     pub pinned_cpus: Vec<PinnedCpu>,
-    /// `cpu_seconds` per message received, in microseconds.
-    pub cpu_us_per_msg: f64,
+    /// `cpu_seconds` per message received, in microseconds; `None` when none was.
+    pub cpu_us_per_msg: Option<f64>,
     /// The generator may have limited the result: see `saturation`.
     pub saturated: bool,
     /// Why `saturated` is set, one sentence per reason.

@@ -265,11 +265,18 @@ fn raise_fd_limit(needed: usize) -> Result<()> {
 
 fn hlog_legend(mode: Mode) -> &'static str {
     match mode {
-        Mode::Closed => "message latency in ns (closed loop)",
-        Mode::Open => {
-            "untagged: latency in ns from the intended send time; Tag=uncorrected: from the actual send"
+        Mode::Closed => {
+            "untagged: message latency in ns, failed messages included at --timeout or more; \
+             Tag=uncorrected: echoed messages only"
         }
-        Mode::Churn => "untagged: message latency in ns; Tag=connect: connect latency in ns",
+        Mode::Open => {
+            "untagged: latency in ns from the intended send time, failed messages included at \
+             --timeout or more; Tag=uncorrected: echoed messages only, from the actual send"
+        }
+        Mode::Churn => {
+            "untagged: message latency in ns, failed messages included at --timeout or more; \
+             Tag=uncorrected: echoed messages only; Tag=connect: connect latency in ns"
+        }
     }
 }
 
@@ -360,15 +367,11 @@ impl Intervals {
                     .saturating_sub(start)
                     .max(Duration::from_millis(1));
             }
+            recorder.fold_failures(mode == Mode::Open)?;
             log.interval(None, start, length, &recorder.corrected)?;
-            match mode {
-                Mode::Open => {
-                    log.interval(Some(hlog::TAG_UNCORRECTED), start, length, &recorder.uncorrected)?
-                }
-                Mode::Churn => {
-                    log.interval(Some(hlog::TAG_CONNECT), start, length, &recorder.connect)?
-                }
-                Mode::Closed => {}
+            log.interval(Some(hlog::TAG_UNCORRECTED), start, length, &recorder.uncorrected)?;
+            if mode == Mode::Churn {
+                log.interval(Some(hlog::TAG_CONNECT), start, length, &recorder.connect)?;
             }
             recorder.reset();
             self.spare.push(recorder);

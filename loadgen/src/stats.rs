@@ -27,12 +27,18 @@ pub fn new_hist() -> Hist {
 /// Everything one thread times during one interval of the run.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    /// Message latency. In the open loop it counts from the *intended* send time, so a stall
-    /// delays every message scheduled during it (the coordinated-omission correction); in the
-    /// closed loop and churn there is no schedule and it equals `uncorrected`.
+    /// Latency of the messages whose echo came back intact. In the open loop it counts from
+    /// the *intended* send time, so a stall delays every message scheduled during it (the
+    /// coordinated-omission correction); in the closed loop and churn, from when the message
+    /// was queued.
     pub corrected: Hist,
-    /// Open loop only: latency from the moment the message was actually written.
+    /// Open loop only (while recording): latency from the moment the kernel took the
+    /// message's last byte. See [`Recorder::fold_failures`].
     pub uncorrected: Hist,
+    /// Messages given up (timed out, lost, never sent on schedule), each at its age then and
+    /// never less than `--timeout`: without them a stall longer than the timeout would
+    /// *improve* the percentiles, the worst messages having vanished from the histogram.
+    pub failed: Hist,
     /// Churn only: from `connect` to the connection being usable.
     pub connect: Hist,
     /// Open loop only: how late each message left against its schedule. Large values mean
@@ -45,6 +51,7 @@ impl Recorder {
         Recorder {
             corrected: new_hist(),
             uncorrected: new_hist(),
+            failed: new_hist(),
             connect: new_hist(),
             lag: new_hist(),
         }
@@ -54,14 +61,30 @@ impl Recorder {
     pub fn reset(&mut self) {
         self.corrected.reset();
         self.uncorrected.reset();
+        self.failed.reset();
         self.connect.reset();
         self.lag.reset();
+    }
+
+    /// Turns what was recorded into what is reported, in place (no allocation): afterwards
+    /// `corrected` is the reported latency, failures included, and `uncorrected` the latency
+    /// of the messages that came back, from their actual send (outside the open loop, where
+    /// there is no schedule, that is the same measurement as `corrected` before the
+    /// failures are added).
+    pub fn fold_failures(&mut self, open: bool) -> Result<()> {
+        if !open {
+            self.uncorrected.add(&self.corrected).context("cannot merge histograms")?;
+        }
+        self.corrected.add(&self.failed).context("cannot merge histograms")?;
+        self.failed.reset();
+        Ok(())
     }
 
     /// Adds another recorder's counts into this one.
     pub fn add(&mut self, other: &Recorder) -> Result<()> {
         self.corrected.add(&other.corrected).context("cannot merge histograms")?;
         self.uncorrected.add(&other.uncorrected).context("cannot merge histograms")?;
+        self.failed.add(&other.failed).context("cannot merge histograms")?;
         self.connect.add(&other.connect).context("cannot merge histograms")?;
         self.lag.add(&other.lag).context("cannot merge histograms")?;
         Ok(())
@@ -125,8 +148,10 @@ impl Counters {
     }
 }
 
-/// The percentiles of one histogram, in microseconds.
+/// The percentiles of one histogram, in microseconds. In JSON, an empty histogram's figures
+/// are `null` (nothing was measured), not zeros that would read as "instant".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(into = "LatencyJson", from = "LatencyJson")]
 pub struct Latency {
     /// Values recorded.
     pub count: u64,
@@ -142,7 +167,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// Summarises a nanosecond histogram; an empty one gives all zeros.
+    /// Summarises a nanosecond histogram; an empty one gives all zeros here (`count` 0) and
+    /// `null`s in JSON.
     pub fn of(hist: &Hist) -> Latency {
         if hist.is_empty() {
             return Latency::default();
@@ -159,6 +185,57 @@ impl Latency {
             max: us(hist.max()),
             mean: hist.mean() / 1_000.0,
             stdev: hist.stdev() / 1_000.0,
+        }
+    }
+}
+
+/// [`Latency`] as JSON: the same fields, each `null` when `count` is 0.
+#[derive(Serialize, Deserialize)]
+struct LatencyJson {
+    count: u64,
+    min: Option<f64>,
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    p999: Option<f64>,
+    p9999: Option<f64>,
+    max: Option<f64>,
+    mean: Option<f64>,
+    stdev: Option<f64>,
+}
+
+impl From<Latency> for LatencyJson {
+    fn from(l: Latency) -> LatencyJson {
+        let v = |x: f64| (l.count > 0).then_some(x);
+        LatencyJson {
+            count: l.count,
+            min: v(l.min),
+            p50: v(l.p50),
+            p90: v(l.p90),
+            p99: v(l.p99),
+            p999: v(l.p999),
+            p9999: v(l.p9999),
+            max: v(l.max),
+            mean: v(l.mean),
+            stdev: v(l.stdev),
+        }
+    }
+}
+
+impl From<LatencyJson> for Latency {
+    fn from(j: LatencyJson) -> Latency {
+        let v = |x: Option<f64>| x.unwrap_or(0.0);
+        Latency {
+            count: j.count,
+            min: v(j.min),
+            p50: v(j.p50),
+            p90: v(j.p90),
+            p99: v(j.p99),
+            p999: v(j.p999),
+            p9999: v(j.p9999),
+            max: v(j.max),
+            mean: v(j.mean),
+            stdev: v(j.stdev),
         }
     }
 }
@@ -211,5 +288,18 @@ mod tests {
         assert!((l.p50 - 500.0).abs() < 1.0, "p50 {}", l.p50);
         assert!((l.max - 1000.0).abs() < 1.0, "max {}", l.max);
         assert_eq!(Latency::of(&new_hist()), Latency::default());
+    }
+
+    #[test]
+    fn nothing_measured_is_null_in_json_not_zero() {
+        let empty = serde_json::to_value(Latency::of(&new_hist())).unwrap();
+        assert_eq!(empty["count"], 0);
+        assert!(empty["p99"].is_null() && empty["mean"].is_null(), "{empty}");
+        let mut hist = new_hist();
+        hist.saturating_record(2_000);
+        let some = Latency::of(&hist);
+        let json = serde_json::to_value(some).unwrap();
+        assert!((json["p50"].as_f64().unwrap() - 2.0).abs() < 0.01, "{json}");
+        assert_eq!(serde_json::from_value::<Latency>(json).unwrap(), some);
     }
 }

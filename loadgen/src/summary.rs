@@ -86,7 +86,13 @@ pub fn render(r: &Report) -> String {
             latency_row(&mut out, "from schedule", &r.latency_us);
             latency_row(&mut out, "from actual send", &r.latency_us_uncorrected);
         }
-        _ => latency_row(&mut out, "message", &r.latency_us),
+        _ => {
+            latency_row(&mut out, "message", &r.latency_us);
+            // The failures are in the row above; the echoes alone, when they differ.
+            if r.latency_us_uncorrected.count != r.latency_us.count {
+                latency_row(&mut out, "echoed only", &r.latency_us_uncorrected);
+            }
+        }
     }
     if let Some(connect) = &r.connect_latency_us {
         latency_row(&mut out, "connect", connect);
@@ -102,11 +108,11 @@ pub fn render(r: &Report) -> String {
     };
     let _ = writeln!(
         out,
-        "\ngenerator    CPU {:.2} s over {} (busiest at {:.0}% of a CPU{waited}), {:.2} us per message",
+        "\ngenerator    CPU {:.2} s over {} (busiest at {:.0}% of a CPU{waited}), {} us per message",
         g.cpu_seconds,
         plural(g.threads as u64, "thread"),
         g.max_thread_utilization * 100.0,
-        g.cpu_us_per_msg
+        g.cpu_us_per_msg.map_or("-".to_owned(), |us| format!("{us:.2}"))
     );
     for p in g.pinned_cpus.iter().filter(|p| p.threads > 1) {
         let _ = writeln!(
@@ -135,8 +141,12 @@ pub fn render(r: &Report) -> String {
     out
 }
 
-/// One row of the latency table.
+/// One row of the latency table; `-` in every column when nothing was measured.
 pub fn latency_row(out: &mut String, label: &str, l: &Latency) {
+    if l.count == 0 {
+        let _ = writeln!(out, "  {label:<20}{}", format!("{:>9}", "-").repeat(7));
+        return;
+    }
     let _ = writeln!(
         out,
         "  {label:<20}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",

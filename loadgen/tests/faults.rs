@@ -104,6 +104,36 @@ fn throughput_counts_only_the_echoes_that_arrive_inside_the_window() {
 }
 
 #[test]
+fn a_stalled_server_times_out_and_its_failures_stay_in_the_percentiles() {
+    // Silent from 300 ms on, far past the end of the run: most messages never come back.
+    let stall = Fault::Stall { after: Duration::from_millis(300), length: Duration::from_secs(30) };
+    let timeout = Duration::from_millis(300);
+    for rate in [Some(1_000.0), None] {
+        let server = EchoServer::start(stall, 64);
+        let started = Instant::now();
+        let config =
+            Config { rate, duration: Duration::from_secs(1), timeout, ..quick(&server.addr) };
+        let r = run(&config);
+        // Warmup, window and one timeout of drain, with slack for a loaded machine.
+        let limit = config.warmup + config.duration + config.timeout + Duration::from_secs(2);
+        assert!(started.elapsed() < limit, "took {:?}", started.elapsed());
+        let (m, e) = (&r.messages, &r.errors);
+        assert!(e.timeout > 0, "{rate:?}: no timeout counted: {e:?}");
+        assert!(m.received > 0, "{rate:?}: nothing before the stall came back: {m:?}");
+        // Every message given up is in the latency, at --timeout or more: the stall cannot
+        // make the percentiles look better than the echoes before it.
+        let failures = e.timeout + e.lost + m.backlogged + m.not_sent;
+        assert_eq!(r.latency_us.count, m.received + failures, "{rate:?}: {m:?} {e:?}");
+        assert_eq!(r.latency_us_uncorrected.count, m.received, "{rate:?}");
+        let timeout_us = timeout.as_micros() as f64;
+        assert!(r.latency_us.max >= timeout_us, "{rate:?}: max {}", r.latency_us.max);
+        if failures > m.received / 50 {
+            assert!(r.latency_us.p99 >= timeout_us, "{rate:?}: p99 {}", r.latency_us.p99);
+        }
+    }
+}
+
+#[test]
 fn an_open_loop_counts_as_sent_only_what_the_server_took() {
     // The server stops reading 300 ms in and never resumes within the run. A Unix socket
     // buffers only about 200 KB, so most of what the schedule calls for cannot be written.

@@ -279,6 +279,7 @@ impl Worker {
                 if measured {
                     self.meter.counters.not_sent += 1;
                     self.meter.counters.scheduled += 1;
+                    self.meter.given_up(now, due, true);
                 }
             } else if !conn.has_room(self.plan.size, self.plan.backlog_cap) {
                 // The server has stopped taking bytes on this connection and loadgen's own
@@ -286,6 +287,7 @@ impl Worker {
                 if measured {
                     self.meter.counters.backlogged += 1;
                     self.meter.counters.scheduled += 1;
+                    self.meter.given_up(now, due, true);
                 }
             } else {
                 conn.queue(self.plan.size, due, now, measured, &mut self.meter);
@@ -312,10 +314,13 @@ impl Worker {
     /// backlogged rather than vanishing from the schedule.
     fn skip_overdue(&mut self, stopped_ns: u64, tl: &Timeline) {
         let Some(schedule) = self.schedule.as_mut() else { return };
+        let cancelled = self.shared.cancel.is_cancelled();
         while schedule.due_ns() < stopped_ns {
-            if schedule.due_ns() >= tl.measure_ns {
+            let due = schedule.due_ns();
+            if due >= tl.measure_ns {
                 self.meter.counters.scheduled += 1;
                 self.meter.counters.backlogged += 1;
+                self.meter.given_up(stopped_ns, due, !cancelled);
             }
             schedule.take();
         }
