@@ -2,7 +2,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// How long any single read or write may block. A server that stops answering fails the
 /// case after this long instead of hanging the suite; a working one answers in microseconds,
@@ -51,6 +54,36 @@ pub fn assert_same(sent: &[u8], got: &[u8]) {
         );
     }
     assert_eq!(got.len(), sent.len(), "echo has {} bytes, {} were sent", got.len(), sent.len());
+}
+
+/// Writes `data` without reading anything, until all of it is written, `limit` passes, or
+/// the writes stall: no progress for 300 ms, which is what a server that bounds its
+/// buffering causes once the buffers along the way are full. Returns how many bytes were
+/// written (the first that many of `data`). The stream is non-blocking meanwhile.
+pub fn write_until_stalled(stream: &TcpStream, data: &[u8], limit: Duration) -> usize {
+    stream.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < data.len() && started.elapsed() < limit {
+        match (&*stream).write(&data[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !writable_within(stream, Duration::from_millis(300)) {
+                    break;
+                }
+            }
+            Err(e) => panic!("a client's write failed after {sent} bytes: {e}"),
+        }
+    }
+    stream.set_nonblocking(false).unwrap();
+    sent
+}
+
+/// Waits until `stream` can take more bytes, or `timeout` passes (false).
+fn writable_within(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLOUT)];
+    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    matches!(poll(&mut fds, timeout), Ok(1..))
 }
 
 /// Reads until end of file, failing on a timeout or error instead of returning early.

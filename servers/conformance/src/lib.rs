@@ -2,10 +2,11 @@
 //!
 //! Every echobench server (fork, thread, mio, hybrid) promises the same things: the ready
 //! line, byte-transparent echo over IPv4, IPv6 and Unix sockets, half-close, bounded memory,
-//! a fair share for every client, `--max-conns`, TCP_NODELAY, surviving EMFILE, a clean exit on SIGINT/SIGTERM and one line
-//! of error for bad input. This crate checks each promise against the real binary, from the
-//! outside, the way a user would see it: it starts the server as a child process, talks to
-//! it over loopback sockets and reads `/proc` to see what the server's processes cost.
+//! a fair share for every client, `--max-conns` and `--backlog`, TCP_NODELAY, surviving
+//! EMFILE, a clean exit on SIGINT/SIGTERM and one line of error for bad input. This crate
+//! checks each promise against the real binary, from the outside, the way a user would see
+//! it: it starts the server as a child process, talks to it over loopback sockets and reads
+//! `/proc` to see what the server's processes cost.
 //!
 //! The crate has three parts:
 //!

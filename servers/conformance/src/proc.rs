@@ -116,6 +116,15 @@ pub fn tree_pss_kib(root: i32) -> u64 {
     tree(root).into_iter().filter_map(|pid| rollup_kib(pid, "Pss:")).sum()
 }
 
+/// The anonymous part of the tree's PSS in KiB: heap, stacks and other memory the processes
+/// allocated, with pages that forked children still share with their parent divided among
+/// them. Unlike the whole PSS it leaves out file pages (the binary, shared libraries), whose
+/// share moves whenever another process mapping the same file starts or exits: a parallel
+/// test's server exiting added 900 KiB to this server's PSS here.
+pub fn tree_pss_anon_kib(root: i32) -> u64 {
+    tree(root).into_iter().filter_map(|pid| rollup_kib(pid, "Pss_Anon:")).sum()
+}
+
 /// The tree's resident set size in KiB (shared pages counted once per process).
 pub fn tree_rss_kib(root: i32) -> u64 {
     tree(root).into_iter().filter_map(|pid| rollup_kib(pid, "Rss:")).sum()
@@ -123,7 +132,11 @@ pub fn tree_rss_kib(root: i32) -> u64 {
 
 /// One line of `/proc/PID/smaps_rollup`, such as `Pss:   1234 kB`, in KiB.
 fn rollup_kib(pid: i32, key: &str) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup_field(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?, key)
+}
+
+/// The line of `smaps_rollup` text that starts with `key`, in KiB.
+fn rollup_field(text: &str, key: &str) -> Option<u64> {
     let line = text.lines().find(|line| line.starts_with(key))?;
     line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }
@@ -168,8 +181,13 @@ mod tests {
         assert_eq!((stat.num_threads, stat.starttime), (5, 123456));
     }
 
+    /// Held by the tests that measure this process's tree or add to it, so that one's child
+    /// does not appear in the other's tree between two readings.
+    static TREE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn this_process_is_measured() {
+        let _tree = TREE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let me = std::process::id() as i32;
         let stat = stat(me).unwrap();
         assert_eq!(stat.pid, me);
@@ -177,11 +195,18 @@ mod tests {
         assert!(!is_alive(me, stat.starttime + 1), "a different start time is another process");
         assert!(tree_threads(me) >= 1);
         assert!(tree_pss_kib(me) > 0);
-        assert!(tree_rss_kib(me) >= tree_pss_kib(me));
+        assert!(tree_pss_anon_kib(me) > 0);
+        assert!(tree_rss_kib(me) > 0);
+        // Compared within one reading: other tests' threads allocate and free meanwhile.
+        let rollup = fs::read_to_string(format!("/proc/{me}/smaps_rollup")).unwrap();
+        let [rss, pss, anon] =
+            ["Rss:", "Pss:", "Pss_Anon:"].map(|key| rollup_field(&rollup, key).unwrap());
+        assert!(rss >= pss && pss >= anon, "Rss {rss}, Pss {pss}, Pss_Anon {anon} KiB");
     }
 
     #[test]
     fn a_spawned_child_is_a_descendant_and_leads_its_own_group() {
+        let _tree = TREE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         use std::os::unix::process::CommandExt;
         let mut child =
             std::process::Command::new("sleep").arg("5").process_group(0).spawn().unwrap();

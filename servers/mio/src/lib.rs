@@ -60,8 +60,9 @@
 //! saturated, throughput stops growing and every client's latency rises together; the other
 //! cores sit idle (the hybrid model runs one such loop per core). Next, latency: each busy
 //! connection on the loop delays the others by its turn (see *Fairness*), and any slow work
-//! added to the loop would stall every connection at once. Finally descriptors: at `ulimit -n` accept fails with EMFILE, and the loop must
-//! pause accepting rather than spin (see `EventLoop::accept_all`).
+//! added to the loop would stall every connection at once. Finally descriptors: at
+//! `ulimit -n` accept fails with EMFILE, and the loop must pause accepting rather than spin
+//! (see `EventLoop::accept_all`).
 //!
 //! Run it with `cargo run --release -p echobench-mio -- --addr 127.0.0.1:7000`.
 

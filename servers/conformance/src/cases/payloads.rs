@@ -4,9 +4,10 @@
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::thread;
+use std::time::Duration;
 
 use super::start_tcp;
-use crate::client::{assert_same, connect, pattern, read_to_eof, round_trip};
+use crate::client::{assert_same, connect, pattern, read_to_eof, round_trip, write_until_stalled};
 
 /// Messages from 1 byte to a few buffers' worth, on one connection, each come back whole and
 /// in order; two writes sent back to back come back as one stream, in order.
@@ -57,7 +58,9 @@ pub fn large_payload_streams_back_identical(bin: &str, extra: &[&str]) {
 
 /// Half-close: after `shutdown(Write)` every byte still comes back, then end of file.
 /// Once with a few bytes whose FIN arrives in the same moment as the data (an event loop must
-/// not treat "readable and closed" as "closed"), once with 1 MiB still in flight.
+/// not treat "readable and closed" as "closed"), once with 1 MiB still in flight, and once
+/// with the FIN queued behind bytes the server has stopped reading (see
+/// [`half_close_behind_backpressure`]).
 pub fn half_close_returns_every_byte_then_eof(bin: &str, extra: &[&str]) {
     let server = start_tcp(bin, extra, &[]);
 
@@ -81,4 +84,27 @@ pub fn half_close_returns_every_byte_then_eof(bin: &str, extra: &[&str]) {
     // closed its side.
     let back = back.expect("no end of file after the 1 MiB half-close");
     assert_same(&payload, &back);
+
+    half_close_behind_backpressure(bin, extra);
+}
+
+/// The client writes without reading until its writes stall, half-closes, and only then
+/// reads. With `--buffer 4096` the server has long stopped reading by then: it holds its
+/// 4 KiB, the kernel's buffers are full both ways, and the client's FIN waits behind bytes
+/// the server has not read. Once the client reads, the server must drain, resume reading by
+/// itself (no new event announces bytes that arrived long ago), reach the FIN, and close
+/// after the last byte.
+///
+/// Writing a fixed 100 KB would not get there: loopback's socket buffers grow to hold it
+/// all (measured: the server had read everything and held 94 KiB in its send queue). Here
+/// the writes stalled after 7 to 9 MB.
+fn half_close_behind_backpressure(bin: &str, extra: &[&str]) {
+    let server = start_tcp(bin, extra, &["--buffer", "4096"]);
+    let mut client = connect(server.tcp_addr());
+    let payload = pattern(32 << 20, 4);
+    let sent = write_until_stalled(&client, &payload, Duration::from_secs(10));
+    client.shutdown(Shutdown::Write).unwrap();
+    let back = read_to_eof(&mut client).expect("no end of file after the backpressured half-close");
+    eprintln!("half-close behind backpressure: {sent} bytes written before the writes stalled");
+    assert_same(&payload[..sent], &back);
 }
