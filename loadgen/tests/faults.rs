@@ -160,6 +160,37 @@ fn an_open_loop_counts_as_sent_only_what_the_server_took() {
 }
 
 #[test]
+fn sends_held_back_by_a_server_that_stops_reading_are_charged_from_their_schedule() {
+    // The server stops *reading* for 400 ms. A Unix socket buffers about 200 KB (a dozen of
+    // these 16 KiB messages), so the sends due during the stall cannot reach the socket:
+    // they wait in loadgen's write buffer and go out in a burst when the server reads again.
+    // Measured from the actual write they look fast; from their schedule, they waited.
+    let stall =
+        Fault::Stall { after: Duration::from_millis(500), length: Duration::from_millis(400) };
+    let server = EchoServer::start_unix(stall, 16 << 10, "stops-reading-briefly");
+    let r = run(&Config {
+        size: 16 << 10,
+        connections: 1,
+        rate: Some(1_000.0),
+        duration: Duration::from_secs(2),
+        timeout: Duration::from_secs(3),
+        ..quick(&server.addr)
+    });
+    let (m, e) = (&r.messages, &r.errors);
+    assert_eq!((e.timeout, e.lost, m.backlogged, m.not_sent), (0, 0, 0, 0), "{m:?} {e:?}");
+    let (corrected, uncorrected) = (&r.latency_us, &r.latency_us_uncorrected);
+    // About 400 of the 2,000 messages were due during the stall: more than 1% waited 100 ms.
+    assert!(corrected.p99 >= 100_000.0, "corrected p99 {} us", corrected.p99);
+    // Only the dozen in the kernel's buffer waited once written: well under 1%.
+    assert!(
+        corrected.p99 > 5.0 * uncorrected.p99,
+        "corrected p99 {} us, uncorrected p99 {} us",
+        corrected.p99,
+        uncorrected.p99
+    );
+}
+
+#[test]
 fn a_server_that_dies_mid_run_yields_a_finished_run_with_errors_counted() {
     let server = EchoServer::start(Fault::DieAfter(Duration::from_millis(400)), 64);
     let dir = tempdir("dies");
