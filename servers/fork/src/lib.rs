@@ -36,7 +36,8 @@
 //! spaces, dearer than a switch between threads. Here `fork` failing closes that one
 //! connection and pauses accepting for a moment; the server itself carries on.
 //!
-//! **The rules a forking server must keep**, each visible below:
+//! **The rules a forking server must keep**, each visible below (the child's side in
+//! `child.rs`):
 //!
 //! - Fork only from a single-threaded process. The child of a multi-threaded process gets a
 //!   copy of every lock, possibly held by a thread that does not exist in the child, so it
@@ -50,23 +51,25 @@
 //!   but then `getrusage(RUSAGE_CHILDREN)` reports zero and the children's CPU time, which the
 //!   benchmark harness reads, would vanish.
 //! - The child must not live on as the parent: it restores the signal state it inherited,
-//!   closes the parent's descriptors, asks to be killed if the parent dies, and ends with
-//!   `_exit`, which runs no destructors and flushes none of the parent's buffers.
+//!   closes every descriptor but its connection and stdin, stdout and stderr (with
+//!   close_range(2)), asks to be killed if the parent dies, and ends with `_exit`, which runs
+//!   no destructors and flushes none of the parent's buffers.
 
 use std::collections::HashSet;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
-use echobench_common::shutdown::restore_default_signals;
-use echobench_common::{AcceptError, Config, Listener, Shutdown, Stream, Summary, cli, echo};
+use echobench_common::{AcceptError, Config, Listener, Shutdown, Stream, Summary, cli};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
+use nix::unistd::{ForkResult, Pid, fork, getpid};
+
+mod child;
+use child::serve_in_child;
 
 /// How long accepting pauses when the process is out of descriptors or `fork` failed. Short
 /// enough that a client waiting in the backlog barely notices, long enough that the parent
@@ -260,55 +263,6 @@ impl Acceptor {
     }
 }
 
-/// Runs one connection in a freshly forked child, then ends the child. Never returns.
-fn serve_in_child(
-    mut stream: Stream,
-    parent: Pid,
-    inherited: [RawFd; 3],
-    saved_mask: &SigSet,
-    buffer: usize,
-) -> ! {
-    // The child inherited the parent's signal handlers and a mask with SIGCHLD, SIGINT and
-    // SIGTERM blocked. Put back the default actions first, then the original mask, so that a
-    // SIGTERM sent to this child (by shutdown, or by a user) simply ends it.
-    restore_default_signals();
-    if saved_mask.thread_set_mask().is_err() {
-        exit_child(1);
-    }
-    // If the parent dies, even by SIGKILL, the kernel sends us SIGTERM, so no orphan keeps
-    // serving. The parent may have died before this call took effect; then we were already
-    // handed to another parent, the signal will never come, and we leave on our own.
-    if set_pdeathsig(Signal::SIGTERM).is_err() || getppid() != parent {
-        exit_child(1);
-    }
-    // Close the parent's descriptors. The listener matters most: a child holding it would
-    // keep the port bound after the parent exits. The Rust values that own these descriptors
-    // are never used or dropped again in this process (it ends with `_exit` below), so
-    // closing the numbers directly cannot lead to a double close.
-    for fd in inherited {
-        let _ = nix::unistd::close(fd);
-    }
-    // The parent is single-threaded, so allocating here is as safe as anywhere.
-    let mut buf = vec![0u8; buffer];
-    // A failed connection (typically reset by the client) is the client's business; the exit
-    // status records it for anyone who looks, and the parent moves on.
-    let code = match echo::echo(&mut stream, &mut buf) {
-        Ok(_) => 0,
-        Err(_) => 1,
-    };
-    // Closing the socket sends the client its FIN: everything it sent has been echoed.
-    drop(stream);
-    exit_child(code)
-}
-
-/// Ends the child process at once.
-fn exit_child(code: i32) -> ! {
-    // SAFETY: `_exit` ends the process without running destructors, atexit handlers or
-    // stdio flushes. That is the point: those belong to the parent, and running them here
-    // would, for instance, write the parent's buffered output a second time.
-    unsafe { libc::_exit(code) }
-}
-
 /// The parent's record of its live children, and how it hears that they exited.
 #[derive(Debug)]
 struct Children {
@@ -385,9 +339,12 @@ impl Children {
             let _ = poll(&mut fds, poll_timeout(left));
             self.reap();
         }
-        // A child that ignored SIGTERM (it was still between fork and restoring the default
-        // action, say) cannot ignore SIGKILL. Waiting for each one by pid cannot hang long:
-        // a killed process exits as soon as it is next scheduled.
+        // SIGTERM should have ended every child by now. One that got it between fork and
+        // restoring the default action had it blocked, not ignored: it stayed pending and
+        // ended the child the moment the mask was restored. SIGKILL is a safety net for what
+        // we did not foresee (a child stopped by SIGSTOP, or starved of CPU for the whole
+        // grace period): it can be neither blocked nor ignored. Waiting for each one by pid
+        // cannot hang long: a killed process exits as soon as it is next scheduled.
         for &pid in &self.live {
             let _ = kill(pid, Signal::SIGKILL);
         }

@@ -28,6 +28,7 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_echo-fork"))
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -98,6 +99,15 @@ fn sigterm_stops_every_child_and_exits_zero() {
     assert_eq!(round_trip(&mut idle, b"x"), b"x");
     let children = server.children();
     assert_eq!(children.len(), 2, "one child per connection: {children:?}");
+    for pid in &children {
+        // stdin, stdout, stderr and its connection: nothing of the parent's (the listener
+        // above all) stays open in a child.
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|entry| std::fs::read_link(entry.unwrap().path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(fds.len(), 4, "child {pid} holds {fds:?}");
+    }
 
     let output = server.stop();
     assert!(output.status.success(), "exit status {:?}", output.status);
