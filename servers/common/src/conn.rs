@@ -17,10 +17,12 @@
 //!   will come for the bytes already waiting. Spurious calls are harmless: they find nothing
 //!   to do and return.
 //!   (A read shorter than the buffer means the socket is empty for now, and Tokio skips the
-//!   final read on that basis (tokio-rs/tokio#5866), but only because it also keeps the
+//!   final read on that basis (tokio-rs/tokio#4840), but only because it also keeps the
 //!   event's "peer closed" flag: a FIN that arrived with the last data raises no second edge.
-//!   We ignore the flags and pay the one `read` that returns `WouldBlock`, which keeps the
-//!   rule simple and safe.)
+//!   The shortcut also stalled connections for good where mio emulates edges with `poll(2)`
+//!   and needs that final `WouldBlock` to watch the socket again (tokio-rs/tokio#5866, fixed
+//!   by #5881). We ignore the flags and pay the one `read` that returns `WouldBlock`, which
+//!   keeps the rule simple and safe.)
 //! - **Idle connections cost little.** Bytes are read into a scratch buffer that the event
 //!   loop owns and lends to every connection in turn, and written straight back from it. Only
 //!   the part the kernel would not take is copied into the connection's own `pending` buffer,
