@@ -57,7 +57,9 @@ impl Shutdown {
         let shutdown = Shutdown::new()?;
         SIGNAL_EVENT.store(shutdown.event.as_raw_fd(), Ordering::SeqCst);
         // SA_RESTART: other threads' blocking calls continue as if nothing happened; the
-        // models learn of shutdown from the descriptor, not from EINTR.
+        // models learn of shutdown from the descriptor, not from EINTR. Not every call
+        // restarts, though: poll(2) and epoll_wait(2) return EINTR after a handler even with
+        // SA_RESTART (signal(7) lists them), which is why every waiting loop retries on EINTR.
         let action =
             SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
         for signal in [Signal::SIGINT, Signal::SIGTERM] {
