@@ -17,8 +17,9 @@ use crate::net::Endpoint;
 /// The contract every server binary keeps on its command line.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// TCP address to listen on, IPv4 or IPv6 (`[::1]:0`); port 0 picks a free port.
-    /// `unix:PATH` is accepted too, as the ready line prints it.
+    /// TCP address to listen on, IPv4 or IPv6 (`[::1]:0`), in numbers or as `localhost`
+    /// (127.0.0.1; no other name is resolved); port 0 picks a free port. `unix:PATH` is
+    /// accepted too, as the ready line prints it.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7000", value_parser = Endpoint::parse)]
     pub addr: Endpoint,
 

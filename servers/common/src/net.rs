@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{self, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{self, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -27,8 +27,13 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `HOST:PORT`, `[V6]:PORT` or `unix:PATH`. Host names are resolved; the first
-    /// address wins, so `localhost:0` means whatever the resolver lists first.
+    /// Parses `IP:PORT` (`127.0.0.1:7000`, `[::1]:0`), `localhost:PORT` or `unix:PATH`.
+    ///
+    /// Host names other than `localhost` are refused, and `localhost` means 127.0.0.1
+    /// without asking the resolver. Resolving a name while parsing flags could hang a
+    /// mistyped `--addr` for the resolver's whole timeout (seconds per attempt when the DNS
+    /// server does not answer), where bad input must fail at once; and a server binds to one
+    /// of its own addresses, which it can always name in numbers.
     pub fn parse(text: &str) -> Result<Endpoint, String> {
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
@@ -39,13 +44,11 @@ impl Endpoint {
         if let Ok(addr) = text.parse::<SocketAddr>() {
             return Ok(Endpoint::Tcp(addr));
         }
-        let expected = "expected HOST:PORT such as 127.0.0.1:7000, [::1]:0 or unix:PATH";
-        if !text.contains(':') {
-            return Err(expected.to_owned());
-        }
-        match text.to_socket_addrs() {
-            Ok(mut addrs) => addrs.next().map(Endpoint::Tcp).ok_or_else(|| expected.to_owned()),
-            Err(err) => Err(format!("{expected} ({err})")),
+        let expected = "expected IP:PORT such as 127.0.0.1:7000 or [::1]:0, localhost:PORT \
+                        or unix:PATH (host names are not resolved)";
+        match text.strip_prefix("localhost:").map(str::parse::<u16>) {
+            Some(Ok(port)) => Ok(Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], port)))),
+            _ => Err(expected.to_owned()),
         }
     }
 }
@@ -436,6 +439,16 @@ mod tests {
         for text in ["", "7000", "unix:", "127.0.0.1:99999", "no such host:1"] {
             let err = Endpoint::parse(text).unwrap_err();
             assert!(!err.is_empty(), "{text:?} gave an empty error");
+        }
+    }
+
+    #[test]
+    fn localhost_is_the_one_name_and_needs_no_resolver() {
+        let endpoint = Endpoint::parse("localhost:7000").unwrap();
+        assert_eq!(endpoint.to_string(), "127.0.0.1:7000");
+        for text in ["example.com:80", "localhost:99999", "localhost:", "ip6-localhost:1"] {
+            let err = Endpoint::parse(text).unwrap_err();
+            assert!(err.contains("not resolved"), "{text:?}: {err}");
         }
     }
 
