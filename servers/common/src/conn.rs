@@ -1,9 +1,10 @@
 //! One non-blocking echo connection, as the event-loop models (mio, hybrid) drive it.
 //!
 //! This is the per-connection state machine only. Everything about *scheduling* (the `Poll`,
-//! tokens, which interests to register, when to accept, when to close) stays in the models;
-//! a [`Connection`] just does all the I/O it can when told that its socket may be ready, and
-//! reports what it needs next as a [`Next`].
+//! tokens, when to register, when to serve whom, when to accept, when to close) stays in the
+//! models; a [`Connection`] just does all the I/O it can when told that its socket may be
+//! ready, and reports what it needs next as a [`Next`], which also names the epoll interest
+//! that would give it that. [`report`] is how both models log a connection's failure.
 //!
 //! The rules it keeps, and why:
 //!
@@ -106,6 +107,27 @@ impl Next {
     /// Whether the connection has nothing left to do and should be closed.
     pub fn done(&self) -> bool {
         !self.wants_read && !self.wants_write
+    }
+
+    /// The epoll interest that gives the connection what it asked for, or `None` when it is
+    /// done. WRITABLE is asked for only while bytes wait: a socket can almost always take
+    /// more, so a WRITABLE interest kept for nothing would wake the loop for nothing.
+    pub fn interest(&self) -> Option<Interest> {
+        match (self.wants_read, self.wants_write) {
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+}
+
+/// Logs a connection's failure on stderr, except the ones clients cause all the time: a
+/// client that resets or vanishes is its own business, not the server's.
+pub fn report(err: &io::Error) {
+    use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    if !matches!(err.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) {
+        eprintln!("{}: connection closed after an error: {err}", crate::cli::program());
     }
 }
 
@@ -433,6 +455,15 @@ mod tests {
         let mut back = Vec::new();
         client.read_to_end(&mut back).unwrap();
         assert!(back == data, "got {} of {} bytes, or altered", back.len(), data.len());
+    }
+
+    #[test]
+    fn interests_follow_what_the_connection_wants() {
+        let next = |wants_read, wants_write| Next { wants_read, wants_write, more: false };
+        assert_eq!(next(true, false).interest(), Some(Interest::READABLE));
+        assert_eq!(next(false, true).interest(), Some(Interest::WRITABLE));
+        assert_eq!(next(true, true).interest(), Some(Interest::READABLE | Interest::WRITABLE));
+        assert_eq!(next(false, false).interest(), None);
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! nothing else: it waits (in its own small `mio::Poll`) for the listener or the shutdown
 //! handle, accepts until `WouldBlock`, and hands each new connection to one of `--workers`
 //! *worker* threads. A hand-off is two steps: push the socket onto that worker's crossbeam
-//! channel, then call the worker's [`Waker`](mio::Waker) (an eventfd registered in the
-//! worker's `Poll`) so that a worker asleep in `epoll_wait` notices. Each worker (see
-//! `worker.rs`) is the single-threaded mio model in miniature: its own `Poll`, its own slab
-//! of connections, its own scratch buffer, and
+//! channel, then call the worker's [`Waker`] (an eventfd registered in the worker's `Poll`)
+//! so that a worker asleep in `epoll_wait` notices. Each worker (see `worker.rs`) is the
+//! single-threaded mio model in miniature: its own `Poll`, its own slab of connections, its
+//! own scratch buffer, and
 //! [`Connection::on_event`](echobench_common::Connection::on_event) draining each ready
 //! socket to `WouldBlock`. A connection lives on one worker from accept to close, so no
 //! connection state is ever shared or locked.

@@ -15,7 +15,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use echobench_common::{Config, Connection, MioStream, Next, interrupted};
+use echobench_common::conn::report;
+use echobench_common::{Config, Connection, MioStream, interrupted};
 
 use crate::FreedSignal;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -197,7 +198,7 @@ impl Worker {
     fn serve(&mut self, token: Token) {
         let Some(slot) = self.connections.get_mut(token.0) else { return };
         let wanted = match slot.connection.on_event(&mut self.scratch) {
-            Ok(next) => interest_for(next).map(|interest| (interest, next.more)),
+            Ok(next) => next.interest().map(|interest| (interest, next.more)),
             Err(err) => {
                 report(&err);
                 None
@@ -227,25 +228,5 @@ impl Worker {
         self.open.fetch_sub(1, Ordering::Relaxed);
         drop(self.connections.remove(token.0));
         self.freed.descriptor_freed();
-    }
-}
-
-/// The epoll interest that gives a connection what it asked for, or `None` when it is done.
-/// WRITABLE only while bytes wait, or the loop would wake for every socket with room.
-fn interest_for(next: Next) -> Option<Interest> {
-    match (next.wants_read, next.wants_write) {
-        (true, false) => Some(Interest::READABLE),
-        (false, true) => Some(Interest::WRITABLE),
-        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-        (false, false) => None,
-    }
-}
-
-/// Logs a connection's failure on stderr, except resets and vanished clients, which are the
-/// client's business.
-fn report(err: &io::Error) {
-    use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-    if !matches!(err.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) {
-        eprintln!("{}: connection closed after an error: {err}", echobench_common::cli::program());
     }
 }

@@ -39,10 +39,10 @@
 //! clients streaming 64 KiB writes, a client doing 100-byte round trips waited a median of
 //! 40 ms and up to 1.4 s per round trip. So a turn is bounded: `on_event` stops after
 //! [`READS_PER_TURN`](echobench_common::conn::READS_PER_TURN) reads and answers
-//! [`Next::more`]. No event will come for the bytes still waiting, so the loop keeps such
-//! connections in a ready queue of its own and serves them again after the next batch of
-//! events, polling with a zero timeout meanwhile; every ready connection gets one turn before
-//! any gets a second. With the budget the same round trips took a median of 0.4 to 1 ms,
+//! [`Next::more`](echobench_common::Next::more). No event will come for the bytes still
+//! waiting, so the loop keeps such connections in a ready queue of its own and serves them
+//! again after the next batch of events, polling with a zero timeout meanwhile; every ready
+//! connection gets one turn before any gets a second. With the budget the same round trips took a median of 0.4 to 1 ms,
 //! 8 to 15 ms at worst (the thread model, which leaves this to the kernel's scheduler:
 //! 0.05 ms, 1 to 6 ms at worst), and a lone streaming client kept its throughput (650 to
 //! 900 MiB/s with or without the budget, release build).
@@ -70,8 +70,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
+use echobench_common::conn::report;
 use echobench_common::{
-    AcceptError, Config, Connection, Listener, MioListener, MioStream, Next, Shutdown, Summary,
+    AcceptError, Config, Connection, Listener, MioListener, MioStream, Shutdown, Summary,
     interrupted,
 };
 use mio::{Events, Interest, Poll, Token};
@@ -271,7 +272,7 @@ impl EventLoop {
     fn serve(&mut self, token: Token) {
         let Some(slot) = self.connections.get_mut(token.0) else { return };
         let wanted = match slot.connection.on_event(&mut self.scratch) {
-            Ok(next) => interest_for(next).map(|interest| (interest, next.more)),
+            Ok(next) => next.interest().map(|interest| (interest, next.more)),
             Err(err) => {
                 report(&err);
                 None
@@ -301,27 +302,6 @@ impl EventLoop {
         // One descriptor just came free: if accepting was paused for lack of them, try again
         // after this batch instead of waiting out the pause.
         self.paused_until = None;
-    }
-}
-
-/// The epoll interest that gives a connection what it asked for, or `None` when it is done.
-/// WRITABLE is asked for only while bytes wait: a socket can almost always take more, so a
-/// WRITABLE interest kept for nothing would wake the loop for nothing.
-fn interest_for(next: Next) -> Option<Interest> {
-    match (next.wants_read, next.wants_write) {
-        (true, false) => Some(Interest::READABLE),
-        (false, true) => Some(Interest::WRITABLE),
-        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-        (false, false) => None,
-    }
-}
-
-/// Logs a connection's failure on stderr, except the ones clients cause all the time (a
-/// client that resets or vanishes is its own business, not the server's).
-fn report(err: &io::Error) {
-    use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-    if !matches!(err.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) {
-        eprintln!("{}: connection closed after an error: {err}", echobench_common::cli::program());
     }
 }
 
@@ -382,14 +362,5 @@ mod tests {
         let promised = if cfg!(debug_assertions) { 72 } else { 64 };
         let size = std::mem::size_of::<Slot>();
         assert!(size <= promised, "a slot takes {size} bytes");
-    }
-
-    #[test]
-    fn interests_follow_what_the_connection_wants() {
-        let next = |wants_read, wants_write| Next { wants_read, wants_write, more: false };
-        assert_eq!(interest_for(next(true, false)), Some(Interest::READABLE));
-        assert_eq!(interest_for(next(false, true)), Some(Interest::WRITABLE));
-        assert_eq!(interest_for(next(true, true)), Some(Interest::READABLE | Interest::WRITABLE));
-        assert_eq!(interest_for(next(false, false)), None);
     }
 }
