@@ -32,7 +32,8 @@ pub struct Environment {
     pub ip_local_port_range: Option<String>,
     /// Soft limit on open descriptors (RLIMIT_NOFILE) that server and generator inherit.
     pub fd_limit: Option<u64>,
-    /// Git commit of the checkout, when run from one.
+    /// Git commit of the checkout, when run from one, with " (plus uncommitted changes)" when
+    /// tracked files differ from it: then the binaries measured are not exactly that commit.
     pub git_commit: Option<String>,
 }
 
@@ -52,7 +53,7 @@ impl Environment {
             fd_limit: nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
                 .ok()
                 .map(|(soft, _)| soft),
-            git_commit: command_output("git", &["rev-parse", "--short=12", "HEAD"]),
+            git_commit: git_commit(),
         }
     }
 }
@@ -63,6 +64,15 @@ fn read_trimmed(path: &str) -> Option<String> {
 
 fn read_number(path: &str) -> Option<u64> {
     read_trimmed(path)?.parse().ok()
+}
+
+fn git_commit() -> Option<String> {
+    let commit = command_output("git", &["rev-parse", "--short=12", "HEAD"])?;
+    let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"]);
+    Some(match dirty {
+        Some(_) => format!("{commit} (plus uncommitted changes)"),
+        None => commit,
+    })
 }
 
 fn cpu_model() -> Option<String> {
