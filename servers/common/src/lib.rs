@@ -26,6 +26,26 @@ pub use conn::{Connection, Next};
 pub use net::{Endpoint, Listener, MioListener, MioStream, Stream};
 pub use shutdown::Shutdown;
 
+use std::time::Duration;
+
+/// How long a model stops accepting after a failure that retrying at once would only repeat:
+/// the process is out of file descriptors (EMFILE, ENFILE), or, for the fork and thread
+/// models, out of processes or threads. The waiting connections stay queued in the kernel's
+/// backlog meanwhile. 100 ms is short enough that a client in the backlog barely notices,
+/// and long enough that the accept loop does not burn a core on a call that fails again.
+/// Every model also ends the pause early when one of its connections closes, which frees a
+/// descriptor (and a process or a thread). The event loops must come back after the pause
+/// on their own in any case: edge-triggered epoll will not report the waiting connections
+/// again.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// A `poll(2)` timeout of at least `duration`, rounded up to whole milliseconds, so that a
+/// wait of less than a millisecond does not become a busy loop of zero-length polls.
+pub fn poll_timeout(duration: Duration) -> nix::poll::PollTimeout {
+    use nix::poll::PollTimeout;
+    PollTimeout::try_from(duration.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX)
+}
+
 /// The limits every model enforces, taken from the shared flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -123,6 +143,16 @@ impl AcceptError {
 mod tests {
     use super::*;
     use std::io;
+
+    #[test]
+    fn poll_timeouts_round_up_to_whole_milliseconds() {
+        let millis = |d| i32::from(poll_timeout(d));
+        assert_eq!(millis(Duration::ZERO), 0);
+        assert_eq!(millis(Duration::from_micros(1)), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 2);
+        assert_eq!(millis(Duration::from_secs(1)), 1000);
+        assert_eq!(millis(Duration::from_secs(1 << 40)), i32::MAX);
+    }
 
     #[test]
     fn accept_errors_are_classified_for_the_accept_loop() {

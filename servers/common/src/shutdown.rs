@@ -87,7 +87,7 @@ impl Shutdown {
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         let timeout = match timeout {
             None => PollTimeout::NONE,
-            Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+            Some(t) => crate::poll_timeout(t),
         };
         let mut fds = [PollFd::new(self.event.as_fd(), PollFlags::POLLIN)];
         loop {

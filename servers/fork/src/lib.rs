@@ -60,7 +60,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
-use echobench_common::{AcceptError, Config, Listener, Shutdown, Stream, Summary, cli};
+use echobench_common::{
+    ACCEPT_PAUSE, AcceptError, Config, Listener, Shutdown, Stream, Summary, cli, poll_timeout,
+};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
@@ -70,11 +72,6 @@ use nix::unistd::{ForkResult, Pid, fork, getpid};
 
 mod child;
 use child::serve_in_child;
-
-/// How long accepting pauses when the process is out of descriptors or `fork` failed. Short
-/// enough that a client waiting in the backlog barely notices, long enough that the parent
-/// does not burn a core retrying a call that will fail again.
-const PAUSE: Duration = Duration::from_millis(100);
 
 /// How long shutdown gives the children to die of `SIGTERM` before sending `SIGKILL`.
 const GRACE: Duration = Duration::from_millis(500);
@@ -259,7 +256,8 @@ impl Acceptor {
 
     /// Leaves the listener out of `poll` for a while; a child's exit ends the pause early.
     fn pause(&mut self) {
-        self.paused_until = Some(Instant::now() + PAUSE);
+        // The length, and why a pause at all: see ACCEPT_PAUSE in echobench_common.
+        self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
     }
 }
 
@@ -373,10 +371,4 @@ fn ensure_single_threaded() -> io::Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A poll timeout of at least `duration`, rounded up to whole milliseconds, so that a wait
-/// of less than a millisecond does not become a busy loop of zero-length polls.
-fn poll_timeout(duration: Duration) -> PollTimeout {
-    PollTimeout::try_from(duration.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX)
 }

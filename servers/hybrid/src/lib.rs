@@ -74,9 +74,11 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use echobench_common::{AcceptError, Config, Listener, MioStream, Shutdown, Summary, interrupted};
+use echobench_common::{
+    ACCEPT_PAUSE, AcceptError, Config, Listener, MioStream, Shutdown, Summary, interrupted,
+};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 mod worker;
@@ -87,10 +89,6 @@ use worker::WorkerHandle;
 const SHUTDOWN: Token = Token(0);
 const LISTENER: Token = Token(1);
 const FREED: Token = Token(2);
-/// How long the acceptor stops accepting after running out of file descriptors, unless a
-/// worker reports a closed connection sooner. Edge-triggered epoll will not report the
-/// waiting connections again, so the acceptor must come back on its own.
-const EMFILE_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves `listener` with `workers` event-loop threads until `shutdown` fires, then stops
 /// every worker (each closes its connections), joins them, and returns what was served.
@@ -145,9 +143,9 @@ pub fn run(
                     AcceptError::WouldBlock => break,
                     AcceptError::Retry => continue,
                     AcceptError::OutOfResources => {
-                        // The kernel keeps the connection queued; come back after a pause,
-                        // or as soon as a worker closes a connection.
-                        paused_until = Some(Instant::now() + EMFILE_PAUSE);
+                        // The kernel keeps the connection queued; come back after a pause
+                        // (see ACCEPT_PAUSE), or as soon as a worker closes a connection.
+                        paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                         freed.accept_paused.store(true, Ordering::Relaxed);
                         break;
                     }
@@ -254,7 +252,7 @@ impl Drop for Pool {
 struct FreedSignal {
     /// Set while the acceptor is out of descriptors. Workers read it at every close, which
     /// costs next to nothing; a wake-up missed through a stale read only means the acceptor
-    /// waits out [`EMFILE_PAUSE`], so relaxed ordering is enough.
+    /// waits out [`ACCEPT_PAUSE`], so relaxed ordering is enough.
     accept_paused: AtomicBool,
     /// Wakes the acceptor's `epoll_wait` with the token [`FREED`].
     waker: Waker,
@@ -277,6 +275,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::thread;
+    use std::time::Duration;
 
     /// A loopback client, and the server's end as the acceptor would hand it over.
     fn pair() -> (TcpStream, MioStream) {

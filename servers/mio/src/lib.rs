@@ -72,8 +72,8 @@ use std::time::{Duration, Instant};
 
 use echobench_common::conn::report;
 use echobench_common::{
-    AcceptError, Config, Connection, Listener, MioListener, MioStream, Shutdown, Summary,
-    interrupted,
+    ACCEPT_PAUSE, AcceptError, Config, Connection, Listener, MioListener, MioStream, Shutdown,
+    Summary, interrupted,
 };
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -83,10 +83,6 @@ use slab::Slab;
 const SHUTDOWN: Token = Token(usize::MAX);
 /// Token of the listening socket.
 const LISTENER: Token = Token(usize::MAX - 1);
-/// How long to stop accepting after running out of file descriptors. Edge-triggered epoll will
-/// not report the waiting connections again, so we must come back on our own; 100 ms is soon
-/// enough for a client and long enough not to burn the core retrying.
-const EMFILE_PAUSE: Duration = Duration::from_millis(100);
 /// How many ready events one `epoll_wait` may return.
 const EVENTS_PER_POLL: usize = 1024;
 
@@ -197,7 +193,7 @@ impl EventLoop {
     ///
     /// Over `--max-conns`, a connection is accepted and closed at once: leaving it in the
     /// backlog would leave the client hanging with no answer, and leave the listener readable
-    /// for ever. Out of descriptors (EMFILE, ENFILE), accepting stops for [`EMFILE_PAUSE`]
+    /// for ever. Out of descriptors (EMFILE, ENFILE), accepting stops for [`ACCEPT_PAUSE`]
     /// or until a connection closes; the kernel keeps the waiting connections queued.
     fn accept_all(&mut self) -> io::Result<()> {
         loop {
@@ -211,7 +207,8 @@ impl EventLoop {
                     }
                     AcceptError::Retry => continue,
                     AcceptError::OutOfResources => {
-                        self.paused_until = Some(Instant::now() + EMFILE_PAUSE);
+                        // We must come back on our own: see ACCEPT_PAUSE.
+                        self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                         return Ok(());
                     }
                     AcceptError::Fatal => return Err(err),

@@ -52,9 +52,11 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use echobench_common::{AcceptError, Config, Listener, Shutdown, Stream, Summary, cli, echo};
+use echobench_common::{
+    ACCEPT_PAUSE, AcceptError, Config, Listener, Shutdown, Stream, Summary, cli, echo, poll_timeout,
+};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -67,11 +69,6 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
 /// The largest stack accepted, so that a typo cannot reserve terabytes per connection.
 pub const MAX_STACK_SIZE: usize = 1024 * 1024 * 1024;
-
-/// How long accepting pauses when the process is out of descriptors or threads, unless a
-/// connection ends first. Short enough that a client waiting in the backlog barely notices,
-/// long enough that the acceptor does not burn a core retrying a call that will fail again.
-const PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves connections, one thread each with a `stack_size`-byte stack, until `shutdown`
 /// fires; then wakes and joins every connection's thread and returns what was served.
@@ -288,7 +285,8 @@ impl Acceptor {
 
     /// Leaves the listener out of `poll` for a while; an ended connection ends the pause.
     fn pause(&mut self) {
-        self.paused_until = Some(Instant::now() + PAUSE);
+        // The length, and why a pause at all: see ACCEPT_PAUSE in echobench_common.
+        self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
     }
 }
 
@@ -408,10 +406,4 @@ impl Write for Shared<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// A poll timeout of at least `duration`, rounded up to whole milliseconds, so that a wait
-/// of less than a millisecond does not become a busy loop of zero-length polls.
-fn poll_timeout(duration: Duration) -> PollTimeout {
-    PollTimeout::try_from(duration.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX)
 }
