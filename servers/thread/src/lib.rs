@@ -47,7 +47,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown as How, TcpStream};
+use std::net::Shutdown as How;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -296,8 +296,11 @@ fn serve_connection(id: u64, stream: Arc<Stream>, buffer: usize, registry: Arc<R
     // otherwise the socket would stay open forever and `max_conns` would count a ghost.
     let _leave = Leave { id, registry };
     let mut buf = vec![0u8; buffer];
-    // A failed connection (typically reset by the client) is the client's business.
-    let _ = echo::echo(&mut Shared::new(&stream), &mut buf);
+    // A failed connection (typically reset by the client) is the client's business. The
+    // thread has only a shared reference to the socket (the registry holds the other), and
+    // reads and writes through it, as std allows for `&TcpStream`: the kernel does not mind
+    // concurrent calls on one socket.
+    let _ = echo::echo(&mut &*stream, &mut buf);
 }
 
 /// The connections that are live, shared between the acceptor and the connection threads.
@@ -362,48 +365,5 @@ impl Drop for Leave {
         book.ended.push(self.id);
         drop(book);
         let _ = (&self.registry.ended).write(&[1]);
-    }
-}
-
-/// A connection's socket, read and written through a shared reference.
-///
-/// The thread and the registry share the connection's [`Stream`] through an `Arc`, so the
-/// thread only has `&Stream`. The kernel does not mind concurrent calls on one socket, and
-/// std says as much by implementing `Read` and `Write` for `&TcpStream` and `&UnixStream`;
-/// this forwards to those.
-#[derive(Debug)]
-enum Shared<'a> {
-    Tcp(&'a TcpStream),
-    Unix(&'a UnixStream),
-}
-
-impl<'a> Shared<'a> {
-    fn new(stream: &'a Stream) -> Shared<'a> {
-        match stream {
-            Stream::Tcp(stream) => Shared::Tcp(stream),
-            Stream::Unix(stream) => Shared::Unix(stream),
-        }
-    }
-}
-
-impl Read for Shared<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Shared::Tcp(stream) => stream.read(buf),
-            Shared::Unix(stream) => stream.read(buf),
-        }
-    }
-}
-
-impl Write for Shared<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Shared::Tcp(stream) => stream.write(buf),
-            Shared::Unix(stream) => stream.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
