@@ -6,13 +6,14 @@ use std::time::SystemTime;
 use crate::config::{Config, Mode};
 use crate::cpu::CpuTime;
 use crate::env::Environment;
+use crate::idle::Idle;
 use crate::meter::ThreadResult;
 use crate::report::{
     Connections, Errors, Generator, Histograms, Messages, PinnedCpu, Report, RunInfo,
     SCHEMA_VERSION, Throughput,
 };
 use crate::stats::{self, Counters, Latency, Recorder};
-use crate::target::{BlockingStream, Target};
+use crate::target::Target;
 
 /// A load thread that used, or waited for, more than this share of a CPU may be what limits
 /// the result; so may a pinned CPU that ran load threads this share of the time.
@@ -22,16 +23,6 @@ const SATURATED_UTILIZATION: f64 = 0.9;
 const SATURATED_RUN_DELAY: f64 = 0.1;
 /// An open loop whose 99th-percentile send lag exceeds this has fallen behind its schedule.
 const SATURATED_LAG_US: f64 = 1_000.0;
-
-/// The idle ballast and what became of it.
-#[derive(Debug, Default)]
-pub struct Idle {
-    pub requested: usize,
-    pub streams: Vec<BlockingStream>,
-    pub failed: usize,
-    pub first_error: Option<String>,
-    pub closed_by_server: usize,
-}
 
 /// Everything the coordinator gathered.
 #[derive(Debug)]

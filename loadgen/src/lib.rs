@@ -43,6 +43,7 @@ pub mod target;
 mod assemble;
 mod conn;
 mod cpu;
+mod idle;
 mod meter;
 mod payload;
 mod progress;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use mio::Poll;
 
-use crate::assemble::{Idle, Parts};
+use crate::assemble::Parts;
 use crate::config::{Config, Mode};
 use crate::cpu::{self, CpuTime};
 use crate::hlog::{self, HlogWriter};
@@ -25,7 +25,7 @@ use crate::schedule::Schedule;
 use crate::stats::Recorder;
 use crate::target::Target;
 use crate::worker::{self, Plan};
-use crate::{Cancel, assemble, env};
+use crate::{Cancel, assemble, env, idle};
 
 /// Runs one load as `config` describes and returns everything it measured.
 ///
@@ -81,7 +81,7 @@ fn coordinate(
     let environment = env::Environment::detect();
     let process_cpu = CpuTime::process();
     let mode = config.mode();
-    let mut idle = open_idle(target, config);
+    let mut idle = idle::open(target, config.idle, config.timeout, cancel);
     let shared = Arc::new(Shared {
         start: OnceLock::new(),
         cancel: Cancel::new(),
@@ -228,22 +228,6 @@ const BACKLOG_BUDGET: usize = 64 << 20;
 /// send the server has refused, and it is counted, not buffered.
 fn backlog_cap(config: &Config) -> usize {
     (BACKLOG_BUDGET / config.connections).clamp(64 << 10, 16 << 20).max(2 * config.size)
-}
-
-/// Opens the idle ballast: plain blocking connections that never say a word.
-fn open_idle(target: &Target, config: &Config) -> Idle {
-    let mut idle = Idle { requested: config.idle, ..Idle::default() };
-    for _ in 0..config.idle {
-        match target.connect_blocking(config.timeout) {
-            Ok(stream) => idle.streams.push(stream),
-            Err(err) => {
-                idle.failed += 1;
-                idle.first_error
-                    .get_or_insert_with(|| format!("idle connection to {target}: {err}"));
-            }
-        }
-    }
-    idle
 }
 
 /// Raises the soft limit on open files to what the run needs, if the hard limit allows.

@@ -57,8 +57,8 @@ impl Target {
         }
     }
 
-    /// One blocking connection, to check that someone is listening before a run starts, and
-    /// for the idle ballast.
+    /// One blocking connection, made within `timeout`: to check that someone is listening
+    /// before a run starts.
     pub fn connect_blocking(&self, timeout: Duration) -> io::Result<BlockingStream> {
         match self {
             Target::Tcp(addr) => {
@@ -67,7 +67,23 @@ impl Target {
                 Ok(BlockingStream::Tcp(stream))
             }
             Target::Unix(path) => {
-                Ok(BlockingStream::Unix(std::os::unix::net::UnixStream::connect(path)?))
+                // A Unix `connect` to a listener whose backlog is full blocks until the server
+                // accepts, for ever if it never does. The send timeout bounds that wait (the
+                // kernel uses it for `connect`), and then the call fails with EAGAIN.
+                let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+                socket.set_write_timeout(Some(timeout))?;
+                match socket.connect(&SockAddr::unix(path)?) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "connection timed out (the server's listen backlog stayed full)",
+                        ));
+                    }
+                    Err(err) => return Err(err),
+                }
+                socket.set_write_timeout(None)?;
+                Ok(BlockingStream::Unix(socket.into()))
             }
         }
     }
@@ -125,7 +141,7 @@ impl fmt::Display for Target {
     }
 }
 
-/// A blocking connection (probe and idle ballast).
+/// A blocking connection (the probe before a run).
 #[derive(Debug)]
 pub enum BlockingStream {
     Tcp(std::net::TcpStream),
@@ -174,6 +190,18 @@ impl Stream {
             }
             // A Unix connect completes (or fails) inside `connect` itself.
             Stream::Unix(s) => s.take_error()?.map_or(Ok(true), Err),
+        }
+    }
+
+    /// Whether the server has closed (or reset) this connection, without waiting (the
+    /// stream is non-blocking). Only for silent connections: it consumes a byte if one came.
+    pub fn closed_by_peer(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        // Data on a silent connection is odd but means it is alive; only EOF or an error
+        // (a reset) means the server let go.
+        match self.read(&mut byte) {
+            Ok(n) => n == 0,
+            Err(err) => err.kind() != io::ErrorKind::WouldBlock,
         }
     }
 }

@@ -227,6 +227,66 @@ fn nothing_listening_is_one_clear_error() {
 }
 
 #[test]
+fn a_unix_listener_with_a_full_backlog_is_a_clear_error_not_a_hang() {
+    // A backlog of 0 holds one connection; once it is taken, a blocking Unix connect would
+    // wait for an accept that never comes.
+    let path = std::env::temp_dir().join(format!("loadgen-full-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+    listener.bind(&socket2::SockAddr::unix(&path).unwrap()).unwrap();
+    listener.listen(0).unwrap();
+    let filler = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let started = Instant::now();
+    let config = Config {
+        addr: format!("unix:{}", path.display()),
+        timeout: Duration::from_millis(500),
+        ..quick("")
+    };
+    let err = loadgen::run(&config, &Cancel::new()).expect_err("nothing can connect");
+    let text = format!("{err:#}");
+    assert!(text.contains("cannot connect") && text.contains("timed out"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    drop((filler, listener));
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn idle_ballast_that_cannot_connect_neither_hangs_nor_ignores_cancel() {
+    // A TCP listener that never accepts, with room for one connection (the probe's): every
+    // idle connect then waits for a SYN-ACK that does not come.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap().to_string();
+    let cancel = Cancel::new();
+    let canceller = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            cancel.cancel();
+        })
+    };
+    let started = Instant::now();
+    // One at a time, ten idle connects with a 10 s timeout would take 100 s.
+    let config = Config {
+        idle: 10,
+        timeout: Duration::from_secs(10),
+        duration: Duration::from_secs(30),
+        ..quick(&addr)
+    };
+    let r = loadgen::run(&config, &cancel).expect("the probe connects; the rest is counted");
+    canceller.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(r.run.interrupted && r.is_consistent(), "{:?}", r.run);
+    assert_eq!(r.connections.idle_requested, 10);
+    assert!(r.connections.idle_opened < 10, "{:?}", r.connections);
+    assert!(r.errors.first_error.is_some());
+    drop(listener);
+}
+
+#[test]
 fn cancelling_ends_the_run_early_with_what_was_measured() {
     let server = EchoServer::start(Fault::None, 64);
     let cancel = Cancel::new();
