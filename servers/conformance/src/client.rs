@@ -86,6 +86,16 @@ fn writable_within(stream: &TcpStream, timeout: Duration) -> bool {
     matches!(poll(&mut fds, timeout), Ok(1..))
 }
 
+/// Whether the server closed this connection: end of file, or a reset if it had unread
+/// bytes. A read timeout (the connection still open) is not a close, nor is data. Also used
+/// by the event-loop models' own tests.
+pub fn closed_by_server<S: Read>(stream: &mut S) -> bool {
+    match stream.read(&mut [0u8; 1]) {
+        Ok(n) => n == 0,
+        Err(err) => err.kind() == io::ErrorKind::ConnectionReset,
+    }
+}
+
 /// Reads until end of file, failing on a timeout or error instead of returning early.
 pub fn read_to_eof<S: Read>(stream: &mut S) -> io::Result<Vec<u8>> {
     let mut back = Vec::new();

@@ -34,6 +34,7 @@ mod client;
 pub mod proc;
 mod server;
 
+pub use client::closed_by_server;
 pub use server::{Addr, Exit, Server, run_to_exit};
 
 /// Expands to one `#[test]` per conformance case, run against `bin` with `extra` arguments

@@ -272,6 +272,7 @@ impl FreedSignal {
 mod tests {
     use super::*;
     use echobench_common::{Endpoint, Stream};
+    use echobench_conformance::closed_by_server;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::thread;
@@ -283,15 +284,6 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         (client, Stream::Tcp(server).into_mio().unwrap())
-    }
-
-    /// Whether the server closed this connection: EOF, or a reset if it had unread bytes. A
-    /// read timeout (the connection still open) is not a close.
-    fn closed_by_server(client: &mut TcpStream) -> bool {
-        match client.read(&mut [0u8; 1]) {
-            Ok(n) => n == 0,
-            Err(err) => err.kind() == io::ErrorKind::ConnectionReset,
-        }
     }
 
     fn opens(pool: &Pool) -> Vec<usize> {

@@ -306,17 +306,9 @@ impl EventLoop {
 mod tests {
     use super::*;
     use echobench_common::Endpoint;
+    use echobench_conformance::closed_by_server;
     use std::io::{Read, Write};
     use std::net::TcpStream;
-
-    /// Whether the server closed this connection: EOF, or a reset if it had unread bytes. A
-    /// read timeout (the connection still open) is not a close.
-    fn closed_by_server(client: &mut TcpStream) -> bool {
-        match client.read(&mut [0u8; 1]) {
-            Ok(n) => n == 0,
-            Err(err) => err.kind() == io::ErrorKind::ConnectionReset,
-        }
-    }
 
     #[test]
     fn run_serves_until_shutdown_then_closes_everything() {
