@@ -222,14 +222,6 @@ impl Stream {
         }
     }
 
-    /// A second handle on the same socket (a `dup` of the descriptor).
-    pub fn try_clone(&self) -> io::Result<Stream> {
-        Ok(match self {
-            Stream::Tcp(stream) => Stream::Tcp(stream.try_clone()?),
-            Stream::Unix(stream) => Stream::Unix(stream.try_clone()?),
-        })
-    }
-
     /// Converts into a non-blocking stream for a mio event loop.
     ///
     /// mio does not switch the socket to non-blocking mode itself; a blocking socket in an
@@ -321,23 +313,6 @@ impl MioListener {
             },
             MioListener::Unix(listener, _) => Ok(MioStream::Unix(listener.accept()?.0)),
         }
-    }
-
-    /// Accepts one connection as a blocking [`Stream`], for a model that hands it on to
-    /// another thread (which decides the mode it wants).
-    pub fn accept_std(&self) -> io::Result<Stream> {
-        Ok(match self.accept()? {
-            MioStream::Tcp(stream) => {
-                let stream = TcpStream::from(OwnedFd::from(stream));
-                stream.set_nonblocking(false)?;
-                Stream::Tcp(stream)
-            }
-            MioStream::Unix(stream) => {
-                let stream = UnixStream::from(OwnedFd::from(stream));
-                stream.set_nonblocking(false)?;
-                Stream::Unix(stream)
-            }
-        })
     }
 }
 
