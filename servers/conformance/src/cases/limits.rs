@@ -28,13 +28,7 @@ pub fn max_conns_closes_extra_connections_and_counts_them(bin: &str, extra: &[&s
 
     round_trip(&mut first, b"first, still served");
     round_trip(&mut second, b"second, still served");
-    let exit = server.terminate();
-    assert!(exit.status.success(), "exit after SIGTERM: {:?}", exit.status);
-    assert!(
-        exit.stderr.contains("(1 rejected over --max-conns)"),
-        "stderr should report `(1 rejected over --max-conns)`, got {:?}",
-        exit.stderr
-    );
+    assert_rejected_at_exit(&mut server, 1);
 }
 
 /// With `--max-conns 1`, once the only client leaves, a new client is served: the server
@@ -85,11 +79,18 @@ pub fn max_conns_counts_only_open_connections(bin: &str, extra: &[&str]) {
         assert_closed(&mut client, &format!("client {i} after its half-close"));
         wait_for_children_to_exit(server.pid());
     }
+    assert_rejected_at_exit(&mut server, 0);
+}
+
+/// Stops the server with SIGTERM and asserts a clean exit whose summary on stderr counts
+/// `rejected` connections turned away over `--max-conns`.
+fn assert_rejected_at_exit(server: &mut Server, rejected: u64) {
     let exit = server.terminate();
     assert!(exit.status.success(), "exit after SIGTERM: {:?}", exit.status);
+    let expected = format!("({rejected} rejected over --max-conns)");
     assert!(
-        exit.stderr.contains("(0 rejected over --max-conns)"),
-        "stderr should report `(0 rejected over --max-conns)`, got {:?}",
+        exit.stderr.contains(&expected),
+        "stderr should report `{expected}`, got {:?}",
         exit.stderr
     );
 }
