@@ -11,9 +11,11 @@
 //! - [`shutdown`]: a pollable shutdown handle that SIGINT and SIGTERM trigger.
 //! - [`echo`]: the blocking echo loop that the fork and thread models run per connection.
 //! - [`conn`]: its non-blocking twin, the per-connection echo state machine (bounded buffer,
-//!   backpressure, half-close) that the mio and hybrid event loops drive. It says what a
-//!   connection wants next; the event loop decides what to do about it.
+//!   backpressure, half-close, a budget per turn) that the mio and hybrid event loops drive.
+//!   It says what a connection wants next; the event loop decides what to do about it.
 //! - [`Config`] and [`Summary`]: what a model's `run` takes and returns.
+//! - For accept loops: [`AcceptError`] (what a failed `accept` means), [`ACCEPT_PAUSE`] (how
+//!   long to stop accepting when out of descriptors), and [`poll_timeout`].
 
 pub mod cli;
 pub mod conn;

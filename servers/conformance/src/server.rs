@@ -57,7 +57,7 @@ pub struct Exit {
 
 impl Server {
     /// Starts `bin` with `args` and waits for its ready line; panics (with the server's
-    /// stderr) if it exits first or stays silent for [`READY_TIMEOUT`].
+    /// stderr) if it exits first or stays silent for `READY_TIMEOUT` (10 s).
     pub fn start(bin: &str, args: &[&str]) -> Server {
         Server::spawn(command(bin, args), bin, args)
     }
@@ -134,7 +134,7 @@ impl Server {
     }
 
     /// Sends `signal` and waits for the server to exit, then collects what it printed.
-    /// Panics (after killing the server) if it is still running after [`EXIT_TIMEOUT`].
+    /// Panics (after killing the server) if it is still running after `EXIT_TIMEOUT` (5 s).
     pub fn stop_with(&mut self, signal: Signal) -> Exit {
         assert!(!self.exited, "the server was already stopped");
         let sent = Instant::now();
@@ -173,7 +173,7 @@ impl Drop for Server {
 }
 
 /// Runs `bin` with `args` to its exit (for command lines the server must refuse), killing
-/// it and panicking if it is still running after [`EXIT_TIMEOUT`].
+/// it and panicking if it is still running after `EXIT_TIMEOUT` (5 s).
 pub fn run_to_exit(bin: &str, args: &[&str]) -> Exit {
     let started = Instant::now();
     let mut child =

@@ -60,7 +60,7 @@ pub fn large_payload_streams_back_identical(bin: &str, extra: &[&str]) {
 /// Once with a few bytes whose FIN arrives in the same moment as the data (an event loop must
 /// not treat "readable and closed" as "closed"), once with 1 MiB still in flight, and once
 /// with the FIN queued behind bytes the server has stopped reading (see
-/// [`half_close_behind_backpressure`]).
+/// `half_close_behind_backpressure`).
 pub fn half_close_returns_every_byte_then_eof(bin: &str, extra: &[&str]) {
     let server = start_tcp(bin, extra, &[]);
 
