@@ -63,7 +63,8 @@ use crate::{MioStream, interrupted, would_block};
 /// did not show in its throughput. (Tokio makes the same trade with a cooperative budget of
 /// 128 operations per task.) Measured here (debug build) with two streaming clients and a
 /// 100-byte ping-pong client on one loop: without the budget, round trips took a median of
-/// 40 ms and up to 1.4 s; with it, a median of 0.4 to 1 ms and 8 to 15 ms at worst.
+/// 40 ms and up to 1.4 s; with it, a median under 1 ms and 1.4 to 28 ms at worst, which is
+/// the scheduling noise of this busy two-core machine (the thread model saw up to 16 ms).
 pub const READS_PER_TURN: usize = 16;
 
 /// One client's echo, from accept to close.

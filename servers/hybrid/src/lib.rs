@@ -54,7 +54,7 @@
 //! batch of events. Without that, a client streaming as fast as the worker reads kept the
 //! worker to itself: beside two clients streaming 64 KiB writes, 100-byte round trips on the
 //! same worker took a median of 5 ms and up to 0.7 s with two workers, up to 1.3 s with one
-//! (debug build). With the budget: a median of 0.4 to 1 ms, 7 to 60 ms at worst. Spreading
+//! (debug build). With the budget: a median of 0.2 to 1.1 ms, 2 to 57 ms at worst. Spreading
 //! connections over workers does not replace this: two heavy clients can share a worker.
 //!
 //! # Where it wins, and what breaks first

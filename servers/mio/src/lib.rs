@@ -42,10 +42,11 @@
 //! [`Next::more`](echobench_common::Next::more). No event will come for the bytes still
 //! waiting, so the loop keeps such connections in a ready queue of its own and serves them
 //! again after the next batch of events, polling with a zero timeout meanwhile; every ready
-//! connection gets one turn before any gets a second. With the budget the same round trips took a median of 0.4 to 1 ms,
-//! 8 to 15 ms at worst (the thread model, which leaves this to the kernel's scheduler:
-//! 0.05 ms, 1 to 6 ms at worst), and a lone streaming client kept its throughput (650 to
-//! 900 MiB/s with or without the budget, release build).
+//! connection gets one turn before any gets a second. With the budget the same round trips
+//! took a median of 0.3 to 1 ms, and 1.4 to 28 ms at worst on this busy shared machine (the
+//! thread model, which leaves this to the kernel's scheduler: a median of 0.03 to 0.08 ms,
+//! up to 16 ms), and a lone streaming client kept its throughput (650 to 900 MiB/s with or
+//! without the budget, release build).
 //!
 //! # Where it wins
 //!

@@ -184,8 +184,8 @@ pub fn small_writes_are_not_held_back_by_nagle(bin: &str, extra: &[&str]) {
 /// An event loop that serves a ready connection until `WouldBlock` never gets there with a
 /// client that keeps the socket full, and every other connection on that loop waits. Measured
 /// here before the event loops got a per-turn budget, the worst round trip was 0.4 to 1.4 s
-/// on `echo-mio`; with it, 8 to 15 ms; the thread model, where the kernel's scheduler shares
-/// the CPU, 1 to 9 ms.
+/// on `echo-mio`; with it, 1.4 to 28 ms (and up to 57 ms for `echo-hybrid`); the thread
+/// model, where the kernel's scheduler shares the CPU, up to 16 ms.
 ///
 /// There are two streamers because the ping-pong client must share an event loop with one
 /// of them. The hybrid model runs with two workers in this suite and hands each new
