@@ -56,6 +56,7 @@ fn metrics(model: &str, point: &loadgen::compare::plan::Point, repeat: u32) -> M
         connect_us: point.churn.then_some(lat),
         generator_cpu_seconds: 1.0,
         generator_cpu_per_msg_us: Some(4.0),
+        generator_run_delay: Some(0.02),
         generator_saturated: model == "mio" && point.connections == 1000,
         server_cpu_seconds: r * cpu_us / 1e6 * 2.0,
         server_cpu_utilization: r * cpu_us / 1e6,
@@ -185,6 +186,27 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     // Open loop: the corrected p99.9 is 3x the uncorrected one in the synthetic data.
     assert!(md.contains("queueing that a closed loop would hide"), "{md}");
     assert!(!md.contains("## Faults"), "a clean run has no Faults section");
+    assert!(!md.contains("busy with other work"), "a quiet run has no busy-machine warning");
+}
+
+#[test]
+fn a_busy_machine_is_announced_at_the_top() {
+    let mut results = synthetic(RunStatus::Complete);
+    for m in &mut results.models {
+        for s in &mut m.scenarios {
+            for p in &mut s.points {
+                for r in &mut p.repeats {
+                    r.loadgen = Some(serde_json::json!({"environment": {"loadavg_1m": 9.5}}));
+                    r.metrics.as_mut().unwrap().generator_run_delay = Some(0.4);
+                }
+            }
+        }
+    }
+    let md = report::render(&results, &[]);
+    let banner = md.find("> **The machine was busy with other work").expect("a banner");
+    assert!(banner < md.find("## Headlines").unwrap(), "the warning comes before the headlines");
+    assert!(md.contains("ranged from 9.5 to 9.5 on 2 CPUs"), "{md}");
+    assert!(md.contains("waited for its CPU 40% of the time (median)"), "{md}");
 }
 
 #[test]
@@ -233,6 +255,13 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
         let svg = std::fs::read_to_string(dir.join("charts/scale-throughput.svg")).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<text") && svg.contains("mio"));
     }
+    // --rerender recomputes every figure from the raw loadgen reports kept in results.json
+    // (the synthetic ones report 1 msg/s) and rewrites the files.
+    loadgen::compare::output::rerender(&out.run_dir).unwrap();
+    let json = std::fs::read_to_string(out.run_dir.join("results.json")).unwrap();
+    let back: Results = serde_json::from_str(&json).unwrap();
+    let summary = back.models[0].scenarios[0].points[0].summary.as_ref().unwrap();
+    assert_eq!(summary.median.msgs_per_sec, 1.0);
     // A second run the same day gets its own folder; latest/ is emptied for it.
     let again = Output::create(&root, "test host", Profile::Quick, SystemTime::UNIX_EPOCH).unwrap();
     assert!(again.run_dir.ends_with("1970-01-01-test_host-quick-2"));

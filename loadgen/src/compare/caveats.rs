@@ -1,7 +1,7 @@
 //! The caveats that bound what a run's numbers can say: the machine, the placement, and the
 //! points where the generator was the limit, the repeats disagreed, or errors were counted.
 
-use super::results::Results;
+use super::results::{Results, median};
 use super::text::{join, thousands};
 
 /// Standing caveats plus those this run earned (saturation, noise, errors, faults).
@@ -13,16 +13,7 @@ pub fn caveats(results: &Results) -> Vec<String> {
          comparison of the models."
     )];
     out.push(placement_note(results).to_string());
-    if let Some((lo, hi)) = load_range(results) {
-        if hi > 1.5 * cores as f64 {
-            out.push(format!(
-                "The machine was busy with other work during this run: the 1-minute load \
-                 average the generator saw ranged from {lo:.1} to {hi:.1} on {cores} CPUs. \
-                 Figures taken while other processes compete for the CPUs are low and noisy; \
-                 rerun on a quiet machine before drawing conclusions."
-            ));
-        }
-    }
+    out.extend(busy(results));
     let mut points = 0;
     let mut saturated = Vec::new();
     let mut noisy = Vec::new();
@@ -77,6 +68,37 @@ pub fn caveats(results: &Results) -> Vec<String> {
             .into(),
     );
     out
+}
+
+/// A warning when other work competed for the CPUs during the run, judged by the load
+/// average loadgen saw and by how long its load thread waited for its own (pinned) CPU.
+pub fn busy(results: &Results) -> Option<String> {
+    let cores = results.environment.cores.max(1) as f64;
+    let (lo, hi) = load_range(results)?;
+    let delays: Vec<f64> = results
+        .models
+        .iter()
+        .flat_map(|m| {
+            m.scenarios.iter().flat_map(|s| s.points.iter().flat_map(|p| p.repeats.iter()))
+        })
+        .filter_map(|r| r.metrics.as_ref()?.generator_run_delay)
+        .collect();
+    let delay = (!delays.is_empty()).then(|| median(delays));
+    if hi <= 1.5 * cores && delay.is_none_or(|d| d <= 0.1) {
+        return None;
+    }
+    let waited = delay.map_or(String::new(), |d| {
+        format!(
+            ", and the generator's load thread waited for its CPU {:.0}% of the time (median)",
+            d * 100.0
+        )
+    });
+    Some(format!(
+        "**The machine was busy with other work during this run**: the 1-minute load average \
+         ranged from {lo:.1} to {hi:.1} on {cores} CPUs{waited}. Figures taken while other \
+         processes compete for the CPUs are low and noisy; rerun on a quiet machine before \
+         drawing conclusions."
+    ))
 }
 
 /// Lists `items` in full when there are few, else the first few and how many in all.

@@ -46,6 +46,7 @@ pub const COLUMNS: &[&str] = &[
     "server_peak_processes",
     "generator_cpu_seconds",
     "generator_cpu_per_msg_us",
+    "generator_run_delay",
     "generator_saturated",
     "window_seconds",
     "wall_seconds",
@@ -132,6 +133,7 @@ fn server_cells(m: &Metrics) -> Vec<String> {
         num(m.server_peak_processes),
         num(m.generator_cpu_seconds),
         opt(m.generator_cpu_per_msg_us),
+        opt(m.generator_run_delay),
         m.generator_saturated.to_string(),
     ]
 }

@@ -29,6 +29,7 @@ pub fn metrics(report: &Value, usage: Option<&Usage>) -> Option<Metrics> {
         connect_us: percentiles(report, "/connect_latency_us"),
         generator_cpu_seconds: number(report, "/generator/cpu_seconds").unwrap_or(0.0),
         generator_cpu_per_msg_us: number(report, "/generator/cpu_us_per_msg"),
+        generator_run_delay: number(report, "/generator/max_thread_run_delay"),
         generator_saturated: report
             .pointer("/generator/saturated")
             .and_then(Value::as_bool)

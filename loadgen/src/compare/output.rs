@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 
 use super::plan::Profile;
-use super::results::Results;
-use super::{charts, csv, report};
+use super::results::{Results, Summary};
+use super::{charts, csv, extract, report};
 
 /// Where a run writes.
 #[derive(Debug, Clone)]
@@ -70,8 +70,7 @@ impl Output {
 
     /// Writes results.json, results.csv, the charts and report.md, then mirrors them to latest.
     pub fn write(&self, results: &Results) -> Result<()> {
-        let json = serde_json::to_string_pretty(results).context("cannot encode results")?;
-        write_atomic(&self.run_dir.join("results.json"), json.as_bytes())?;
+        write_json(&self.run_dir, results)?;
         write_derived(&self.run_dir, results)?;
         mirror(&self.run_dir, &self.latest_dir)
     }
@@ -80,6 +79,18 @@ impl Output {
     pub fn finish(&self) {
         let _ = fs::remove_file(self.scratch_json());
     }
+}
+
+/// Writes `dir/results.json`, indented by one space: readable, at about two thirds the size
+/// of the usual indentation (every repeat nests loadgen's whole report).
+fn write_json(dir: &Path, results: &Results) -> Result<()> {
+    use serde::Serialize;
+    let mut bytes = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
+    results.serialize(&mut serializer).context("cannot encode results")?;
+    bytes.push(b'\n');
+    write_atomic(&dir.join("results.json"), &bytes)
 }
 
 /// Writes what is derived from the results (results.csv, the charts, report.md) into `dir`.
@@ -93,14 +104,26 @@ pub fn write_derived(dir: &Path, results: &Results) -> Result<()> {
     write_atomic(&dir.join("report.md"), markdown.as_bytes())
 }
 
-/// Rewrites the report, CSV and charts of the run folder `dir` from its results.json, so a
-/// better report can be had from old measurements without measuring again.
+/// Rewrites the run folder `dir` from its raw figures: each repeat's metrics again from its
+/// loadgen report and /proc usage, the summaries, then results.json, the CSV, the charts and
+/// the report. A better report (or a figure added since) can then be had from old
+/// measurements without measuring again.
 pub fn rerender(dir: &Path) -> Result<()> {
     let path = dir.join("results.json");
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let results: Results = serde_json::from_str(&text)
+    let mut results: Results = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a comparison results file", path.display()))?;
+    let scenarios = results.models.iter_mut().flat_map(|m| m.scenarios.iter_mut());
+    for point in scenarios.flat_map(|s| s.points.iter_mut()) {
+        for repeat in &mut point.repeats {
+            if let Some(report) = &repeat.loadgen {
+                repeat.metrics = extract::metrics(report, repeat.server.as_ref());
+            }
+        }
+        point.summary = Summary::of(&point.repeats);
+    }
+    write_json(dir, &results)?;
     write_derived(dir, &results)
 }
 

@@ -62,6 +62,9 @@ fn header(md: &mut String, r: &Results) {
          on 2 cores), `ECHOBENCH_QUICK=1 cargo bench --bench compare` for a one-minute smoke \
          run, or see `loadgen compare --help` for every option.\n"
     );
+    if let Some(warning) = caveats::busy(r) {
+        let _ = writeln!(md, "> {warning}\n");
+    }
     let _ = writeln!(md, "## Headlines\n");
     for &scenario in &r.plan.scenarios {
         if let Some(first) = scenario_findings(r, scenario).into_iter().next() {

@@ -243,6 +243,10 @@ pub struct Metrics {
     pub generator_cpu_seconds: f64,
     /// Generator CPU microseconds per message received.
     pub generator_cpu_per_msg_us: Option<f64>,
+    /// Fraction of the time loadgen's busiest load thread was runnable but waiting for its
+    /// CPU: other work on the generator's CPU.
+    #[serde(default)]
+    pub generator_run_delay: Option<f64>,
     /// Whether the generator reported itself saturated: the figure is then its limit, not
     /// the server's.
     pub generator_saturated: bool,
@@ -325,6 +329,7 @@ impl Summary {
             connect_us: pct(&|x| x.connect_us),
             generator_cpu_seconds: m(&|x| x.generator_cpu_seconds),
             generator_cpu_per_msg_us: opt(&|x| x.generator_cpu_per_msg_us),
+            generator_run_delay: opt(&|x| x.generator_run_delay),
             generator_saturated: all.iter().any(|x| x.generator_saturated),
             server_cpu_seconds: m(&|x| x.server_cpu_seconds),
             server_cpu_utilization: m(&|x| x.server_cpu_utilization),
