@@ -122,9 +122,8 @@ impl Server {
                 sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)
             });
         }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", path.display()));
+        let mut child =
+            command.spawn().unwrap_or_else(|err| panic!("cannot start {}: {err}", path.display()));
         // The ready line says the listener is bound; no sleep is needed before connecting.
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped stdout");
