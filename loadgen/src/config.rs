@@ -132,6 +132,19 @@ pub enum Mode {
 
 /// The largest message loadgen accepts: beyond this the test is of memory, not of echo.
 const MAX_SIZE: usize = 64 << 20;
+/// The longest duration any flag takes (--duration, --warmup, --timeout, --hlog-interval):
+/// thirty days is longer than any load test, and far from the clock arithmetic's limits.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The open loop's rate bounds: a send per 1,000 seconds at the least (slower schedules are
+/// better written by hand), a billion a second at the most (no generator gets near it).
+const MIN_RATE: f64 = 1e-3;
+const MAX_RATE: f64 = 1e9;
+/// Most connections (load or idle), load threads, and bytes a pipeline may hold per
+/// connection: beyond these the run is a test of loadgen's memory, not of the server.
+const MAX_CONNECTIONS: usize = 1 << 20;
+const MAX_THREADS: usize = 1024;
+const MAX_PIPELINE_BYTES: usize = 256 << 20;
+
 /// The shortest interval of the interval log: every interval costs a merged recorder of
 /// about a megabyte and a line per histogram, and a shorter one says nothing more.
 const MIN_HLOG_INTERVAL: Duration = Duration::from_millis(10);
@@ -152,28 +165,44 @@ impl Config {
             Target::parse(&self.addr).with_context(|| format!("bad --addr {:?}", self.addr))?;
         ensure!(self.connections >= 1, "--connections must be at least 1");
         ensure!(
-            self.connections <= 1 << 20,
-            "--connections {} is more than loadgen supports",
-            self.connections
+            self.connections <= MAX_CONNECTIONS,
+            "--connections must be at most {MAX_CONNECTIONS}"
         );
+        ensure!(self.idle <= MAX_CONNECTIONS, "--idle must be at most {MAX_CONNECTIONS}");
         ensure!(self.size >= 1, "--size must be at least 1 byte");
         ensure!(self.size <= MAX_SIZE, "--size must be at most {MAX_SIZE} bytes");
         ensure!(!self.duration.is_zero(), "--duration must be longer than zero");
         ensure!(!self.timeout.is_zero(), "--timeout must be longer than zero");
+        for (flag, value) in [
+            ("--duration", self.duration),
+            ("--warmup", self.warmup),
+            ("--timeout", self.timeout),
+            ("--hlog-interval", self.hlog_interval),
+        ] {
+            ensure!(value <= MAX_DURATION, "{flag} must be at most 30 days");
+        }
         ensure!(
             self.hlog_interval >= MIN_HLOG_INTERVAL,
             "--hlog-interval must be at least {} ms",
             MIN_HLOG_INTERVAL.as_millis()
         );
         ensure!(self.pipeline >= 1, "--pipeline must be at least 1");
+        ensure!(
+            self.pipeline.saturating_mul(self.size) <= MAX_PIPELINE_BYTES,
+            "--pipeline x --size must be at most {} MiB per connection",
+            MAX_PIPELINE_BYTES >> 20
+        );
         ensure!(self.source_addrs >= 1, "--source-addrs must be at least 1");
+        // 127.0.0.1 onwards, all inside 127.0.0.0/8.
+        ensure!(self.source_addrs < 1 << 24, "--source-addrs must be below {}", 1 << 24);
         if let Some(threads) = self.threads {
             ensure!(threads >= 1, "--threads must be at least 1");
+            ensure!(threads <= MAX_THREADS, "--threads must be at most {MAX_THREADS}");
         }
         if let Some(rate) = self.rate {
             ensure!(
-                rate.is_finite() && rate > 0.0,
-                "--rate must be a positive number of messages per second"
+                rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate),
+                "--rate must be between {MIN_RATE} and {MAX_RATE:e} messages per second"
             );
             ensure!(!self.churn, "--rate with --churn is not supported: churn runs closed loop");
             ensure!(
@@ -303,6 +332,16 @@ mod tests {
             Config { addr: "nonsense".to_owned(), ..Config::default() },
             Config { cpus: vec![100_000], ..Config::default() },
             Config { hlog_interval: Duration::from_millis(1), ..Config::default() },
+            Config { duration: Duration::from_secs(31 * 24 * 3600), ..Config::default() },
+            Config { warmup: Duration::MAX, ..Config::default() },
+            Config { timeout: Duration::MAX, ..Config::default() },
+            Config { rate: Some(1e-300), ..Config::default() },
+            Config { rate: Some(1e300), ..Config::default() },
+            Config { rate: Some(f64::NAN), ..Config::default() },
+            Config { idle: usize::MAX, ..Config::default() },
+            Config { pipeline: 1 << 40, ..Config::default() },
+            Config { source_addrs: 1 << 40, churn: true, ..Config::default() },
+            Config { threads: Some(1 << 20), ..Config::default() },
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config:?} was accepted");

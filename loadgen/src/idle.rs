@@ -58,7 +58,8 @@ pub fn open(target: &Target, count: usize, timeout: Duration, cancel: &Cancel) -
             return idle;
         }
     };
-    let deadline = Instant::now() + timeout.saturating_mul(DEADLINE_TIMEOUTS);
+    let began = Instant::now();
+    let deadline = began.checked_add(timeout.saturating_mul(DEADLINE_TIMEOUTS)).unwrap_or(began);
     let mut slots: Vec<Option<Attempt>> = (0..IN_PROGRESS.min(count)).map(|_| None).collect();
     let mut started = 0;
     let mut events = Events::with_capacity(1024);

@@ -208,6 +208,14 @@ impl Meter {
         self.recorder.failed.saturating_record(age);
     }
 
+    /// `count` sends given up in bulk, each recorded at `--timeout`: the least any of them
+    /// waited (they were already that late). Only for a rate far beyond the generator.
+    pub fn given_up_in_bulk(&mut self, count: u64) {
+        if count > 0 {
+            self.recorder.failed.saturating_record_n(self.timeout_ns, count);
+        }
+    }
+
     /// A churn connection became usable `ns` after its `connect`.
     pub fn connected_after(&mut self, ns: u64) {
         self.recorder.connect.saturating_record(ns);

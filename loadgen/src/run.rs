@@ -148,6 +148,8 @@ fn coordinate(
             let now = Instant::now();
             let _ = shared.start.set(now);
             start = Some(now);
+            // The threads sleep until then (see `worker::Worker::connect_and_wait`).
+            handles.iter().for_each(|h| h.thread().unpark());
             if let Some(log) = hlog.as_mut() {
                 let comment = format!("{} against {target}: {}", crate::tool(), hlog_legend(mode));
                 log.header(SystemTime::now() + config.warmup, &comment)?;

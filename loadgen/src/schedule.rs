@@ -58,6 +58,30 @@ impl Schedule {
         conn
     }
 
+    /// The number of the first send due at or after `t_ns` (at least the next one): the
+    /// sends before it are all due before `t_ns`.
+    pub fn index_at(&self, t_ns: u64) -> u64 {
+        let guess = ((t_ns as f64 - self.first_ns) / self.interval_ns).ceil().max(0.0) as u64;
+        // The float estimate may be one off either way against `due_ns`'s rounding; settle
+        // it on `due_ns` itself, so the two always agree.
+        let due = |k: u64| (self.first_ns + k as f64 * self.interval_ns) as u64;
+        let mut k = guess.saturating_sub(1);
+        while due(k) < t_ns {
+            k += 1;
+        }
+        k.max(self.next)
+    }
+
+    /// The next send's number.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Passes over every send before number `k` without sending it.
+    pub fn skip_to(&mut self, k: u64) {
+        self.next = self.next.max(k);
+    }
+
     /// Connections of this thread; a burst of sends touches each at most once per this many.
     pub fn conns(&self) -> usize {
         self.conns
@@ -173,6 +197,30 @@ mod tests {
         assert_eq!(a.take(), 1);
         assert_eq!(a.take(), 0);
         assert_eq!(a.due_ns(), 6_000_000);
+    }
+
+    #[test]
+    fn skipping_counts_the_sends_due_before_a_time() {
+        let mut s = Schedule::new(1000.0, 0, 1, 1); // one send every millisecond from 0
+        assert_eq!(s.index_at(0), 0);
+        assert_eq!(s.index_at(1), 1);
+        assert_eq!(s.index_at(5_000_000), 5);
+        assert_eq!(s.index_at(5_000_001), 6);
+        s.skip_to(5);
+        assert_eq!(s.due_ns(), 5_000_000);
+        // Never backwards.
+        assert_eq!(s.index_at(0), 5);
+        // Rates that do not divide a nanosecond evenly agree with `due_ns` too.
+        let mut odd = Schedule::new(3.0e6, 1, 3, 7);
+        for t in [0, 999, 1_000_001, 123_456_789] {
+            let k = odd.index_at(t);
+            odd.skip_to(k);
+            assert!(odd.due_ns() >= t, "{t}");
+            if k > 0 {
+                let before = Schedule { next: k - 1, ..odd.clone() };
+                assert!(before.due_ns() < t || k - 1 < odd.next(), "{t}");
+            }
+        }
     }
 
     #[test]

@@ -56,6 +56,16 @@ fn nonsense_is_refused_with_one_line_and_no_panic() {
         &["--connections", "-3"],
         &["--no-such-flag"],
         &["merge"],
+        // Values that once overflowed the clock arithmetic or asked for unbounded memory.
+        &["--duration", "1e19"],
+        &["--warmup", "600years"],
+        &["--timeout", "1e19"],
+        &["--hlog-interval", "1ms"],
+        &["--rate", "1e300"],
+        &["--rate", "1e-300"],
+        &["--idle", "18446744073709551615"],
+        &["--pipeline", "100000000000"],
+        &["--churn", "--source-addrs", "100000000000"],
     ];
     for args in cases {
         let out = loadgen(args);

@@ -28,6 +28,7 @@ use crate::stats::Recorder;
 use crate::target::Target;
 
 mod conns;
+mod open;
 
 /// What the coordinator hands each load thread.
 #[derive(Debug)]
@@ -227,7 +228,7 @@ impl Worker {
         for i in 0..self.conns.len() {
             self.start_connect(i, 0);
         }
-        let deadline = began + self.plan.timeout;
+        let deadline = began.checked_add(self.plan.timeout).unwrap_or(began);
         let mut events = Events::with_capacity(1024);
         let mut told = false;
         loop {
@@ -241,112 +242,33 @@ impl Worker {
                 told = true;
             }
             if told && let Some(&start) = self.shared.start.get() {
-                let measure = start + self.plan.warmup;
+                // Offsets from the start, not `Instant`s: `Config::validate` bounds every
+                // duration (30 days), so these sums fit a u64 of nanoseconds with room to spare,
+                // and saturate rather than wrap if a caller skipped the checks.
+                let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                let measure_ns = ns(self.plan.warmup);
                 return Timeline {
                     base: start,
-                    measure_ns: (measure - start).as_nanos() as u64,
-                    end_ns: (measure + self.plan.duration - start).as_nanos() as u64,
-                    timeout_ns: self.plan.timeout.as_nanos() as u64,
+                    measure_ns,
+                    end_ns: measure_ns.saturating_add(ns(self.plan.duration)),
+                    timeout_ns: ns(self.plan.timeout),
                 };
             }
-            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(1)));
+            if told {
+                // Waiting for the other threads: asleep, not polling, so that hundreds of
+                // threads waiting do not starve the coordinator still starting the last ones.
+                // It wakes this thread once the start is set (events that come meanwhile wait
+                // in the epoll set for the first poll of the run).
+                std::thread::park_timeout(Duration::from_millis(50));
+                continue;
+            }
+            // Connection events wake the poll; the timeout only bounds the deadline's lateness.
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(10)));
             for event in &events {
                 let i = event.token().0;
                 if i < self.conns.len() {
                     self.finish_connect(i, 0);
                 }
-            }
-        }
-    }
-
-    /// Sends every message the schedule has made due, then writes each touched connection once.
-    fn send_due(&mut self, now: u64, tl: &Timeline) {
-        let Some(schedule) = self.schedule.as_mut() else { return };
-        let mut burst = 0;
-        loop {
-            let due = schedule.due_ns();
-            if due > now || due >= tl.end_ns {
-                break;
-            }
-            let i = schedule.take();
-            let measured = due >= tl.measure_ns;
-            let conn = &mut self.conns[i];
-            // Round robin: the first `conns` sends of a burst go to distinct connections, so
-            // each touched connection is listed (and written) once.
-            let first_visit = burst < schedule.conns();
-            burst += 1;
-            if conn.state != State::Up {
-                if measured {
-                    self.meter.counters.not_sent += 1;
-                    self.meter.counters.scheduled += 1;
-                    self.meter.given_up(now, due, true);
-                }
-            } else if !conn.has_room(self.plan.size, self.plan.backlog_cap) {
-                // The server has stopped taking bytes on this connection and loadgen's own
-                // backlog for it is full: this send cannot happen on time, or at all.
-                if measured {
-                    self.meter.counters.backlogged += 1;
-                    self.meter.counters.scheduled += 1;
-                    self.meter.given_up(now, due, true);
-                }
-            } else {
-                conn.queue(self.plan.size, due, now, measured, &mut self.meter);
-                if measured {
-                    self.meter.lagged(now - due);
-                }
-                if first_visit {
-                    self.dirty.push(i);
-                }
-            }
-        }
-        if !self.dirty.is_empty() {
-            // The messages leave now, whatever their due time: uncorrected latency counts
-            // from here, corrected latency from when they were due.
-            let now = tl.now_ns();
-            while let Some(i) = self.dirty.pop() {
-                self.flush(i, now);
-            }
-        }
-    }
-
-    /// When sending stops, the sends that were due before `stopped_ns` but that a late
-    /// loop never reached: they were scheduled and never reached the socket, so they count as
-    /// backlogged rather than vanishing from the schedule.
-    fn skip_overdue(&mut self, stopped_ns: u64, tl: &Timeline) {
-        let Some(schedule) = self.schedule.as_mut() else { return };
-        let cancelled = self.shared.cancel.is_cancelled();
-        while schedule.due_ns() < stopped_ns {
-            let due = schedule.due_ns();
-            if due >= tl.measure_ns {
-                self.meter.counters.scheduled += 1;
-                self.meter.counters.backlogged += 1;
-                self.meter.given_up(stopped_ns, due, !cancelled);
-            }
-            schedule.take();
-        }
-    }
-
-    /// Arms the timer for the next due send; returns a zero poll timeout if it is due already
-    /// or so close that the loop should spin rather than sleep (then `spinning` is set).
-    fn arm_timer(&mut self, tl: &Timeline) -> Option<Duration> {
-        self.spinning = false;
-        let due = self.schedule.as_ref()?.due_ns();
-        if due >= tl.end_ns {
-            return None;
-        }
-        let now = tl.now_ns();
-        if due <= now {
-            return Some(Duration::ZERO);
-        }
-        let timer = self.timer.as_mut()?;
-        match timer.wait_for(due, now) {
-            Ok(timeout) => {
-                self.spinning = timeout.is_some();
-                timeout
-            }
-            Err(err) => {
-                self.meter.error(|| format!("cannot arm the send timer: {err}"));
-                None
             }
         }
     }

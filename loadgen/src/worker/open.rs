@@ -1,0 +1,134 @@
+//! The open loop's sending: messages leave when the [`Schedule`](crate::schedule::Schedule)
+//! says, on whichever connection it names, whether or not earlier echoes came back.
+//!
+//! A send that cannot happen is accounted for, never dropped from the books: its connection
+//! is down (`not_sent`), its connection's unwritten backlog is full because the server is not
+//! reading (`backlogged`), or the generator itself is so far behind that the send is already
+//! older than `--timeout` (`backlogged`, given up in bulk so that a hopeless `--rate` cannot
+//! keep the loop counting for ever).
+
+use std::time::Duration;
+
+use super::Worker;
+use crate::conn::State;
+use crate::meter::Timeline;
+
+/// At most this many overdue sends are given up one by one, each at its own age; beyond it
+/// (only a rate far beyond the generator does that) they go in bulk, at `--timeout`.
+const EXACT_GIVE_UP: u64 = 10_000;
+
+impl Worker {
+    /// Sends every message the schedule has made due, then writes each touched connection once.
+    pub(super) fn send_due(&mut self, now: u64, tl: &Timeline) {
+        // Sends already older than the timeout are given up without a look: a generator
+        // that far behind (a rate beyond it) would otherwise spend itself sending stale ones.
+        self.give_up_until(now.saturating_sub(tl.timeout_ns), tl);
+        let Some(schedule) = self.schedule.as_mut() else { return };
+        let mut burst = 0;
+        loop {
+            let due = schedule.due_ns();
+            if due > now || due >= tl.end_ns {
+                break;
+            }
+            let i = schedule.take();
+            let measured = due >= tl.measure_ns;
+            let conn = &mut self.conns[i];
+            // Round robin: the first `conns` sends of a burst go to distinct connections, so
+            // each touched connection is listed (and written) once.
+            let first_visit = burst < schedule.conns();
+            burst += 1;
+            if conn.state != State::Up {
+                if measured {
+                    self.meter.counters.not_sent += 1;
+                    self.meter.counters.scheduled += 1;
+                    self.meter.given_up(now, due, true);
+                }
+            } else if !conn.has_room(self.plan.size, self.plan.backlog_cap) {
+                // The server has stopped taking bytes on this connection and loadgen's own
+                // backlog for it is full: this send cannot happen on time, or at all.
+                if measured {
+                    self.meter.counters.backlogged += 1;
+                    self.meter.counters.scheduled += 1;
+                    self.meter.given_up(now, due, true);
+                }
+            } else {
+                conn.queue(self.plan.size, due, now, measured, &mut self.meter);
+                if measured {
+                    self.meter.lagged(now - due);
+                }
+                if first_visit {
+                    self.dirty.push(i);
+                }
+            }
+        }
+        if !self.dirty.is_empty() {
+            // The messages leave now, whatever their due time: uncorrected latency counts
+            // from here, corrected latency from when they were due.
+            let now = tl.now_ns();
+            while let Some(i) = self.dirty.pop() {
+                self.flush(i, now);
+            }
+        }
+    }
+
+    /// When sending stops, the sends that were due before `stopped_ns` but that a late
+    /// loop never reached: they were scheduled and never reached the socket, so they count as
+    /// backlogged rather than vanishing from the schedule.
+    pub(super) fn skip_overdue(&mut self, stopped_ns: u64, tl: &Timeline) {
+        self.give_up_until(stopped_ns, tl);
+    }
+
+    /// Gives up every send due before `until_ns` (within the window) as backlogged: one by
+    /// one at its own age when there are few, in bulk at `--timeout` when there are many.
+    fn give_up_until(&mut self, until_ns: u64, tl: &Timeline) {
+        let Some(schedule) = self.schedule.as_mut() else { return };
+        let until_ns = until_ns.min(tl.end_ns);
+        if schedule.due_ns() >= until_ns {
+            return;
+        }
+        let cancelled = self.shared.cancel.is_cancelled();
+        let end = schedule.index_at(until_ns);
+        let measured_from = schedule.index_at(tl.measure_ns).min(end);
+        let counted = end - measured_from.max(schedule.next());
+        self.meter.counters.scheduled += counted;
+        self.meter.counters.backlogged += counted;
+        if counted > EXACT_GIVE_UP {
+            self.meter.given_up_in_bulk(counted);
+            schedule.skip_to(end);
+            return;
+        }
+        let now = tl.now_ns();
+        while schedule.next() < end {
+            let due = schedule.due_ns();
+            if due >= tl.measure_ns {
+                self.meter.given_up(now, due, !cancelled);
+            }
+            schedule.take();
+        }
+    }
+
+    /// Arms the timer for the next due send; returns a zero poll timeout if it is due already
+    /// or so close that the loop should spin rather than sleep (then `spinning` is set).
+    pub(super) fn arm_timer(&mut self, tl: &Timeline) -> Option<Duration> {
+        self.spinning = false;
+        let due = self.schedule.as_ref()?.due_ns();
+        if due >= tl.end_ns {
+            return None;
+        }
+        let now = tl.now_ns();
+        if due <= now {
+            return Some(Duration::ZERO);
+        }
+        let timer = self.timer.as_mut()?;
+        match timer.wait_for(due, now) {
+            Ok(timeout) => {
+                self.spinning = timeout.is_some();
+                timeout
+            }
+            Err(err) => {
+                self.meter.error(|| format!("cannot arm the send timer: {err}"));
+                None
+            }
+        }
+    }
+}
