@@ -22,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use echobench_benches::{build_release_binaries, env_flag, release_dir};
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 
@@ -30,13 +31,9 @@ const MESSAGE: [u8; 64] = *b"echobench-roundtrip-0123456789-abcdefghijklmnopqrst
 const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
 
-fn quick() -> bool {
-    std::env::var_os("ECHOBENCH_QUICK").is_some_and(|v| v != "0")
-}
-
 fn config() -> Criterion {
     let criterion = Criterion::default().configure_from_args();
-    if quick() {
+    if env_flag("ECHOBENCH_QUICK") {
         // Enough to prove every piece runs; not enough to trust the figures.
         criterion
             .warm_up_time(Duration::from_millis(200))
@@ -146,22 +143,11 @@ impl Drop for Server {
 }
 
 /// Builds the server binaries (a no-op when they are up to date) and returns their folder.
-///
-/// Binaries of other packages have no `CARGO_BIN_EXE_*` here, so the bench asks cargo to
-/// build them in the same profile. This executable lives in `<target>/release/deps`, and
-/// the binaries land in `<target>/release`, whatever `CARGO_TARGET_DIR` says.
 fn server_binaries() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let bins = exe.parent().and_then(Path::parent).expect("target/release").to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.args(["build", "--release", "--quiet", "--bins"]);
-    for model in MODELS {
-        command.args(["-p", &format!("echobench-{model}")]);
-    }
-    let status = command.status().expect("run cargo build");
-    assert!(status.success(), "building the server binaries failed");
-    bins
+    let packages = MODELS.map(|model| format!("echobench-{model}"));
+    let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
+    build_release_binaries(&packages).expect("building the server binaries");
+    release_dir().expect("the release folder")
 }
 
 fn pin_self(cpu: usize) {
