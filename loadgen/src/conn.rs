@@ -225,7 +225,7 @@ impl Conn {
                 let head = (8 - self.recv_off).min(chunk.len());
                 self.recv_head[self.recv_off..self.recv_off + head].copy_from_slice(&chunk[..head]);
             }
-            if !self.recv_bad && !payload::matches(self.id, front.seq, self.recv_off, chunk) {
+            if !self.recv_bad && !payload::matches(self.id, front.seq, size, self.recv_off, chunk) {
                 self.recv_bad = true;
             }
             self.recv_off += take;

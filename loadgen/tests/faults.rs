@@ -43,6 +43,26 @@ fn corrupted_echoes_are_counted_as_mismatches() {
 }
 
 #[test]
+fn short_messages_swapped_between_connections_are_caught() {
+    // Two connections cross-wired: each gets the other's message of the same sequence number,
+    // which differs only in the connection it names. Below 8 bytes that must still show.
+    for size in 1..=7 {
+        let server = EchoServer::start(Fault::Cross, size);
+        let r = run(&Config {
+            size,
+            connections: 2,
+            duration: Duration::from_millis(200),
+            // Each side's last message has no partner to answer it: it times out, soon.
+            timeout: Duration::from_millis(200),
+            ..quick(&server.addr)
+        });
+        let (m, e) = (&r.messages, &r.errors);
+        // A swapped echo passes by chance once in 256^size: for one byte, about 1 in 256.
+        assert!(e.mismatch > 20 * m.received, "size {size}: {m:?} {e:?}");
+    }
+}
+
+#[test]
 fn echoes_out_of_order_are_caught_by_their_sequence_numbers() {
     let server = EchoServer::start(Fault::Replay { every: 25 }, 64);
     let r = run(&quick(&server.addr));

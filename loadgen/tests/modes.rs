@@ -83,6 +83,10 @@ fn churn_opens_a_connection_per_message_and_times_the_connects() {
     // Each measured message needed its own connection (the first ones were opened before).
     assert!(r.connections.established + r.connections.up_at_start >= r.messages.received);
     assert!(server.accepted() >= r.messages.received);
+    // Spread over loopback source addresses (16 by default), each with its own ports.
+    let peers = server.peers();
+    assert!(peers.len() >= 8, "connections came from only {peers:?}");
+    assert!(peers.iter().all(|ip| ip.to_string().starts_with("127.")), "{peers:?}");
 }
 
 #[test]

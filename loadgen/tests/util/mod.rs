@@ -7,13 +7,13 @@
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,14 @@ pub enum Fault {
     Delay {
         by: Duration,
     },
+    /// Cross-wire connections in pairs (the first two that send, then the next two...): each
+    /// gets the other's bytes as its echo. In a closed loop the two stay in step, so each
+    /// receives the other connection's message of the same sequence number.
+    Cross,
 }
+
+/// Where a connection's output goes: its own socket, or (Fault::Cross) its partner's.
+type Writer = Box<dyn Write + Send>;
 
 #[derive(Debug)]
 struct State {
@@ -50,6 +57,23 @@ struct State {
     started: Instant,
     stop: AtomicBool,
     accepted: AtomicU64,
+    /// Source addresses of the TCP connections accepted.
+    peers: Mutex<BTreeSet<IpAddr>>,
+    /// Fault::Cross: the pair a connection that sent first is waiting in for a partner.
+    lonely: Mutex<Option<Arc<Mutex<Pair>>>>,
+}
+
+/// Fault::Cross: two connections' whole messages, exchanged one for one.
+#[derive(Default)]
+struct Pair {
+    queued: [VecDeque<Vec<u8>>; 2],
+    out: [Option<Writer>; 2],
+}
+
+impl std::fmt::Debug for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pair").field("queued", &self.queued).finish_non_exhaustive()
+    }
 }
 
 impl State {
@@ -72,6 +96,8 @@ pub struct EchoServer {
 trait Conn: Read + Write + Send + 'static {
     fn set_timeout(&self, t: Duration);
     fn close(&self);
+    /// A second handle on the socket, for another thread to write into.
+    fn writer(&self) -> Option<Writer>;
 }
 
 impl Conn for TcpStream {
@@ -82,6 +108,9 @@ impl Conn for TcpStream {
     fn close(&self) {
         let _ = self.shutdown(Shutdown::Both);
     }
+    fn writer(&self) -> Option<Writer> {
+        Some(Box::new(self.try_clone().ok()?))
+    }
 }
 
 impl Conn for UnixStream {
@@ -90,6 +119,9 @@ impl Conn for UnixStream {
     }
     fn close(&self) {
         let _ = self.shutdown(Shutdown::Both);
+    }
+    fn writer(&self) -> Option<Writer> {
+        Some(Box::new(self.try_clone().ok()?))
     }
 }
 
@@ -106,8 +138,13 @@ impl EchoServer {
         listener.set_nonblocking(true).unwrap();
         let state = new_state(fault, size);
         let st = state.clone();
-        let acceptor =
-            thread::spawn(move || accept_loop(&st, || listener.accept().map(|(s, _)| s)));
+        let acceptor = thread::spawn(move || {
+            accept_loop(&st, || {
+                let (stream, peer) = listener.accept()?;
+                st.peers.lock().unwrap().insert(peer.ip());
+                Ok(stream)
+            })
+        });
         Some(EchoServer { addr, state, acceptor: Some(acceptor), unix_path: None })
     }
 
@@ -134,6 +171,11 @@ impl EchoServer {
     pub fn accepted(&self) -> u64 {
         self.state.accepted.load(Ordering::Relaxed)
     }
+
+    /// The distinct source addresses TCP connections came from.
+    pub fn peers(&self) -> BTreeSet<IpAddr> {
+        self.state.peers.lock().unwrap().clone()
+    }
 }
 
 impl Drop for EchoServer {
@@ -155,6 +197,8 @@ fn new_state(fault: Fault, size: usize) -> Arc<State> {
         started: Instant::now(),
         stop: AtomicBool::new(false),
         accepted: AtomicU64::new(0),
+        peers: Mutex::new(BTreeSet::new()),
+        lonely: Mutex::new(None),
     })
 }
 
@@ -183,6 +227,9 @@ fn accept_loop<S: Conn>(state: &Arc<State>, mut accept: impl FnMut() -> std::io:
 /// Echoes whole messages, applying the fault.
 fn serve<S: Conn>(state: &State, mut stream: S) {
     stream.set_timeout(Duration::from_millis(20));
+    if let Fault::Cross = state.fault {
+        return serve_crossed(state, stream);
+    }
     let size = state.size;
     let mut pending: Vec<u8> = Vec::new();
     let mut previous: Vec<u8> = Vec::new();
@@ -249,6 +296,69 @@ fn serve<S: Conn>(state: &State, mut stream: S) {
         }
         if stream.write_all(&out).is_err() {
             return;
+        }
+    }
+}
+
+/// Fault::Cross: once this connection has sent something, pairs it with the next one that
+/// does, and from then on answers its k-th message with the partner's k-th, and the partner's
+/// with its own, one for one: each side has exactly that message in flight when the other's
+/// arrives, so the two stay in step. A connection that never sends (loadgen's probe) is never
+/// paired.
+fn serve_crossed<S: Conn>(state: &State, mut stream: S) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut partial: Vec<u8> = Vec::new();
+    let mut pair: Option<(Arc<Mutex<Pair>>, usize)> = None;
+    loop {
+        if state.gone() {
+            stream.close();
+            return;
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => return,
+        };
+        let (shared, side) = pair.get_or_insert_with(|| {
+            let mut lonely = state.lonely.lock().unwrap();
+            match lonely.take() {
+                Some(waiting) => (waiting, 1),
+                None => {
+                    let fresh = Arc::new(Mutex::new(Pair::default()));
+                    *lonely = Some(fresh.clone());
+                    (fresh, 0)
+                }
+            }
+        });
+        let mut p = shared.lock().unwrap();
+        if p.out[*side].is_none() {
+            let Some(mine) = stream.writer() else { return };
+            p.out[*side] = Some(mine);
+        }
+        partial.extend_from_slice(&buf[..n]);
+        let whole = partial.len() / state.size * state.size;
+        for message in partial[..whole].chunks(state.size) {
+            p.queued[*side].push_back(message.to_vec());
+        }
+        partial.drain(..whole);
+        while !p.queued[0].is_empty() && !p.queued[1].is_empty() {
+            let (a, b) = (p.queued[0].pop_front().unwrap(), p.queued[1].pop_front().unwrap());
+            // Side 0's message answers side 1, and side 1's answers side 0.
+            for (to, message) in [(1, a), (0, b)] {
+                if let Some(out) = p.out[to].as_mut()
+                    && out.write_all(&message).is_err()
+                {
+                    return;
+                }
+            }
         }
     }
 }
