@@ -60,6 +60,9 @@ pub struct Conn {
     pub id: u32,
     pub stream: Option<Stream>,
     pub state: State,
+    /// Its first connection attempt has not succeeded or failed yet: a failure then counts
+    /// as a connect error even before the measured window (a run short of connections).
+    pub initial: bool,
     backoff_ns: u64,
     next_seq: u64,
     inflight: VecDeque<InFlight>,
@@ -86,6 +89,7 @@ impl Conn {
             id,
             stream: None,
             state: State::Down { retry_ns: 0 },
+            initial: true,
             backoff_ns: FIRST_BACKOFF_NS,
             next_seq: 0,
             inflight: VecDeque::with_capacity(in_flight),
@@ -117,11 +121,12 @@ impl Conn {
         self.wbuf.len() - self.wpos + size <= cap
     }
 
-    /// The connection is established: it may carry messages, and a future failure starts
-    /// the backoff afresh.
+    /// The connection is established: it may carry messages. The backoff is not reset
+    /// here but by the first echo: a server that accepts and closes at once would otherwise
+    /// be reconnected to a hundred times a second.
     pub fn connected(&mut self) {
         self.state = State::Up;
-        self.backoff_ns = FIRST_BACKOFF_NS;
+        self.initial = false;
     }
 
     /// Appends the next message to the write buffer (written by the next [`Conn::flush`]).
@@ -249,6 +254,9 @@ impl Conn {
                 self.recv_off = 0;
                 self.recv_bad = false;
                 completed += 1;
+                // An echo came back: the connection works, so a later failure backs off
+                // from the start again.
+                self.backoff_ns = FIRST_BACKOFF_NS;
             }
         }
         Ok(completed)

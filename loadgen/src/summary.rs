@@ -75,6 +75,18 @@ pub fn render(r: &Report) -> String {
         "\nerrors       connect {}   io {}   timeout {}   mismatch {}   lost {}",
         e.connect, e.io, e.timeout, e.mismatch, e.lost
     );
+    let cn = &r.connections;
+    let opened = match r.mode {
+        Mode::Churn => "opened",
+        _ => "reopened",
+    };
+    let _ = writeln!(
+        out,
+        "connections  {} of {} up at start   {opened} {}",
+        cn.up_at_start,
+        cn.requested,
+        thousands(cn.established as f64)
+    );
 
     let _ = writeln!(
         out,
@@ -160,9 +172,18 @@ pub fn latency_row(out: &mut String, label: &str, l: &Latency) {
     );
 }
 
-/// A microsecond figure with precision that suits its size.
+/// A microsecond figure with precision that suits its size, in at most 8 characters so the
+/// 9-wide columns never run together: seconds (`4.43s`) from a second up.
 fn us(v: f64) -> String {
-    if v < 100.0 { format!("{v:.1}") } else { thousands(v) }
+    if v < 100.0 {
+        format!("{v:.1}")
+    } else if v < 1e6 {
+        thousands(v)
+    } else if v < 1e9 {
+        format!("{:.2}s", v / 1e6)
+    } else {
+        format!("{:.0}s", v / 1e6)
+    }
 }
 
 /// `1234567.8` as `1,234,568`.
@@ -185,6 +206,25 @@ fn plural(n: u64, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_columns_never_run_together() {
+        for (v, text) in
+            [(12.34, "12.3"), (4_429.0, "4,429"), (4_429_185.0, "4.43s"), (3.6e9, "3600s")]
+        {
+            assert_eq!(us(v), text);
+        }
+        let mut row = String::new();
+        let huge = Latency {
+            count: 1,
+            p50: 4_429_185.0,
+            p90: 4_966_056.0,
+            max: 3.6e9,
+            ..Latency::default()
+        };
+        latency_row(&mut row, "message", &huge);
+        assert!(row.contains(" 4.43s ") && row.contains(" 4.97s "), "{row}");
+    }
 
     #[test]
     fn big_numbers_get_separators() {

@@ -235,6 +235,37 @@ fn a_server_that_dies_mid_run_yields_a_finished_run_with_errors_counted() {
 }
 
 #[test]
+fn a_server_that_closes_every_connection_at_once_is_not_hammered() {
+    let server = EchoServer::start(Fault::CloseAtOnce, 64);
+    let r = run(&Config { duration: Duration::from_secs(1), ..quick(&server.addr) });
+    assert!(r.errors.io > 0, "{:?}", r.errors);
+    // Four connections over 1.1 s, each waiting 10, 20, 40... ms before trying again: about
+    // 30 connections in all. Backing off afresh after every handshake made it 400.
+    assert!(server.accepted() < 80, "{} connections in 1.1 s", server.accepted());
+}
+
+#[test]
+fn initial_connections_that_fail_are_counted_even_before_the_window() {
+    // Room for the probe only: the load connections' handshakes never complete, and their
+    // first attempts time out during the warmup.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap().to_string();
+    let r = run(&Config {
+        connections: 2,
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_millis(200),
+        timeout: Duration::from_millis(300),
+        ..quick(&addr)
+    });
+    assert_eq!(r.connections.up_at_start, 0);
+    assert!(r.errors.connect >= 2, "the failed first attempts were not counted: {:?}", r.errors);
+    drop(listener);
+}
+
+#[test]
 fn nothing_listening_is_one_clear_error() {
     // Bind a port, then free it: nothing listens there now.
     let addr =

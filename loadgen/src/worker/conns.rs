@@ -35,9 +35,10 @@ impl Worker {
                 conn.state = State::Connecting { since_ns: now };
             }
             Err(err) => {
-                if self.meter.measuring(now) {
+                if self.meter.measuring(now) || conn.initial {
                     self.meter.counters.connect_errors += 1;
                 }
+                conn.initial = false;
                 self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
                 conn.fail(now, Loss::Broken, &mut self.meter);
             }
@@ -61,14 +62,21 @@ impl Worker {
             }
             Ok(false) => false,
             Err(err) => {
-                if self.meter.measuring(now) {
-                    self.meter.counters.connect_errors += 1;
-                }
+                self.count_connect_error(i, now);
                 self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
                 self.conns[i].fail(now, Loss::Broken, &mut self.meter);
                 false
             }
         }
+    }
+
+    /// A connection attempt failed: it counts if it happened in the measured window, or if
+    /// it was the connection's first (the run then had fewer connections than asked).
+    fn count_connect_error(&mut self, i: usize, now: u64) {
+        if self.meter.measuring(now) || self.conns[i].initial {
+            self.meter.counters.connect_errors += 1;
+        }
+        self.conns[i].initial = false;
     }
 
     /// A connection is up: the closed loop and churn fill its pipeline at once.
@@ -209,9 +217,7 @@ impl Worker {
                     }
                 }
                 State::Connecting { since_ns } if now.saturating_sub(since_ns) > tl.timeout_ns => {
-                    if self.meter.measuring(now) {
-                        self.meter.counters.connect_errors += 1;
-                    }
+                    self.count_connect_error(i, now);
                     self.meter.error(|| format!("connecting to {} timed out", self.plan.target));
                     self.conns[i].fail(now, Loss::Broken, &mut self.meter);
                 }

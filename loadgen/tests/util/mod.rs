@@ -41,6 +41,8 @@ pub enum Fault {
     Delay {
         by: Duration,
     },
+    /// Close every connection as soon as it is accepted.
+    CloseAtOnce,
     /// Cross-wire connections in pairs (the first two that send, then the next two...): each
     /// gets the other's bytes as its echo. In a closed loop the two stay in step, so each
     /// receives the other connection's message of the same sequence number.
@@ -227,8 +229,10 @@ fn accept_loop<S: Conn>(state: &Arc<State>, mut accept: impl FnMut() -> std::io:
 /// Echoes whole messages, applying the fault.
 fn serve<S: Conn>(state: &State, mut stream: S) {
     stream.set_timeout(Duration::from_millis(20));
-    if let Fault::Cross = state.fault {
-        return serve_crossed(state, stream);
+    match state.fault {
+        Fault::Cross => return serve_crossed(state, stream),
+        Fault::CloseAtOnce => return stream.close(),
+        _ => {}
     }
     let size = state.size;
     let mut pending: Vec<u8> = Vec::new();
