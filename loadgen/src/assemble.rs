@@ -261,7 +261,9 @@ impl ThreadLoad {
                 pct(delay)
             ));
         }
-        for p in self.pinned.iter().filter(|p| p.utilization > SATURATED_UTILIZATION) {
+        // A CPU with one load thread says no more than that thread's own demand, above.
+        let shared = self.pinned.iter().filter(|p| p.threads > 1);
+        for p in shared.filter(|p| p.utilization > SATURATED_UTILIZATION) {
             reasons.push(format!(
                 "CPU {} ran {} load threads {:.0}% of the time",
                 p.cpu,

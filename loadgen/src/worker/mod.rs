@@ -151,10 +151,15 @@ impl Worker {
             let cancelled = self.shared.cancel.is_cancelled();
             if sending && (now >= tl.end_ns || cancelled) {
                 sending = false;
-                // Nothing is sent after the end, so a loop that noticed it late still
+                // Nothing due after the end is sent, so a loop that noticed it late still
                 // measured a window of exactly the configured length.
                 stopped_ns = now.min(tl.end_ns);
                 self.meter.stop_window(stopped_ns);
+                // What fell due before the end goes out now, late (and its lag says so);
+                // only what cannot go at all is given up.
+                if self.schedule.is_some() {
+                    self.send_due(now, &tl);
+                }
                 self.skip_overdue(stopped_ns, &tl);
                 drain_until_ns = now
                     + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
