@@ -7,7 +7,7 @@
 //!   `--cpus`) each run one mio event loop over their share of the connections, so a thousand
 //!   connections cost a thousand sockets, not a thousand stacks and context switches. The
 //!   per-message path allocates nothing and makes no system call beyond one `read` and one
-//!   `write`, each of which may carry many messages (`worker.rs`).
+//!   `write`, each of which may carry many messages (`worker/`).
 //! - **Coordinated omission.** A closed loop (send, wait, repeat) stops sending while the
 //!   server stalls, so the stall shows up as one slow message. The open loop (`--rate`) sends
 //!   on a schedule and measures from the *intended* send time, so a stall delays every message
@@ -17,18 +17,20 @@
 //!   echoed byte is compared, so corruption and reordering are counted (`payload.rs`).
 //! - **Nothing silently dropped.** Every message sent in the measured window ends up received,
 //!   mismatched, timed out or lost, and the report's counts add up ([`Report::is_consistent`]).
-//! - **The generator watches itself.** Load threads read their own CPU time; a generator that
-//!   was busy most of the time, or fell behind its schedule, is flagged as saturated.
+//! - **The generator watches itself.** Load threads read their own CPU time and how long they
+//!   waited for a CPU; a generator that was busy or starved most of the time, or fell behind
+//!   its schedule, is flagged as saturated.
 //! - **Many machines.** Interval logs (`--hlog`) and JSON reports of runs made from several
 //!   hosts merge into one set of percentiles ([`merge`]).
 //!
 //! The library entry point is [`run`]; the binary (`src/main.rs`) parses flags into a
 //! [`Config`], installs the Ctrl-C handler that sets a [`Cancel`], and prints the summary.
 //!
-//! Code map: [`config`] (flags and checks) → [`run()`] in `run.rs` (the coordinating thread) →
-//! `worker.rs` (the load threads' event loop) using `conn.rs` (one connection), `payload.rs`,
-//! `schedule.rs` (open loop) and `meter.rs` (counting and timing) → `assemble.rs` (totals and
-//! the saturation verdict) → [`report`] (the JSON schema) and [`summary`] (the text).
+//! Code map: [`config`] (flags and checks) → [`run()`] in `run.rs` (the coordinating thread,
+//! with `idle.rs` for the ballast) → `worker/` (the load threads' event loop; `open.rs` for the
+//! open loop's sends) using `conn.rs` (one connection), `payload.rs`, `schedule.rs` (open loop)
+//! and `meter.rs` (counting and timing) → `assemble.rs` (totals and the saturation verdict) →
+//! [`report`] (the JSON schema) and [`summary`] (the text).
 
 pub mod compare;
 pub mod config;

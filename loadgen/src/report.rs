@@ -1,6 +1,8 @@
 //! The result of a run: every figure, the configuration and the environment. `--json` writes
 //! exactly this, serialized; loadgen/SCHEMA.md documents each field. Fields are only ever
-//! added; a change in meaning bumps [`SCHEMA_VERSION`].
+//! added; a change in meaning bumps [`SCHEMA_VERSION`], except a correction of a meaning that
+//! was wrong (SCHEMA.md lists those). Fields added since a version began are
+//! `#[serde(default)]`, so older reports still read back.
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
