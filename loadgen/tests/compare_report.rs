@@ -210,6 +210,26 @@ fn a_busy_machine_is_announced_at_the_top() {
 }
 
 #[test]
+fn a_high_load_average_from_the_servers_own_threads_is_not_a_busy_machine() {
+    // A thread-per-connection server at 1,000 connections raises the load average by itself;
+    // the generator, on its own CPU, waited little, so nothing else competed.
+    let mut results = synthetic(RunStatus::Complete);
+    for m in &mut results.models {
+        for s in &mut m.scenarios {
+            for p in &mut s.points {
+                for r in &mut p.repeats {
+                    r.loadgen = Some(serde_json::json!({"environment": {"loadavg_1m": 167.0}}));
+                    r.metrics.as_mut().unwrap().generator_run_delay = Some(0.01);
+                }
+            }
+        }
+    }
+    let md = report::render(&results, &[]);
+    assert!(!md.contains("busy with other work"), "{md}");
+    assert!(md.contains("167.00 to 167.00"), "the load average is still shown: {md}");
+}
+
+#[test]
 fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
     let mut results = synthetic(RunStatus::Interrupted);
     let crashed = &mut results.models[0].scenarios[1];

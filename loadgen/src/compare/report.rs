@@ -87,7 +87,7 @@ fn environment(md: &mut String, r: &Results) {
         ("net.ipv4.tcp_tw_reuse", num(e.tcp_tw_reuse)),
         ("Ephemeral ports", or(&e.ip_local_port_range)),
         ("Descriptor limit (soft)", num(e.fd_limit)),
-        ("Load average (1 min) seen by the generator", {
+        ("Load average (1 min) seen by the generator, the servers' own threads included", {
             caveats::load_range(r)
                 .map_or("unknown".into(), |(lo, hi)| format!("{lo:.2} to {hi:.2}"))
         }),
