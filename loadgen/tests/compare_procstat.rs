@@ -84,3 +84,24 @@ fn a_vanished_root_is_an_error_not_a_panic() {
     child.wait().unwrap();
     assert!(tree(pid).is_err());
 }
+
+#[test]
+fn waiting_for_the_tree_to_settle_sees_its_children_reaped() {
+    // `sh` runs three short sleeps, reaps them, then becomes one long sleep: the tree shrinks
+    // from four processes to one, as a forking server's does when a repeat's clients leave.
+    let script = "sleep 1 & sleep 1 & sleep 1 & wait; exec sleep 10";
+    let mut child = Command::new("sh").args(["-c", script]).spawn().unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tree(pid).unwrap().len() < 4 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let busy = wait_for_processes(pid, 1, Duration::ZERO);
+    let settled = wait_for_processes(pid, 1, Duration::from_secs(10));
+    let members = tree(pid).unwrap().len();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!busy, "three children were still running");
+    assert!(settled, "the children exited and were reaped");
+    assert_eq!(members, 1);
+}

@@ -184,6 +184,27 @@ pub fn tree(root: u32) -> io::Result<Vec<ProcStat>> {
     Ok(members)
 }
 
+/// Reads of the tree a snapshot makes at most while children are being reaped under it.
+const SNAPSHOT_TRIES: u32 = 3;
+
+/// Waits until the tree under `root` has at most `processes` members (a forking server has
+/// reaped the children of the previous run), or `limit` passes; returns whether it settled.
+///
+/// A repeat that starts while the last one's children are still exiting would measure their
+/// teardown as its own work, so the harness lets the tree settle first. It polls /proc, the
+/// only place that says when a server outside this process has reaped its children.
+pub fn wait_for_processes(root: u32, processes: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        match tree(root) {
+            Ok(members) if members.len() as u32 <= processes => return true,
+            Err(_) => return false,
+            Ok(_) if Instant::now() >= deadline => return false,
+            Ok(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
 /// Keeps the running totals that make snapshots of a changing tree comparable.
 #[derive(Debug)]
 pub struct Tracker {
@@ -203,30 +224,45 @@ impl Tracker {
 
     /// Reads the tree now; PSS too when `with_pss`. Fails once the root is gone.
     pub fn snapshot(&mut self, with_pss: bool) -> io::Result<Snapshot> {
-        let started = Instant::now();
-        let members = tree(self.root)?;
-        let root = &members[0];
         let tick_ns = (clock_tick() * 1e9) as u64;
-        let mut snap = Snapshot {
-            at: started,
-            cpu_ns: (root.utime + root.stime + root.cutime + root.cstime) * tick_ns,
-            user_ticks: root.cutime,
-            sys_ticks: root.cstime,
-            ctx_voluntary: 0,
-            ctx_involuntary: 0,
-            processes: members.len() as u32,
-            threads: 0,
-            pss_kib: None,
-        };
-        for (i, p) in members.iter().enumerate() {
-            snap.user_ticks += p.utime;
-            snap.sys_ticks += p.stime;
-            snap.threads += p.threads;
-            let run_ns = self.read_tasks(p.pid);
-            if i > 0 {
-                snap.cpu_ns += run_ns;
+        // A child reaped while the tree is being read is in neither place: the root's cutime
+        // was read before the reap, and the child is gone by the time its turn comes. Its whole
+        // lifetime would then appear at once in the next snapshot's cutime (a forking server
+        // reaping a thousand children showed twice its one CPU). So the root is read again
+        // afterwards, and if a child was reaped meanwhile the tree is read again; outside a
+        // reaping storm one retry settles it, and the last try is kept whatever happens.
+        let mut tries = 0;
+        let (members, mut snap, started) = loop {
+            tries += 1;
+            let started = Instant::now();
+            let members = tree(self.root)?;
+            let root = &members[0];
+            let mut snap = Snapshot {
+                at: started,
+                cpu_ns: (root.utime + root.stime + root.cutime + root.cstime) * tick_ns,
+                user_ticks: root.cutime,
+                sys_ticks: root.cstime,
+                ctx_voluntary: 0,
+                ctx_involuntary: 0,
+                processes: members.len() as u32,
+                threads: 0,
+                pss_kib: None,
+            };
+            for (i, p) in members.iter().enumerate() {
+                snap.user_ticks += p.utime;
+                snap.sys_ticks += p.stime;
+                snap.threads += p.threads;
+                let run_ns = self.read_tasks(p.pid);
+                if i > 0 {
+                    snap.cpu_ns += run_ns;
+                }
             }
-        }
+            let reaped_meanwhile = read_stat(self.root)
+                .is_ok_and(|now| (now.cutime, now.cstime) != (root.cutime, root.cstime));
+            if !reaped_meanwhile || tries >= SNAPSHOT_TRIES {
+                break (members, snap, started);
+            }
+        };
         // Reading a thousand processes takes a while, so the CPU figures were taken over a span
         // of time; date them at its middle. Reading PSS (smaps_rollup walks every mapping) is far
         // slower still, so it comes after: timing it into the CPU span once made a 2 s window's

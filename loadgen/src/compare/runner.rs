@@ -13,7 +13,7 @@ use anyhow::Result;
 use super::generator::{self, duration_arg, interrupted};
 use super::output::Output;
 use super::plan::{LATENCY_CONNECTIONS, Plan, Point, Scenario};
-use super::procstat::{Sampler, Tracker, Usage};
+use super::procstat::{self, Sampler, Tracker, Usage};
 use super::results::*;
 use super::server::Server;
 use super::text::format_duration;
@@ -22,6 +22,9 @@ use super::{Options, extract};
 /// How far before the generator's exit, besides the drain it reports, the measured window is
 /// taken to end: loadgen writes its files and closes its connections in the meantime.
 const WINDOW_TAIL: Duration = Duration::from_millis(100);
+
+/// Longest wait, before a repeat, for the server tree to shrink back to its idle size.
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Pause between a server's ready line and the reading of its idle baseline.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -236,6 +239,13 @@ impl<'a> Runner<'a> {
         let (hlog_abs, hlog_rel) = self.out.hlog_path(&name);
         let args = self.loadgen_args(&server.addr, point, rate, Some(&hlog_abs));
         let expected = self.plan().warmup + self.plan().duration;
+        // The last repeat's connections are closing; a forking server may still be reaping a
+        // thousand children, and that teardown must not be measured as this repeat's work.
+        if let Some(idle) = self.scenario_mut().server.baseline.as_ref().map(|b| b.processes)
+            && !procstat::wait_for_processes(server.pid(), idle, SETTLE_LIMIT)
+        {
+            eprintln!("  the server tree had not settled to {idle} processes; measuring anyway");
+        }
         let sampler = Sampler::start(server.pid()).ok();
         let run = generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
         let snapshots = sampler.map(Sampler::finish).unwrap_or_default();
