@@ -6,29 +6,7 @@ mod util;
 use std::time::{Duration, Instant};
 
 use loadgen::{Cancel, Config, Report};
-use util::{EchoServer, Fault};
-
-fn quick(addr: &str) -> Config {
-    Config {
-        addr: addr.to_owned(),
-        connections: 4,
-        duration: Duration::from_millis(400),
-        warmup: Duration::from_millis(100),
-        timeout: Duration::from_secs(1),
-        ..Config::default()
-    }
-}
-
-fn run(config: &Config) -> Report {
-    let report = loadgen::run(config, &Cancel::new()).expect("the run fails");
-    assert!(
-        report.is_consistent(),
-        "counts do not add up: {:?} {:?}",
-        report.messages,
-        report.errors
-    );
-    report
-}
+use util::{EchoServer, Fault, quick, run};
 
 #[test]
 fn corrupted_echoes_are_counted_as_mismatches() {

@@ -5,32 +5,10 @@ mod util;
 
 use std::time::Duration;
 
-use loadgen::{Cancel, Config, Mode, Report};
-use util::{EchoServer, Fault};
+use loadgen::{Config, Mode, Report};
+use util::{EchoServer, Fault, quick, run};
 
 /// A short run: every load loop in these tests is bounded by its duration and timeout.
-fn quick(addr: &str) -> Config {
-    Config {
-        addr: addr.to_owned(),
-        connections: 4,
-        duration: Duration::from_millis(400),
-        warmup: Duration::from_millis(100),
-        timeout: Duration::from_secs(1),
-        ..Config::default()
-    }
-}
-
-fn run(config: &Config) -> Report {
-    let report = loadgen::run(config, &Cancel::new()).expect("the run fails");
-    assert!(
-        report.is_consistent(),
-        "counts do not add up: {:?} {:?}",
-        report.messages,
-        report.errors
-    );
-    report
-}
-
 fn assert_clean(r: &Report) {
     let e = &r.errors;
     assert_eq!((e.connect, e.io, e.timeout, e.mismatch, e.lost), (0, 0, 0, 0, 0), "errors: {e:?}");

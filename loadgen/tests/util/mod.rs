@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use loadgen::{Cancel, Config, Report};
+
 /// What the server does wrong, if anything.
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
@@ -365,4 +367,28 @@ fn serve_crossed<S: Conn>(state: &State, mut stream: S) {
             }
         }
     }
+}
+
+/// A short run against `addr`: 4 connections, 100 ms warm-up, 400 ms measured.
+pub fn quick(addr: &str) -> Config {
+    Config {
+        addr: addr.to_owned(),
+        connections: 4,
+        duration: Duration::from_millis(400),
+        warmup: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
+        ..Config::default()
+    }
+}
+
+/// Runs `config` and checks that every message sent is accounted for.
+pub fn run(config: &Config) -> Report {
+    let report = loadgen::run(config, &Cancel::new()).expect("the run fails");
+    assert!(
+        report.is_consistent(),
+        "counts do not add up: {:?} {:?}",
+        report.messages,
+        report.errors
+    );
+    report
 }
