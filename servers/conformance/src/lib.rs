@@ -13,6 +13,8 @@
 //! - [`Server`] (in `server.rs`) starts a binary, waits for its ready line on a channel
 //!   (never a sleep), signals it, and kills it on drop so that a failing test leaks nothing.
 //!   [`proc`] reads the server's process tree from `/proc` (descendants, threads, PSS, CPU).
+//!   A few client helpers ([`connect`], [`round_trip`], [`closed_by_server`]) are exported
+//!   too: each model's own smoke tests start and talk to its binary with this same harness.
 //! - [`cases`]: one plain function per promise, taking the binary's path and the model's
 //!   extra arguments. Each asserts something that a broken server would fail.
 //! - [`conformance_suite!`] turns the cases into one `#[test]` per case, so a model's whole
@@ -34,7 +36,9 @@ mod client;
 pub mod proc;
 mod server;
 
-pub use client::closed_by_server;
+// The client helpers the models' own tests (tests/smoke.rs) share with the cases, so that no
+// model keeps a private copy of connecting, echoing or recognising a closed connection.
+pub use client::{assert_same, closed_by_server, connect, round_trip};
 pub use server::{Addr, Exit, Server, run_to_exit};
 
 /// Expands to one `#[test]` per conformance case, run against `bin` with `extra` arguments

@@ -161,6 +161,17 @@ pub fn open_fds(pid: i32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 
+/// What each of the process's open descriptors refers to (the targets of the links in
+/// `/proc/PID/fd`, such as `socket:[1234]` or `/dev/null`), empty if it is gone. Meant for
+/// failure messages: a count from [`open_fds`] says that a descriptor leaked, this says which.
+pub fn fd_targets(pid: i32) -> Vec<String> {
+    let entries = fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten();
+    entries
+        .filter_map(|entry| fs::read_link(entry.path()).ok())
+        .map(|t| t.display().to_string())
+        .collect()
+}
+
 /// Whether the process named by `pid` and `starttime` still runs: it exists (the pid was not
 /// reused by a newer process) and is not a zombie waiting to be reaped.
 pub fn is_alive(pid: i32, starttime: u64) -> bool {
@@ -197,6 +208,8 @@ mod tests {
         assert!(tree_pss_kib(me) > 0);
         assert!(tree_pss_anon_kib(me) > 0);
         assert!(tree_rss_kib(me) > 0);
+        // A test process holds at least stdin, stdout and stderr.
+        assert!(fd_targets(me).len() >= 3, "{:?}", fd_targets(me));
         // Compared within one reading: other tests' threads allocate and free meanwhile.
         let rollup = fs::read_to_string(format!("/proc/{me}/smaps_rollup")).unwrap();
         let [rss, pss, anon] =

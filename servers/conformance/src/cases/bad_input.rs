@@ -48,8 +48,12 @@ pub fn rejects_unbindable_unix_path(bin: &str, extra: &[&str]) {
     assert!(exit.stderr.contains(path), "the error should name {path}: {:?}", exit.stderr);
 }
 
-/// Runs `bin` with `args` and asserts that it refused them properly.
-fn refused(bin: &str, args: &[&str]) -> Exit {
+/// Runs `bin` with `args` and asserts that it refused them properly: a non-zero exit that is
+/// not a crash, exactly one line on stderr, nothing on stdout. Returns the [`Exit`] so that a
+/// caller can check more (the exact status, what the line names). Public for the models' own
+/// smoke tests, which refuse their model-specific flags the same way; the suite's macro
+/// only instantiates the cases it names, so this is not run as a case of its own.
+pub fn refused(bin: &str, args: &[&str]) -> Exit {
     let exit = run_to_exit(bin, args);
     // `code()` is None when a signal ended the process: a crash (an abort, a segfault) is no
     // way to refuse input either.
