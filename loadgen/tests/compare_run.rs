@@ -127,6 +127,8 @@ fn results(out: &Path) -> Results {
 #[test]
 fn a_run_goes_on_past_broken_servers_and_reports_them() {
     let bin = bin_dir("broken");
+    // One server exits before its ready line, the other right after it.
+    script(&bin, "echo-missing", "echo 'no such thing' >&2\nexit 1");
     script(&bin, "echo-crashy", "echo 'listening on 127.0.0.1:9'\nexit 3");
     let out = bin.join("results");
     let output: Output = compare(&bin, &out, &["--models", "missing,crashy"]).output().unwrap();
@@ -143,6 +145,21 @@ fn a_run_goes_on_past_broken_servers_and_reports_them() {
     let md = std::fs::read_to_string(out.join("latest/report.md")).unwrap();
     assert!(md.contains("| missing | scale | failed to start |"), "{md}");
     assert!(md.contains("| crashy | scale | crashed |"), "{md}");
+    let _ = std::fs::remove_dir_all(&bin);
+}
+
+#[test]
+fn a_model_with_no_binary_is_refused_before_anything_is_written() {
+    let bin = bin_dir("typo");
+    script(&bin, "echo-crashy", "exit 3");
+    let out = bin.join("results");
+    let output: Output = compare(&bin, &out, &["--models", "crashy,nosuch"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("no echo-nosuch in"), "{stderr}");
+    assert!(stderr.contains("models there: crashy"), "{stderr}");
+    assert!(!out.exists(), "nothing may be written, latest/ least of all");
     let _ = std::fs::remove_dir_all(&bin);
 }
 

@@ -262,6 +262,35 @@ pub fn print_plan(options: &Options) {
     eprintln!("  estimated time: {}", format_duration(plan.estimate()));
 }
 
+/// Refuses, before anything is written, a model whose binary is not in the bin dir: that is a
+/// typo or a missing build, and a run of nothing would replace `results/latest` with an empty
+/// report. (A binary that exists but fails to start is a fault the report records.)
+fn check_models(options: &Options) -> Result<()> {
+    let dir = &options.bin_dir;
+    for model in &options.plan.models {
+        if !dir.join(format!("echo-{model}")).is_file() {
+            let mut here: Vec<String> = std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter_map(|e| {
+                            e.file_name().to_str()?.strip_prefix("echo-").map(String::from)
+                        })
+                        .filter(|name| !name.contains('.'))
+                        .collect()
+                })
+                .unwrap_or_default();
+            here.sort();
+            bail!(
+                "--models: no echo-{model} in {} (models there: {})",
+                dir.display(),
+                if here.is_empty() { "none".to_owned() } else { here.join(", ") }
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the comparison and writes its report. Returns once every point ran, or after Ctrl-C
 /// with what was measured.
 pub fn run(options: &Options) -> Result<Outcome> {
@@ -275,6 +304,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
             loadgen.display()
         );
     }
+    check_models(options)?;
     print_plan(options);
     let environment = env::Environment::detect();
     let out = output::Output::create(
