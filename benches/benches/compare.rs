@@ -1,16 +1,16 @@
 //! `cargo bench --bench compare`: every server model under the same loads, and the report.
 //!
-//! This target builds the release binaries of every model and of loadgen (a nested
-//! `cargo build --release`), then runs the comparison harness in-process
-//! (`loadgen::compare::run`) with them, writing `results/<date>-<host>/` and
-//! `results/latest/` (or under `$ECHOBENCH_RESULTS`). The harness spawns each server and the
+//! This target builds the release binaries of every model in the registry and of loadgen (a
+//! nested `cargo build --release`), then runs the comparison harness in-process
+//! (`harness::run`, the same code as the `echobench compare` command) with them, writing
+//! `results/<date>-<host>/` and `results/latest/` (or under `$ECHOBENCH_RESULTS`). The harness spawns each server and the
 //! generator as child processes, so this process only orchestrates and samples /proc.
 //!
 //! Profiles and options, from the environment (cargo bench passes no flags of its own):
 //! - `ECHOBENCH_QUICK=1`: everything in about a minute (CI's smoke run).
 //! - `ECHOBENCH_FULL=1`: more points, longer windows, 5 repeats.
 //! - default: the standard matrix, 3 repeats, within 15 minutes on 2 cores.
-//! - `ECHOBENCH_ARGS="--models mio,thread --scenarios scale"`: any `loadgen compare` flags.
+//! - `ECHOBENCH_ARGS="--models mio,thread --scenarios scale"`: any `echobench compare` flags.
 //!
 //! Flags after `--` work too (`cargo bench --bench compare -- --models mio`). Since plain
 //! `cargo bench -- <filter>` hands the filter to every bench target, this one runs only if the
@@ -23,9 +23,10 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use echobench_benches::{PACKAGES, build_release_binaries, env_flag, release_dir, results_root};
-use loadgen::compare::results::RunStatus;
-use loadgen::compare::{self, CompareArgs};
+use clap::CommandFactory;
+use harness::binaries::{build_release_binaries, env_flag, release_dir, results_root};
+use harness::results::RunStatus;
+use harness::{self as compare, CompareArgs, registry};
 
 /// Criterion flags that take a value: their value is not a filter.
 const CRITERION_VALUE_FLAGS: [&str; 14] = [
@@ -72,14 +73,15 @@ fn run() -> Result<ExitCode> {
     }
     argv.extend(flags);
     let args = CompareArgs::from_argv(argv)?;
-    if args.dry_run || args.rerender.is_some() {
-        // Nothing to measure, so nothing to build.
-        return Ok(ExitCode::from(compare::main(&args)? as u8));
-    }
     let options = args.options()?;
-
-    eprintln!("compare: building the release binaries ({})", PACKAGES.join(", "));
-    build_release_binaries(&PACKAGES).context("cannot build the binaries")?;
+    if args.dry_run {
+        // Nothing to measure, so nothing to build.
+        compare::print_plan(&options);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let packages = registry::packages();
+    eprintln!("compare: building the release binaries ({})", packages.join(", "));
+    build_release_binaries(&packages).context("cannot build the binaries")?;
     let outcome = compare::run(&options)?;
     let faults = compare::fault_count(&outcome.results);
     if faults > 0 {
@@ -103,37 +105,47 @@ fn flags_from_command_line() -> Option<Vec<String>> {
         eprintln!("compare: run by cargo test, not cargo bench: checking the plan only");
         return Some(vec!["--dry-run".into()]);
     }
+    // Which flags are the harness's, and which of them take a value, comes from its own clap
+    // definition: a flag added there is forwarded here without a change to this file.
+    let command = CompareArgs::command();
+    let harness_flag = |name: &str| -> Option<bool> {
+        if name == "--help" || name == "-h" {
+            return Some(false);
+        }
+        let long = name.strip_prefix("--")?;
+        let arg = command.get_arguments().find(|a| a.get_long() == Some(long))?;
+        Some(arg.get_action().takes_values())
+    };
     let mut flags = Vec::new();
     let mut filters = Vec::new();
     let mut ignored = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let name = arg.split('=').next().unwrap_or_default().to_string();
-        match name.as_str() {
-            "--bench" => {}
-            "--list" => {
-                println!("compare: bench");
-                return None;
+        if name == "--bench" {
+            continue;
+        }
+        if name == "--list" {
+            println!("compare: bench");
+            return None;
+        }
+        let inline = arg.contains('=');
+        if let Some(takes_value) = harness_flag(&name) {
+            flags.push(arg);
+            if takes_value && !inline {
+                flags.extend(args.next());
             }
-            _ if HARNESS_SWITCHES.contains(&name.as_str()) => flags.push(arg),
-            _ if HARNESS_OPTIONS.contains(&name.as_str()) => {
-                let inline = arg.contains('=');
-                flags.push(arg);
-                if !inline {
-                    flags.extend(args.next());
-                }
+        } else if CRITERION_VALUE_FLAGS.contains(&name.as_str()) {
+            ignored.push(arg);
+            if !inline {
+                ignored.extend(args.next());
             }
-            _ if CRITERION_VALUE_FLAGS.contains(&name.as_str()) => {
-                let inline = arg.contains('=');
-                ignored.push(arg);
-                if !inline {
-                    ignored.extend(args.next());
-                }
-            }
+        } else if arg.starts_with('-') {
             // cargo bench hands every bench target the same arguments, so criterion's own
             // switches arrive here too: note them and go on.
-            _ if arg.starts_with('-') => ignored.push(arg),
-            _ => filters.push(arg),
+            ignored.push(arg);
+        } else {
+            filters.push(arg);
         }
     }
     if !filters.is_empty() && !filters.iter().any(|f| "compare".contains(f.as_str())) {
@@ -145,24 +157,3 @@ fn flags_from_command_line() -> Option<Vec<String>> {
     }
     Some(flags)
 }
-
-/// `loadgen compare` flags that take no value.
-const HARNESS_SWITCHES: [&str; 5] = ["--quick", "--full", "--dry-run", "--help", "-h"];
-
-/// `loadgen compare` flags that take a value.
-const HARNESS_OPTIONS: [&str; 14] = [
-    "--models",
-    "--scenarios",
-    "--repeats",
-    "--duration",
-    "--warmup",
-    "--placement",
-    "--connections",
-    "--sizes",
-    "--churn-clients",
-    "--idle",
-    "--fractions",
-    "--bin-dir",
-    "--out",
-    "--rerender",
-];

@@ -22,11 +22,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use echobench_benches::{build_release_binaries, env_flag, release_dir};
+use harness::binaries::{build_release_binaries, env_flag, release_dir};
+use harness::registry::{self, MODELS};
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 
-const MODELS: [&str; 4] = ["fork", "thread", "mio", "hybrid"];
 const MESSAGE: [u8; 64] = *b"echobench-roundtrip-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEF";
 const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
@@ -50,7 +50,7 @@ fn roundtrip(c: &mut Criterion) {
     pin_self(CLIENT_CPU);
     let mut group = c.benchmark_group("roundtrip");
     group.throughput(Throughput::Elements(1));
-    for model in MODELS {
+    for model in MODELS.iter().map(|m| m.name) {
         let server = Server::start(&bins, model);
         let mut stream = TcpStream::connect(server.addr).expect("connect");
         stream.set_nodelay(true).expect("TCP_NODELAY");
@@ -75,7 +75,7 @@ fn connect_echo_close(c: &mut Criterion) {
     pin_self(CLIENT_CPU);
     let mut group = c.benchmark_group("connect_echo_close");
     group.throughput(Throughput::Elements(1));
-    for model in MODELS {
+    for model in MODELS.iter().map(|m| m.name) {
         let server = Server::start(&bins, model);
         group.bench_function(model, |b| {
             b.iter_custom(|iters| {
@@ -104,10 +104,14 @@ struct Server {
 }
 
 impl Server {
+    /// Starts `model` pinned to the server CPU, with the flags the harness would give it there
+    /// (one worker for a model with a pool of them: it has one CPU).
     fn start(bins: &Path, model: &str) -> Server {
-        let path = bins.join(format!("echo-{model}"));
+        let path = bins.join(registry::binary(model));
+        let (args, _) = registry::server_args(model, 1, None);
         let mut command = Command::new(&path);
-        command.args(["--addr", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        command.args(["--addr", "127.0.0.1:0"]).args(&args);
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
         // SAFETY: the closure runs in the forked child before exec and only makes the
         // sched_setaffinity system call, which is async-signal-safe; it touches no locks or
         // allocator state of this (multi-threaded) process.
@@ -129,7 +133,7 @@ impl Server {
             .trim()
             .strip_prefix("listening on ")
             .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("echo-{model} printed {line:?}, not a ready line"));
+            .unwrap_or_else(|| panic!("{} printed {line:?}, not a ready line", path.display()));
         Server { child, addr }
     }
 }
@@ -144,8 +148,7 @@ impl Drop for Server {
 
 /// Builds the server binaries (a no-op when they are up to date) and returns their folder.
 fn server_binaries() -> PathBuf {
-    let packages = MODELS.map(|model| format!("echobench-{model}"));
-    let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
+    let packages: Vec<&str> = MODELS.iter().map(|m| m.package).collect();
     build_release_binaries(&packages).expect("building the server binaries");
     release_dir().expect("the release folder")
 }

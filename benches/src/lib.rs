@@ -1,81 +1,210 @@
-//! Helpers shared by the bench targets: where `cargo bench` keeps the release binaries, how to
-//! build them, where results go, and which profile the environment asks for.
+//! The comparison harness: every server model under the same loads, and the report.
 //!
-//! Bench executables live in `<target>/release/deps/`, and `cargo build --release` puts the
-//! binaries in `<target>/release/`, so the binaries' folder is found from the running
-//! executable. That follows `CARGO_TARGET_DIR` (or a configured target dir) without reading it.
+//! For each model and scenario the harness starts the model's binary on a free loopback port,
+//! waits for its ready line, runs each point of the scenario by spawning the `loadgen` binary
+//! with `--json` (and `--hlog`, `--cpus`), samples the server's process tree from /proc
+//! meanwhile, and finally stops the server with SIGTERM and checks that it exits cleanly.
+//! Every repeat is written out at once: `results.json` (schema in results/SCHEMA.md),
+//! `results.csv`, the histogram logs, SVG charts and `report.md`, in `results/<date>-<host>/`
+//! and mirrored into `results/latest/`.
+//!
+//! Code map: [`registry`] (the models), [`scenario`] (one file per scenario, and the list),
+//! [`plan`] (profiles, points, placement, the time budget), [`cli`] (the flags),
+//! [`server`] (the server child), [`generator`] (the loadgen child, Ctrl-C), [`procstat`]
+//! (/proc sampling), [`runner`] (the loop), [`metrics`] (figures from loadgen's report),
+//! [`results`] (the schema), [`output`] (the run folder), [`csv`], [`charts`], [`report`],
+//! [`findings`] (the pieces of the prose) and [`caveats`], [`text`] (number formatting),
+//! [`binaries`] (what the bench targets build).
+//!
+//! `cargo bench --bench compare` calls [`run`] in-process; the `echobench` binary calls
+//! [`cli::main`].
+//!
+//! Adding a model: its crate in `servers/`, its `tests/conformance.rs`, and one entry in
+//! [`registry::MODELS`]. Adding a scenario: one file in `src/scenario/` implementing
+//! [`scenario::Scenario`], and one entry in [`scenario::ALL`].
 
-use std::ffi::OsString;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+pub mod binaries;
+pub mod caveats;
+pub mod charts;
+pub mod cli;
+pub mod csv;
+pub mod env;
+pub mod findings;
+pub mod generator;
+pub mod metrics;
+pub mod output;
+pub mod plan;
+pub mod procstat;
+pub mod registry;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod server;
+pub mod text;
 
-/// The packages whose binaries the comparison runs: every server model and the generator.
-pub const PACKAGES: [&str; 5] = [
-    "echobench-fork",
-    "echobench-thread",
-    "echobench-mio",
-    "echobench-hybrid",
-    "echobench-loadgen",
-];
+use std::time::{Duration, SystemTime};
 
-/// The workspace root (this crate's parent folder).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+use anyhow::{Result, bail};
+
+pub use cli::CompareArgs;
+use plan::Plan;
+use results::{PlacementRecord, RunStatus};
+use scenario::Scenario;
+use text::format_duration;
+
+/// Everything [`run`] needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What to measure.
+    pub plan: Plan,
+    /// The scenarios the plan's names refer to ([`scenario::ALL`], or more in tests).
+    pub scenarios: Vec<&'static dyn Scenario>,
+    /// Folder holding the servers' binaries and `loadgen`.
+    pub bin_dir: std::path::PathBuf,
+    /// Folder the run folder and `latest/` go into.
+    pub out_dir: std::path::PathBuf,
+    /// Install SIGINT/SIGTERM handlers so Ctrl-C ends the run gracefully.
+    pub handle_ctrl_c: bool,
 }
 
-/// The folder the release binaries are built into: `<target>/release`.
-pub fn release_dir() -> io::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // <target>/release/deps/<bench>-<hash> -> <target>/release
-    let dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf);
-    dir.ok_or_else(|| io::Error::other(format!("{} is not in a cargo target dir", exe.display())))
+/// What a finished (or interrupted) run leaves.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The run folder.
+    pub run_dir: std::path::PathBuf,
+    /// The `latest/` copy.
+    pub latest_dir: std::path::PathBuf,
+    /// Everything measured.
+    pub results: results::Results,
 }
 
-/// Builds `packages`' binaries in release mode with the cargo that runs this bench (cargo sets
-/// `CARGO` for bench executables). A nested build inside `cargo bench` does not deadlock on
-/// the build lock: cargo releases it before it runs the benches. Up-to-date builds are no-ops.
-pub fn build_release_binaries(packages: &[&str]) -> io::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let mut command = Command::new(cargo);
-    command.current_dir(workspace_root()).args(["build", "--release", "--bins"]);
-    for package in packages {
-        command.args(["-p", package]);
+/// Prints what the plan will do and how long it should take.
+pub fn print_plan(options: &Options) {
+    let plan = &options.plan;
+    eprintln!(
+        "echobench compare: {} profile, models {}, scenarios {}",
+        plan.profile.name(),
+        plan.models.join(","),
+        plan.scenarios.join(","),
+    );
+    eprintln!(
+        "  {} points x {} repeats x {} models = {} runs of {} warm-up + {}; placement {} \
+         (server {}, generator {})",
+        plan.points.len(),
+        plan.repeats,
+        plan.models.len(),
+        plan.runs(),
+        format_duration(plan.warmup),
+        format_duration(plan.duration),
+        plan.placement.name(),
+        text::cpu_list(&plan.cpus.server),
+        text::cpu_list(&plan.cpus.generator),
+    );
+    eprintln!("  estimated time: {}", format_duration(plan.estimate()));
+}
+
+/// Refuses, before anything is written, a model whose binary is not in the bin dir: that is a
+/// typo or a missing build, and a run of nothing would replace `results/latest` with an empty
+/// report. (A binary that exists but fails to start is a fault the report records.)
+fn check_models(options: &Options) -> Result<()> {
+    let dir = &options.bin_dir;
+    for model in &options.plan.models {
+        if !dir.join(registry::binary(model)).is_file() {
+            let mut here: Vec<String> = std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter_map(|e| {
+                            e.file_name().to_str()?.strip_prefix("echo-").map(String::from)
+                        })
+                        .filter(|name| !name.contains('.'))
+                        .collect()
+                })
+                .unwrap_or_default();
+            here.sort();
+            bail!(
+                "--models: no echo-{model} in {} (models there: {})",
+                dir.display(),
+                if here.is_empty() { "none".to_owned() } else { here.join(", ") }
+            );
+        }
     }
-    let status = command.status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!("cargo build --release failed ({status})")))
-    }
+    Ok(())
 }
 
-/// Where a run writes: `$ECHOBENCH_RESULTS` if set (CI points it at a scratch folder), else
-/// `<workspace>/results`.
-pub fn results_root() -> PathBuf {
-    match std::env::var_os("ECHOBENCH_RESULTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => workspace_root().join("results"),
+/// Runs the comparison and writes its report. Returns once every point ran, or after Ctrl-C
+/// with what was measured.
+pub fn run(options: &Options) -> Result<Outcome> {
+    if options.handle_ctrl_c {
+        generator::install_interrupt_handler()?;
     }
+    let loadgen = generator::loadgen_binary(&options.bin_dir);
+    if !loadgen.is_file() {
+        bail!(
+            "{} not found: build the binaries first (cargo build --release --bins) or pass --bin-dir",
+            loadgen.display()
+        );
+    }
+    check_models(options)?;
+    print_plan(options);
+    let environment = env::Environment::detect();
+    let out = output::Output::create(
+        &options.out_dir,
+        &environment.host,
+        options.plan.profile,
+        SystemTime::now(),
+    )?;
+    eprintln!("  writing to {}", out.run_dir.display());
+    let plan = &options.plan;
+    let results = results::Results {
+        schema_version: results::SCHEMA_VERSION,
+        harness_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: runner::now_rfc3339(),
+        finished_at: None,
+        status: RunStatus::Running,
+        elapsed_seconds: 0.0,
+        estimated_seconds: options.plan.estimate().as_secs_f64(),
+        harness_cpu_seconds: 0.0,
+        plan: options.plan.clone(),
+        placement: PlacementRecord {
+            mode: plan.placement,
+            server_cpus: plan.cpus.server.clone(),
+            generator_cpus: plan.cpus.generator.clone(),
+            server_cpu: None,
+            generator_cpu: None,
+        },
+        environment,
+        models: Vec::new(),
+    };
+    let mut runner = runner::Runner::new(options, &out, results);
+    runner.run()?;
+    out.finish();
+    let results = runner.results;
+    eprintln!(
+        "echobench compare: {} in {}; report: {}",
+        if results.status == RunStatus::Complete { "done" } else { "interrupted" },
+        format_duration(Duration::from_secs_f64(results.elapsed_seconds)),
+        out.latest_dir.join("report.md").display(),
+    );
+    Ok(Outcome { run_dir: out.run_dir, latest_dir: out.latest_dir, results })
 }
 
-/// Whether the environment variable `name` is set to something other than empty or `0`.
-pub fn env_flag(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+/// Faults recorded anywhere in the run: servers that failed to start, crashed, exited
+/// uncleanly or left processes behind, and generator failures.
+pub fn fault_count(results: &results::Results) -> usize {
+    let scenarios = results.models.iter().flat_map(|m| m.scenarios.iter());
+    scenarios.map(|s| s.server.faults.len()).sum()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_workspace_root_holds_the_workspace_manifest() {
-        let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
-        assert!(manifest.contains("[workspace]"));
-    }
-
-    #[test]
-    fn flags_are_off_unless_set_to_something() {
-        assert!(!env_flag("ECHOBENCH_SURELY_UNSET_FLAG"));
+/// Runs the comparison of `options` and returns the exit status: 0 when every point ran, 130
+/// after Ctrl-C (the report of what was measured is written either way). Fails after writing
+/// the report if any fault was recorded, so scripts and CI notice.
+pub fn main(options: &Options) -> Result<i32> {
+    let outcome = run(options)?;
+    match fault_count(&outcome.results) {
+        0 if outcome.results.status == RunStatus::Interrupted => Ok(130),
+        0 => Ok(0),
+        n => bail!("{n} fault(s) recorded; see the Faults section of the report"),
     }
 }

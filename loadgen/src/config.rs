@@ -119,10 +119,11 @@ impl Default for Config {
 }
 
 /// The three ways of driving a server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Each connection waits for its echoes before sending more.
+    #[default]
     Closed,
     /// Messages leave on a fixed schedule.
     Open,

@@ -32,7 +32,6 @@
 //! and `meter.rs` (counting and timing) → `assemble.rs` (totals and the saturation verdict) →
 //! [`report`] (the JSON schema) and [`summary`] (the text).
 
-pub mod compare;
 pub mod config;
 pub mod env;
 pub mod hlog;

@@ -32,11 +32,10 @@ enum Command {
     /// Combine interval logs or JSON reports of runs from several machines into one set of
     /// percentiles.
     Merge(loadgen::merge::MergeArgs),
-    /// Run every server model under the same loads and write the comparison report.
-    Compare(loadgen::compare::CompareArgs),
     // Adding a subcommand is a three-line change: a variant here, its arm in `main` below,
-    // and its module in the library, e.g. `Compare(loadgen::compare::CompareArgs)` with
-    // `Command::Compare(args) => loadgen::compare::main(&args)`.
+    // and its module in the library, as `Merge(loadgen::merge::MergeArgs)` with
+    // `Command::Merge(args) => loadgen::merge::main(&args)`. (The comparison of the suite's
+    // servers is not a subcommand: it is the `echobench` harness in benches/.)
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -53,7 +52,6 @@ fn main() {
     let outcome = match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run(args),
         Command::Merge(args) => loadgen::merge::main(&args),
-        Command::Compare(args) => loadgen::compare::main(&args),
     };
     match outcome {
         Ok(code) => process::exit(code),

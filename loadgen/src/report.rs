@@ -14,7 +14,8 @@ use crate::stats::{self, Hist, Latency};
 /// The version of the JSON schema in SCHEMA.md.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Default` is an empty report (nothing measured), for tools and tests that build one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     /// "loadgen VERSION".
@@ -44,6 +45,9 @@ pub struct Report {
     pub connections: Connections,
     pub generator: Generator,
     pub environment: Environment,
+    /// Always written by loadgen; a consumer that keeps the histograms elsewhere (the
+    /// comparison harness keeps them in interval logs) may store the report without them.
+    #[serde(default, skip_serializing_if = "Histograms::is_empty")]
     pub histograms: Histograms,
 }
 
@@ -212,6 +216,14 @@ pub struct Histograms {
 }
 
 impl Histograms {
+    /// No histogram at all (an encoded histogram, even an empty one, is never empty text).
+    pub fn is_empty(&self) -> bool {
+        self.latency.is_empty()
+            && self.latency_uncorrected.is_empty()
+            && self.connect.is_none()
+            && self.schedule_lag.is_none()
+    }
+
     pub fn latency(&self) -> Result<Hist> {
         stats::decode(&self.latency)
     }

@@ -276,12 +276,12 @@ fn serve<S: Conn>(state: &State, mut stream: S) {
         for message in pending[..whole].chunks(size) {
             index += 1;
             match state.fault {
-                Fault::Corrupt { every } if index % every == 0 => {
+                Fault::Corrupt { every } if index.is_multiple_of(every) => {
                     let start = out.len();
                     out.extend_from_slice(message);
                     out[start + size / 2] ^= 0x10;
                 }
-                Fault::Replay { every } if index % every == 0 && !previous.is_empty() => {
+                Fault::Replay { every } if index.is_multiple_of(every) && !previous.is_empty() => {
                     out.extend_from_slice(&previous)
                 }
                 _ => out.extend_from_slice(message),

@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use loadgen::compare::procstat::*;
+use harness::procstat::*;
 
 #[test]
 fn a_sleeping_child_is_one_process_with_a_thread() {

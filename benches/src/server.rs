@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::procstat;
-use super::results::{Fault, FaultKind};
+use crate::procstat;
+use crate::results::{Fault, FaultKind};
 
 /// How long a server may take to print `listening on ADDR`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,9 +60,9 @@ pub struct Stopped {
 }
 
 impl Server {
-    /// Starts `binary` on a free loopback port, pinned to `cpu` if given, and waits for its
-    /// ready line.
-    pub fn start(binary: &Path, cpu: Option<usize>) -> Result<Server, Fault> {
+    /// Starts `binary` with `args` on a free loopback port, pinned to `cpus` unless that is
+    /// empty, and waits for its ready line.
+    pub fn start(binary: &Path, args: &[String], cpus: &[usize]) -> Result<Server, Fault> {
         let fail = |detail: String, tail: Vec<String>| Fault {
             kind: FaultKind::StartFailed,
             detail,
@@ -76,18 +76,20 @@ impl Server {
         }
         let mut cmd = Command::new(binary);
         cmd.args(["--addr", "127.0.0.1:0"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut cpus = nix::sched::CpuSet::new();
-        if let Some(cpu) = cpu {
-            cpus.set(cpu).map_err(|e| fail(format!("cannot pin to CPU {cpu}: {e}"), vec![]))?;
+        let pin = !cpus.is_empty();
+        let mut set = nix::sched::CpuSet::new();
+        for &cpu in cpus {
+            set.set(cpu).map_err(|e| fail(format!("cannot pin to CPU {cpu}: {e}"), vec![]))?;
         }
         let parent = nix::unistd::getpid();
         // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
         // calls are allowed. It makes three raw system calls (prctl, getppid, sched_setaffinity)
-        // through nix wrappers that neither allocate nor take locks; `cpus` was built before
+        // through nix wrappers that neither allocate nor take locks; `set` was built before
         // the fork and is only read.
         unsafe {
             cmd.pre_exec(move || {
@@ -97,8 +99,8 @@ impl Server {
                 if nix::unistd::getppid() != parent {
                     return Err(std::io::Error::other("the harness exited during spawn"));
                 }
-                if cpu.is_some() {
-                    nix::sched::sched_setaffinity(Pid::from_raw(0), &cpus)?;
+                if pin {
+                    nix::sched::sched_setaffinity(Pid::from_raw(0), &set)?;
                 }
                 Ok(())
             });

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigHandler, Signal, kill};
 use nix::unistd::Pid;
-use serde_json::Value;
 
-use super::server::describe;
+use crate::server::describe;
 
 /// Slack past the expected end of a point before the generator is declared hung and killed.
 /// Connecting thousands of idle connections to a forking server takes seconds on 2 cores.
@@ -31,8 +30,8 @@ pub struct GeneratorRun {
     pub started: Instant,
     /// When it was seen to exit.
     pub ended: Instant,
-    /// Its JSON report, if it wrote one that parses.
-    pub report: Option<Value>,
+    /// Its JSON report, if it wrote one that parses as loadgen's own [`loadgen::Report`].
+    pub report: Option<loadgen::Report>,
     /// Why there is no usable report (exit status and stderr tail), if there is none.
     pub failure: Option<String>,
     /// Whether the run was cut short by Ctrl-C.
@@ -94,7 +93,8 @@ pub fn run(loadgen: &Path, args: &[String], json_path: &Path, expected: Duration
     let ended = Instant::now();
     let stderr_text = stderr_reader.join().unwrap_or_default();
 
-    let report = fs::read_to_string(json_path).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let report =
+        fs::read_to_string(json_path).ok().and_then(|t| loadgen::Report::from_json(&t).ok());
     let failure = if killed {
         Some(format!("did not finish within {:.0} s and was killed", {
             (expected + HANG_SLACK).as_secs_f64()

@@ -8,9 +8,10 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use super::plan::Profile;
-use super::results::{Results, Summary};
-use super::{charts, csv, extract, report};
+use crate::plan::Profile;
+use crate::results::{Results, Summary};
+use crate::scenario::Scenario;
+use crate::{charts, csv, metrics, report};
 
 /// Where a run writes.
 #[derive(Debug, Clone)]
@@ -69,9 +70,9 @@ impl Output {
     }
 
     /// Writes results.json, results.csv, the charts and report.md, then mirrors them to latest.
-    pub fn write(&self, results: &Results) -> Result<()> {
+    pub fn write(&self, results: &Results, scenarios: &[&dyn Scenario]) -> Result<()> {
         write_json(&self.run_dir, results)?;
-        write_derived(&self.run_dir, results)?;
+        write_derived(&self.run_dir, results, scenarios)?;
         mirror(&self.run_dir, &self.latest_dir)
     }
 
@@ -94,37 +95,38 @@ fn write_json(dir: &Path, results: &Results) -> Result<()> {
 }
 
 /// Writes what is derived from the results (results.csv, the charts, report.md) into `dir`.
-pub fn write_derived(dir: &Path, results: &Results) -> Result<()> {
+pub fn write_derived(dir: &Path, results: &Results, scenarios: &[&dyn Scenario]) -> Result<()> {
     write_atomic(&dir.join("results.csv"), csv::render(results).as_bytes())?;
     let chart_dir = dir.join(CHART_DIR);
     fs::create_dir_all(&chart_dir)
         .with_context(|| format!("cannot create {}", chart_dir.display()))?;
-    let charts = charts::write_all(results, &chart_dir)?;
-    let markdown = report::render(results, &charts);
+    let charts = charts::write_all(results, scenarios, &chart_dir)?;
+    let markdown = report::render(results, scenarios, &charts);
     write_atomic(&dir.join("report.md"), markdown.as_bytes())
 }
 
 /// Rewrites the run folder `dir` from its raw figures: each repeat's metrics again from its
 /// loadgen report and /proc usage, the summaries, then results.json, the CSV, the charts and
 /// the report. A better report (or a figure added since) can then be had from old
-/// measurements without measuring again.
-pub fn rerender(dir: &Path) -> Result<()> {
+/// measurements without measuring again. Files of an older schema are upgraded on the way.
+pub fn rerender(dir: &Path, scenarios: &[&dyn Scenario]) -> Result<()> {
     let path = dir.join("results.json");
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut results: Results = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a comparison results file", path.display()))?;
-    let scenarios = results.models.iter_mut().flat_map(|m| m.scenarios.iter_mut());
-    for point in scenarios.flat_map(|s| s.points.iter_mut()) {
+    results.upgrade(scenarios);
+    let runs = results.models.iter_mut().flat_map(|m| m.scenarios.iter_mut());
+    for point in runs.flat_map(|s| s.points.iter_mut()) {
         for repeat in &mut point.repeats {
             if let Some(report) = &repeat.loadgen {
-                repeat.metrics = extract::metrics(report, repeat.server.as_ref());
+                repeat.metrics = Some(metrics::metrics(report, repeat.server.as_ref()));
             }
         }
         point.summary = Summary::of(&point.repeats);
     }
     write_json(dir, &results)?;
-    write_derived(dir, &results)
+    write_derived(dir, &results, scenarios)
 }
 
 /// Writes through a temporary file and a rename, so a reader (or a crash) never sees half a file.

@@ -6,14 +6,15 @@
 //! generator measured is lost, and the server tree's costs from /proc (`server`).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::env::Environment;
-use super::plan::{Placement, Plan, Point, Scenario};
-use super::procstat::Usage;
+use crate::env::Environment;
+use crate::plan::{Placement, Plan, Point};
+use crate::procstat::Usage;
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2: the placement records CPU lists (`server_cpus`, `generator_cpus`) instead of one
+/// CPU each; version 1 files still read (see [`Results::upgrade`]).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Spread (max - min) / median of the repeats' throughput above which a point is marked noisy.
 pub const NOISY_SPREAD: f64 = 0.10;
@@ -23,7 +24,7 @@ pub const NOISY_SPREAD: f64 = 0.10;
 pub struct Results {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// Version of the loadgen crate that ran the comparison.
+    /// Version of the harness that ran the comparison.
     pub harness_version: String,
     /// When the run started, RFC 3339 UTC.
     pub started_at: String,
@@ -63,18 +64,26 @@ pub enum RunStatus {
 /// Where server and generator ran, and what that means for the figures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlacementRecord {
-    /// `split`, `shared` or `unpinned`.
+    /// `split`, `shared`, `unpinned` or `custom` (CPU lists given by hand).
     pub mode: Placement,
-    /// CPU the server tree was pinned to, if any.
+    /// CPUs the server tree was pinned to; empty when not pinned.
+    #[serde(default)]
+    pub server_cpus: Vec<usize>,
+    /// CPUs the generator's load threads were pinned to (`loadgen --cpus`); empty when not.
+    #[serde(default)]
+    pub generator_cpus: Vec<usize>,
+    /// Schema version 1's single server CPU, read from old files only.
+    #[serde(default, skip_serializing)]
     pub server_cpu: Option<usize>,
-    /// CPU the generator's load threads were pinned to (`loadgen --cpus`), if any.
+    /// Schema version 1's single generator CPU, read from old files only.
+    #[serde(default, skip_serializing)]
     pub generator_cpu: Option<usize>,
 }
 
 /// One model's part of the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelResults {
-    /// Model name (`fork`, `thread`, `mio`, `hybrid`).
+    /// Model name (`fork`, `thread`, `mio`, `hybrid`...: benches/src/registry.rs).
     pub name: String,
     /// The server binary that ran.
     pub binary: String,
@@ -85,8 +94,8 @@ pub struct ModelResults {
 /// One scenario against one freshly started server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioResults {
-    /// The scenario.
-    pub scenario: Scenario,
+    /// The scenario's name.
+    pub scenario: String,
     /// The server's life: start, baseline, stop, faults.
     pub server: ServerRecord,
     /// Latency scenario only: the capacity its fractions refer to.
@@ -102,6 +111,12 @@ pub struct ServerRecord {
     pub address: Option<String>,
     /// Its pid.
     pub pid: Option<u32>,
+    /// The flags it was started with besides `--addr` (the model's and the scenario's).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Workers it was asked for, for a model with workers.
+    #[serde(default)]
+    pub workers: Option<u32>,
     /// The tree before any load: what an idle server costs.
     pub baseline: Option<Baseline>,
     /// Seconds from SIGTERM to exit; absent if it never got there.
@@ -203,7 +218,7 @@ pub struct Repeat {
     pub hlog: Option<String>,
     /// The generator's JSON report as it wrote it (loadgen/SCHEMA.md), minus `histograms`
     /// (the same histograms are in the hlog file).
-    pub loadgen: Option<Value>,
+    pub loadgen: Option<loadgen::Report>,
 }
 
 /// How a repeat ended.
@@ -385,11 +400,44 @@ impl Results {
     pub fn model(&self, name: &str) -> Option<&ModelResults> {
         self.models.iter().find(|m| m.name == name)
     }
+
+    /// Brings a file of an older schema version up to this one, in memory: version 1's single
+    /// CPUs become lists, and points get the labels and x values their scenario gives them.
+    pub fn upgrade(&mut self, scenarios: &[&dyn crate::scenario::Scenario]) {
+        let p = &mut self.placement;
+        if p.server_cpus.is_empty() && p.generator_cpus.is_empty() {
+            p.server_cpus.extend(p.server_cpu);
+            p.generator_cpus.extend(p.generator_cpu);
+        }
+        if self.plan.cpus == crate::plan::Cpus::default() {
+            self.plan.cpus.server.clone_from(&p.server_cpus);
+            self.plan.cpus.generator.clone_from(&p.generator_cpus);
+        }
+        // Version 1 points had no label: the scenario that made them names them again.
+        let profile = self.plan.profile;
+        let named: Vec<Point> =
+            scenarios.iter().filter_map(|s| s.points(profile, None).ok()).flatten().collect();
+        let relabel = |p: &mut Point| {
+            if p.label.is_empty()
+                && let Some(n) = named.iter().find(|n| n.scenario == p.scenario && n.same_load(p))
+            {
+                p.label.clone_from(&n.label);
+                p.x = n.x;
+            }
+        };
+        self.plan.points.iter_mut().for_each(relabel);
+        for m in &mut self.models {
+            for s in &mut m.scenarios {
+                s.points.iter_mut().for_each(|p| relabel(&mut p.point));
+            }
+        }
+        self.schema_version = SCHEMA_VERSION;
+    }
 }
 
 impl ModelResults {
-    /// This model's results for `scenario`, if it started.
-    pub fn scenario(&self, scenario: Scenario) -> Option<&ScenarioResults> {
+    /// This model's results for the scenario named `scenario`, if it started.
+    pub fn scenario(&self, scenario: &str) -> Option<&ScenarioResults> {
         self.scenarios.iter().find(|s| s.scenario == scenario)
     }
 }

@@ -1,155 +1,145 @@
 //! The report's SVG charts, drawn with plotters' SVG backend (text stays SVG `<text>`, so no
 //! font library is needed). One colour per model throughout; log axes where values span decades.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use super::findings::{self, idle_cost};
-use super::output::CHART_DIR;
-use super::plan::{MODELS, Scenario};
-use super::results::{Percentiles, Results, Summary};
+use crate::output::CHART_DIR;
+use crate::registry;
+use crate::results::Results;
+use crate::scenario::{Scenario, View};
 
 /// A chart the report embeds.
 #[derive(Debug, Clone)]
 pub struct Chart {
-    /// The scenario whose section shows it.
-    pub scenario: Scenario,
+    /// The name of the scenario whose section shows it.
+    pub scenario: String,
     /// Path relative to the run folder.
     pub file: String,
     /// What it shows (the image's alt text).
     pub title: String,
 }
 
-/// One model's line.
-type Series = (String, Vec<(f64, f64)>);
+/// One model's line: its name and (x, y) points.
+pub type Series = (String, Vec<(f64, f64)>);
 
-/// Draws every chart the data allows into `dir`; returns them in report order.
-pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<Chart>> {
-    let mut charts = Vec::new();
-    let mut add = |scenario, name: &str, title: &str, drawn: Result<bool>| -> Result<()> {
-        if drawn.with_context(|| format!("cannot draw {name}"))? {
-            let file = format!("{CHART_DIR}/{name}");
-            charts.push(Chart { scenario, file, title: title.to_string() });
+/// Twelve colours that stay apart on white and for the common colour blindnesses (Tableau's
+/// ten, then a dark blue and a dark green, none of them the axes' black). The suite's models take them in registry order, so a model has
+/// the same colour in every chart and every run; models the registry does not know take the
+/// colours after those.
+pub const PALETTE: [RGBColor; 12] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(57, 59, 121),
+    RGBColor(0, 77, 64),
+];
+
+/// The charts of one run, drawn into one folder; each scenario adds its own.
+#[derive(Debug)]
+pub struct Charts {
+    dir: PathBuf,
+    /// The run's models in order, for colours of models the registry does not know.
+    models: Vec<String>,
+    drawn: Vec<Chart>,
+}
+
+/// Draws every scenario's charts into `dir`; returns them in report order.
+pub fn write_all(results: &Results, scenarios: &[&dyn Scenario], dir: &Path) -> Result<Vec<Chart>> {
+    let models = results.models.iter().map(|m| m.name.clone()).collect();
+    let mut charts = Charts { dir: dir.to_path_buf(), models, drawn: Vec::new() };
+    for name in &results.plan.scenarios {
+        if let Some(scenario) = crate::scenario::find(scenarios, name) {
+            let view = View { results, scenario: name };
+            scenario
+                .charts(&view, &mut charts)
+                .with_context(|| format!("cannot draw {name}'s charts"))?;
+        }
+    }
+    Ok(charts.drawn)
+}
+
+impl Charts {
+    fn add(&mut self, scenario: &str, file: &str, title: &str, drawn: Result<bool>) -> Result<()> {
+        if drawn.with_context(|| format!("cannot draw {file}"))? {
+            let file = format!("{CHART_DIR}/{file}");
+            self.drawn.push(Chart { scenario: scenario.to_string(), file, title: title.into() });
         }
         Ok(())
-    };
-    let scale = |f: fn(&Summary) -> Option<f64>| series(results, Scenario::Scale, f);
-    let t = "Throughput vs connections (64 B messages, closed loop)";
-    let s = scale(|s| Some(s.median.msgs_per_sec));
-    add(
-        Scenario::Scale,
-        "scale-throughput.svg",
-        t,
-        lines(dir, "scale-throughput.svg", t, "connections", "messages/s", &s, false),
-    )?;
-    let t = "Server CPU per message vs connections";
-    let s = scale(|s| s.median.server_cpu_per_msg_us);
-    add(
-        Scenario::Scale,
-        "scale-cpu.svg",
-        t,
-        lines(dir, "scale-cpu.svg", t, "connections", "server CPU us per message", &s, false),
-    )?;
-    let t = "Throughput vs message size";
-    let s = series(results, Scenario::Size, |s| Some(s.median.mib_per_sec).filter(|&v| v > 0.0));
-    add(
-        Scenario::Size,
-        "size-throughput.svg",
-        t,
-        lines(dir, "size-throughput.svg", t, "message size (bytes)", "MiB/s (log)", &s, true),
-    )?;
-    let t = "New connections per second under churn";
-    let s = series(results, Scenario::Churn, |s| Some(s.median.msgs_per_sec));
-    add(
-        Scenario::Churn,
-        "churn-rate.svg",
-        t,
-        bars(dir, "churn-rate.svg", t, "concurrent clients", "connections/s", &s),
-    )?;
-    let t = "Server memory (PSS) per idle connection";
-    let s = idle_series(results);
-    add(
-        Scenario::Idle,
-        "idle-memory.svg",
-        t,
-        bars(dir, "idle-memory.svg", t, "idle connections", "KiB per connection", &s),
-    )?;
-    let (t, s) = spectrum_series(results);
-    add(
-        Scenario::Latency,
-        "latency-spectrum.svg",
-        &t,
-        spectrum(dir, "latency-spectrum.svg", &t, &s),
-    )?;
-    Ok(charts)
-}
-
-/// Each model's (x, figure) points of `scenario`, skipping points without the figure.
-fn series(results: &Results, scenario: Scenario, f: fn(&Summary) -> Option<f64>) -> Vec<Series> {
-    results
-        .models
-        .iter()
-        .filter_map(|m| {
-            let s = m.scenario(scenario)?;
-            let pts: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .filter_map(|p| Some((p.point.x(), f(p.summary.as_ref()?)?)))
-                .filter(|(_, y)| y.is_finite())
-                .collect();
-            (!pts.is_empty()).then(|| (m.name.clone(), pts))
-        })
-        .collect()
-}
-
-fn idle_series(results: &Results) -> Vec<Series> {
-    results
-        .models
-        .iter()
-        .filter_map(|m| {
-            let s = m.scenario(Scenario::Idle)?;
-            let pts: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .filter_map(|p| Some((p.point.x(), idle_cost(s, p)?.kib_per_conn)))
-                .collect();
-            (!pts.is_empty()).then(|| (m.name.clone(), pts))
-        })
-        .collect()
-}
-
-/// Each model's latency percentiles at the highest load fraction it ran.
-fn spectrum_series(results: &Results) -> (String, Vec<Series>) {
-    let mut fraction = 0.0;
-    let mut out = Vec::new();
-    for m in &results.models {
-        let Some((point, summary)) = findings::highest_load(m) else { continue };
-        fraction = point.rate_fraction.unwrap_or(0.0);
-        let l: Percentiles = summary.median.latency_us;
-        let ys = [l.p50, l.p90, l.p99, l.p999, l.p9999, l.max];
-        let pts = ys.iter().enumerate().map(|(i, &y)| (i as f64, y.max(0.1))).collect();
-        out.push((m.name.clone(), pts));
     }
-    (format!("Latency percentiles at {:.0}% of each model's capacity", fraction * 100.0), out)
-}
 
-/// The colour of a model: fixed for the suite's models, so every chart matches.
-fn colour(model: &str, i: usize) -> RGBColor {
-    const COLOURS: [RGBColor; 4] = [
-        RGBColor(214, 39, 40),
-        RGBColor(31, 119, 180),
-        RGBColor(44, 160, 44),
-        RGBColor(148, 103, 189),
-    ];
-    match MODELS.iter().position(|m| *m == model) {
-        Some(k) => COLOURS[k],
-        None => {
-            let c = Palette99::pick(i + 4).to_rgba();
-            RGBColor(c.0, c.1, c.2)
-        }
+    /// The colour of a model: its registry place, else a place after the registry's.
+    pub fn colour(&self, model: &str) -> RGBColor {
+        let known = registry::MODELS.iter().position(|m| m.name == model);
+        let k = known.unwrap_or_else(|| {
+            let unknown = self.models.iter().filter(|m| registry::find(m).is_none());
+            registry::MODELS.len() + unknown.take_while(|m| *m != model).count()
+        });
+        PALETTE[k % PALETTE.len()]
+    }
+
+    /// A line per model over a log x axis and a linear y axis from zero.
+    pub fn lines(
+        &mut self,
+        scenario: &str,
+        file: &str,
+        title: &str,
+        x: &str,
+        y: &str,
+        s: &[Series],
+    ) -> Result<()> {
+        let drawn = lines(self, file, title, x, y, s, false);
+        self.add(scenario, file, title, drawn)
+    }
+
+    /// A line per model over log x and log y axes, for values that span decades.
+    pub fn log_lines(
+        &mut self,
+        scenario: &str,
+        file: &str,
+        title: &str,
+        x: &str,
+        y: &str,
+        s: &[Series],
+    ) -> Result<()> {
+        let drawn = lines(self, file, title, x, y, s, true);
+        self.add(scenario, file, title, drawn)
+    }
+
+    /// Grouped bars: one group per x value, one bar per model, each with its value above it.
+    pub fn bars(
+        &mut self,
+        scenario: &str,
+        file: &str,
+        title: &str,
+        x: &str,
+        y: &str,
+        s: &[Series],
+    ) -> Result<()> {
+        let drawn = bars(self, file, title, x, y, s);
+        self.add(scenario, file, title, drawn)
+    }
+
+    /// Latency percentiles (p50 to max, the x values 0 to 5) on a log y axis.
+    pub fn spectrum(
+        &mut self,
+        scenario: &str,
+        file: &str,
+        title: &str,
+        s: &[Series],
+    ) -> Result<()> {
+        let drawn = spectrum(self, file, title, s);
+        self.add(scenario, file, title, drawn)
     }
 }
 
@@ -164,7 +154,7 @@ fn bounds(series: &[Series]) -> Option<(f64, f64, f64, f64)> {
 
 /// A line per model over a log x axis; log y too when `log_y`. `false` if there is no data.
 fn lines(
-    dir: &Path,
+    charts: &Charts,
     file: &str,
     title: &str,
     x_desc: &str,
@@ -177,7 +167,7 @@ fn lines(
     let fx = |x: &f64| compact(*x);
     if log_y {
         draw(
-            dir,
+            charts,
             file,
             title,
             x_desc,
@@ -189,14 +179,23 @@ fn lines(
             &|y| compact(*y),
         )
     } else {
-        draw(dir, file, title, x_desc, y_desc, s, (x0..x1).log_scale(), 0.0..y1 * 1.15, &fx, &|y| {
-            compact(*y)
-        })
+        draw(
+            charts,
+            file,
+            title,
+            x_desc,
+            y_desc,
+            s,
+            (x0..x1).log_scale(),
+            0.0..y1 * 1.15,
+            &fx,
+            &|y| compact(*y),
+        )
     }
 }
 
 /// The latency spectrum: percentiles along x, microseconds on a log y axis.
-fn spectrum(dir: &Path, file: &str, title: &str, s: &[Series]) -> Result<bool> {
+fn spectrum(charts: &Charts, file: &str, title: &str, s: &[Series]) -> Result<bool> {
     let Some((_, _, y0, y1)) = bounds(s) else { return Ok(false) };
     const NAMES: [&str; 6] = ["p50", "p90", "p99", "p99.9", "p99.99", "max"];
     let fx = |x: &f64| {
@@ -208,7 +207,7 @@ fn spectrum(dir: &Path, file: &str, title: &str, s: &[Series]) -> Result<bool> {
         }
     };
     draw(
-        dir,
+        charts,
         file,
         title,
         "percentile",
@@ -223,7 +222,7 @@ fn spectrum(dir: &Path, file: &str, title: &str, s: &[Series]) -> Result<bool> {
 
 #[allow(clippy::too_many_arguments)]
 fn draw<X, Y>(
-    dir: &Path,
+    charts: &Charts,
     file: &str,
     title: &str,
     x_desc: &str,
@@ -240,7 +239,7 @@ where
     X::CoordDescType: ValueFormatter<f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {
-    let path = dir.join(file);
+    let path = charts.dir.join(file);
     let root = SVGBackend::new(&path, (760, 440)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -257,8 +256,8 @@ where
         .x_label_formatter(fx)
         .y_label_formatter(fy)
         .draw()?;
-    for (i, (name, pts)) in series.iter().enumerate() {
-        let c = colour(name, i);
+    for (name, pts) in series {
+        let c = charts.colour(name);
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
             .label(name.as_str())
@@ -278,7 +277,7 @@ where
 
 /// Grouped bars: one group per x value, one bar per model.
 fn bars(
-    dir: &Path,
+    charts: &Charts,
     file: &str,
     title: &str,
     x_desc: &str,
@@ -289,7 +288,7 @@ fn bars(
     let mut xs: Vec<f64> = s.iter().flat_map(|(_, p)| p.iter().map(|&(x, _)| x)).collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
-    let path = dir.join(file);
+    let path = charts.dir.join(file);
     let root = SVGBackend::new(&path, (760, 440)).into_drawing_area();
     root.fill(&WHITE)?;
     let n = xs.len() as f64;
@@ -317,7 +316,7 @@ fn bars(
         .draw()?;
     let width = 0.8 / s.len() as f64;
     for (i, (name, pts)) in s.iter().enumerate() {
-        let c = colour(name, i);
+        let c = charts.colour(name);
         let rects = pts.iter().filter_map(|&(x, y)| {
             let g = xs.iter().position(|&v| v == x)? as f64;
             let left = g - 0.4 + width * i as f64;
@@ -332,7 +331,7 @@ fn bars(
             let g = xs.iter().position(|&v| v == x)? as f64;
             let left = g - 0.4 + width * i as f64;
             let at = (left, y + y1 * 0.02);
-            Some(Text::new(super::text::sig(y), at, ("sans-serif", 11).into_font().color(&BLACK)))
+            Some(Text::new(crate::text::sig(y), at, ("sans-serif", 11).into_font().color(&BLACK)))
         });
         chart.draw_series(values)?;
     }

@@ -7,20 +7,23 @@
 
 use std::fmt::Write;
 
-use super::caveats::{self, caveats};
-use super::charts::Chart;
-use super::findings::{idle_cost, scenario_findings};
-use super::plan::Scenario;
-use super::results::{FaultKind, PointResults, Results, RunStatus, Summary};
-use super::text::{format_duration, sig, thousands};
+use crate::caveats::{self, caveats};
+use crate::charts::Chart;
+use crate::registry;
+use crate::results::{FaultKind, ModelResults, PointResults, Results, RunStatus, Summary};
+use crate::scenario::{self, Cell, Scenario, View};
+use crate::text::{cpu_list, format_duration, thousands};
 
 /// Renders the whole report.
-pub fn render(results: &Results, charts: &[Chart]) -> String {
+pub fn render(results: &Results, scenarios: &[&dyn Scenario], charts: &[Chart]) -> String {
     let mut md = String::new();
-    header(&mut md, results);
+    let run: Vec<&dyn Scenario> =
+        results.plan.scenarios.iter().filter_map(|n| scenario::find(scenarios, n)).collect();
+    header(&mut md, results, &run);
     environment(&mut md, results);
+    models(&mut md, results);
     faults(&mut md, results);
-    for &scenario in &results.plan.scenarios {
+    for &scenario in &run {
         section(&mut md, results, scenario, charts);
     }
     let _ = writeln!(md, "## Caveats\n");
@@ -31,7 +34,7 @@ pub fn render(results: &Results, charts: &[Chart]) -> String {
     md
 }
 
-fn header(md: &mut String, r: &Results) {
+fn header(md: &mut String, r: &Results, run: &[&dyn Scenario]) {
     let models = r.plan.models.join(", ");
     let _ = writeln!(md, "# echobench: {models} compared\n");
     let status = match r.status {
@@ -58,16 +61,17 @@ fn header(md: &mut String, r: &Results) {
     );
     let _ = writeln!(
         md,
-        "Reproduce with `cargo bench --bench compare` (the standard profile; at most 15 minutes \
-         on 2 cores), `ECHOBENCH_QUICK=1 cargo bench --bench compare` for a one-minute smoke \
-         run, or see `loadgen compare --help` for every option.\n"
+        "Reproduce with `cargo bench --bench compare` (the standard profile), \
+         `ECHOBENCH_QUICK=1 cargo bench --bench compare` for a one-minute smoke run, or see \
+         `echobench compare --help` for every option.\n"
     );
     if let Some(warning) = caveats::busy(r) {
         let _ = writeln!(md, "> {warning}\n");
     }
     let _ = writeln!(md, "## Headlines\n");
-    for &scenario in &r.plan.scenarios {
-        if let Some(first) = scenario_findings(r, scenario).into_iter().next() {
+    for &scenario in run {
+        let view = View { results: r, scenario: scenario.name() };
+        if let Some(first) = scenario.findings(&view).into_iter().next() {
             let _ = writeln!(md, "- *{}* {first}", scenario.name());
         }
     }
@@ -78,7 +82,6 @@ fn environment(md: &mut String, r: &Results) {
     let e = &r.environment;
     let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
     let num = |v: Option<u64>| v.map_or("unknown".into(), |n| n.to_string());
-    let pin = |c: Option<usize>| c.map_or("unpinned".into(), |c| format!("CPU {c}"));
     let rows = [
         ("CPU", format!("{} ({} CPUs)", or(&e.cpu_model), e.cores)),
         ("Kernel", or(&e.kernel)),
@@ -92,8 +95,8 @@ fn environment(md: &mut String, r: &Results) {
                 .map_or("unknown".into(), |(lo, hi)| format!("{lo:.2} to {hi:.2}"))
         }),
         ("Harness's own CPU (sampling /proc)", format!("{:.1} s", r.harness_cpu_seconds)),
-        ("Server placement", pin(r.placement.server_cpu)),
-        ("Generator placement", pin(r.placement.generator_cpu)),
+        ("Server placement", cpu_list(&r.placement.server_cpus)),
+        ("Generator placement", cpu_list(&r.placement.generator_cpus)),
         ("Commit", or(&e.git_commit)),
     ];
     let _ = writeln!(md, "## Environment\n\n| | |\n|---|---|");
@@ -143,117 +146,34 @@ fn faults(md: &mut String, r: &Results) {
     }
 }
 
-/// One column of a scenario table: header and how to print a point's cell.
-type Column = (&'static str, fn(&PointResults, &Summary, Option<f64>) -> String);
-
-fn columns(scenario: Scenario) -> Vec<Column> {
-    let rate: Column = ("msgs/s", |_, s, _| thousands(s.median.msgs_per_sec));
-    let spread: Column =
-        (
-            "spread",
-            |_, s, _| if s.repeats > 1 { format!("±{:.0}%", s.spread * 50.0) } else { "-".into() },
-        );
-    let p50: Column = ("p50 us", |_, s, _| sig(s.median.latency_us.p50));
-    let p99: Column = ("p99 us", |_, s, _| sig(s.median.latency_us.p99));
-    let cpu: Column =
-        ("server CPU us/msg", |_, s, _| s.median.server_cpu_per_msg_us.map_or("-".into(), sig));
-    let util: Column =
-        ("server CPU %", |_, s, _| format!("{:.0}", s.median.server_cpu_utilization * 100.0));
-    let threads: Column = ("threads", |_, s, _| thousands(s.median.server_peak_threads));
-    let procs: Column = ("processes", |_, s, _| thousands(s.median.server_peak_processes));
-    let pss: Column = ("PSS MiB", |_, s, _| sig(s.median.server_peak_pss_kib / 1024.0));
-    match scenario {
-        Scenario::Scale => vec![
-            rate,
-            spread,
-            p50,
-            p99,
-            cpu,
-            util,
-            ("ctx switches/msg", |_, s, _| {
-                s.median.server_ctx_switches_per_msg.map_or("-".into(), sig)
-            }),
-            ("generator CPU us/msg", |_, s, _| {
-                s.median.generator_cpu_per_msg_us.map_or("-".into(), sig)
-            }),
-            threads,
-            procs,
-            pss,
-        ],
-        Scenario::Size => vec![
-            ("MiB/s", |_, s, _| sig(s.median.mib_per_sec)),
-            rate,
-            spread,
-            p50,
-            p99,
-            cpu,
-            util,
-            pss,
-        ],
-        Scenario::Churn => vec![
-            ("conns/s", |_, s, _| thousands(s.median.msgs_per_sec)),
-            spread,
-            ("connect p50 us", |_, s, _| s.median.connect_us.map_or("-".into(), |c| sig(c.p50))),
-            ("connect p99 us", |_, s, _| s.median.connect_us.map_or("-".into(), |c| sig(c.p99))),
-            p99,
-            ("server CPU us/conn", |_, s, _| {
-                s.median.server_cpu_per_msg_us.map_or("-".into(), sig)
-            }),
-            util,
-            threads,
-            procs,
-        ],
-        Scenario::Idle => vec![
-            ("PSS KiB/conn", |_, _, k| k.map_or("-".into(), sig)),
-            pss,
-            threads,
-            procs,
-            ("active p50 us", |_, s, _| sig(s.median.latency_us.p50)),
-            ("active p99 us", |_, s, _| sig(s.median.latency_us.p99)),
-            util,
-        ],
-        Scenario::Latency => vec![
-            ("target msgs/s", |p, _, _| p.target_rate.map_or("-".into(), thousands)),
-            ("achieved", |_, s, _| thousands(s.median.msgs_per_sec)),
-            p50,
-            p99,
-            ("p99.9 us", |_, s, _| sig(s.median.latency_us.p999)),
-            ("max us", |_, s, _| sig(s.median.latency_us.max)),
-            ("uncorrected p99.9", |_, s, _| {
-                s.median.latency_us_uncorrected.map_or("-".into(), |u| sig(u.p999))
-            }),
-            util,
-        ],
-    }
-}
-
-fn section(md: &mut String, r: &Results, scenario: Scenario, charts: &[Chart]) {
-    let _ = writeln!(md, "## {}: {}\n", scenario.name(), scenario.question());
-    let _ = writeln!(md, "*{}*\n", setup(scenario));
-    let cols = columns(scenario);
+fn section(md: &mut String, r: &Results, scenario: &dyn Scenario, charts: &[Chart]) {
+    let name = scenario.name();
+    let _ = writeln!(md, "## {name}: {}\n", scenario.question());
+    let _ = writeln!(md, "*{}*\n", scenario.setup());
+    let cols = scenario.columns();
     let head: Vec<&str> = cols.iter().map(|(h, _)| *h).collect();
     let _ = writeln!(md, "| point | model | {} | notes |", head.join(" | "));
     let _ = writeln!(md, "|---|---|{}---|", "--:|".repeat(cols.len()));
     let mut rows = 0;
-    for point in r.plan.points_of(scenario) {
+    for point in r.plan.points_of(name) {
         for m in &r.models {
-            let Some(s) = m.scenario(scenario) else { continue };
+            let Some(s) = m.scenario(name) else { continue };
+            let model = model_label(m);
             let blank = " |".repeat(cols.len());
             let Some(p) = s.points.iter().find(|p| &p.point == point) else {
-                let _ = writeln!(md, "| {} | {} |{blank} not run |", point.label(), m.name);
+                let _ = writeln!(md, "| {} | {model} |{blank} not run |", point.label);
                 continue;
             };
             let Some(sum) = &p.summary else {
-                let _ = writeln!(md, "| {} | {} |{blank} no figures |", point.label(), m.name);
+                let _ = writeln!(md, "| {} | {model} |{blank} no figures |", point.label);
                 continue;
             };
-            let kib = idle_cost(s, p).map(|c| c.kib_per_conn);
-            let cells: Vec<String> = cols.iter().map(|(_, f)| f(p, sum, kib)).collect();
+            let cell = Cell { model: m, scenario: s, point: p, summary: sum };
+            let cells: Vec<String> = cols.iter().map(|(_, f)| f(&cell)).collect();
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} |",
-                point.label(),
-                m.name,
+                "| {} | {model} | {} | {} |",
+                point.label,
                 cells.join(" | "),
                 notes(p, sum, r.plan.repeats)
             );
@@ -264,12 +184,45 @@ fn section(md: &mut String, r: &Results, scenario: Scenario, charts: &[Chart]) {
         let _ = writeln!(md, "\nNo figures for this scenario (see Faults).");
     }
     md.push('\n');
-    for c in charts.iter().filter(|c| c.scenario == scenario) {
+    for c in charts.iter().filter(|c| c.scenario == name) {
         let _ = writeln!(md, "![{}]({})\n", c.title, c.file);
     }
     let _ = writeln!(md, "**Findings**\n");
-    for f in scenario_findings(r, scenario) {
+    for f in scenario.findings(&View { results: r, scenario: name }) {
         let _ = writeln!(md, "- {f}");
+    }
+    md.push('\n');
+}
+
+/// The model as the tables name it: with its worker count when it has a pool of workers, so
+/// that a figure is never read as a model's best when it ran on one worker.
+fn model_label(m: &ModelResults) -> String {
+    match m.scenarios.iter().find_map(|s| s.server.workers) {
+        Some(1) => format!("{} (1 worker)", m.name),
+        Some(n) => format!("{} ({n} workers)", m.name),
+        None => m.name.clone(),
+    }
+}
+
+/// What ran: each model's shape, the flags and workers it was given, and the threads and
+/// processes it had when idle (its size at steady state).
+fn models(md: &mut String, r: &Results) {
+    let _ = writeln!(md, "## Models\n");
+    let _ = writeln!(md, "| Model | Shape | Started with | Idle threads | Idle processes |");
+    let _ = writeln!(md, "|---|---|---|--:|--:|");
+    for m in &r.models {
+        let shape = registry::find(&m.name).map_or("(not in the registry)", |x| x.shape);
+        let server = m.scenarios.iter().map(|s| &s.server).find(|s| s.baseline.is_some());
+        let args = server.map(|s| s.args.join(" ")).filter(|a| !a.is_empty());
+        let base = server.and_then(|s| s.baseline);
+        let _ = writeln!(
+            md,
+            "| {} | {shape} | `--addr 127.0.0.1:0{}` | {} | {} |",
+            m.name,
+            args.map(|a| format!(" {a}")).unwrap_or_default(),
+            base.map_or("-".into(), |b| b.threads.to_string()),
+            base.map_or("-".into(), |b| b.processes.to_string()),
+        );
     }
     md.push('\n');
 }
@@ -288,30 +241,10 @@ fn notes(p: &PointResults, s: &Summary, planned: u32) -> String {
     if s.repeats < planned {
         n.push(format!("{} of {planned} repeats", s.repeats));
     }
-    if p.repeats.iter().any(|r| r.status != super::results::RepeatStatus::Ok) {
+    if p.repeats.iter().any(|r| r.status != crate::results::RepeatStatus::Ok) {
         n.push("incomplete".into());
     }
     n.join(", ")
-}
-
-fn setup(scenario: Scenario) -> &'static str {
-    match scenario {
-        Scenario::Scale => {
-            "Closed loop: each connection sends a 64-byte message and waits for its echo. Rows are medians over the repeats."
-        }
-        Scenario::Size => {
-            "Closed loop over 4 connections, growing message sizes. MiB/s counts payload echoed."
-        }
-        Scenario::Churn => {
-            "Each client connects, sends 64 bytes, reads the echo and closes, over and over. Server CPU per connection covers accept, echo and teardown."
-        }
-        Scenario::Idle => {
-            "Thousands of connections open and silent, plus one active closed-loop client. Memory per connection is (peak PSS - idle server PSS) / connections."
-        }
-        Scenario::Latency => {
-            "Open loop over 10 connections at fixed fractions of each model's closed-loop capacity at 10 connections. Latency is measured from the intended send time (corrected for coordinated omission)."
-        }
-    }
 }
 
 fn reading(md: &mut String) {

@@ -1,13 +1,27 @@
 //! The comparison report from a synthetic run: every model appears, findings name winners from
 //! the numbers, faults and interruptions are reported, and the files parse back.
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
-use loadgen::compare::plan::{MODELS, Placement, Plan, Profile, ProfileSpec, Scenario};
-use loadgen::compare::procstat::Usage;
-use loadgen::compare::results::*;
-use loadgen::compare::{charts, csv, env::Environment, output::Output, report};
+use harness::plan::{Placement, Point, Profile};
+use harness::procstat::Usage;
+use harness::results::*;
+use harness::scenario::{self, ALL};
+use harness::{CompareArgs, charts, csv, env::Environment, output::Output, report};
+
+mod util;
+use util::scratch;
+
+/// The suite's four models as the synthetic run has them.
+const MODELS: [&str; 4] = ["fork", "thread", "mio", "hybrid"];
+
+/// A loadgen report that says `msgs_per_sec`, for the raw record a rerender reads.
+fn loadgen_report(msgs_per_sec: f64, loadavg: f64) -> loadgen::Report {
+    let mut r = loadgen::Report::default();
+    r.throughput.msgs_per_sec = msgs_per_sec;
+    r.environment.loadavg_1m = loadavg;
+    r
+}
 
 /// Throughput of `model` at `x` in the synthetic run: mio best, then hybrid, thread, fork.
 fn rate(model: &str, x: f64) -> f64 {
@@ -20,8 +34,8 @@ fn rate(model: &str, x: f64) -> f64 {
     k * (1.0 + x.log10().max(0.0)) / 4.0
 }
 
-fn metrics(model: &str, point: &loadgen::compare::plan::Point, repeat: u32) -> Metrics {
-    let r = rate(model, point.x()) * (1.0 + 0.01 * f64::from(repeat));
+fn metrics(model: &str, point: &Point, repeat: u32) -> Metrics {
+    let r = rate(model, point.x) * (1.0 + 0.01 * f64::from(repeat));
     let cpu_us = match model {
         "fork" => 20.0,
         "thread" => 9.0,
@@ -73,10 +87,15 @@ fn metrics(model: &str, point: &loadgen::compare::plan::Point, repeat: u32) -> M
 }
 
 fn synthetic(status: RunStatus) -> Results {
-    let spec = ProfileSpec::of(Profile::Standard);
-    let models: Vec<String> = MODELS.iter().map(|m| m.to_string()).collect();
-    let plan =
-        Plan::new(Profile::Standard, &spec, models, Scenario::ALL.to_vec(), Placement::Split);
+    synthetic_of(status, &MODELS)
+}
+
+/// A standard run of every built-in scenario for `models`, with figures made up from
+/// [`rate`] and [`metrics`].
+fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
+    let args = CompareArgs::from_argv(["compare", "--placement", "unpinned", "--bin-dir", "/"]);
+    let mut plan = args.unwrap().options().unwrap().plan;
+    plan.models = models.iter().map(|m| m.to_string()).collect();
     let mut results = Results {
         schema_version: SCHEMA_VERSION,
         harness_version: "test".into(),
@@ -89,20 +108,23 @@ fn synthetic(status: RunStatus) -> Results {
         plan: plan.clone(),
         placement: PlacementRecord {
             mode: Placement::Split,
-            server_cpu: Some(0),
-            generator_cpu: Some(1),
+            server_cpus: vec![0],
+            generator_cpus: vec![1],
+            server_cpu: None,
+            generator_cpu: None,
         },
         environment: Environment { host: "testhost".into(), cores: 2, ..Environment::default() },
         models: Vec::new(),
     };
-    for model in MODELS {
+    for &model in models {
         let mut m = ModelResults {
             name: model.into(),
             binary: format!("/bin/echo-{model}"),
             scenarios: vec![],
         };
-        for &scenario in &plan.scenarios {
+        for scenario in &plan.scenarios {
             let server = ServerRecord {
+                workers: (model == "hybrid").then_some(1),
                 baseline: Some(Baseline {
                     pss_kib: 2000,
                     threads: if model == "thread" { 1 } else { 2 },
@@ -112,7 +134,12 @@ fn synthetic(status: RunStatus) -> Results {
                 stderr_tail: vec![format!("echo-{model}: shut down after serving 12 connections")],
                 ..ServerRecord::default()
             };
-            let mut s = ScenarioResults { scenario, server, capacity: None, points: vec![] };
+            let mut s = ScenarioResults {
+                scenario: scenario.clone(),
+                server,
+                capacity: None,
+                points: vec![],
+            };
             for point in plan.points_of(scenario) {
                 let repeats: Vec<Repeat> = (1..=3)
                     .map(|index| Repeat {
@@ -126,7 +153,7 @@ fn synthetic(status: RunStatus) -> Results {
                             ..Usage::default()
                         }),
                         hlog: Some(format!("hlog/{model}-{index}.hlog")),
-                        loadgen: Some(serde_json::json!({"throughput": {"msgs_per_sec": 1.0}})),
+                        loadgen: Some(loadgen_report(1.0, 0.5)),
                     })
                     .collect();
                 let target_rate = point.rate_fraction.map(|f| f * rate(model, 10.0));
@@ -140,30 +167,23 @@ fn synthetic(status: RunStatus) -> Results {
     results
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("echobench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     let results = synthetic(RunStatus::Complete);
-    let md = report::render(&results, &[]);
-    for scenario in Scenario::ALL {
-        assert!(
-            md.contains(&format!("## {}: {}", scenario.name(), scenario.question())),
-            "{scenario}"
-        );
+    let md = report::render(&results, ALL, &[]);
+    for scenario in ALL {
+        let heading = format!("## {}: {}", scenario.name(), scenario.question());
+        assert!(md.contains(&heading), "{heading}");
     }
-    for model in MODELS {
+    for model in ["fork", "thread", "mio", "hybrid (1 worker)"] {
         let rows = md
             .lines()
             .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
             .count();
-        // One row per point of the standard plan: 4 + 4 + 2 + 2 + 3.
-        assert_eq!(rows, 15, "{model} rows");
+        // One row per point of the standard plan (4 + 4 + 2 + 2 + 3), and the bare name's row
+        // in the Models table (hybrid's tables name it with its worker count).
+        let models_row = usize::from(!model.contains('('));
+        assert_eq!(rows, 15 + models_row, "{model} rows");
     }
     // mio has the highest throughput and the least CPU per message in the synthetic data.
     assert!(md.contains("the most messages per second were served by **mio**: "), "{md}");
@@ -183,6 +203,14 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     // Saturation and placement caveats come from the data and the plan.
     assert!(md.contains("The generator was saturated at mio scale 1000 conns."), "{md}");
     assert!(md.contains("server pinned to CPU 0, generator to CPU 1"));
+    // What the one server CPU means for a model with workers is said, with its count.
+    assert!(md.contains("The server had 1 CPU"), "{md}");
+    assert!(md.contains("hybrid ran 1 worker"), "{md}");
+    assert!(md.contains("| hybrid | an acceptor feeding event-loop workers |"), "{md}");
+    // No ratio or figure without a meaning is ever printed.
+    for bad in ["NaN", "inf", "0.000 KiB"] {
+        assert!(!md.contains(bad), "{bad} in the report");
+    }
     // Open loop: the corrected p99.9 is 3x the uncorrected one in the synthetic data.
     assert!(md.contains("queueing that a closed loop would hide"), "{md}");
     assert!(!md.contains("## Faults"), "a clean run has no Faults section");
@@ -196,13 +224,13 @@ fn a_busy_machine_is_announced_at_the_top() {
         for s in &mut m.scenarios {
             for p in &mut s.points {
                 for r in &mut p.repeats {
-                    r.loadgen = Some(serde_json::json!({"environment": {"loadavg_1m": 9.5}}));
+                    r.loadgen = Some(loadgen_report(1.0, 9.5));
                     r.metrics.as_mut().unwrap().generator_run_delay = Some(0.4);
                 }
             }
         }
     }
-    let md = report::render(&results, &[]);
+    let md = report::render(&results, ALL, &[]);
     let banner = md.find("> **The machine was busy with other work").expect("a banner");
     assert!(banner < md.find("## Headlines").unwrap(), "the warning comes before the headlines");
     assert!(md.contains("ranged from 9.5 to 9.5 on 2 CPUs"), "{md}");
@@ -218,13 +246,13 @@ fn a_high_load_average_from_the_servers_own_threads_is_not_a_busy_machine() {
         for s in &mut m.scenarios {
             for p in &mut s.points {
                 for r in &mut p.repeats {
-                    r.loadgen = Some(serde_json::json!({"environment": {"loadavg_1m": 167.0}}));
+                    r.loadgen = Some(loadgen_report(1.0, 167.0));
                     r.metrics.as_mut().unwrap().generator_run_delay = Some(0.01);
                 }
             }
         }
     }
-    let md = report::render(&results, &[]);
+    let md = report::render(&results, ALL, &[]);
     assert!(!md.contains("busy with other work"), "{md}");
     assert!(md.contains("167.00 to 167.00"), "the load average is still shown: {md}");
 }
@@ -242,14 +270,14 @@ fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
     crashed.points[0].repeats.truncate(1);
     crashed.points[0].repeats[0].status = RepeatStatus::ServerDied;
     crashed.points[0].summary = Summary::of(&crashed.points[0].repeats);
-    let md = report::render(&results, &[]);
+    let md = report::render(&results, ALL, &[]);
     assert!(md.contains("**interrupted**"));
     assert!(md.contains("| fork | size | crashed | the server exited under load"), "{md}");
     assert!(md.contains("segfault at 0x0"));
     assert!(md.contains("1 of 3 repeats, incomplete"), "{md}");
     assert!(md.contains("| 1 MiB | fork |"), "points the crash prevented are listed");
     assert!(md.contains(" not run |"));
-    assert_eq!(loadgen::compare::fault_count(&results), 1);
+    assert_eq!(harness::fault_count(&results), 1);
 }
 
 #[test]
@@ -258,7 +286,7 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
     let results = synthetic(RunStatus::Complete);
     let out = Output::create(&root, "test host", Profile::Quick, SystemTime::UNIX_EPOCH).unwrap();
     assert!(out.run_dir.ends_with("1970-01-01-test_host-quick"));
-    out.write(&results).unwrap();
+    out.write(&results, ALL).unwrap();
     for dir in [&out.run_dir, &out.latest_dir] {
         let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
         let back: Results = serde_json::from_str(&json).unwrap();
@@ -277,7 +305,7 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
     }
     // --rerender recomputes every figure from the raw loadgen reports kept in results.json
     // (the synthetic ones report 1 msg/s) and rewrites the files.
-    loadgen::compare::output::rerender(&out.run_dir).unwrap();
+    harness::output::rerender(&out.run_dir, ALL).unwrap();
     let json = std::fs::read_to_string(out.run_dir.join("results.json")).unwrap();
     let back: Results = serde_json::from_str(&json).unwrap();
     let summary = back.models[0].scenarios[0].points[0].summary.as_ref().unwrap();
@@ -307,11 +335,56 @@ fn charts_are_drawn_only_for_scenarios_with_figures() {
     let dir = scratch("charts");
     let mut results = synthetic(RunStatus::Complete);
     for m in &mut results.models {
-        m.scenarios.retain(|s| s.scenario == Scenario::Size);
+        m.scenarios.retain(|s| s.scenario == "size");
     }
-    let drawn = charts::write_all(&results, &dir).unwrap();
+    let drawn = charts::write_all(&results, ALL, &dir).unwrap();
     assert_eq!(drawn.len(), 1, "{drawn:?}");
-    assert_eq!(drawn[0].scenario, Scenario::Size);
+    assert_eq!(drawn[0].scenario, "size");
     assert!(dir.join("size-throughput.svg").is_file());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn twelve_models_each_get_their_own_colour_in_every_chart() {
+    let dir = scratch("palette");
+    let names =
+        ["fork", "thread", "mio", "hybrid", "m5", "m6", "m7", "m8", "m9", "m10", "m11", "m12"];
+    let results = synthetic_of(RunStatus::Complete, &names);
+    let drawn = charts::write_all(&results, ALL, &dir).unwrap();
+    assert_eq!(drawn.len(), 6, "every chart is drawn: {drawn:?}");
+    let svg = std::fs::read_to_string(dir.join("scale-throughput.svg")).unwrap().to_uppercase();
+    for (i, c) in charts::PALETTE.iter().enumerate() {
+        let hex = format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+        assert!(svg.contains(&hex), "model {} ({}) has no line of its colour {hex}", i, names[i]);
+    }
+    let distinct: std::collections::HashSet<_> = charts::PALETTE.iter().collect();
+    assert_eq!(distinct.len(), 12, "twelve different colours");
+    let md = report::render(&results, ALL, &drawn);
+    assert!(md.contains("| m12 | (not in the registry) |"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_memory_figure_too_small_for_kib_reads_in_bytes_and_a_ratio_to_zero_as_a_dash() {
+    let mut results = synthetic(RunStatus::Complete);
+    // mio's peak memory equals its baseline: nothing per connection, and every other model's
+    // ratio to it has no meaning.
+    for m in results.models.iter_mut().filter(|m| m.name == "mio") {
+        for s in m.scenarios.iter_mut().filter(|s| s.scenario == "idle") {
+            for p in &mut s.points {
+                for r in &mut p.repeats {
+                    r.metrics.as_mut().unwrap().server_peak_pss_kib = 2000.0;
+                }
+                p.summary = Summary::of(&p.repeats);
+            }
+        }
+    }
+    let md = report::render(&results, ALL, &[]);
+    assert!(md.contains("**mio**: <1 B (hybrid 4.00 KiB, -;"), "{md}");
+    for bad in ["NaN", "inf", "0.000 KiB"] {
+        assert!(!md.contains(bad), "{bad} in the report");
+    }
+    assert_eq!(harness::text::memory(0.5), "512 B");
+    assert_eq!(harness::text::memory(67.1), "67.1 KiB");
+    assert_eq!(scenario::find(ALL, "idle").map(|s| s.name()), Some("idle"));
 }

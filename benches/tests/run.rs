@@ -2,7 +2,7 @@
 //! SIGTERM or leave children behind are reported as such; `loadgen compare` goes on past them,
 //! writes its report, and stops cleanly on Ctrl-C. The servers here are small shell scripts
 //! that keep (or break) the ready-line contract; a run against the real echo-mio happens when
-//! it has been built beside loadgen (`cargo build`), and is skipped with a note otherwise.
+//! the last test.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -11,16 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::compare::results::{FaultKind, Results, RunStatus};
-use loadgen::compare::server::Server;
+use harness::results::{FaultKind, Results, RunStatus};
+use harness::server::Server;
 
-/// A fresh scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("echobench-run-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod util;
+use util::{bin_dir, built, scratch};
 
 /// Writes an executable shell script `dir/name` with `body`.
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -37,18 +32,18 @@ const POLITE: &str = "trap 'exit 0' TERM\necho \"listening on ${FAKE_ADDR:-127.0
 #[test]
 fn a_missing_binary_and_an_early_exit_fail_to_start_with_the_reason() {
     let dir = scratch("start");
-    let missing = Server::start(&dir.join("echo-nothing"), None).unwrap_err();
+    let missing = Server::start(&dir.join("echo-nothing"), &[], &[]).unwrap_err();
     assert_eq!(missing.kind, FaultKind::StartFailed);
     assert!(missing.detail.contains("does not exist"), "{}", missing.detail);
 
     let bad = script(&dir, "echo-bad", "echo 'echo-bad: --addr: invalid value' >&2\nexit 2");
-    let early = Server::start(&bad, None).unwrap_err();
+    let early = Server::start(&bad, &[], &[]).unwrap_err();
     assert_eq!(early.kind, FaultKind::StartFailed);
     assert!(early.detail.contains("exited with status 2"), "{}", early.detail);
     assert_eq!(early.stderr_tail, ["echo-bad: --addr: invalid value"]);
 
     let chatty = script(&dir, "echo-chatty", "echo hello\nsleep 5");
-    let wrong = Server::start(&chatty, None).unwrap_err();
+    let wrong = Server::start(&chatty, &[], &[]).unwrap_err();
     assert!(wrong.detail.contains("not the ready line"), "{}", wrong.detail);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -57,7 +52,7 @@ fn a_missing_binary_and_an_early_exit_fail_to_start_with_the_reason() {
 fn a_polite_server_stops_cleanly_and_a_crash_is_noticed_once() {
     let dir = scratch("stop");
     let polite = script(&dir, "echo-polite", POLITE);
-    let server = Server::start(&polite, None).unwrap();
+    let server = Server::start(&polite, &[], &[]).unwrap();
     assert_eq!(server.addr, "127.0.0.1:9");
     let stopped = server.stop();
     assert!(stopped.faults.is_empty(), "{:?}", stopped.faults);
@@ -65,7 +60,7 @@ fn a_polite_server_stops_cleanly_and_a_crash_is_noticed_once() {
     assert!(stopped.seconds.unwrap() < 2.0);
 
     let crashy = script(&dir, "echo-crashy", "echo 'listening on 127.0.0.1:9'\nsleep 0.2\nexit 3");
-    let mut server = Server::start(&crashy, None).unwrap();
+    let mut server = Server::start(&crashy, &[], &[]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut fault = None;
     while fault.is_none() && Instant::now() < deadline {
@@ -87,28 +82,21 @@ fn ignoring_sigterm_or_leaving_children_behind_is_an_unclean_exit() {
         "echo-stubborn",
         "trap '' TERM\necho 'listening on 127.0.0.1:9'\nexec sleep 30",
     );
-    let stopped = Server::start(&stubborn, None).unwrap().stop();
+    let stopped = Server::start(&stubborn, &[], &[]).unwrap().stop();
     assert_eq!(stopped.faults.len(), 1, "{:?}", stopped.faults);
     assert_eq!(stopped.faults[0].kind, FaultKind::UncleanExit);
     assert!(stopped.faults[0].detail.contains("killed"));
 
     // The background sleep outlives the shell that started it.
     let leaky = script(&dir, "echo-leaky", &format!("sleep 30 &\n{POLITE}"));
-    let stopped = Server::start(&leaky, None).unwrap().stop();
+    let stopped = Server::start(&leaky, &[], &[]).unwrap().stop();
     let kinds: Vec<FaultKind> = stopped.faults.iter().map(|f| f.kind).collect();
     assert_eq!(kinds, [FaultKind::LeftProcesses], "{:?}", stopped.faults);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A bin dir holding this build's loadgen and the given fake servers.
-fn bin_dir(name: &str) -> PathBuf {
-    let dir = scratch(name);
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_loadgen"), dir.join("loadgen")).unwrap();
-    dir
-}
-
 fn compare(bin: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_echobench"));
     cmd.args(["compare", "--quick", "--scenarios", "scale", "--connections", "1"])
         .args(["--warmup", "100ms", "--duration", "300ms"])
         .arg("--bin-dir")
@@ -201,13 +189,8 @@ fn ctrl_c_stops_the_run_and_writes_what_was_measured() {
 
 #[test]
 fn a_quick_compare_of_echo_mio_end_to_end() {
-    let built = Path::new(env!("CARGO_BIN_EXE_loadgen")).with_file_name("echo-mio");
-    if !built.is_file() {
-        eprintln!("skipped: {} is not built (cargo build -p echobench-mio)", built.display());
-        return;
-    }
     let bin = bin_dir("mio");
-    std::os::unix::fs::symlink(&built, bin.join("echo-mio")).unwrap();
+    std::os::unix::fs::symlink(built("echobench-mio", "echo-mio"), bin.join("echo-mio")).unwrap();
     let out = bin.join("results");
     let output =
         compare(&bin, &out, &["--models", "mio", "--scenarios", "scale,idle", "--idle", "50"])

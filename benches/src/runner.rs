@@ -10,14 +10,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 
-use super::generator::{self, duration_arg, interrupted};
-use super::output::Output;
-use super::plan::{LATENCY_CONNECTIONS, Plan, Point, Scenario};
-use super::procstat::{self, Sampler, Tracker, Usage};
-use super::results::*;
-use super::server::Server;
-use super::text::format_duration;
-use super::{Options, extract};
+use crate::generator::{self, duration_arg, interrupted};
+use crate::output::Output;
+use crate::plan::{Plan, Point};
+use crate::procstat::{self, Sampler, Tracker, Usage};
+use crate::results::*;
+use crate::scenario::{self, Scenario};
+use crate::server::Server;
+use crate::text::format_duration;
+use crate::{Options, metrics, registry};
 
 /// How far before the generator's exit, besides the drain it reports, the measured window is
 /// taken to end: loadgen writes its files and closes its connections in the meantime.
@@ -63,21 +64,24 @@ impl<'a> Runner<'a> {
     /// Runs every model and scenario of the plan, then marks the run complete or interrupted.
     pub fn run(&mut self) -> Result<()> {
         for model in self.plan().models.clone() {
-            let binary = self.options.bin_dir.join(format!("echo-{model}"));
+            let binary = self.options.bin_dir.join(registry::binary(&model));
             self.results.models.push(ModelResults {
                 name: model.clone(),
                 binary: binary.display().to_string(),
                 scenarios: Vec::new(),
             });
-            for (i, scenario) in self.plan().scenarios.clone().into_iter().enumerate() {
+            for (i, name) in self.plan().scenarios.clone().iter().enumerate() {
                 if interrupted() {
                     break;
                 }
-                let started = self.scenario(&binary, scenario)?;
+                let Some(scenario) = scenario::find(&self.options.scenarios, name) else {
+                    anyhow::bail!("the plan names a scenario {name:?} that the harness lacks");
+                };
+                let started = self.scenario(&model, &binary, scenario)?;
                 if !started && !binary.is_file() {
                     // A missing binary fails every scenario the same way: say it once.
                     let rest = &self.plan().scenarios[i + 1..];
-                    let rest: usize = rest.iter().map(|&s| self.plan().points_of(s).count()).sum();
+                    let rest: usize = rest.iter().map(|s| self.plan().points_of(s).count()).sum();
                     self.runs_skipped += rest * self.plan().repeats as usize;
                     break;
                 }
@@ -98,16 +102,26 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs one scenario against a fresh server. Returns whether the server started.
-    fn scenario(&mut self, binary: &std::path::Path, scenario: Scenario) -> Result<bool> {
-        let points: Vec<Point> = self.plan().points_of(scenario).cloned().collect();
+    fn scenario(
+        &mut self,
+        model: &str,
+        binary: &std::path::Path,
+        scenario: &dyn Scenario,
+    ) -> Result<bool> {
+        let points: Vec<Point> = self.plan().points_of(scenario.name()).cloned().collect();
         let planned_runs = points.len() * self.plan().repeats as usize;
+        let cpus = self.plan().cpus.server.clone();
+        let server_cpus =
+            if cpus.is_empty() { crate::cli::allowed_cpus()?.len() } else { cpus.len() };
+        let (mut args, workers) = registry::server_args(model, server_cpus, self.plan().workers);
+        args.extend(scenario.server_args());
         self.model_mut().scenarios.push(ScenarioResults {
-            scenario,
-            server: ServerRecord::default(),
+            scenario: scenario.name().to_string(),
+            server: ServerRecord { args: args.clone(), workers, ..ServerRecord::default() },
             capacity: None,
             points: Vec::new(),
         });
-        let mut server = match Server::start(binary, self.plan().placement.server_cpu()) {
+        let mut server = match Server::start(binary, &args, &cpus) {
             Ok(server) => server,
             Err(fault) => {
                 eprintln!("  {} server failed to start: {}", self.model_mut().name, fault.detail);
@@ -133,8 +147,8 @@ impl<'a> Runner<'a> {
 
         let mut runs_left = planned_runs;
         let mut target = None;
-        if scenario == Scenario::Latency {
-            target = self.capacity(&server)?;
+        if let Some(capacity_point) = scenario.capacity_point() {
+            target = self.capacity(&server, &capacity_point)?;
         }
         'points: for point in points {
             let target_rate = match (point.rate_fraction, target) {
@@ -153,14 +167,14 @@ impl<'a> Runner<'a> {
                     break 'points;
                 }
                 self.progress(&point, index);
-                let repeat = self.repeat(&mut server, &point, target_rate, index);
+                let repeat = self.repeat(&mut server, scenario, &point, target_rate, index);
                 runs_left -= 1;
                 let died = repeat.status == RepeatStatus::ServerDied;
                 let entry = self.scenario_mut().points.last_mut().expect("point pushed");
                 entry.repeats.push(repeat);
                 entry.summary = Summary::of(&entry.repeats);
                 if let Some(m) = entry.repeats.last().and_then(|r| r.metrics.as_ref()) {
-                    eprintln!("{}", one_line(m, point.scenario));
+                    eprintln!("{}", one_line(m, scenario.unit()));
                 }
                 self.save()?;
                 if died {
@@ -183,32 +197,24 @@ impl<'a> Runner<'a> {
         Ok(true)
     }
 
-    /// The closed-loop throughput the latency fractions refer to: the median of this model's
-    /// scale point at the same connection count, or else a short probe.
-    fn capacity(&mut self, server: &Server) -> Result<Option<f64>> {
-        let probe_point = Point {
-            scenario: Scenario::Scale,
-            connections: LATENCY_CONNECTIONS,
-            size: super::plan::SMALL_MESSAGE,
-            churn: false,
-            idle: 0,
-            rate_fraction: None,
-        };
-        let from_scale = self
-            .model_mut()
-            .scenario(Scenario::Scale)
-            .and_then(|s| s.summary_of(&probe_point))
+    /// The closed-loop throughput a scenario's rate fractions refer to: the median of this
+    /// model's earlier point with the same load (scale's), or else a short probe.
+    fn capacity(&mut self, server: &Server, probe_point: &Point) -> Result<Option<f64>> {
+        let earlier = self.model_mut().scenarios.iter().flat_map(|s| s.points.iter());
+        let from_earlier = earlier
+            .filter(|p| p.point.same_load(probe_point))
+            .find_map(|p| p.summary.as_ref())
             .map(|s| s.median.msgs_per_sec)
             .filter(|&r| r > 0.0);
-        let capacity = match from_scale {
+        let capacity = match from_earlier {
             Some(rate) => Some(Capacity { msgs_per_sec: rate, source: CapacitySource::Scale }),
             None => {
-                eprintln!("  probing capacity at {LATENCY_CONNECTIONS} connections");
-                let args = self.loadgen_args(&server.addr, &probe_point, None, None);
+                eprintln!("  probing capacity at {}", probe_point.label);
+                let args = self.loadgen_args(&server.addr, None, probe_point, None, None);
                 let expected = self.plan().warmup + self.plan().duration;
                 let run =
                     generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
-                let rate = run.report.as_ref().and_then(|r| extract::metrics(r, None));
+                let rate = run.report.as_ref().map(|r| metrics::metrics(r, None));
                 if let Some(failure) = run.failure {
                     self.scenario_mut().server.faults.push(Fault {
                         kind: FaultKind::GeneratorFailed,
@@ -230,14 +236,15 @@ impl<'a> Runner<'a> {
     fn repeat(
         &mut self,
         server: &mut Server,
+        scenario: &dyn Scenario,
         point: &Point,
         rate: Option<f64>,
         index: u32,
     ) -> Repeat {
         let model = &self.results.models.last().expect("a model is running").name;
-        let name = format!("{model}-{}-{}-r{index}", point.scenario, slug(&point.label()));
+        let name = format!("{model}-{}-{}-r{index}", point.scenario, slug(&point.label));
         let (hlog_abs, hlog_rel) = self.out.hlog_path(&name);
-        let args = self.loadgen_args(&server.addr, point, rate, Some(&hlog_abs));
+        let args = self.loadgen_args(&server.addr, Some(scenario), point, rate, Some(&hlog_abs));
         let expected = self.plan().warmup + self.plan().duration;
         // The last repeat's connections are closing; a forking server may still be reaping a
         // thousand children, and that teardown must not be measured as this repeat's work.
@@ -256,14 +263,14 @@ impl<'a> Runner<'a> {
         // The measured window ends just before the generator exits and lasts as long as
         // loadgen says it measured; anchoring at the end keeps connection set-up (seconds, for
         // thousands of idle connections to a forking server) out of the server's CPU figure.
-        let measured = run.report.as_ref().and_then(extract::measured_seconds);
+        let measured = run.report.as_ref().map(|r| r.run.measured_secs).filter(|&s| s > 0.0);
         let length = measured.map_or(self.plan().duration, Duration::from_secs_f64);
-        let drain = run.report.as_ref().map_or(0.0, extract::drain_seconds);
+        let drain = run.report.as_ref().map_or(0.0, |r| r.run.drain_secs.max(0.0));
         let tail = WINDOW_TAIL + Duration::from_secs_f64(drain);
         let to = run.ended.checked_sub(tail).unwrap_or(run.ended).max(run.started);
         let from = to.checked_sub(length).unwrap_or(run.started).max(run.started);
         let usage = Usage::over(&snapshots, from, to);
-        let metrics = run.report.as_ref().and_then(|r| extract::metrics(r, usage.as_ref()));
+        let metrics = run.report.as_ref().map(|r| metrics::metrics(r, usage.as_ref()));
 
         let mut status = if run.interrupted { RepeatStatus::Interrupted } else { RepeatStatus::Ok };
         if let Some(failure) = &run.failure {
@@ -271,7 +278,7 @@ impl<'a> Runner<'a> {
             eprintln!("  generator failed: {failure}");
             let fault = Fault {
                 kind: FaultKind::GeneratorFailed,
-                detail: format!("{}, repeat {index}: {failure}", point.label()),
+                detail: format!("{}, repeat {index}: {failure}", point.label),
                 stderr_tail: Vec::new(),
             };
             self.scenario_mut().server.faults.push(fault);
@@ -284,8 +291,8 @@ impl<'a> Runner<'a> {
         // The base64 histograms are most of a report's bytes and the hlog file holds them
         // already; everything else is kept exactly as loadgen wrote it.
         let mut report = run.report;
-        if let Some(object) = report.as_mut().and_then(|r| r.as_object_mut()) {
-            object.remove("histograms");
+        if let Some(report) = report.as_mut() {
+            report.histograms = loadgen::report::Histograms::default();
         }
         Repeat {
             index,
@@ -302,10 +309,11 @@ impl<'a> Runner<'a> {
         generator::loadgen_binary(&self.options.bin_dir)
     }
 
-    /// The loadgen command line for `point`.
+    /// The loadgen command line for `point` (of `scenario`, whose own flags come last).
     fn loadgen_args(
         &self,
         addr: &str,
+        scenario: Option<&dyn Scenario>,
         point: &Point,
         rate: Option<f64>,
         hlog: Option<&std::path::Path>,
@@ -323,8 +331,9 @@ impl<'a> Runner<'a> {
             "--duration".into(),
             duration_arg(plan.duration),
         ];
-        if let Some(cpu) = plan.placement.generator_cpu() {
-            args.extend(["--cpus".into(), cpu.to_string()]);
+        if !plan.cpus.generator.is_empty() {
+            let cpus: Vec<String> = plan.cpus.generator.iter().map(|c| c.to_string()).collect();
+            args.extend(["--cpus".into(), cpus.join(",")]);
         }
         if point.churn {
             args.push("--churn".into());
@@ -338,6 +347,7 @@ impl<'a> Runner<'a> {
         if let Some(hlog) = hlog {
             args.extend(["--hlog".into(), hlog.display().to_string()]);
         }
+        args.extend(scenario.map(|s| s.loadgen_args(point)).unwrap_or_default());
         args
     }
 
@@ -348,7 +358,7 @@ impl<'a> Runner<'a> {
         // Estimate from the runs so far once there are some; the plan's figure before that.
         let per_run = if self.runs_done > 0 {
             self.run_seconds / self.runs_done as f64
-                + super::plan::POINT_OVERHEAD.as_secs_f64() / 2.0
+                + crate::plan::POINT_OVERHEAD.as_secs_f64() / 2.0
         } else {
             self.plan().run_time().as_secs_f64()
         };
@@ -357,7 +367,7 @@ impl<'a> Runner<'a> {
             "[{:>3}/{total}] {model} · {} · {} · repeat {index}/{} · {} elapsed, about {} left",
             self.runs_done + 1,
             point.scenario,
-            point.label(),
+            point.label,
             self.plan().repeats,
             format_duration(self.started.elapsed()),
             format_duration(Duration::from_secs_f64(per_run * left as f64)),
@@ -368,14 +378,13 @@ impl<'a> Runner<'a> {
     fn save(&mut self) -> Result<()> {
         self.results.elapsed_seconds = self.started.elapsed().as_secs_f64();
         self.results.harness_cpu_seconds = own_cpu_seconds();
-        self.out.write(&self.results)
+        self.out.write(&self.results, &self.options.scenarios)
     }
 }
 
 /// The figures of a repeat on one line, printed as the run goes.
-fn one_line(m: &Metrics, scenario: Scenario) -> String {
+fn one_line(m: &Metrics, per: &str) -> String {
     let cpu = m.server_cpu_per_msg_us.map_or("-".into(), |c| format!("{c:.1} us"));
-    let per = if scenario == Scenario::Churn { "conn" } else { "msg" };
     let mut line = format!(
         "        {:.0} msgs/s, {:.1} MiB/s, p99 {:.0} us, server CPU {cpu}/{per}, {} errors",
         m.msgs_per_sec, m.mib_per_sec, m.latency_us.p99, m.errors

@@ -1,8 +1,8 @@
 //! The caveats that bound what a run's numbers can say: the machine, the placement, and the
 //! points where the generator was the limit, the repeats disagreed, or errors were counted.
 
-use super::results::{Results, median};
-use super::text::{join, thousands};
+use crate::results::{Results, median};
+use crate::text::{cpu_list, join, thousands};
 
 /// Standing caveats plus those this run earned (saturation, noise, errors, faults).
 pub fn caveats(results: &Results) -> Vec<String> {
@@ -12,7 +12,7 @@ pub fn caveats(results: &Results) -> Vec<String> {
          connections up, throughput measures the pair; server CPU per message is the fairer \
          comparison of the models."
     )];
-    out.push(placement_note(results).to_string());
+    out.push(placement_note(results));
     out.extend(busy(results));
     let mut points = 0;
     let mut saturated = Vec::new();
@@ -23,7 +23,7 @@ pub fn caveats(results: &Results) -> Vec<String> {
             for p in &s.points {
                 let Some(sum) = &p.summary else { continue };
                 points += 1;
-                let at = format!("{} {} {}", m.name, s.scenario, p.point.label());
+                let at = format!("{} {} {}", m.name, s.scenario, p.point.label);
                 if sum.saturated {
                     saturated.push(at.clone());
                 }
@@ -128,30 +128,57 @@ pub fn load_range(r: &Results) -> Option<(f64, f64)> {
         .flat_map(|m| {
             m.scenarios.iter().flat_map(|s| s.points.iter().flat_map(|p| p.repeats.iter()))
         })
-        .filter_map(|rep| rep.loadgen.as_ref()?.pointer("/environment/loadavg_1m")?.as_f64())
+        .filter_map(|rep| Some(rep.loadgen.as_ref()?.environment.loadavg_1m))
         .collect();
     let lo = loads.iter().copied().fold(f64::MAX, f64::min);
     let hi = loads.iter().copied().fold(f64::MIN, f64::max);
     (!loads.is_empty()).then_some((lo, hi))
 }
 
-/// What the placement does to the figures.
-pub fn placement_note(results: &Results) -> &'static str {
-    use super::plan::Placement::*;
-    match results.placement.mode {
-        Split => {
-            "Placement: server pinned to CPU 0, generator to CPU 1. Every message crosses CPUs, \
-             and a cross-CPU wake-up costs about 35 us on this VM, so at low concurrency the \
-             round trip is bounded by wake-ups (about 12k round trips/s for one connection, \
-             against about 130k/s with both on one CPU). Compare models at equal placement only."
-        }
-        Shared => {
-            "Placement: server and generator both pinned to CPU 0. No cross-CPU wake-ups, but \
-             they compete for one core, so the server gets at most about half of it."
-        }
-        Unpinned => {
-            "Placement: unpinned. The scheduler moves server and generator between CPUs as it \
-             likes, which makes low-concurrency figures vary between runs."
+/// What the placement does to the figures, in the machine's own numbers: which CPUs each side
+/// had, what a message then crosses, and what the server's CPU count means for the models
+/// that size a pool of workers by it.
+pub fn placement_note(results: &Results) -> String {
+    use crate::plan::Placement::*;
+    let p = &results.placement;
+    let (server, generator) = (cpu_list(&p.server_cpus), cpu_list(&p.generator_cpus));
+    let mut note = match p.mode {
+        Unpinned => "Placement: unpinned. The scheduler moves server and generator between CPUs \
+                     as it likes, which makes low-concurrency figures vary between runs."
+            .to_string(),
+        _ if p.server_cpus.iter().any(|c| p.generator_cpus.contains(c)) => format!(
+            "Placement: server on {server}, generator on {generator}: they share CPUs, so there \
+             are fewer cross-CPU wake-ups, but they compete for the same cores."
+        ),
+        _ => format!(
+            "Placement: server pinned to {server}, generator to {generator}. Every message \
+             crosses CPUs, and a cross-CPU wake-up is expensive in a virtual machine (about 35 us \
+             on the reference VM), so at low concurrency the round trip is bounded by wake-ups \
+             rather than by the model. Compare models at equal placement only."
+        ),
+    };
+    let workers: Vec<String> = results
+        .models
+        .iter()
+        .filter_map(|m| {
+            let w = m.scenarios.iter().find_map(|s| s.server.workers)?;
+            Some(format!("{} ran {w} worker{}", m.name, if w == 1 { "" } else { "s" }))
+        })
+        .collect();
+    let server_cpus = p.server_cpus.len();
+    if !workers.is_empty() && server_cpus > 0 {
+        note.push_str(&format!(
+            " The server had {server_cpus} CPU{}, and models with a pool of workers get one \
+             worker per server CPU unless told otherwise ({}). ",
+            if server_cpus == 1 { "" } else { "s" },
+            join(&workers)
+        ));
+        if server_cpus == 1 {
+            note.push_str(
+                "With one server CPU a multi-worker model cannot show what its workers buy: \
+                 that needs a machine with more CPUs (`--server-cpus`, e.g. 0-7 on 16 cores).",
+            );
         }
     }
+    note
 }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::results::{Metrics, Percentiles, Repeat, RepeatStatus, Results};
+use crate::results::{Metrics, Percentiles, Repeat, RepeatStatus, Results};
 
 /// The header row.
 pub const COLUMNS: &[&str] = &[
@@ -65,7 +65,7 @@ pub fn render(results: &Results) -> String {
                     let mut cells = vec![
                         model.name.clone(),
                         p.scenario.to_string(),
-                        p.label(),
+                        p.label.clone(),
                         p.connections.to_string(),
                         p.size.to_string(),
                         p.idle.to_string(),

@@ -24,9 +24,12 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// "2.3x"; "1.08x" under 2; "0.42x" below 1.
+/// "2.3x"; "1.08x" under 2; "0.42x" below 1; "-" when the ratio is not a number.
 pub fn times(r: f64) -> String {
-    if r >= 10.0 {
+    if !r.is_finite() {
+        // A ratio to zero (or of nothing) has no meaning; never print "inf" or "NaN".
+        "-".into()
+    } else if r >= 10.0 {
         format!("{r:.0}x")
     } else if r >= 2.0 {
         format!("{r:.1}x")
@@ -78,4 +81,42 @@ pub fn join(items: &[String]) -> String {
         [one] => one.clone(),
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
+}
+
+/// Memory given in KiB, as the report prints it: "67.1 KiB", or in bytes under 1 KiB
+/// ("44.0 B", "<1 B"), so that a small figure never reads "0.000 KiB"; "-" when it is not a
+/// number.
+pub fn memory(kib: f64) -> String {
+    if !kib.is_finite() {
+        "-".into()
+    } else if kib.abs() >= 1024.0 * 1024.0 {
+        format!("{} GiB", sig(kib / (1024.0 * 1024.0)))
+    } else if kib.abs() >= 1024.0 {
+        format!("{} MiB", sig(kib / 1024.0))
+    } else if kib.abs() >= 1.0 {
+        format!("{} KiB", sig(kib))
+    } else if kib.abs() * 1024.0 >= 1.0 {
+        format!("{} B", sig(kib * 1024.0))
+    } else {
+        "<1 B".into()
+    }
+}
+
+/// A CPU list as people write it: "0", "0-7", "0,2-3"; "unpinned" when empty.
+pub fn cpu_list(cpus: &[usize]) -> String {
+    if cpus.is_empty() {
+        return "unpinned".into();
+    }
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { cpus[i].to_string() } else { format!("{}-{}", cpus[i], cpus[j]) });
+        i = j + 1;
+    }
+    let noun = if cpus.len() == 1 { "CPU" } else { "CPUs" };
+    format!("{noun} {}", parts.join(","))
 }

@@ -1,0 +1,346 @@
+//! The harness's command line: `echobench compare [FLAGS]` and `echobench rerender DIR`.
+//!
+//! The flags are one clap definition ([`CompareArgs`]). The bench target (`cargo bench`)
+//! forwards its arguments by reading that same definition, and each scenario's points flag
+//! (`--connections`, `--sizes`...) is added from the scenario list ([`PointFlags`]), so a new
+//! flag or a new scenario is never forgotten anywhere.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+
+use crate::plan::{Cpus, Placement, Plan, Point, Profile};
+use crate::scenario::{self, Scenario};
+use crate::{Options, output, registry};
+
+/// `echobench`: the comparison harness.
+#[derive(Debug, Parser)]
+#[command(name = "echobench", version, about = "Compare echo servers under the same loads")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the models under the same loads and write the comparison report.
+    Compare(CompareArgs),
+    /// Rewrite report.md, results.csv and the charts of a run folder from its results.json,
+    /// measuring nothing (after the report code improved, say).
+    Rerender {
+        /// The run folder (e.g. results/latest).
+        dir: PathBuf,
+    },
+}
+
+/// The flags of `echobench compare` (and of `cargo bench --bench compare -- ...`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "echobench compare",
+    about = "Compare the echo server models under the same loads and write a report",
+    // A flag given twice takes its last value, so callers can prepend defaults.
+    args_override_self = true
+)]
+pub struct CompareArgs {
+    /// Models to run, comma-separated; each is a binary (`echo-<model>`) in --bin-dir.
+    #[arg(long, value_delimiter = ',', default_values_t = registry::names())]
+    pub models: Vec<String>,
+    /// Scenarios to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = scenario::names())]
+    pub scenarios: Vec<String>,
+    /// The quick profile: everything in about a minute, 1 repeat, rough numbers.
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// The full profile: more points, longer windows, 5 repeats.
+    #[arg(long)]
+    pub full: bool,
+    /// Runs of each point (default: the profile's, 3 in the standard one).
+    #[arg(long)]
+    pub repeats: Option<u32>,
+    /// Measured window of each point, e.g. 2s (default: the profile's).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Warm-up before each window, e.g. 500ms (default: the profile's).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Where server and generator run: split (the CPUs halved: the server the first half, the
+    /// generator the rest; CPU 0 and CPU 1 on a 2-CPU machine), shared (both on the server's
+    /// half), unpinned.
+    #[arg(long, value_enum, default_value = "split")]
+    pub placement: Placement,
+    /// Pin the server to these CPUs instead (e.g. 0-7 or 0,2,4), overriding --placement.
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    pub server_cpus: Option<CpuList>,
+    /// Pin the generator's load threads to these CPUs instead (one load thread each).
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    pub generator_cpus: Option<CpuList>,
+    /// Workers for every model that has a pool of them (default: one per server CPU, or the
+    /// model's own fixed count).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub workers: Option<u32>,
+    /// Each scenario's points.
+    #[command(flatten)]
+    pub points: PointFlags,
+    /// Folder holding the servers' binaries and loadgen (default: this executable's folder).
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Folder the run folder and latest/ go into.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+    /// Print the plan and its time estimate, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A CPU list as typed (`0-3,8`), parsed. (A named type, so that clap takes the whole list
+/// as one value rather than asking for the flag once per CPU.)
+pub type CpuList = Vec<usize>;
+
+/// The scenarios' points flags, one per scenario that has one, defined by the scenarios.
+#[derive(Debug, Clone, Default)]
+pub struct PointFlags {
+    /// (scenario name, the flag's value) for each flag given.
+    pub given: Vec<(&'static str, String)>,
+}
+
+impl FromArgMatches for PointFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = PointFlags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for s in scenario::ALL {
+            if let Some(flag) = s.flag()
+                && let Some(value) = matches.get_one::<String>(flag.long)
+            {
+                self.given.retain(|(name, _)| *name != s.name());
+                self.given.push((s.name(), value.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Args for PointFlags {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        for flag in scenario::ALL.iter().filter_map(|s| s.flag()) {
+            let arg = clap::Arg::new(flag.long).long(flag.long).value_name(flag.value_name);
+            cmd = cmd.arg(arg.help(flag.help));
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        PointFlags::augment_args(cmd)
+    }
+}
+
+impl CompareArgs {
+    /// Parses `argv` (the first item is the program name). `--help` prints and exits, as it
+    /// does on the command line.
+    pub fn from_argv<I, T>(argv: I) -> Result<CompareArgs>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        match CompareArgs::try_parse_from(argv) {
+            Ok(args) => Ok(args),
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => bail!("{}", first_line(&e)),
+        }
+    }
+
+    /// Validates the flags into options, with the built-in scenarios.
+    pub fn options(&self) -> Result<Options> {
+        self.options_with(scenario::ALL)
+    }
+
+    /// Validates the flags into options, with `scenarios` to choose from.
+    pub fn options_with(&self, scenarios: &[&'static dyn Scenario]) -> Result<Options> {
+        let profile = match (self.quick, self.full) {
+            (true, _) => Profile::Quick,
+            (_, true) => Profile::Full,
+            _ => Profile::Standard,
+        };
+        let mut timing = profile.timing();
+        timing.repeats = self.repeats.unwrap_or(timing.repeats);
+        timing.duration = self.duration.unwrap_or(timing.duration);
+        timing.warmup = self.warmup.unwrap_or(timing.warmup);
+        if timing.repeats == 0 || timing.duration.is_zero() {
+            bail!("--repeats and --duration must be above zero");
+        }
+        let mut models = Vec::new();
+        for m in &self.models {
+            let m = m.trim();
+            let valid = !m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !valid {
+                bail!("--models: {m:?} is not a model name (try {})", registry::names().join(","));
+            }
+            if !models.iter().any(|x| x == m) {
+                models.push(m.to_string());
+            }
+        }
+        let mut chosen: Vec<&'static dyn Scenario> = Vec::new();
+        for name in &self.scenarios {
+            let Some(s) = scenario::find(scenarios, name) else {
+                let known: Vec<&str> = scenarios.iter().map(|s| s.name()).collect();
+                bail!("--scenarios: unknown scenario {name:?} ({})", known.join(", "));
+            };
+            if !chosen.iter().any(|c| c.name() == s.name()) {
+                chosen.push(s);
+            }
+        }
+        // Run in the list's order, whatever order they were typed in: a scenario whose rates
+        // refer to another's figure (latency to scale's) must come after it.
+        let rank = |s: &&dyn Scenario| scenarios.iter().position(|x| x.name() == s.name());
+        chosen.sort_by_key(rank);
+        if models.is_empty() || chosen.is_empty() {
+            bail!("nothing to run: give at least one model and one scenario");
+        }
+        let mut points = Vec::new();
+        for s in &chosen {
+            let given = self.points.given.iter().find(|(n, _)| *n == s.name());
+            points.extend(s.points(profile, given.map(|(_, v)| v.as_str()))?);
+        }
+        let (placement, cpus) = self.placement()?;
+        let capacity_probes = chosen
+            .iter()
+            .filter_map(|s| s.capacity_point())
+            .filter(|c| !points.iter().any(|p: &Point| p.same_load(c)))
+            .count() as u32;
+        let plan = Plan {
+            profile,
+            models,
+            scenarios: chosen.iter().map(|s| s.name().to_string()).collect(),
+            repeats: timing.repeats,
+            warmup: timing.warmup,
+            duration: timing.duration,
+            placement,
+            cpus,
+            workers: self.workers,
+            capacity_probes,
+            points,
+        };
+        let bin_dir = match &self.bin_dir {
+            Some(dir) => dir.clone(),
+            None => default_bin_dir()?,
+        };
+        Ok(Options {
+            plan,
+            scenarios: scenarios.to_vec(),
+            bin_dir,
+            out_dir: self.out.clone(),
+            handle_ctrl_c: true,
+        })
+    }
+
+    /// The placement and its CPU lists, checked against the CPUs this process may use.
+    fn placement(&self) -> Result<(Placement, Cpus)> {
+        let allowed = allowed_cpus()?;
+        let mut cpus = self.placement.cpus(&allowed);
+        let mut placement = self.placement;
+        for (given, list, flag) in [
+            (&self.server_cpus, &mut cpus.server, "--server-cpus"),
+            (&self.generator_cpus, &mut cpus.generator, "--generator-cpus"),
+        ] {
+            if let Some(given) = given {
+                if let Some(cpu) = given.iter().find(|c| !allowed.contains(c)) {
+                    bail!("{flag}: CPU {cpu} is not one this process may run on ({allowed:?})");
+                }
+                list.clone_from(given);
+                placement = Placement::Custom;
+            }
+        }
+        Ok((placement, cpus))
+    }
+}
+
+/// Parses a CPU list: `3`, `0,2`, `0-7`, `0-3,8-11`.
+pub fn parse_cpus(text: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let bad = || format!("{part:?} is not a CPU or a range like 0-3");
+        let (lo, hi): (usize, usize) = match part.split_once('-') {
+            Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+            None => {
+                let c = part.parse().map_err(|_| bad())?;
+                (c, c)
+            }
+        };
+        if lo > hi || hi >= 4096 {
+            return Err(bad());
+        }
+        cpus.extend(lo..=hi);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+/// The CPUs this process may run on, in order.
+pub fn allowed_cpus() -> Result<Vec<usize>> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .context("cannot read this process's CPU affinity")?;
+    Ok((0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect())
+}
+
+/// The folder of the running executable: after `cargo build --release` it holds every binary.
+pub fn default_bin_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the running executable")?;
+    Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+/// clap's first line of an error (its messages span several lines and a usage block).
+fn first_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines.next().unwrap_or("invalid arguments").to_owned();
+    // "the following required arguments were not provided:" names them below.
+    if first.ends_with(':')
+        && let Some(next) = lines.next()
+    {
+        first = format!("{first} {next}");
+    }
+    first
+}
+
+/// The `echobench` binary: parses, runs, and returns the exit status (2 for bad flags, 1 for
+/// a failed run, 130 after Ctrl-C).
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("echobench: {}", first_line(&e));
+            return 2;
+        }
+    };
+    let outcome = match cli.command {
+        Command::Compare(args) => match args.options() {
+            Ok(options) if args.dry_run => {
+                crate::print_plan(&options);
+                Ok(0)
+            }
+            Ok(options) => crate::main(&options),
+            Err(e) => {
+                eprintln!("echobench: {e:#}");
+                return 2;
+            }
+        },
+        Command::Rerender { dir } => output::rerender(&dir, scenario::ALL).map(|()| {
+            eprintln!("rewrote {}", dir.join("report.md").display());
+            0
+        }),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("echobench: {e:#}");
+            1
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The pieces the scenarios' findings are built from: a ranking of models by one figure with
+//! the ratios to the best, the leader against the last, and how a figure grew across points.
+//!
+//! Every sentence is built from medians in the results, never from expectations: if thread
+//! beats mio on some machine, the report says so.
+
+use crate::results::Summary;
+use crate::scenario::View;
+use crate::text::{join, times};
+
+/// Two models closer than this ratio are called a tie: run-to-run noise on a shared 2-core VM
+/// is of that order.
+pub const TIE: f64 = 1.05;
+
+/// "**mio**: 151,234 msgs/s (hybrid 140,012 msgs/s, 0.93x; thread 65,001 msgs/s, 0.43x)":
+/// the best first (highest when `higher`, else lowest), then each other model with its ratio
+/// to the best. Notes a tie at the top. A figure that is not finite, or a ratio to a best of
+/// zero, has no meaning and is left out or shown as "-".
+pub fn ranking(entries: &[(&str, f64)], higher: bool, fmt: &dyn Fn(f64) -> String) -> String {
+    let mut e: Vec<(&str, f64)> = entries.iter().copied().filter(|(_, v)| v.is_finite()).collect();
+    e.sort_by(|a, b| if higher { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) });
+    let Some(&(best, bv)) = e.first() else { return "no model (no figures)".into() };
+    let ratio = |v: f64| if bv != 0.0 { times(v / bv) } else { "-".into() };
+    let others: Vec<String> =
+        e[1..].iter().map(|&(name, v)| format!("{name} {}, {}", fmt(v), ratio(v))).collect();
+    let mut out = format!("**{best}**: {}", fmt(bv));
+    if !others.is_empty() {
+        out.push_str(&format!(" ({})", others.join("; ")));
+    }
+    if let Some(&(second, sv)) = e.get(1) {
+        let ratio = if higher { bv / sv } else { sv / bv };
+        if ratio.is_finite() && ratio < TIE {
+            let gap = ((ratio - 1.0) * 100.0).ceil().max(1.0);
+            out.push_str(&format!(
+                "; {best} and {second} are within {gap:.0}% of each other, too close to call here"
+            ));
+        }
+    }
+    out
+}
+
+/// "So mio served 2.3x the messages of thread at 0.42x the server CPU per message": the
+/// throughput leader against the last, when both CPU figures exist.
+pub fn leader_vs_last(at: &[(&str, &Summary)], what: &str, per: &str) -> Option<String> {
+    let mut by_rate: Vec<&(&str, &Summary)> = at.iter().collect();
+    by_rate.sort_by(|a, b| b.1.median.msgs_per_sec.total_cmp(&a.1.median.msgs_per_sec));
+    let (best, last) = (by_rate.first()?, by_rate.last()?);
+    let (bc, lc) = (best.1.median.server_cpu_per_msg_us?, last.1.median.server_cpu_per_msg_us?);
+    let (br, lr) = (best.1.median.msgs_per_sec, last.1.median.msgs_per_sec);
+    (by_rate.len() >= 2 && lr > 0.0 && lc > 0.0).then(|| {
+        format!(
+            "So {} served {} the {what} of {} at {} the server CPU per {per}.",
+            best.0,
+            times(br / lr),
+            last.0,
+            times(bc / lc),
+        )
+    })
+}
+
+/// How each model's `figure` changed from the scenario's first point to its last:
+/// "From 1 conn to 1000 conns, messages/s changed by: mio 8.1x and fork 3.0x."
+pub fn growth(view: &View<'_>, what: &str, figure: fn(&Summary) -> f64) -> Option<String> {
+    let points: Vec<_> = view.points().collect();
+    let (first, last) = (points.first()?, points.last()?);
+    if first == last {
+        return None;
+    }
+    let changes: Vec<String> = view
+        .runs()
+        .filter_map(|(m, s)| {
+            let (a, b) = (figure(s.summary_of(first)?), figure(s.summary_of(last)?));
+            (a > 0.0).then(|| format!("{} {}", m.name, times(b / a)))
+        })
+        .collect();
+    (!changes.is_empty()).then(|| {
+        format!("From {} to {}, {what} changed by: {}.", first.label, last.label, join(&changes))
+    })
+}

@@ -1,0 +1,266 @@
+//! What a comparison run measures: the scenarios, their points, the profiles and the time budget.
+//!
+//! Every number that decides how long a run takes lives in this file as a named constant, so
+//! the budget can be audited by reading it: a point costs its warm-up plus its measured window
+//! plus a fixed overhead (starting the generator, connecting, draining, writing results), and
+//! [`Plan::estimate`] adds those up. The tests hold the quick profile to about a minute and the
+//! standard one to 15 minutes on the reference machine (2 vCPUs).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Bytes per message wherever the message size is not the variable under study.
+pub const SMALL_MESSAGE: u64 = 64;
+
+/// Time the harness spends around each point besides warm-up and measurement: spawning the
+/// generator, connecting, waiting for in-flight echoes, reading /proc, writing the results.
+/// About 0.1 s was measured on the reference machine, more for thousands of idle connections
+/// to a forking server; this errs on the long side. Used only for the estimate.
+pub const POINT_OVERHEAD: Duration = Duration::from_millis(400);
+
+/// Time to start and stop one server (one per model and scenario), including the wait for a
+/// forking server's children to exit; used only for the estimate.
+pub const SERVER_OVERHEAD: Duration = Duration::from_millis(400);
+
+/// How much a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// About a minute for everything: proves the pipeline works, numbers are rough.
+    Quick,
+    /// The default: the whole matrix, 3 repeats, within 15 minutes on 2 cores.
+    Standard,
+    /// More points, longer windows, 5 repeats. Takes as long as it takes.
+    Full,
+}
+
+impl Profile {
+    /// The profile's name in the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Standard => "standard",
+            Profile::Full => "full",
+        }
+    }
+}
+
+/// The timings of one profile, before any command-line override. (Each scenario has its own
+/// points per profile: see [`Scenario::points`](crate::scenario::Scenario::points).)
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Runs of every point; the report shows their median and spread.
+    pub repeats: u32,
+    /// Load before measuring, so connections are open and caches warm. Its errors still count.
+    pub warmup: Duration,
+    /// The measured window of every point.
+    pub duration: Duration,
+}
+
+impl Profile {
+    /// The built-in timings of the profile.
+    pub fn timing(self) -> Timing {
+        match self {
+            Profile::Quick => Timing {
+                repeats: 1,
+                warmup: Duration::from_millis(200),
+                duration: Duration::from_millis(800),
+            },
+            Profile::Standard => Timing {
+                repeats: 3,
+                warmup: Duration::from_millis(500),
+                duration: Duration::from_secs(2),
+            },
+            Profile::Full => Timing {
+                repeats: 5,
+                warmup: Duration::from_secs(1),
+                duration: Duration::from_secs(5),
+            },
+        }
+    }
+}
+
+/// One measured point: what the generator is asked to do against one server. A scenario makes
+/// its points (see [`Scenario::points`](crate::scenario::Scenario::points)) and names them, so
+/// that results.json describes itself without the scenario's code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// The name of the scenario the point belongs to.
+    pub scenario: String,
+    /// A short label that tells the point apart within its scenario ("100 conns", "1 MiB").
+    #[serde(default)]
+    pub label: String,
+    /// The variable the scenario studies, as a number for tables and charts.
+    #[serde(default)]
+    pub x: f64,
+    /// Active connections (in churn: concurrent clients, each connecting per message).
+    pub connections: u32,
+    /// Bytes per message.
+    pub size: u64,
+    /// A new connection per message.
+    pub churn: bool,
+    /// Extra connections held open and silent.
+    pub idle: u32,
+    /// Open loop at this fraction of the model's measured capacity; closed loop when absent.
+    pub rate_fraction: Option<f64>,
+}
+
+impl Point {
+    /// A closed-loop point of `scenario`: `connections` clients sending `size`-byte messages.
+    pub fn closed(scenario: &str, connections: u32, size: u64) -> Point {
+        Point {
+            scenario: scenario.to_string(),
+            label: String::new(),
+            x: 0.0,
+            connections,
+            size,
+            churn: false,
+            idle: 0,
+            rate_fraction: None,
+        }
+    }
+
+    /// The point with its label and x set.
+    pub fn named(self, label: impl Into<String>, x: f64) -> Point {
+        Point { label: label.into(), x, ..self }
+    }
+
+    /// Whether the two points ask the generator for the same load, whatever their scenario
+    /// and label: a scale point measures the capacity a latency point refers to.
+    pub fn same_load(&self, other: &Point) -> bool {
+        let load = |p: &Point| (p.connections, p.size, p.churn, p.idle, p.rate_fraction);
+        load(self) == load(other)
+    }
+}
+
+/// "1 conn", "100 conns".
+pub fn plural(n: u32, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// Where the server and the generator run: a shorthand for the two CPU lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// The allowed CPUs split in two: the first half for the server, the rest for the
+    /// generator (CPU 0 and CPU 1 on a 2-CPU machine). Every message crosses CPUs.
+    Split,
+    /// Both on the server's half: no cross-CPU wake-ups, but they share those cores.
+    Shared,
+    /// No pinning: the scheduler decides, and may move either at any time.
+    Unpinned,
+    /// CPU lists given with `--server-cpus` / `--generator-cpus`.
+    #[value(skip)]
+    Custom,
+}
+
+/// The CPUs server and generator are pinned to; an empty list means not pinned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpus {
+    /// The server tree's CPUs.
+    pub server: Vec<usize>,
+    /// The generator's load threads' CPUs (`loadgen --cpus`, one load thread each).
+    pub generator: Vec<usize>,
+}
+
+impl Placement {
+    /// The CPU lists of the shorthand on a machine whose harness may run on `allowed`.
+    /// Split gives the server the first half (at least one CPU) and the generator the rest;
+    /// with a single CPU both share it.
+    pub fn cpus(self, allowed: &[usize]) -> Cpus {
+        let half = (allowed.len() / 2).max(1).min(allowed.len());
+        let (server, rest) = allowed.split_at(half);
+        match self {
+            Placement::Split if !rest.is_empty() => {
+                Cpus { server: server.to_vec(), generator: rest.to_vec() }
+            }
+            Placement::Split | Placement::Shared => {
+                Cpus { server: server.to_vec(), generator: server.to_vec() }
+            }
+            Placement::Unpinned | Placement::Custom => Cpus::default(),
+        }
+    }
+
+    /// The placement's name in the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Split => "split",
+            Placement::Shared => "shared",
+            Placement::Unpinned => "unpinned",
+            Placement::Custom => "custom",
+        }
+    }
+}
+
+/// Everything a run will do, fixed before it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The profile the plan started from.
+    pub profile: Profile,
+    /// Models to run, in order.
+    pub models: Vec<String>,
+    /// Names of the scenarios to run for each model, in order.
+    pub scenarios: Vec<String>,
+    /// Runs of every point.
+    pub repeats: u32,
+    /// Warm-up before each measured window.
+    #[serde(with = "secs")]
+    pub warmup: Duration,
+    /// The measured window of each point.
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    /// Where server and generator run.
+    pub placement: Placement,
+    /// The CPUs that placement pinned them to.
+    #[serde(default)]
+    pub cpus: Cpus,
+    /// Workers asked of every model with workers (`--workers`); absent: the registry's default.
+    #[serde(default)]
+    pub workers: Option<u32>,
+    /// Capacity probes each model needs (a scenario's rates refer to a closed-loop figure
+    /// that no planned point measures).
+    #[serde(default)]
+    pub capacity_probes: u32,
+    /// Every point of every selected scenario, in order.
+    pub points: Vec<Point>,
+}
+
+impl Plan {
+    /// The points of the scenario named `scenario`, in order.
+    pub fn points_of<'a>(&'a self, scenario: &'a str) -> impl Iterator<Item = &'a Point> + 'a {
+        self.points.iter().filter(move |p| p.scenario == scenario)
+    }
+
+    /// Generator runs the plan makes: every point of every model, repeated.
+    pub fn runs(&self) -> usize {
+        self.models.len() * self.points.len() * self.repeats as usize
+    }
+
+    /// Time one generator run is expected to take.
+    pub fn run_time(&self) -> Duration {
+        self.warmup + self.duration + POINT_OVERHEAD
+    }
+
+    /// Expected wall time of the whole plan: every run, plus a server start and stop per model
+    /// and scenario, plus the capacity probes.
+    pub fn estimate(&self) -> Duration {
+        let servers = (self.models.len() * self.scenarios.len()) as u32;
+        let probes = self.capacity_probes * self.models.len() as u32;
+        self.run_time() * (self.runs() as u32 + probes) + SERVER_OVERHEAD * servers
+    }
+}
+
+/// Serializes durations as fractional seconds, the unit every figure in results.json uses.
+pub(crate) mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs_f64(f64::deserialize(d)?))
+    }
+}

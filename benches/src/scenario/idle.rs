@@ -1,0 +1,180 @@
+//! idle: "What does holding a connection cost?" Thousands of silent connections beside one
+//! active client; the server's memory, threads and processes per connection, and whether the
+//! active client notices the crowd.
+
+use anyhow::Result;
+
+use super::{Cell, Column, PointsFlag, Scenario, View, col, counts};
+use crate::charts::Charts;
+use crate::findings::ranking;
+use crate::plan::{Point, Profile, SMALL_MESSAGE};
+use crate::results::{PointResults, ScenarioResults};
+use crate::text::{join, memory, sig, thousands};
+
+/// The idle scenario.
+#[derive(Debug)]
+pub struct Idle;
+
+fn point(idle: u32) -> Point {
+    let p = Point::closed("idle", 1, SMALL_MESSAGE);
+    Point { idle, ..p }.named(format!("{idle} idle"), f64::from(idle))
+}
+
+/// What holding idle connections cost one model, per connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IdleCost {
+    /// PSS above the idle server's baseline, in KiB per connection.
+    pub kib_per_conn: f64,
+    /// Threads above baseline per connection.
+    pub threads_per_conn: f64,
+    /// Processes above baseline per connection.
+    pub processes_per_conn: f64,
+}
+
+/// The cost per connection of an idle point: (peak - baseline) / connections held, counting the
+/// one active connection too.
+pub fn idle_cost(s: &ScenarioResults, p: &PointResults) -> Option<IdleCost> {
+    let base = s.server.baseline?;
+    let m = &p.summary.as_ref()?.median;
+    let conns = f64::from(p.point.idle + p.point.connections);
+    let per = |peak: f64, base: f64| ((peak - base) / conns).max(0.0);
+    Some(IdleCost {
+        kib_per_conn: per(m.server_peak_pss_kib, base.pss_kib as f64),
+        threads_per_conn: per(m.server_peak_threads, f64::from(base.threads)),
+        processes_per_conn: per(m.server_peak_processes, f64::from(base.processes)),
+    })
+}
+
+impl Scenario for Idle {
+    fn name(&self) -> &'static str {
+        "idle"
+    }
+
+    fn question(&self) -> &'static str {
+        "What does holding a connection cost?"
+    }
+
+    fn setup(&self) -> String {
+        "Thousands of connections open and silent, plus one active closed-loop client. Memory \
+         per connection is (peak PSS - idle server PSS) / connections."
+            .into()
+    }
+
+    fn flag(&self) -> Option<PointsFlag> {
+        Some(PointsFlag {
+            long: "idle",
+            value_name: "N,N,...",
+            help: "Idle connection counts of the idle scenario, comma-separated",
+        })
+    }
+
+    fn points(&self, profile: Profile, given: Option<&str>) -> Result<Vec<Point>> {
+        let idle = match given {
+            Some(text) => counts("idle", text)?,
+            None => match profile {
+                Profile::Quick => vec![200],
+                Profile::Standard => vec![1000, 4000],
+                Profile::Full => vec![1000, 4000, 8000],
+            },
+        };
+        Ok(idle.into_iter().map(point).collect())
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        let per_conn: Column = ("PSS per conn", |c: &Cell<'_>| {
+            idle_cost(c.scenario, c.point).map_or("-".into(), |k| memory(k.kib_per_conn))
+        });
+        vec![
+            per_conn,
+            col::PSS,
+            col::THREADS,
+            col::PROCESSES,
+            ("active p50 us", |c| sig(c.summary.median.latency_us.p50)),
+            ("active p99 us", |c| sig(c.summary.median.latency_us.p99)),
+            col::UTIL,
+        ]
+    }
+
+    fn findings(&self, view: &View<'_>) -> Vec<String> {
+        let Some((point, _)) = view.deciding() else {
+            return vec!["No model produced figures for this scenario.".into()];
+        };
+        let mut costs = Vec::new();
+        let mut latency = Vec::new();
+        for (m, s) in view.runs() {
+            let Some(p) = s.points.iter().find(|p| &p.point == point) else { continue };
+            if let Some(c) = idle_cost(s, p) {
+                costs.push((m.name.as_str(), c));
+            }
+            if let Some(sum) = &p.summary {
+                latency.push((m.name.as_str(), sum.median.latency_us.p99));
+            }
+        }
+        let mut out = Vec::new();
+        let kib: Vec<(&str, f64)> = costs.iter().map(|(n, c)| (*n, c.kib_per_conn)).collect();
+        if !kib.is_empty() {
+            out.push(format!(
+                "Holding {} idle connections beside {} active, the least memory (PSS) per \
+                 connection was used by {}.",
+                thousands(f64::from(point.idle)),
+                point.connections,
+                ranking(&kib, false, &|v| memory(v))
+            ));
+            out.extend(why(&costs));
+        }
+        if !latency.is_empty() {
+            out.push(format!(
+                "The one active client's p99 beside them: lowest was {}.",
+                ranking(&latency, false, &|v| format!("{} us", sig(v)))
+            ));
+        }
+        out
+    }
+
+    fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
+        // Bytes, not KiB: an event loop's cost per connection is tens of bytes.
+        let s: Vec<_> = view
+            .runs()
+            .filter_map(|(m, s)| {
+                let pts: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .filter_map(|p| Some((p.point.x, idle_cost(s, p)?.kib_per_conn * 1024.0)))
+                    .collect();
+                (!pts.is_empty()).then(|| (m.name.clone(), pts))
+            })
+            .collect();
+        let t = "Server memory (PSS) per idle connection";
+        charts.bars(
+            self.name(),
+            "idle-memory.svg",
+            t,
+            "idle connections",
+            "bytes per connection",
+            &s,
+        )
+    }
+}
+
+/// What each model keeps per silent connection (threads, processes), from the counts.
+fn why(costs: &[(&str, IdleCost)]) -> Option<String> {
+    let parts: Vec<String> = costs
+        .iter()
+        .map(|(model, c)| {
+            let what = if c.processes_per_conn >= 0.5 {
+                "a whole process per connection"
+            } else if c.threads_per_conn >= 0.5 {
+                "a thread per connection, with its stack"
+            } else {
+                "only each connection's state"
+            };
+            format!("{model} keeps {what} ({} each)", memory(c.kib_per_conn))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "Why: {}. Kernel socket buffers are not in PSS: they cost every model alike.",
+            join(&parts)
+        )
+    })
+}

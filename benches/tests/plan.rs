@@ -1,0 +1,98 @@
+//! The comparison plan: every profile stays within its time budget and runs every scenario.
+
+use std::time::Duration;
+
+use harness::CompareArgs;
+use harness::plan::{Plan, Profile};
+use harness::scenario::ALL;
+use harness::text::{format_bytes, format_duration};
+
+fn plan(extra: &[&str]) -> Plan {
+    let mut argv = vec!["compare", "--placement", "unpinned", "--bin-dir", "/"];
+    argv.extend(extra);
+    CompareArgs::from_argv(argv).unwrap().options().unwrap().plan
+}
+
+#[test]
+fn quick_profile_fits_in_about_a_minute() {
+    let quick = plan(&["--quick"]);
+    assert_eq!(quick.profile, Profile::Quick);
+    assert!(quick.estimate() <= Duration::from_secs(60), "{:?}", quick.estimate());
+    // Every scenario still runs, so the quick profile exercises the whole pipeline.
+    for scenario in ALL {
+        assert!(quick.points_of(scenario.name()).count() >= 1, "{} has no point", scenario.name());
+    }
+}
+
+#[test]
+fn standard_profile_fits_in_fifteen_minutes() {
+    let standard = plan(&[]);
+    assert!(standard.estimate() <= Duration::from_secs(15 * 60), "{:?}", standard.estimate());
+    assert!(standard.repeats >= 3);
+    let scale: Vec<u32> = standard.points_of("scale").map(|p| p.connections).collect();
+    assert_eq!(scale, [1, 10, 100, 1000]);
+}
+
+#[test]
+fn latency_capacity_comes_from_a_scale_point_unless_scale_is_left_out() {
+    for profile in [&["--quick"][..], &[], &["--full"]] {
+        assert_eq!(plan(profile).capacity_probes, 0, "{profile:?}");
+    }
+    assert_eq!(plan(&["--scenarios", "latency"]).capacity_probes, 1);
+    assert_eq!(plan(&["--scenarios", "latency", "--connections", "1,100"]).capacity_probes, 1);
+}
+
+#[test]
+fn labels_read_naturally() {
+    let p = plan(&[]);
+    let labels: Vec<&str> = p.points.iter().map(|p| p.label.as_str()).collect();
+    for want in ["1 conn", "1000 conns", "64 B", "1 MiB", "8 clients", "4000 idle", "75% load"] {
+        assert!(labels.contains(&want), "{want} not in {labels:?}");
+    }
+    assert_eq!(format_duration(Duration::from_secs(754)), "12 min 34 s");
+    assert_eq!(format_bytes(65536), "64 KiB");
+}
+
+#[test]
+fn each_scenario_takes_its_points_from_its_own_flag() {
+    let p =
+        plan(&["--connections", "2,3", "--sizes", "1K,2M", "--idle", "7", "--fractions", "0.5"]);
+    let of = |s: &str| p.points_of(s).map(|p| p.label.clone()).collect::<Vec<_>>();
+    assert_eq!(of("scale"), ["2 conns", "3 conns"]);
+    assert_eq!(of("size"), ["1 KiB", "2 MiB"]);
+    assert_eq!(of("idle"), ["7 idle"]);
+    assert_eq!(of("latency"), ["50% load"]);
+    // Typed in any order, the scenarios run in the list's order (latency after scale).
+    assert_eq!(plan(&["--scenarios", "latency,scale"]).scenarios, ["scale", "latency"]);
+    for (flag, value) in
+        [("--connections", "0"), ("--sizes", "1X"), ("--fractions", "3"), ("--scenarios", "nope")]
+    {
+        let argv = ["compare", "--bin-dir", "/", flag, value];
+        let err = CompareArgs::from_argv(argv).unwrap().options().unwrap_err().to_string();
+        assert!(err.starts_with(flag), "{flag} {value}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn split_placement_halves_the_cpus_and_cpu_lists_override_it() {
+    use harness::plan::Placement;
+    let cpus = Placement::Split.cpus(&[0, 1]);
+    assert_eq!((cpus.server, cpus.generator), (vec![0], vec![1]));
+    let cpus = Placement::Split.cpus(&(0..16).collect::<Vec<_>>());
+    assert_eq!(cpus.server, (0..8).collect::<Vec<_>>());
+    assert_eq!(cpus.generator, (8..16).collect::<Vec<_>>());
+    let one = Placement::Split.cpus(&[3]);
+    assert_eq!((one.server, one.generator), (vec![3], vec![3]), "one CPU is shared");
+    assert!(Placement::Unpinned.cpus(&[0, 1]).server.is_empty());
+    assert_eq!(harness::cli::parse_cpus("0-3,8"), Ok(vec![0, 1, 2, 3, 8]));
+    assert!(harness::cli::parse_cpus("3-1").is_err());
+    let p = plan(&["--server-cpus", "0", "--generator-cpus", "0", "--workers", "3"]);
+    assert_eq!(p.placement, Placement::Custom);
+    assert_eq!((p.cpus.server, p.cpus.generator, p.workers), (vec![0], vec![0], Some(3)));
+    let err = CompareArgs::from_argv(["compare", "--bin-dir", "/", "--server-cpus", "4095"])
+        .unwrap()
+        .options()
+        .unwrap_err();
+    assert!(err.to_string().starts_with("--server-cpus: CPU 4095 is not one"), "{err}");
+}
