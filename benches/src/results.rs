@@ -413,6 +413,18 @@ impl Results {
             self.plan.cpus.server.clone_from(&p.server_cpus);
             self.plan.cpus.generator.clone_from(&p.generator_cpus);
         }
+        // Version 1 did not record workers. Its worker models sized their pool by the CPUs
+        // they were pinned to (`available_parallelism`), so that is what they ran with.
+        if self.schema_version < 2 && !p.server_cpus.is_empty() {
+            let cpus = p.server_cpus.len() as u32;
+            for m in &mut self.models {
+                let pool = crate::registry::find(&m.name)
+                    .is_some_and(|r| matches!(r.cpus, crate::registry::CpuUse::Workers { .. }));
+                for s in m.scenarios.iter_mut().filter(|_| pool) {
+                    s.server.workers.get_or_insert(cpus);
+                }
+            }
+        }
         // Version 1 points had no label: the scenario that made them names them again.
         let profile = self.plan.profile;
         let named: Vec<Point> =
