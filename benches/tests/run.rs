@@ -1,5 +1,5 @@
 //! The comparison harness against real processes: servers that fail to start, crash, ignore
-//! SIGTERM or leave children behind are reported as such; `loadgen compare` goes on past them,
+//! SIGTERM or leave children behind are reported as such; `echobench compare` goes on past them,
 //! writes its report, and stops cleanly on Ctrl-C. The servers here are small shell scripts
 //! that keep (or break) the ready-line contract; a run against the real echo-mio happens when
 //! the last test.
