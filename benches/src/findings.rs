@@ -8,6 +8,19 @@ use crate::results::Summary;
 use crate::scenario::View;
 use crate::text::{join, times};
 
+/// What a scenario's findings say when no model produced a figure.
+pub const NO_FIGURES: &str = "No model produced figures for this scenario.";
+
+/// One figure of each model's summary: the entries [`ranking`] takes.
+pub fn figure<'a>(at: &[(&'a str, &Summary)], f: impl Fn(&Summary) -> f64) -> Vec<(&'a str, f64)> {
+    at.iter().map(|(n, s)| (*n, f(s))).collect()
+}
+
+/// Server CPU per message of each model, NaN (left out of a ranking) where it is unknown.
+pub fn cpu_figure<'a>(at: &[(&'a str, &Summary)]) -> Vec<(&'a str, f64)> {
+    figure(at, |s| s.median.server_cpu_per_msg_us.unwrap_or(f64::NAN))
+}
+
 /// Two models closer than this ratio are called a tie: run-to-run noise on a shared 2-core VM
 /// is of that order.
 pub const TIE: f64 = 1.05;

@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use super::{Column, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
-use crate::findings::{leader_vs_last, ranking};
+use crate::findings::{NO_FIGURES, cpu_figure, figure, leader_vs_last, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
 use crate::registry::{self, PerConnection};
 use crate::results::Summary;
@@ -78,13 +78,10 @@ impl Scenario for Churn {
 
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let Some((point, at)) = view.deciding() else {
-            return vec!["No model produced figures for this scenario.".into()];
+            return vec![NO_FIGURES.into()];
         };
-        let fig = |f: &dyn Fn(&Summary) -> f64| -> Vec<(&str, f64)> {
-            at.iter().map(|(n, s)| (*n, f(s))).collect()
-        };
-        let rates = fig(&|s| s.median.msgs_per_sec);
-        let cpu = fig(&|s| s.median.server_cpu_per_msg_us.unwrap_or(f64::NAN));
+        let rates = figure(&at, |s| s.median.msgs_per_sec);
+        let cpu = cpu_figure(&at);
         let mut out = vec![
             format!(
                 "With {} each opening a connection per message, the most connections per second \
@@ -99,7 +96,7 @@ impl Scenario for Churn {
         ];
         out.extend(leader_vs_last(&at, "connections", "connection"));
         out.extend(why(&at));
-        let connect = fig(&|s| s.median.connect_us.map_or(f64::NAN, |c| c.p99));
+        let connect = figure(&at, |s| s.median.connect_us.map_or(f64::NAN, |c| c.p99));
         if connect.iter().any(|(_, v)| v.is_finite()) {
             out.push(format!(
                 "Connect latency p99: lowest was {}.",

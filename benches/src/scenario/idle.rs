@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::{Cell, Column, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
-use crate::findings::ranking;
+use crate::findings::{NO_FIGURES, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
 use crate::results::{PointResults, ScenarioResults};
 use crate::text::{join, memory, sig, thousands};
@@ -97,7 +97,7 @@ impl Scenario for Idle {
 
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let Some((point, _)) = view.deciding() else {
-            return vec!["No model produced figures for this scenario.".into()];
+            return vec![NO_FIGURES.into()];
         };
         let mut costs = Vec::new();
         let mut latency = Vec::new();

@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 
 use super::{Column, PointsFlag, Scenario, View, col};
 use crate::charts::{Charts, Series};
-use crate::findings::ranking;
+use crate::findings::{NO_FIGURES, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
 use crate::results::{ModelResults, Percentiles, Summary};
 use crate::text::{sig, thousands, times};
@@ -95,7 +95,7 @@ impl Scenario for Latency {
             })
             .collect();
         let Some(&(_, point, _, _)) = at.first() else {
-            return vec!["No model produced figures for this scenario.".into()];
+            return vec![NO_FIGURES.into()];
         };
         let p99: Vec<(&str, f64)> =
             at.iter().map(|(n, _, s, _)| (*n, s.median.latency_us.p99)).collect();

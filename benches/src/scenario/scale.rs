@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use super::{Cell, Column, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
-use crate::findings::{growth, leader_vs_last, ranking};
+use crate::findings::{NO_FIGURES, cpu_figure, figure, growth, leader_vs_last, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
 use crate::registry::named;
 use crate::results::Summary;
@@ -84,13 +84,10 @@ impl Scenario for Scale {
 
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let Some((point, at)) = view.deciding() else {
-            return vec!["No model produced figures for this scenario.".into()];
+            return vec![NO_FIGURES.into()];
         };
-        let fig = |f: &dyn Fn(&Summary) -> f64| -> Vec<(&str, f64)> {
-            at.iter().map(|(n, s)| (*n, f(s))).collect()
-        };
-        let rates = fig(&|s| s.median.msgs_per_sec);
-        let cpu = fig(&|s| s.median.server_cpu_per_msg_us.unwrap_or(f64::NAN));
+        let rates = figure(&at, |s| s.median.msgs_per_sec);
+        let cpu = cpu_figure(&at);
         let mut out = vec![
             format!(
                 "At {}, the most messages per second were served by {}.",

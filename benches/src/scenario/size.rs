@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 
 use super::{Column, PointsFlag, Scenario, View, col};
 use crate::charts::Charts;
-use crate::findings::{growth, ranking};
+use crate::findings::{NO_FIGURES, figure, growth, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
 use crate::text::{format_bytes, sig, times};
 
@@ -75,9 +75,9 @@ impl Scenario for Size {
 
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let Some((point, at)) = view.deciding() else {
-            return vec!["No model produced figures for this scenario.".into()];
+            return vec![NO_FIGURES.into()];
         };
-        let mib: Vec<(&str, f64)> = at.iter().map(|(n, s)| (*n, s.median.mib_per_sec)).collect();
+        let mib = figure(&at, |s| s.median.mib_per_sec);
         let mut out = vec![format!(
             "With {} messages, the most data was moved by {}.",
             format_bytes(point.size),
