@@ -6,7 +6,8 @@
 //! meanwhile, and finally stops the server with SIGTERM and checks that it exits cleanly.
 //! Every repeat is written out at once: `results.json` (schema in results/SCHEMA.md),
 //! `results.csv`, the histogram logs, SVG charts and `report.md`, in `results/<date>-<host>/`
-//! and mirrored into `results/latest/`.
+//! and mirrored into `results/latest/` (except by a quick run, whose rough figures never
+//! replace the newest trustworthy report).
 //!
 //! Code map: [`registry`] (the models), [`scenario`] (one file per scenario, and the list),
 //! [`plan`] (profiles, points, placement, the time budget), [`cli`] (the flags),
@@ -73,8 +74,8 @@ pub struct Options {
 pub struct Outcome {
     /// The run folder.
     pub run_dir: std::path::PathBuf,
-    /// The `latest/` copy.
-    pub latest_dir: std::path::PathBuf,
+    /// The `latest/` copy; `None` for a quick run, which does not touch it.
+    pub latest_dir: Option<std::path::PathBuf>,
     /// Everything measured.
     pub results: results::Results,
 }
@@ -185,7 +186,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
         "echobench compare: {} in {}; report: {}",
         if results.status == RunStatus::Complete { "done" } else { "interrupted" },
         format_duration(Duration::from_secs_f64(results.elapsed_seconds)),
-        out.latest_dir.join("report.md").display(),
+        out.latest_dir.as_ref().unwrap_or(&out.run_dir).join("report.md").display(),
     );
     Ok(Outcome { run_dir: out.run_dir, latest_dir: out.latest_dir, results })
 }

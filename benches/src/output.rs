@@ -1,6 +1,8 @@
 //! The run folder: `results/<date>-<host>/` with every file of the report, mirrored into
 //! `results/latest/` after every write, so that a crash or Ctrl-C leaves a readable report
-//! of everything measured up to then.
+//! of everything measured up to then. A quick run keeps to its own folder
+//! (`<date>-<host>-quick`): its figures are too rough to stand as the newest report, so
+//! `latest/` stays the newest standard or full run.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,8 +20,9 @@ use crate::{charts, csv, metrics, report};
 pub struct Output {
     /// `results/<date>-<host>[-profile]` (with `-2`, `-3`... if that exists already).
     pub run_dir: PathBuf,
-    /// `results/latest`: a copy of the newest run, the one a reader opens.
-    pub latest_dir: PathBuf,
+    /// `results/latest`: a copy of the newest trustworthy run, the one a reader opens; `None`
+    /// for a quick run, which leaves it alone.
+    pub latest_dir: Option<PathBuf>,
 }
 
 /// Subfolder of the HdrHistogram logs.
@@ -28,7 +31,8 @@ pub const HLOG_DIR: &str = "hlog";
 pub const CHART_DIR: &str = "charts";
 
 impl Output {
-    /// Creates a fresh run folder under `root` and empties `root/latest`.
+    /// Creates a fresh run folder under `root` and, unless the profile is quick, empties
+    /// `root/latest` for it.
     pub fn create(root: &Path, host: &str, profile: Profile, now: SystemTime) -> Result<Output> {
         let date = humantime::format_rfc3339_seconds(now).to_string();
         let host: String = host
@@ -47,6 +51,9 @@ impl Output {
         }
         fs::create_dir_all(run_dir.join(HLOG_DIR))
             .with_context(|| format!("cannot create {}", run_dir.display()))?;
+        if profile == Profile::Quick {
+            return Ok(Output { run_dir, latest_dir: None });
+        }
         let latest_dir = root.join("latest");
         if latest_dir.exists() {
             fs::remove_dir_all(&latest_dir)
@@ -54,7 +61,7 @@ impl Output {
         }
         fs::create_dir_all(&latest_dir)
             .with_context(|| format!("cannot create {}", latest_dir.display()))?;
-        Ok(Output { run_dir, latest_dir })
+        Ok(Output { run_dir, latest_dir: Some(latest_dir) })
     }
 
     /// Where the generator writes the histogram log named `name`: the absolute path, and the
@@ -69,11 +76,15 @@ impl Output {
         self.run_dir.join(".loadgen.json")
     }
 
-    /// Writes results.json, results.csv, the charts and report.md, then mirrors them to latest.
+    /// Writes results.json, results.csv, the charts and report.md, then mirrors them to latest
+    /// (if this run has it).
     pub fn write(&self, results: &Results, scenarios: &[&dyn Scenario]) -> Result<()> {
         write_json(&self.run_dir, results)?;
         write_derived(&self.run_dir, results, scenarios)?;
-        mirror(&self.run_dir, &self.latest_dir)
+        match &self.latest_dir {
+            Some(latest) => mirror(&self.run_dir, latest),
+            None => Ok(()),
+        }
     }
 
     /// Removes scratch files once the run is over.

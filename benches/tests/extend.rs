@@ -81,12 +81,13 @@ fn a_scenario_added_through_the_trait_is_planned_run_and_rendered() {
     assert_eq!(loadgen.connections.idle_opened, 3, "the point's idle ballast was opened");
     assert_eq!(loadgen.config.timeout.as_secs(), 2, "the scenario's own loadgen flags");
 
-    let md = std::fs::read_to_string(outcome.latest_dir.join("report.md")).unwrap();
+    let latest = outcome.latest_dir.expect("a standard run writes latest/");
+    let md = std::fs::read_to_string(latest.join("report.md")).unwrap();
     assert!(md.contains("## throwaway: Does a scenario from outside the crate run?"), "{md}");
     assert!(md.contains("| point | model | msgs/s | sent | notes |"), "{md}");
     assert!(md.contains("| 2 busy | mio |"), "{md}");
     assert!(md.contains("- mio echoed "), "its findings: {md}");
     assert!(md.contains("![Throwaway rate](charts/throwaway.svg)"), "{md}");
-    assert!(outcome.latest_dir.join("charts/throwaway.svg").is_file());
+    assert!(latest.join("charts/throwaway.svg").is_file());
     let _ = std::fs::remove_dir_all(&bin);
 }

@@ -284,10 +284,11 @@ fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
 fn files_are_written_mirrored_to_latest_and_parse_back() {
     let root = scratch("output");
     let results = synthetic(RunStatus::Complete);
-    let out = Output::create(&root, "test host", Profile::Quick, SystemTime::UNIX_EPOCH).unwrap();
-    assert!(out.run_dir.ends_with("1970-01-01-test_host-quick"));
+    let out = Output::create(&root, "test host", Profile::Full, SystemTime::UNIX_EPOCH).unwrap();
+    assert!(out.run_dir.ends_with("1970-01-01-test_host-full"));
     out.write(&results, ALL).unwrap();
-    for dir in [&out.run_dir, &out.latest_dir] {
+    let latest = out.latest_dir.clone().expect("a full run writes latest/");
+    for dir in [&out.run_dir, &latest] {
         let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
         let back: Results = serde_json::from_str(&json).unwrap();
         assert_eq!(back.schema_version, SCHEMA_VERSION);
@@ -310,10 +311,18 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
     let back: Results = serde_json::from_str(&json).unwrap();
     let summary = back.models[0].scenarios[0].points[0].summary.as_ref().unwrap();
     assert_eq!(summary.median.msgs_per_sec, 1.0);
+    // A quick run keeps to its own folder and leaves latest/ alone: its figures are rough.
+    let quick = Output::create(&root, "test host", Profile::Quick, SystemTime::UNIX_EPOCH).unwrap();
+    assert!(quick.run_dir.ends_with("1970-01-01-test_host-quick"));
+    assert!(quick.latest_dir.is_none());
+    quick.write(&results, ALL).unwrap();
+    assert!(quick.run_dir.join("report.md").is_file());
+    let kept = std::fs::read_to_string(latest.join("results.json")).unwrap();
+    assert!(kept.contains("\"harness_version\": \"test\""), "latest/ is still the full run");
     // A second run the same day gets its own folder; latest/ is emptied for it.
-    let again = Output::create(&root, "test host", Profile::Quick, SystemTime::UNIX_EPOCH).unwrap();
-    assert!(again.run_dir.ends_with("1970-01-01-test_host-quick-2"));
-    assert!(!again.latest_dir.join("report.md").exists());
+    let again = Output::create(&root, "test host", Profile::Full, SystemTime::UNIX_EPOCH).unwrap();
+    assert!(again.run_dir.ends_with("1970-01-01-test_host-full-2"));
+    assert!(!again.latest_dir.unwrap().join("report.md").exists());
     let _ = std::fs::remove_dir_all(&root);
 }
 

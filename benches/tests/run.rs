@@ -97,7 +97,7 @@ fn ignoring_sigterm_or_leaving_children_behind_is_an_unclean_exit() {
 
 fn compare(bin: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_echobench"));
-    cmd.args(["compare", "--quick", "--scenarios", "scale", "--connections", "1"])
+    cmd.args(["compare", "--repeats", "1", "--scenarios", "scale", "--connections", "1"])
         .args(["--warmup", "100ms", "--duration", "300ms"])
         .arg("--bin-dir")
         .arg(bin)
