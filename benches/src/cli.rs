@@ -44,9 +44,14 @@ enum Command {
     args_override_self = true
 )]
 pub struct CompareArgs {
-    /// Models to run, comma-separated; each is a binary (`echo-<model>`) in --bin-dir.
+    /// Models to run, comma-separated; each is a binary (`echo-<model>`) in --bin-dir. An
+    /// empty list (`--models ''`) runs only the --external servers.
     #[arg(long, value_delimiter = ',', default_values_t = registry::names())]
     pub models: Vec<String>,
+    /// A server you started, loaded like the models: NAME=ADDR, or NAME=ADDR,pid=PID to have
+    /// its CPU and memory sampled too (repeatable).
+    #[arg(long, value_name = "NAME=ADDR[,pid=PID]", action = clap::ArgAction::Append)]
+    pub external: Vec<String>,
     /// Scenarios to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = scenario::names())]
     pub scenarios: Vec<String>,
@@ -174,7 +179,7 @@ impl CompareArgs {
             bail!("--repeats and --duration must be above zero");
         }
         let mut models = Vec::new();
-        for m in &self.models {
+        for m in self.models.iter().filter(|m| !(self.models.len() == 1 && m.is_empty())) {
             let m = m.trim();
             let valid = !m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
             if !valid {
@@ -183,6 +188,16 @@ impl CompareArgs {
             if !models.iter().any(|x| x == m) {
                 models.push(m.to_string());
             }
+        }
+        let mut external = Vec::new();
+        for text in &self.external {
+            let e = crate::target::External::parse(text)?;
+            if models.contains(&e.name)
+                || external.iter().any(|x: &crate::target::External| x.name == e.name)
+            {
+                bail!("--external {}: the name is taken already", e.name);
+            }
+            external.push(e);
         }
         let mut chosen: Vec<&'static dyn Scenario> = Vec::new();
         for name in &self.scenarios {
@@ -198,8 +213,8 @@ impl CompareArgs {
         // refer to another's figure (latency to scale's) must come after it.
         let rank = |s: &&dyn Scenario| scenarios.iter().position(|x| x.name() == s.name());
         chosen.sort_by_key(rank);
-        if models.is_empty() || chosen.is_empty() {
-            bail!("nothing to run: give at least one model and one scenario");
+        if (models.is_empty() && external.is_empty()) || chosen.is_empty() {
+            bail!("nothing to run: give at least one model (or --external) and one scenario");
         }
         let mut points = Vec::new();
         for s in &chosen {
@@ -215,6 +230,7 @@ impl CompareArgs {
         let plan = Plan {
             profile,
             models,
+            external,
             scenarios: chosen.iter().map(|s| s.name().to_string()).collect(),
             repeats: timing.repeats,
             warmup: timing.warmup,

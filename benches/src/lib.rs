@@ -42,6 +42,7 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod target;
 pub mod text;
 
 use std::time::{Duration, SystemTime};
@@ -84,17 +85,21 @@ pub struct Outcome {
 pub fn print_plan(options: &Options) {
     let plan = &options.plan;
     eprintln!(
-        "echobench compare: {} profile, models {}, scenarios {}",
+        "echobench compare: {} profile, models {}{}, scenarios {}",
         plan.profile.name(),
         plan.models.join(","),
+        plan.external
+            .iter()
+            .map(|e| format!(", external {} at {}", e.name, e.addr))
+            .collect::<String>(),
         plan.scenarios.join(","),
     );
     eprintln!(
-        "  {} points x {} repeats x {} models = {} runs of {} warm-up + {}; placement {} \
+        "  {} points x {} repeats x {} servers = {} runs of {} warm-up + {}; placement {} \
          (server {}, generator {})",
         plan.points.len(),
         plan.repeats,
-        plan.models.len(),
+        plan.servers(),
         plan.runs(),
         format_duration(plan.warmup),
         format_duration(plan.duration),

@@ -200,6 +200,9 @@ pub struct Plan {
     pub profile: Profile,
     /// Models to run, in order.
     pub models: Vec<String>,
+    /// Servers the user started (`--external`), run after the models.
+    #[serde(default)]
+    pub external: Vec<crate::target::External>,
     /// Names of the scenarios to run for each model, in order.
     pub scenarios: Vec<String>,
     /// Runs of every point.
@@ -232,9 +235,14 @@ impl Plan {
         self.points.iter().filter(move |p| p.scenario == scenario)
     }
 
-    /// Generator runs the plan makes: every point of every model, repeated.
+    /// Generator runs the plan makes: every point of every model and external server, repeated.
     pub fn runs(&self) -> usize {
-        self.models.len() * self.points.len() * self.repeats as usize
+        self.servers() * self.points.len() * self.repeats as usize
+    }
+
+    /// The models and external servers the plan runs.
+    pub fn servers(&self) -> usize {
+        self.models.len() + self.external.len()
     }
 
     /// Time one generator run is expected to take.
@@ -245,8 +253,8 @@ impl Plan {
     /// Expected wall time of the whole plan: every run, plus a server start and stop per model
     /// and scenario, plus the capacity probes.
     pub fn estimate(&self) -> Duration {
-        let servers = (self.models.len() * self.scenarios.len()) as u32;
-        let probes = self.capacity_probes * self.models.len() as u32;
+        let servers = (self.servers() * self.scenarios.len()) as u32;
+        let probes = self.capacity_probes * self.servers() as u32;
         self.run_time() * (self.runs() as u32 + probes) + SERVER_OVERHEAD * servers
     }
 }

@@ -210,19 +210,49 @@ fn models(md: &mut String, r: &Results) {
     let _ = writeln!(md, "## Models\n");
     let _ = writeln!(md, "| Model | Shape | Started with | Idle threads | Idle processes |");
     let _ = writeln!(md, "|---|---|---|--:|--:|");
+    let mut notes = Vec::new();
     for m in &r.models {
-        let shape = registry::find(&m.name).map_or("(not in the registry)", |x| x.shape);
         let server = m.scenarios.iter().map(|s| &s.server).find(|s| s.baseline.is_some());
-        let args = server.map(|s| s.args.join(" ")).filter(|a| !a.is_empty());
         let base = server.and_then(|s| s.baseline);
+        let (shape, started) = match &m.external {
+            Some(e) => {
+                let how = match e.pid {
+                    Some(pid) => format!("by you, at {} (pid {pid})", e.addr),
+                    None => {
+                        notes.push(format!(
+                            "{} was started by you and named without its pid, so its CPU, \
+                             memory and threads are not measured (\"-\" in the tables): give \
+                             `--external {}={},pid=PID` to have them sampled.",
+                            m.name, m.name, e.addr
+                        ));
+                        format!("by you, at {}", e.addr)
+                    }
+                };
+                ("your server (`--external`)", how)
+            }
+            None => {
+                let shape = registry::find(&m.name).map_or("(not in the registry)", |x| x.shape);
+                let args = server.map(|s| s.args.join(" ")).filter(|a| !a.is_empty());
+                let args = args.map(|a| format!(" {a}")).unwrap_or_default();
+                (shape, format!("`--addr 127.0.0.1:0{args}`"))
+            }
+        };
         let _ = writeln!(
             md,
-            "| {} | {shape} | `--addr 127.0.0.1:0{}` | {} | {} |",
+            "| {} | {shape} | {started} | {} | {} |",
             m.name,
-            args.map(|a| format!(" {a}")).unwrap_or_default(),
             base.map_or("-".into(), |b| b.threads.to_string()),
             base.map_or("-".into(), |b| b.processes.to_string()),
         );
+        for s in &m.scenarios {
+            if let Some(why) = &s.skipped {
+                notes.push(format!("{} {}: {why}.", m.name, s.scenario));
+            }
+        }
+    }
+    md.push('\n');
+    for note in notes {
+        let _ = writeln!(md, "- {note}");
     }
     md.push('\n');
 }

@@ -85,8 +85,12 @@ pub struct PlacementRecord {
 pub struct ModelResults {
     /// Model name (`fork`, `thread`, `mio`, `hybrid`...: benches/src/registry.rs).
     pub name: String,
-    /// The server binary that ran.
+    /// The server binary that ran ("external, at ADDR" for a server the user started).
     pub binary: String,
+    /// Set for a server the user started (`--external`): the harness neither started nor
+    /// stopped it, and sampled it only if its pid was given.
+    #[serde(default)]
+    pub external: Option<crate::target::External>,
     /// One entry per scenario the model started, in plan order.
     pub scenarios: Vec<ScenarioResults>,
 }
@@ -100,6 +104,10 @@ pub struct ScenarioResults {
     pub server: ServerRecord,
     /// Latency scenario only: the capacity its fractions refer to.
     pub capacity: Option<Capacity>,
+    /// Why the scenario was not run against this server, if it was skipped (an external
+    /// server cannot be restarted with flags or, without its pid, signalled).
+    #[serde(default)]
+    pub skipped: Option<String>,
     /// Points run so far, in plan order.
     pub points: Vec<PointResults>,
 }

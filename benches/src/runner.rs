@@ -17,6 +17,7 @@ use crate::procstat::{self, Sampler, Tracker, Usage};
 use crate::results::*;
 use crate::scenario::{self, Scenario};
 use crate::server::Server;
+use crate::target::{External, Target};
 use crate::text::format_duration;
 use crate::{Options, metrics, registry};
 
@@ -61,13 +62,22 @@ impl<'a> Runner<'a> {
         &self.options.plan
     }
 
-    /// Runs every model and scenario of the plan, then marks the run complete or interrupted.
+    /// Runs every model and scenario of the plan, then every external server, then marks the
+    /// run complete or interrupted.
     pub fn run(&mut self) -> Result<()> {
-        for model in self.plan().models.clone() {
+        let externals = self.plan().external.clone();
+        let models = self.plan().models.iter().map(|m| (m.clone(), None));
+        let all: Vec<(String, Option<External>)> =
+            models.chain(externals.into_iter().map(|e| (e.name.clone(), Some(e)))).collect();
+        for (model, external) in all {
             let binary = self.options.bin_dir.join(registry::binary(&model));
             self.results.models.push(ModelResults {
                 name: model.clone(),
-                binary: binary.display().to_string(),
+                binary: match &external {
+                    Some(e) => format!("external, at {}", e.addr),
+                    None => binary.display().to_string(),
+                },
+                external: external.clone(),
                 scenarios: Vec::new(),
             });
             for (i, name) in self.plan().scenarios.clone().iter().enumerate() {
@@ -77,13 +87,21 @@ impl<'a> Runner<'a> {
                 let Some(scenario) = scenario::find(&self.options.scenarios, name) else {
                     anyhow::bail!("the plan names a scenario {name:?} that the harness lacks");
                 };
-                let started = self.scenario(&model, &binary, scenario)?;
-                if !started && !binary.is_file() {
-                    // A missing binary fails every scenario the same way: say it once.
-                    let rest = &self.plan().scenarios[i + 1..];
-                    let rest: usize = rest.iter().map(|s| self.plan().points_of(s).count()).sum();
-                    self.runs_skipped += rest * self.plan().repeats as usize;
-                    break;
+                let target = match &external {
+                    Some(e) => self.external(e, scenario)?,
+                    None => self.start(&model, &binary, scenario)?,
+                };
+                match target {
+                    Some(target) => self.scenario(target, scenario)?,
+                    None if external.is_none() && !binary.is_file() => {
+                        // A missing binary fails every scenario the same way: say it once.
+                        let rest = &self.plan().scenarios[i + 1..];
+                        let rest: usize =
+                            rest.iter().map(|s| self.plan().points_of(s).count()).sum();
+                        self.runs_skipped += rest * self.plan().repeats as usize;
+                        break;
+                    }
+                    None => {}
                 }
             }
         }
@@ -101,15 +119,18 @@ impl<'a> Runner<'a> {
         self.model_mut().scenarios.last_mut().expect("a scenario is running")
     }
 
-    /// Runs one scenario against a fresh server. Returns whether the server started.
-    fn scenario(
+    fn planned_runs(&self, scenario: &dyn Scenario) -> usize {
+        self.plan().points_of(scenario.name()).count() * self.plan().repeats as usize
+    }
+
+    /// Starts a fresh server of `model` for `scenario`; `None` (a fault recorded) if it did not
+    /// start.
+    fn start(
         &mut self,
         model: &str,
         binary: &std::path::Path,
         scenario: &dyn Scenario,
-    ) -> Result<bool> {
-        let points: Vec<Point> = self.plan().points_of(scenario.name()).cloned().collect();
-        let planned_runs = points.len() * self.plan().repeats as usize;
+    ) -> Result<Option<Target>> {
         let cpus = self.plan().cpus.server.clone();
         let server_cpus =
             if cpus.is_empty() { crate::cli::allowed_cpus()?.len() } else { cpus.len() };
@@ -119,39 +140,71 @@ impl<'a> Runner<'a> {
             scenario: scenario.name().to_string(),
             server: ServerRecord { args: args.clone(), workers, ..ServerRecord::default() },
             capacity: None,
+            skipped: None,
             points: Vec::new(),
         });
-        let mut server = match Server::start(binary, &args, &cpus) {
-            Ok(server) => server,
+        match Server::start(binary, &args, &cpus) {
+            Ok(server) => Ok(Some(Target::Started(server))),
             Err(fault) => {
-                eprintln!("  {} server failed to start: {}", self.model_mut().name, fault.detail);
+                eprintln!("  {model} server failed to start: {}", fault.detail);
                 self.scenario_mut().server.faults.push(fault);
-                self.runs_skipped += planned_runs;
+                self.runs_skipped += self.planned_runs(scenario);
                 self.save()?;
-                return Ok(false);
+                Ok(None)
             }
+        }
+    }
+
+    /// The external server `e` as `scenario`'s target, or `None` (the reason recorded) when
+    /// the scenario needs a server the harness controls.
+    fn external(&mut self, e: &External, scenario: &dyn Scenario) -> Result<Option<Target>> {
+        let skipped = if !scenario.server_args().is_empty() {
+            Some(format!("skipped: {} starts its server with flags of its own", scenario.name()))
+        } else if scenario.signals_server() && e.pid.is_none() {
+            Some(format!("skipped: {} signals the server, which needs its pid", scenario.name()))
+        } else {
+            None
         };
-        let pid = server.pid();
+        self.model_mut().scenarios.push(ScenarioResults {
+            scenario: scenario.name().to_string(),
+            server: ServerRecord::default(),
+            capacity: None,
+            skipped: skipped.clone(),
+            points: Vec::new(),
+        });
+        if let Some(why) = skipped {
+            eprintln!("  {}: {why}", e.name);
+            self.runs_skipped += self.planned_runs(scenario);
+            self.save()?;
+            return Ok(None);
+        }
+        Ok(Some(Target::External(e.clone())))
+    }
+
+    /// Runs one scenario's points against `target`, then stops it if the harness started it.
+    fn scenario(&mut self, mut target: Target, scenario: &dyn Scenario) -> Result<()> {
+        let points: Vec<Point> = self.plan().points_of(scenario.name()).cloned().collect();
+        let planned_runs = points.len() * self.plan().repeats as usize;
         // A server may finish setting up (worker threads, say) just after its ready line; give
         // it a moment so the baseline is the idle server, not a half-started one.
         std::thread::sleep(SETTLE);
-        let baseline = Tracker::new(pid).snapshot(true).ok().map(|s| Baseline {
+        let baseline = target.pid().and_then(|pid| Tracker::new(pid).snapshot(true).ok());
+        let record = &mut self.scenario_mut().server;
+        record.address = Some(target.addr().to_string());
+        record.pid = target.pid();
+        record.baseline = baseline.map(|s| Baseline {
             pss_kib: s.pss_kib.unwrap_or(0),
             threads: s.threads,
             processes: s.processes,
         });
-        let record = &mut self.scenario_mut().server;
-        record.address = Some(server.addr.clone());
-        record.pid = Some(pid);
-        record.baseline = baseline;
 
         let mut runs_left = planned_runs;
-        let mut target = None;
+        let mut capacity = None;
         if let Some(capacity_point) = scenario.capacity_point() {
-            target = self.capacity(&server, &capacity_point)?;
+            capacity = self.capacity(&target, &capacity_point)?;
         }
         'points: for point in points {
-            let target_rate = match (point.rate_fraction, target) {
+            let target_rate = match (point.rate_fraction, capacity) {
                 (Some(f), Some(capacity)) => Some((f * capacity).max(1.0).round()),
                 (Some(_), None) => break 'points,
                 (None, _) => None,
@@ -167,7 +220,7 @@ impl<'a> Runner<'a> {
                     break 'points;
                 }
                 self.progress(&point, index);
-                let repeat = self.repeat(&mut server, scenario, &point, target_rate, index);
+                let repeat = self.repeat(&mut target, scenario, &point, target_rate, index);
                 runs_left -= 1;
                 let died = repeat.status == RepeatStatus::ServerDied;
                 let entry = self.scenario_mut().points.last_mut().expect("point pushed");
@@ -183,23 +236,24 @@ impl<'a> Runner<'a> {
             }
         }
         self.runs_skipped += runs_left;
-        let stopped = server.stop();
-        let record = &mut self.scenario_mut().server;
-        record.stop_seconds = stopped.seconds;
-        record.exit_code = stopped.code;
-        record.exit_signal = stopped.signal;
-        record.stderr_tail = stopped.stderr_tail;
-        for fault in stopped.faults {
-            eprintln!("  server fault: {}", fault.detail);
-            record.faults.push(fault);
+        if let Target::Started(server) = target {
+            let stopped = server.stop();
+            let record = &mut self.scenario_mut().server;
+            record.stop_seconds = stopped.seconds;
+            record.exit_code = stopped.code;
+            record.exit_signal = stopped.signal;
+            record.stderr_tail = stopped.stderr_tail;
+            for fault in stopped.faults {
+                eprintln!("  server fault: {}", fault.detail);
+                record.faults.push(fault);
+            }
         }
-        self.save()?;
-        Ok(true)
+        self.save()
     }
 
     /// The closed-loop throughput a scenario's rate fractions refer to: the median of this
     /// model's earlier point with the same load (scale's), or else a short probe.
-    fn capacity(&mut self, server: &Server, probe_point: &Point) -> Result<Option<f64>> {
+    fn capacity(&mut self, server: &Target, probe_point: &Point) -> Result<Option<f64>> {
         let earlier = self.model_mut().scenarios.iter().flat_map(|s| s.points.iter());
         let from_earlier = earlier
             .filter(|p| p.point.same_load(probe_point))
@@ -210,7 +264,7 @@ impl<'a> Runner<'a> {
             Some(rate) => Some(Capacity { msgs_per_sec: rate, source: CapacitySource::Scale }),
             None => {
                 eprintln!("  probing capacity at {}", probe_point.label);
-                let args = self.loadgen_args(&server.addr, None, probe_point, None, None);
+                let args = self.loadgen_args(server.addr(), None, probe_point, None, None);
                 let expected = self.plan().warmup + self.plan().duration;
                 let run =
                     generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
@@ -232,10 +286,11 @@ impl<'a> Runner<'a> {
         Ok(capacity.map(|c| c.msgs_per_sec))
     }
 
-    /// One generator run against `server`, with the tree sampled throughout.
+    /// One generator run against `server`, with its tree sampled throughout when its pid is
+    /// known.
     fn repeat(
         &mut self,
-        server: &mut Server,
+        server: &mut Target,
         scenario: &dyn Scenario,
         point: &Point,
         rate: Option<f64>,
@@ -244,16 +299,17 @@ impl<'a> Runner<'a> {
         let model = &self.results.models.last().expect("a model is running").name;
         let name = format!("{model}-{}-{}-r{index}", point.scenario, slug(&point.label));
         let (hlog_abs, hlog_rel) = self.out.hlog_path(&name);
-        let args = self.loadgen_args(&server.addr, Some(scenario), point, rate, Some(&hlog_abs));
+        let args = self.loadgen_args(server.addr(), Some(scenario), point, rate, Some(&hlog_abs));
         let expected = self.plan().warmup + self.plan().duration;
         // The last repeat's connections are closing; a forking server may still be reaping a
         // thousand children, and that teardown must not be measured as this repeat's work.
         if let Some(idle) = self.scenario_mut().server.baseline.as_ref().map(|b| b.processes)
-            && !procstat::wait_for_processes(server.pid(), idle, SETTLE_LIMIT)
+            && let Some(pid) = server.pid()
+            && !procstat::wait_for_processes(pid, idle, SETTLE_LIMIT)
         {
             eprintln!("  the server tree had not settled to {idle} processes; measuring anyway");
         }
-        let sampler = Sampler::start(server.pid()).ok();
+        let sampler = server.pid().and_then(|pid| Sampler::start(pid).ok());
         let run = generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
         let snapshots = sampler.map(Sampler::finish).unwrap_or_default();
         let wall = run.ended.duration_since(run.started);

@@ -120,6 +120,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
         let mut m = ModelResults {
             name: model.into(),
             binary: format!("/bin/echo-{model}"),
+            external: None,
             scenarios: vec![],
         };
         for scenario in &plan.scenarios {

@@ -63,6 +63,12 @@ pub trait Scenario: Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// Whether the scenario signals the server (stops it with SIGSTOP, say): then a server the
+    /// user started is run only if its pid was given.
+    fn signals_server(&self) -> bool {
+        false
+    }
+
     /// Flags for loadgen besides those the point's fields say (none by default).
     fn loadgen_args(&self, _point: &Point) -> Vec<String> {
         Vec::new()
