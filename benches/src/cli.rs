@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the models under the same loads and write the comparison report.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
     /// Rewrite report.md, results.csv and the charts of a run folder from its results.json,
     /// measuring nothing (after the report code improved, say).
     Rerender {
