@@ -139,6 +139,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                 scenario: scenario.clone(),
                 server,
                 capacity: None,
+                skipped: None,
                 points: vec![],
             };
             for point in plan.points_of(scenario) {
