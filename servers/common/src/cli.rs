@@ -4,15 +4,19 @@
 //! screen, and never a panic. clap's own error output spans several lines (the error, a
 //! blank line, a hint), so [`parse`] keeps only the first and exits with status 2, the
 //! conventional status for bad usage. `--help` and `--version` still print in full.
+//!
+//! [`serve`] is the rest of a server's `main` for every model that takes one listener:
+//! signal handlers, bind, ready line, run, summary.
 
 use std::fmt::Display;
+use std::io;
 use std::path::PathBuf;
 use std::process;
 
 use clap::{Args, Parser};
 
-use crate::Config;
-use crate::net::Endpoint;
+use crate::net::{Endpoint, Listener};
+use crate::{Config, Shutdown, Summary};
 
 /// The contract every server binary keeps on its command line.
 #[derive(Debug, Clone, Args)]
@@ -73,6 +77,23 @@ pub fn parse<T: Parser>() -> T {
             }
         },
     }
+}
+
+/// Runs a server whose `model` serves one listener: installs the SIGINT/SIGTERM handlers
+/// (no thread, which the fork model needs), binds the endpoint `args` name, prints the ready
+/// line, runs the model until shutdown and prints its summary on stderr. Any failure is one
+/// line on stderr and exit status 1.
+pub fn serve<M>(args: &ServerArgs, model: M)
+where
+    M: FnOnce(Listener, Shutdown, &Config) -> io::Result<Summary>,
+{
+    let shutdown = or_exit(Shutdown::on_signals(), "cannot install signal handlers");
+    let endpoint = args.endpoint();
+    let listener = Listener::bind(&endpoint, args.backlog);
+    let listener = or_exit(listener, format!("cannot listen on {endpoint}"));
+    or_exit(listener.announce(), "cannot print the ready line");
+    let summary = or_exit(model(listener, shutdown, &args.config()), "server failed");
+    summary.log(&program());
 }
 
 /// Unwraps `result`, or prints `program: error: WHAT: CAUSE` on one line and exits with 1.

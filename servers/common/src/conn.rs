@@ -11,12 +11,13 @@
 //! - **Drain to `WouldBlock`, within a budget.** Linux epoll in mio is edge-triggered: an
 //!   event says "something changed", once. Whatever is left unread when we stop early is
 //!   never reported again, so a call reads and writes until the kernel says `WouldBlock` (or
-//!   the buffer is full), but never more than [`READS_PER_TURN`] reads: a client that keeps
-//!   its socket full would otherwise hold the event loop, and every other connection on it,
-//!   for as long as it keeps sending. A call that stops for the budget says so
-//!   ([`Next::more`]), and the event loop must call again soon on its own, since no event
-//!   will come for the bytes already waiting. Spurious calls are harmless: they find nothing
-//!   to do and return.
+//!   the buffer is full), but never more reads than the budget the model passes: a client
+//!   that keeps its socket full would otherwise hold the event loop, and every other
+//!   connection on it, for as long as it keeps sending. How big a turn is, is a scheduling
+//!   decision, so the model makes it (the mio model's `READS_PER_TURN`); the connection only
+//!   keeps to it. A call that stops for the budget says so ([`Next::more`]), and the event
+//!   loop must call again soon on its own, since no event will come for the bytes already
+//!   waiting. Spurious calls are harmless: they find nothing to do and return.
 //!   (A read shorter than the buffer means the socket is empty for now, and Tokio skips the
 //!   final read on that basis (tokio-rs/tokio#4840), but only because it also keeps the
 //!   event's "peer closed" flag: a FIN that arrived with the last data raises no second edge.
@@ -53,20 +54,6 @@ use mio::{Interest, Registry, Token};
 
 use crate::{MioStream, interrupted, would_block};
 
-/// The most reads one [`Connection::on_event`] call makes before it yields the event loop.
-///
-/// A turn must be short next to what a waiting neighbour would notice, and long enough that
-/// coming back costs little. With the default 16 KiB buffer, 16 reads move at most 256 KiB,
-/// about 0.2 ms of copying and system calls here, which is what a client doing ping-pong
-/// waits per streaming neighbour; and a streaming connection comes back through one extra
-/// `epoll_wait` (with a zero timeout) per 16 reads and 16 writes, 3% more system calls, which
-/// did not show in its throughput. (Tokio makes the same trade with a cooperative budget of
-/// 128 operations per task.) Measured here (debug build) with two streaming clients and a
-/// 100-byte ping-pong client on one loop: without the budget, round trips took a median of
-/// 40 ms and up to 1.4 s; with it, a median under 1 ms and 1.4 to 28 ms at worst, which is
-/// the scheduling noise of this busy two-core machine (the thread model saw up to 16 ms).
-pub const READS_PER_TURN: usize = 16;
-
 /// One client's echo, from accept to close.
 #[derive(Debug)]
 pub struct Connection {
@@ -80,7 +67,7 @@ pub struct Connection {
     limit: usize,
     /// The client has shut down its writing side (read returned 0): read no more.
     read_closed: bool,
-    /// The last call stopped at [`READS_PER_TURN`] with more bytes possibly waiting.
+    /// The last call stopped at its budget with more bytes possibly waiting.
     more: bool,
 }
 
@@ -97,10 +84,10 @@ pub struct Next {
     pub wants_read: bool,
     /// It holds bytes the kernel would not take: it needs to hear when the socket can take more.
     pub wants_write: bool,
-    /// It stopped at its budget ([`READS_PER_TURN`]) with bytes possibly still waiting in the
-    /// socket. Edge-triggered epoll will not report those again, so the model must call
-    /// [`Connection::on_event`] again after serving the others, without waiting for an event.
-    /// Implies `wants_read`.
+    /// It stopped at its budget (the reads per turn the model allows) with bytes possibly
+    /// still waiting in the socket. Edge-triggered epoll will not report those again, so the
+    /// model must call [`Connection::on_event`] again after serving the others, without
+    /// waiting for an event. Implies `wants_read`.
     pub more: bool,
 }
 
@@ -145,19 +132,22 @@ impl Connection {
         }
     }
 
-    /// Does every read and write the socket allows right now, up to [`READS_PER_TURN`] reads,
-    /// and says what is needed next.
+    /// Does every read and write the socket allows right now, up to `budget` reads (at least
+    /// one), and says what is needed next.
     ///
     /// Call it whenever the socket may be readable or writable, and again soon after it
     /// answered [`Next::more`]; which of the two the event said does not matter, since the
-    /// connection simply tries what its state allows.
+    /// connection simply tries what its state allows. `budget` is the model's choice of how
+    /// long a turn may be (see the module docs).
     /// `scratch` is the event loop's shared read buffer: any non-empty size, though reads never
     /// take more than `limit` bytes at once, so more than that is never used. An `Err` means
     /// the connection is broken (reset, broken pipe): the model should close it and carry on
     /// with the others.
-    pub fn on_event(&mut self, scratch: &mut [u8]) -> io::Result<Next> {
+    pub fn on_event(&mut self, scratch: &mut [u8], budget: usize) -> io::Result<Next> {
         // An empty read buffer would make every read return 0, which means EOF.
         assert!(!scratch.is_empty(), "the scratch buffer must not be empty");
+        // A budget of no reads would never read, and answer `more` for ever.
+        let budget = budget.max(1);
         // Whether the socket may still take bytes during this call. It starts true because an
         // event may be the one that says "writable again", and a write that returns
         // WouldBlock is cheap; once one does, we stop trying until the next event.
@@ -176,7 +166,7 @@ impl Connection {
             if self.read_closed || self.pending.len() >= self.limit {
                 break;
             }
-            if reads == READS_PER_TURN {
+            if reads == budget {
                 // Yield to the other connections; the socket may still hold bytes.
                 self.more = true;
                 break;

@@ -11,8 +11,9 @@
 //! - [`shutdown`]: a pollable shutdown handle that SIGINT and SIGTERM trigger.
 //! - [`echo`]: the blocking echo loop that the fork and thread models run per connection.
 //! - [`conn`]: its non-blocking twin, the per-connection echo state machine (bounded buffer,
-//!   backpressure, half-close, a budget per turn) that the mio and hybrid event loops drive.
-//!   It says what a connection wants next; the event loop decides what to do about it.
+//!   backpressure, half-close, keeping to the budget per turn that its model sets) that the
+//!   event loops drive. It says what a connection wants next; the event loop decides what to
+//!   do about it, and how long a turn is.
 //! - [`Config`] and [`Summary`]: what a model's `run` takes and returns.
 //! - For accept loops: [`AcceptError`] (what a failed `accept` means), [`ACCEPT_PAUSE`] (how
 //!   long to stop accepting when out of descriptors), and [`poll_timeout`].

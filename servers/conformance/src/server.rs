@@ -55,6 +55,20 @@ pub struct Exit {
     pub stderr: String,
 }
 
+impl Exit {
+    /// Asserts a clean exit (status 0) whose summary on stderr counts `served` connections,
+    /// as the models' smoke tests check after SIGTERM.
+    pub fn assert_clean_after_serving(&self, served: u64) {
+        assert!(self.status.success(), "exit status {:?}; stderr: {}", self.status, self.stderr);
+        let expected = format!("serving {served} connections");
+        assert!(
+            self.stderr.contains(&expected),
+            "expected `{expected}` on stderr: {}",
+            self.stderr
+        );
+    }
+}
+
 impl Server {
     /// Starts `bin` with `args` and waits for its ready line; panics (with the server's
     /// stderr) if it exits first or stays silent for `READY_TIMEOUT` (10 s).

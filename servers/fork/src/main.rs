@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p echobench-fork -- --addr 127.0.0.1:7000`
 use clap::Parser;
-use echobench_common::{Listener, ServerArgs, Shutdown, cli};
+use echobench_common::{ServerArgs, cli};
 
 #[derive(Debug, Parser)]
 #[command(name = "echo-fork", version, about = "TCP echo server: one child process per connection")]
@@ -13,12 +13,7 @@ struct Args {
 
 fn main() {
     let args: Args = cli::parse();
-    // The handler needs no thread: the parent must stay single-threaded to fork safely.
-    let shutdown = cli::or_exit(Shutdown::on_signals(), "cannot install signal handlers");
-    let endpoint = args.server.endpoint();
-    let listener = Listener::bind(&endpoint, args.server.backlog);
-    let listener = cli::or_exit(listener, format!("cannot listen on {endpoint}"));
-    cli::or_exit(listener.announce(), "cannot print the ready line");
-    let summary = echobench_fork::run(listener, shutdown, &args.server.config());
-    cli::or_exit(summary, "server failed").log(&cli::program());
+    // `serve` installs the signal handlers without a thread: the parent must stay
+    // single-threaded to fork safely.
+    cli::serve(&args.server, echobench_fork::run);
 }

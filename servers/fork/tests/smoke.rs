@@ -24,9 +24,7 @@ fn sigterm_stops_every_child_and_exits_zero() {
         assert_eq!(fds.len(), 4, "child {pid} holds {fds:?}");
     }
 
-    let exit = server.terminate();
-    assert!(exit.status.success(), "exit status {:?}", exit.status);
-    assert!(exit.stderr.contains("serving 2 connections"), "stderr: {}", exit.stderr);
+    server.terminate().assert_clean_after_serving(2);
     for pid in children {
         // A child left behind would have been adopted by another process and still exist.
         assert!(!Path::new(&format!("/proc/{pid}")).exists(), "child {pid} outlived the server");

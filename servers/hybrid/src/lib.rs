@@ -7,12 +7,15 @@
 //! handle, accepts until `WouldBlock`, and hands each new connection to one of `--workers`
 //! *worker* threads. A hand-off is two steps: push the socket onto that worker's crossbeam
 //! channel, then call the worker's [`Waker`] (an eventfd registered in the worker's `Poll`)
-//! so that a worker asleep in `epoll_wait` notices. Each worker (see `worker.rs`) is the
-//! single-threaded mio model in miniature: its own `Poll`, its own slab of connections, its
-//! own scratch buffer, and
+//! so that a worker asleep in `epoll_wait` notices. Each worker (see `worker.rs`) runs the
+//! single-threaded mio model's own loop, [`echobench_mio::serve`]: its own `Poll`, its own
+//! slab of connections, its own scratch buffer, and
 //! [`Connection::on_event`](echobench_common::Connection::on_event) draining each ready
-//! socket to `WouldBlock`. A connection lives on one worker from accept to close, so no
-//! connection state is ever shared or locked.
+//! socket to `WouldBlock`. The one difference is where its new connections come from: not a
+//! listener but an inbox (the channel, announced by the waker under the token the loop
+//! watches for new connections), given to the loop through its
+//! [`Incoming`](echobench_mio::Incoming) trait. A connection lives on one worker from accept
+//! to close, so no connection state is ever shared or locked.
 //!
 //! The acceptor accepts non-blocking sockets (accept4 with SOCK_NONBLOCK) and hands them over
 //! as they are. A socket belongs to no `Poll` until it is registered, so it may move between
@@ -47,11 +50,11 @@
 //!
 //! # Fairness
 //!
-//! A worker gives each ready connection a bounded turn, as the mio model does:
+//! A worker gives each ready connection a bounded turn, since it runs the mio model's loop:
 //! [`Connection::on_event`](echobench_common::Connection::on_event) stops after
-//! [`READS_PER_TURN`](echobench_common::conn::READS_PER_TURN) reads and answers `more`, and
-//! the worker keeps such connections in its own ready queue, served again after its next
-//! batch of events. Without that, a client streaming as fast as the worker reads kept the
+//! [`READS_PER_TURN`](echobench_mio::READS_PER_TURN) reads and answers `more`, and the
+//! worker keeps such connections in its own ready queue, served again after its next batch
+//! of events. Without that, a client streaming as fast as the worker reads kept the
 //! worker to itself: beside two clients streaming 64 KiB writes, 100-byte round trips on the
 //! same worker took a median of 5 ms and up to 0.7 s with two workers, up to 1.3 s with one
 //! (debug build). With the budget: a median of 0.2 to 1.1 ms, 2 to 57 ms at worst. Spreading
@@ -272,7 +275,7 @@ impl FreedSignal {
 mod tests {
     use super::*;
     use echobench_common::{Endpoint, Stream};
-    use echobench_conformance::closed_by_server;
+    use echobench_conformance::{closed_by_server, connect, round_trip};
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::thread;
@@ -334,35 +337,22 @@ mod tests {
     }
 
     #[test]
-    fn run_serves_until_shutdown_then_closes_everything() {
+    fn max_conns_counts_the_connections_of_every_worker() {
         let listener = Listener::bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 8).unwrap();
         let Endpoint::Tcp(addr) = listener.local_endpoint().unwrap() else { unreachable!() };
         let shutdown = Shutdown::new().unwrap();
+        let stop = shutdown.clone();
         let config = Config { max_conns: 3, buffer: 1024 };
-        let server = {
-            let shutdown = shutdown.clone();
-            thread::spawn(move || run(listener, shutdown, &config, 2))
-        };
-        let mut clients: Vec<TcpStream> =
-            (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
-        for client in &mut clients {
-            client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            client.write_all(b"hello").unwrap();
-            let mut back = [0u8; 5];
-            client.read_exact(&mut back).unwrap();
-            assert_eq!(&back, b"hello");
-        }
-        // A fourth is over --max-conns: accepted and closed at once.
-        let mut extra = TcpStream::connect(addr).unwrap();
-        extra.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        assert!(closed_by_server(&mut extra));
+        let server = thread::spawn(move || run(listener, shutdown, &config, 2));
+        // Three connections over two workers: neither worker alone holds three, so only the
+        // sum of their counts can turn the fourth away.
+        let mut clients: Vec<TcpStream> = (0..3).map(|_| connect(addr)).collect();
+        clients.iter_mut().for_each(|client| round_trip(client, b"hello"));
+        assert!(closed_by_server(&mut connect(addr)), "the fourth connection was served");
 
-        shutdown.trigger();
-        let summary = server.join().unwrap().unwrap();
-        assert_eq!(summary, Summary { served: 3, rejected: 1 });
+        stop.trigger();
+        assert_eq!(server.join().unwrap().unwrap(), Summary { served: 3, rejected: 1 });
         // Every connection was closed by its worker on the way out.
-        for client in &mut clients {
-            assert!(closed_by_server(client));
-        }
+        assert!(clients.iter_mut().all(closed_by_server));
     }
 }

@@ -4,7 +4,7 @@
 use std::num::NonZeroUsize;
 
 use clap::Parser;
-use echobench_common::{Listener, ServerArgs, Shutdown, cli};
+use echobench_common::{ServerArgs, cli};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,15 +27,7 @@ fn main() {
         .workers
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
-    let shutdown = cli::or_exit(Shutdown::on_signals(), "cannot install signal handlers");
-    let endpoint = args.server.endpoint();
-    let listener = cli::or_exit(
-        Listener::bind(&endpoint, args.server.backlog),
-        format!("cannot listen on {endpoint}"),
-    );
-    cli::or_exit(listener.announce(), "cannot print the ready line");
-    let config = args.server.config();
-    let summary =
-        cli::or_exit(echobench_hybrid::run(listener, shutdown, &config, workers), "server failed");
-    summary.log(&cli::program());
+    cli::serve(&args.server, |listener, shutdown, config| {
+        echobench_hybrid::run(listener, shutdown, config, workers)
+    });
 }

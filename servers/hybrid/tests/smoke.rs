@@ -19,9 +19,7 @@ fn workers_run_beside_the_acceptor_and_sigterm_joins_them() {
     }
     assert_eq!(proc::tree_threads(server.pid()), 4, "the acceptor plus three workers");
 
-    let exit = server.terminate();
-    assert!(exit.status.success(), "exit status {:?}", exit.status);
-    assert!(exit.stderr.contains("serving 6 connections"), "stderr: {}", exit.stderr);
+    server.terminate().assert_clean_after_serving(6);
     // The workers closed their connections on the way out (end of file exactly).
     for client in &mut clients {
         assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0);

@@ -8,7 +8,7 @@
 //! The thread sleeps in `epoll_wait` until the kernel reports a batch of ready tokens, then
 //! handles each in turn:
 //!
-//! - the listener: accept until `WouldBlock`, register each new socket for READABLE;
+//! - the listener: note that connections are waiting (they are taken after the batch);
 //! - a connection: [`Connection::on_event`] reads and writes until the kernel says
 //!   `WouldBlock` or its budget is spent (see *Fairness*), and reports whether it still wants
 //!   to read, to write, or neither (done); the loop changes the registered interest only
@@ -16,10 +16,20 @@
 //! - the shutdown handle: close everything and return.
 //!
 //! After the batch, the loop serves the connections in its ready queue (those that spent
-//! their budget in the previous turn), then accepts if the listener was ready.
+//! their budget in the previous turn), then accepts until `WouldBlock` if the listener was
+//! ready, registering each new socket for READABLE.
 //!
 //! Nothing ever blocks except `epoll_wait` itself, so a client that connects and says nothing
 //! costs a slab slot and an epoll entry, and delays nobody: its token never comes up.
+//!
+//! The loop ([`serve`]) does not care where new connections come from, only that something
+//! registered under the token [`INCOMING`] says when there are some, and that it can take
+//! them one at a time. That is the small trait [`Incoming`]. This model's own is
+//! [`Accepting`]: the listener, and the count of open connections that `--max-conns` is
+//! checked against. The hybrid model reuses this loop with a source of its own: each of its
+//! workers takes the sockets that an acceptor thread put in its inbox (and rang its `Waker`
+//! to say so), and at each close counts the connection out of the count by which the
+//! acceptor applies `--max-conns` and picks the least busy worker.
 //!
 //! # What one connection costs
 //!
@@ -37,8 +47,8 @@
 //! so the loop stays with it while every other connection waits. Measured here (debug build,
 //! the conformance case `streaming_clients_do_not_stall_a_ping_pong_client`): beside two
 //! clients streaming 64 KiB writes, a client doing 100-byte round trips waited a median of
-//! 40 ms and up to 1.4 s per round trip. So a turn is bounded: `on_event` stops after
-//! [`READS_PER_TURN`](echobench_common::conn::READS_PER_TURN) reads and answers
+//! 40 ms and up to 1.4 s per round trip. So a turn is bounded: the loop passes
+//! [`READS_PER_TURN`] to `on_event`, which stops after that many reads and answers
 //! [`Next::more`](echobench_common::Next::more). No event will come for the bytes still
 //! waiting, so the loop keeps such connections in a ready queue of its own and serves them
 //! again after the next batch of events, polling with a zero timeout meanwhile; every ready
@@ -46,7 +56,8 @@
 //! took a median of 0.3 to 1 ms, and 1.4 to 28 ms at worst on this busy shared machine (the
 //! thread model, which leaves this to the kernel's scheduler: a median of 0.03 to 0.08 ms,
 //! up to 16 ms), and a lone streaming client kept its throughput (650 to 900 MiB/s with or
-//! without the budget, release build).
+//! without the budget, release build). The budget is this model's decision, so it lives
+//! here; the connection in `echobench-common` only obeys it.
 //!
 //! # Where it wins
 //!
@@ -59,16 +70,19 @@
 //!
 //! The one core. Every byte of every connection passes through this thread, so once it is
 //! saturated, throughput stops growing and every client's latency rises together; the other
-//! cores sit idle (the hybrid model runs one such loop per core). Next, latency: each busy
-//! connection on the loop delays the others by its turn (see *Fairness*), and any slow work
-//! added to the loop would stall every connection at once. Finally descriptors: at
-//! `ulimit -n` accept fails with EMFILE, and the loop must pause accepting rather than spin
-//! (see `EventLoop::accept_all`).
+//! cores sit idle (the hybrid model runs one such loop per core). Next,
+//! latency: each busy connection on the loop delays the others by its turn (see *Fairness*),
+//! and any slow work added to the loop would stall every connection at once. Finally
+//! descriptors: at `ulimit -n` accept fails with EMFILE, and the loop must pause accepting
+//! rather than spin (see `EventLoop::take_incoming`).
 //!
 //! Run it with `cargo run --release -p echobench-mio -- --addr 127.0.0.1:7000`.
 
 use std::collections::VecDeque;
 use std::io;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use echobench_common::conn::report;
@@ -81,28 +95,51 @@ use slab::Slab;
 
 /// Token of the shutdown handle. Connections use their slab keys, which count up from 0, so
 /// the two fixed tokens sit at the top of the range where no key will ever reach.
-const SHUTDOWN: Token = Token(usize::MAX);
-/// Token of the listening socket.
-const LISTENER: Token = Token(usize::MAX - 1);
+pub const SHUTDOWN: Token = Token(usize::MAX);
+/// Token of whatever announces new connections: the listening socket here, a `Waker` in a
+/// hybrid worker.
+pub const INCOMING: Token = Token(usize::MAX - 1);
 /// How many ready events one `epoll_wait` may return.
 const EVENTS_PER_POLL: usize = 1024;
+
+/// The most reads one turn of a connection may take before the loop moves on (see
+/// *Fairness*).
+///
+/// A turn must be short next to what a waiting neighbour would notice, and long enough that
+/// coming back costs little. With the default 16 KiB buffer, 16 reads move at most 256 KiB,
+/// about 0.2 ms of copying and system calls here, which is what a client doing ping-pong
+/// waits per streaming neighbour; and a streaming connection comes back through one extra
+/// `epoll_wait` (with a zero timeout) per 16 reads and 16 writes, 3% more system calls, which
+/// did not show in its throughput. (Tokio makes the same trade with a cooperative budget of
+/// 128 operations per task.) What it buys a ping-pong client is measured under *Fairness*.
+pub const READS_PER_TURN: usize = 16;
 
 /// Serves `listener` on the calling thread until `shutdown` fires, then closes every
 /// connection and returns what it served.
 pub fn run(listener: Listener, mut shutdown: Shutdown, config: &Config) -> io::Result<Summary> {
     let poll = Poll::new()?;
     let mut listener = listener.into_mio()?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry().register(&mut listener, INCOMING, Interest::READABLE)?;
     poll.registry().register(&mut shutdown, SHUTDOWN, Interest::READABLE)?;
+    // Nobody else counts this loop's connections, so the count starts at zero and stays ours.
+    let incoming = Accepting::new(listener, config.max_conns, Arc::default());
+    serve(poll, incoming, config)
+}
 
+/// Runs the event loop on `poll` until a shutdown handle registered under [`SHUTDOWN`] fires
+/// or `incoming` says that no connection will come any more; then closes every connection
+/// and returns what it served.
+///
+/// Whatever tells of new connections (a listener, a `Waker`) must already be registered
+/// with `poll` under [`INCOMING`]; a shutdown handle is optional.
+pub fn serve<I: Incoming>(poll: Poll, incoming: I, config: &Config) -> io::Result<Summary> {
     let mut event_loop = EventLoop {
         poll,
-        listener,
+        incoming,
         connections: Slab::new(),
         scratch: vec![0; config.buffer],
         ready: VecDeque::new(),
-        config: *config,
-        backlog_waiting: false,
+        incoming_waiting: false,
         paused_until: None,
         summary: Summary::default(),
     };
@@ -129,35 +166,115 @@ pub fn run(listener: Listener, mut shutdown: Shutdown, config: &Config) -> io::R
         let waiting = event_loop.ready.len();
         for event in events.iter() {
             match event.token() {
-                SHUTDOWN => {
-                    // Dropping a connection closes its socket; clients see EOF (or a reset
-                    // if they had bytes in flight). The listener closes when we return, and a
-                    // Unix listener removes its socket file as it does.
-                    event_loop.connections.clear();
-                    return Ok(event_loop.summary);
-                }
-                // Accept after handling this batch, so that connections freed in it make
-                // room (and descriptors) for the newcomers.
-                LISTENER => event_loop.backlog_waiting = true,
+                SHUTDOWN => return Ok(event_loop.close_all()),
+                // Take new connections after handling this batch, so that connections freed
+                // in it make room (and descriptors) for the newcomers.
+                INCOMING => event_loop.incoming_waiting = true,
                 token => event_loop.on_connection_event(token),
             }
         }
         event_loop.serve_ready(waiting);
 
         let pause_over = event_loop.paused_until.is_none_or(|t| Instant::now() >= t);
-        if event_loop.backlog_waiting && pause_over {
-            event_loop.accept_all()?;
+        if event_loop.incoming_waiting && pause_over && event_loop.take_incoming()?.is_break() {
+            return Ok(event_loop.close_all());
         }
+    }
+}
+
+/// Where an event loop's new connections come from, and who is told when one closes.
+///
+/// The loop calls [`take`](Incoming::take) after an event under [`INCOMING`], until it
+/// answers anything but a connection; [`admit`](Incoming::admit) for each connection it
+/// takes; and [`close`](Incoming::close) for each admitted one that is over.
+pub trait Incoming {
+    /// The next new connection, or why there is none now.
+    fn take(&mut self) -> io::Result<Arrival>;
+    /// Whether a new connection may stay (`--max-conns`); one that may not is closed at once
+    /// and counted as rejected.
+    fn admit(&mut self) -> bool;
+    /// Closes an admitted connection that is finished, broken, or could not be registered,
+    /// and updates whatever counts open connections.
+    fn close(&mut self, connection: Connection);
+}
+
+/// What [`Incoming::take`] found.
+#[derive(Debug)]
+pub enum Arrival {
+    /// A new connection, non-blocking and not yet registered.
+    Connection(MioStream),
+    /// None waiting now; the next event under [`INCOMING`] says when there are more.
+    Empty,
+    /// Out of file descriptors (EMFILE, ENFILE) or socket memory. The loop stops taking for
+    /// [`ACCEPT_PAUSE`], or until one of its connections closes, then tries again on its own:
+    /// the kernel keeps the connections queued, and will not announce them again.
+    OutOfResources,
+    /// No connection will ever come: the loop closes its connections and returns.
+    Ended,
+}
+
+/// This model's source of new connections: the listener, accepted until `WouldBlock`.
+#[derive(Debug)]
+pub struct Accepting {
+    listener: MioListener,
+    /// The most connections open at once (`--max-conns`).
+    max_conns: usize,
+    /// Connections open now, counted against `max_conns`. An atomic, so that several loops,
+    /// each with its own listener, can share one count, and so one limit.
+    open: Arc<AtomicUsize>,
+}
+
+impl Accepting {
+    /// Accepts from `listener`, counting open connections in `open` against `max_conns`.
+    pub fn new(listener: MioListener, max_conns: usize, open: Arc<AtomicUsize>) -> Accepting {
+        Accepting { listener, max_conns, open }
+    }
+}
+
+impl Incoming for Accepting {
+    fn take(&mut self) -> io::Result<Arrival> {
+        loop {
+            return match self.listener.accept() {
+                Ok(stream) => Ok(Arrival::Connection(stream)),
+                Err(err) => match AcceptError::classify(&err) {
+                    AcceptError::WouldBlock => Ok(Arrival::Empty),
+                    // That connection died in the queue, or a signal came: take the next.
+                    AcceptError::Retry => continue,
+                    AcceptError::OutOfResources => Ok(Arrival::OutOfResources),
+                    AcceptError::Fatal => Err(err),
+                },
+            };
+        }
+    }
+
+    /// Over `--max-conns`, a connection is accepted and closed at once: leaving it in the
+    /// backlog would leave the client hanging with no answer, and leave the listener readable
+    /// for ever.
+    fn admit(&mut self) -> bool {
+        // Check and count in one step, so that two loops sharing the count cannot both take
+        // the last place.
+        let max = self.max_conns;
+        self.open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
+            .is_ok()
+    }
+
+    fn close(&mut self, connection: Connection) {
+        // Count it out before closing: the close is what tells the client (its FIN), and a
+        // client that reconnects at once must not find the old connection still counted.
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        drop(connection);
     }
 }
 
 /// Everything the loop owns besides the `Poll` itself.
 #[derive(Debug)]
-struct EventLoop {
+struct EventLoop<I> {
     /// The epoll instance: connections are registered with its registry, re-registered as
     /// their needs change, and removed by closing their sockets.
     poll: Poll,
-    listener: MioListener,
+    /// Where new connections come from: here the listener, in a hybrid worker an inbox.
+    incoming: I,
     /// Open connections by token. A slab reuses the keys of closed connections, which keeps
     /// it dense; the price is that a stale event may name a key that now belongs to a newer
     /// connection, which is harmless because [`Connection::on_event`] tolerates spurious calls.
@@ -169,10 +286,9 @@ struct EventLoop {
     /// to these connections itself, after serving everyone else that is ready. A token is
     /// here exactly when its slot says `queued`.
     ready: VecDeque<Token>,
-    config: Config,
-    /// The listener reported connections that we have not taken yet. It stays true when we
+    /// New connections were announced that we have not taken yet. It stays true when we
     /// stopped at EMFILE, because the kernel will not tell us about them again.
-    backlog_waiting: bool,
+    incoming_waiting: bool,
     /// While out of file descriptors: when to try accepting again. A connection closing
     /// frees a descriptor and clears it at once.
     paused_until: Option<Instant>,
@@ -189,46 +305,39 @@ struct Slot {
     queued: bool,
 }
 
-impl EventLoop {
-    /// Accepts every connection waiting in the backlog.
-    ///
-    /// Over `--max-conns`, a connection is accepted and closed at once: leaving it in the
-    /// backlog would leave the client hanging with no answer, and leave the listener readable
-    /// for ever. Out of descriptors (EMFILE, ENFILE), accepting stops for [`ACCEPT_PAUSE`]
-    /// or until a connection closes; the kernel keeps the waiting connections queued.
-    fn accept_all(&mut self) -> io::Result<()> {
+impl<I: Incoming> EventLoop<I> {
+    /// Takes every new connection waiting, until there are none, or we are out of
+    /// descriptors (then taking stops for [`ACCEPT_PAUSE`] or until a connection closes), or
+    /// the source has ended (`Break`).
+    fn take_incoming(&mut self) -> io::Result<ControlFlow<()>> {
         loop {
-            let stream = match self.listener.accept() {
-                Ok(stream) => stream,
-                Err(err) => match AcceptError::classify(&err) {
-                    AcceptError::WouldBlock => {
-                        self.backlog_waiting = false;
-                        self.paused_until = None;
-                        return Ok(());
-                    }
-                    AcceptError::Retry => continue,
-                    AcceptError::OutOfResources => {
-                        // We must come back on our own: see ACCEPT_PAUSE.
-                        self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                        return Ok(());
-                    }
-                    AcceptError::Fatal => return Err(err),
-                },
-            };
-            if self.connections.len() >= self.config.max_conns {
-                self.summary.rejected += 1;
-                continue; // `stream` is dropped here, which closes it.
+            match self.incoming.take()? {
+                Arrival::Connection(stream) if self.incoming.admit() => self.add(stream),
+                // Over --max-conns: `stream` is dropped here, which closes it.
+                Arrival::Connection(_) => self.summary.rejected += 1,
+                Arrival::Empty => {
+                    self.incoming_waiting = false;
+                    self.paused_until = None;
+                    return Ok(ControlFlow::Continue(()));
+                }
+                Arrival::OutOfResources => {
+                    // We must come back on our own: see ACCEPT_PAUSE.
+                    self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    return Ok(ControlFlow::Continue(()));
+                }
+                Arrival::Ended => return Ok(ControlFlow::Break(())),
             }
-            self.add(stream);
         }
     }
 
     /// Registers a new connection for READABLE: the client speaks first, and a fresh socket
-    /// has room to write. If data has already arrived, epoll reports it straight away.
+    /// has room to write. If data has already arrived (even while the socket sat in a hybrid
+    /// worker's inbox), epoll reports it straight away, since it checks on registration.
     fn add(&mut self, stream: MioStream) {
         let entry = self.connections.vacant_entry();
         let token = Token(entry.key());
-        let mut connection = Connection::new(stream, self.config.buffer);
+        // Its bound is `--buffer`, the size the scratch buffer was made with.
+        let mut connection = Connection::new(stream, self.scratch.len());
         match self.poll.registry().register(&mut connection, token, Interest::READABLE) {
             Ok(()) => {
                 entry.insert(Slot { connection, interest: Interest::READABLE, queued: false });
@@ -236,7 +345,10 @@ impl EventLoop {
             }
             // The kernel could not track one more socket (out of memory, or the epoll watch
             // limit): close this connection and keep serving the rest.
-            Err(err) => report(&err),
+            Err(err) => {
+                report(&err);
+                self.incoming.close(connection);
+            }
         }
     }
 
@@ -269,7 +381,7 @@ impl EventLoop {
     /// its interest if that changed, and queues it if it stopped at its budget.
     fn serve(&mut self, token: Token) {
         let Some(slot) = self.connections.get_mut(token.0) else { return };
-        let wanted = match slot.connection.on_event(&mut self.scratch) {
+        let wanted = match slot.connection.on_event(&mut self.scratch, READS_PER_TURN) {
             Ok(next) => next.interest().map(|interest| (interest, next.more)),
             Err(err) => {
                 report(&err);
@@ -296,61 +408,24 @@ impl EventLoop {
     /// Closes a connection. Closing its socket also removes it from epoll (no other
     /// descriptor refers to it), so no `deregister` call is needed.
     fn close(&mut self, token: Token) {
-        drop(self.connections.remove(token.0));
+        let slot = self.connections.remove(token.0);
+        self.incoming.close(slot.connection);
         // One descriptor just came free: if accepting was paused for lack of them, try again
         // after this batch instead of waiting out the pause.
         self.paused_until = None;
     }
-}
 
+    /// Closes every connection, for shutdown, and returns what the loop served.
+    ///
+    /// Dropping a connection closes its socket; clients see EOF (or a reset if they had
+    /// bytes in flight). The listener closes when the loop is dropped, and a Unix listener
+    /// removes its socket file as it does.
+    fn close_all(mut self) -> Summary {
+        for slot in self.connections.drain() {
+            self.incoming.close(slot.connection);
+        }
+        self.summary
+    }
+}
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use echobench_common::Endpoint;
-    use echobench_conformance::closed_by_server;
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-
-    #[test]
-    fn run_serves_until_shutdown_then_closes_everything() {
-        let listener = Listener::bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 8).unwrap();
-        let Endpoint::Tcp(addr) = listener.local_endpoint().unwrap() else { unreachable!() };
-        let shutdown = Shutdown::new().unwrap();
-        let config = Config { max_conns: 2, buffer: 1024 };
-        let server = {
-            let shutdown = shutdown.clone();
-            std::thread::spawn(move || run(listener, shutdown, &config))
-        };
-        let mut clients: Vec<TcpStream> =
-            (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
-        for client in &mut clients {
-            client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            // Larger than --buffer, so that the echo goes through more than one read.
-            let message: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
-            client.write_all(&message).unwrap();
-            let mut back = vec![0u8; message.len()];
-            client.read_exact(&mut back).unwrap();
-            assert!(back == message);
-        }
-        // A third is over --max-conns: accepted and closed at once.
-        let mut extra = TcpStream::connect(addr).unwrap();
-        extra.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        assert!(closed_by_server(&mut extra));
-
-        shutdown.trigger();
-        let summary = server.join().unwrap().unwrap();
-        assert_eq!(summary, Summary { served: 2, rejected: 1 });
-        for client in &mut clients {
-            assert!(closed_by_server(client));
-        }
-    }
-
-    #[test]
-    fn a_connection_costs_one_small_slot() {
-        // The essay promises 64 bytes per connection in user space; keep it honest. Debug
-        // builds of mio add 8 bytes per socket (to check it is registered with one Poll only).
-        let promised = if cfg!(debug_assertions) { 72 } else { 64 };
-        let size = std::mem::size_of::<Slot>();
-        assert!(size <= promised, "a slot takes {size} bytes");
-    }
-}
+mod tests;

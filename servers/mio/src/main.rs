@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p echobench-mio -- --addr 127.0.0.1:7000`
 use clap::Parser;
-use echobench_common::{Listener, ServerArgs, Shutdown, cli};
+use echobench_common::{ServerArgs, cli};
 
 #[derive(Debug, Parser)]
 #[command(name = "echo-mio", version, about = "TCP echo server: one thread, one mio event loop")]
@@ -13,14 +13,5 @@ struct Args {
 
 fn main() {
     let args: Args = cli::parse();
-    let shutdown = cli::or_exit(Shutdown::on_signals(), "cannot install signal handlers");
-    let endpoint = args.server.endpoint();
-    let listener = cli::or_exit(
-        Listener::bind(&endpoint, args.server.backlog),
-        format!("cannot listen on {endpoint}"),
-    );
-    cli::or_exit(listener.announce(), "cannot print the ready line");
-    let config = args.server.config();
-    let summary = cli::or_exit(echobench_mio::run(listener, shutdown, &config), "server failed");
-    summary.log(&cli::program());
+    cli::serve(&args.server, echobench_mio::run);
 }

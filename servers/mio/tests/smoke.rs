@@ -18,9 +18,7 @@ fn one_thread_serves_every_connection_until_sigterm() {
     }
     assert_eq!(proc::tree_threads(server.pid()), 1, "an event loop needs no thread per connection");
 
-    let exit = server.terminate();
-    assert!(exit.status.success(), "exit status {:?}", exit.status);
-    assert!(exit.stderr.contains("serving 50 connections"), "stderr: {}", exit.stderr);
+    server.terminate().assert_clean_after_serving(50);
     for client in &mut clients {
         // End of file exactly: the server closed each connection in an orderly way.
         assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0, "the server closed the connection");

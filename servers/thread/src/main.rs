@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p echobench-thread -- --addr 127.0.0.1:7000 --stack-size 65536`
 use clap::Parser;
-use echobench_common::{Listener, ServerArgs, Shutdown, cli};
+use echobench_common::{ServerArgs, cli};
 use echobench_thread::{DEFAULT_STACK_SIZE, parse_stack_size};
 
 #[derive(Debug, Parser)]
@@ -18,12 +18,8 @@ struct Args {
 
 fn main() {
     let args: Args = cli::parse();
-    let shutdown = cli::or_exit(Shutdown::on_signals(), "cannot install signal handlers");
-    let endpoint = args.server.endpoint();
-    let listener = Listener::bind(&endpoint, args.server.backlog);
-    let listener = cli::or_exit(listener, format!("cannot listen on {endpoint}"));
-    cli::or_exit(listener.announce(), "cannot print the ready line");
-    let config = args.server.config();
-    let summary = echobench_thread::run(listener, shutdown, &config, args.stack_size);
-    cli::or_exit(summary, "server failed").log(&cli::program());
+    let stack_size = args.stack_size;
+    cli::serve(&args.server, |listener, shutdown, config| {
+        echobench_thread::run(listener, shutdown, config, stack_size)
+    });
 }
