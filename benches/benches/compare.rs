@@ -83,6 +83,9 @@ fn run() -> Result<ExitCode> {
     eprintln!("compare: building the release binaries ({})", packages.join(", "));
     build_release_binaries(&packages).context("cannot build the binaries")?;
     let outcome = compare::run(&options)?;
+    if let (Some(base), Some(pct)) = (&options.baseline, options.fail_on_regression) {
+        compare::check_regressions(&outcome.results, &options.scenarios, base, pct)?;
+    }
     let faults = compare::fault_count(&outcome.results);
     if faults > 0 {
         eprintln!("compare: {faults} fault(s) recorded; see the Faults section of the report");

@@ -32,6 +32,8 @@ enum Command {
     Rerender {
         /// The run folder (e.g. results/latest).
         dir: PathBuf,
+        #[command(flatten)]
+        compare: BaselineArgs,
     },
 }
 
@@ -97,6 +99,35 @@ pub struct CompareArgs {
     /// Print the plan and its time estimate, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Comparing with an earlier run.
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
+}
+
+/// What changed since an earlier run.
+#[derive(Debug, Clone, Args)]
+pub struct BaselineArgs {
+    /// An earlier run's folder (e.g. results/2026-11-21-vm): every table gains a change
+    /// column and the report a "Changes" section.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
+    /// Exit non-zero (after writing the report) when any point got worse than the baseline
+    /// by more than PCT percent beyond noise.
+    #[arg(long, value_name = "PCT", requires = "baseline", value_parser = parse_pct)]
+    pub fail_on_regression: Option<f64>,
+}
+
+impl BaselineArgs {
+    fn load(&self, scenarios: &[&dyn Scenario]) -> Result<Option<crate::baseline::Baseline>> {
+        self.baseline.as_deref().map(|d| crate::baseline::Baseline::load(d, scenarios)).transpose()
+    }
+}
+
+fn parse_pct(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=1000.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a percentage from 0 to 1000")),
+    }
 }
 
 /// A CPU list as typed (`0-3,8`), parsed. (A named type, so that clap takes the whole list
@@ -251,6 +282,8 @@ impl CompareArgs {
             bin_dir,
             out_dir: self.out.clone(),
             handle_ctrl_c: true,
+            baseline: self.baseline.load(scenarios)?,
+            fail_on_regression: self.baseline.fail_on_regression,
         })
     }
 
@@ -324,6 +357,17 @@ fn first_line(e: &clap::Error) -> String {
     first
 }
 
+/// `echobench rerender DIR [--baseline OTHER [--fail-on-regression PCT]]`.
+fn rerender(dir: &Path, compare: &BaselineArgs) -> Result<i32> {
+    let baseline = compare.load(scenario::ALL)?;
+    let results = output::rerender(dir, scenario::ALL, baseline.as_ref())?;
+    eprintln!("rewrote {}", dir.join("report.md").display());
+    if let (Some(base), Some(pct)) = (&baseline, compare.fail_on_regression) {
+        crate::check_regressions(&results, scenario::ALL, base, pct)?;
+    }
+    Ok(0)
+}
+
 /// The `echobench` binary: parses, runs, and returns the exit status (2 for bad flags, 1 for
 /// a failed run, 130 after Ctrl-C).
 pub fn main() -> i32 {
@@ -347,10 +391,7 @@ pub fn main() -> i32 {
                 return 2;
             }
         },
-        Command::Rerender { dir } => output::rerender(&dir, scenario::ALL).map(|()| {
-            eprintln!("rewrote {}", dir.join("report.md").display());
-            0
-        }),
+        Command::Rerender { dir, compare } => rerender(&dir, &compare),
     };
     match outcome {
         Ok(code) => code,

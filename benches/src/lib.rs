@@ -24,6 +24,7 @@
 //! [`registry::MODELS`]. Adding a scenario: one file in `src/scenario/` implementing
 //! [`scenario::Scenario`], and one entry in [`scenario::ALL`].
 
+pub mod baseline;
 pub mod binaries;
 pub mod caveats;
 pub mod charts;
@@ -68,6 +69,11 @@ pub struct Options {
     pub out_dir: std::path::PathBuf,
     /// Install SIGINT/SIGTERM handlers so Ctrl-C ends the run gracefully.
     pub handle_ctrl_c: bool,
+    /// A stored run to compare every point with (`--baseline`).
+    pub baseline: Option<baseline::Baseline>,
+    /// Fail (after writing the report) when a point got worse than the baseline by more than
+    /// this many percent beyond noise (`--fail-on-regression`).
+    pub fail_on_regression: Option<f64>,
 }
 
 /// What a finished (or interrupted) run leaves.
@@ -208,9 +214,31 @@ pub fn fault_count(results: &results::Results) -> usize {
 /// the report if any fault was recorded, so scripts and CI notice.
 pub fn main(options: &Options) -> Result<i32> {
     let outcome = run(options)?;
+    if let (Some(base), Some(pct)) = (&options.baseline, options.fail_on_regression) {
+        check_regressions(&outcome.results, &options.scenarios, base, pct)?;
+    }
     match fault_count(&outcome.results) {
         0 if outcome.results.status == RunStatus::Interrupted => Ok(130),
         0 => Ok(0),
         n => bail!("{n} fault(s) recorded; see the Faults section of the report"),
     }
+}
+
+/// Fails, naming them, when points got worse than `base` by more than `pct` percent beyond
+/// noise: `--fail-on-regression`, for a user's own CI.
+pub fn check_regressions(
+    results: &results::Results,
+    scenarios: &[&dyn Scenario],
+    base: &baseline::Baseline,
+    pct: f64,
+) -> Result<()> {
+    let worse = baseline::regressions(results, scenarios, base, pct);
+    if worse.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} point(s) regressed by more than {pct}% beyond noise: {}",
+        worse.len(),
+        worse.join("; ")
+    )
 }

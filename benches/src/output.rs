@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
+use crate::baseline::Baseline;
 use crate::plan::Profile;
 use crate::results::{Results, Summary};
 use crate::scenario::Scenario;
@@ -78,9 +79,14 @@ impl Output {
 
     /// Writes results.json, results.csv, the charts and report.md, then mirrors them to latest
     /// (if this run has it).
-    pub fn write(&self, results: &Results, scenarios: &[&dyn Scenario]) -> Result<()> {
+    pub fn write(
+        &self,
+        results: &Results,
+        scenarios: &[&dyn Scenario],
+        baseline: Option<&Baseline>,
+    ) -> Result<()> {
         write_json(&self.run_dir, results)?;
-        write_derived(&self.run_dir, results, scenarios)?;
+        write_derived(&self.run_dir, results, scenarios, baseline)?;
         match &self.latest_dir {
             Some(latest) => mirror(&self.run_dir, latest),
             None => Ok(()),
@@ -106,13 +112,18 @@ fn write_json(dir: &Path, results: &Results) -> Result<()> {
 }
 
 /// Writes what is derived from the results (results.csv, the charts, report.md) into `dir`.
-pub fn write_derived(dir: &Path, results: &Results, scenarios: &[&dyn Scenario]) -> Result<()> {
+pub fn write_derived(
+    dir: &Path,
+    results: &Results,
+    scenarios: &[&dyn Scenario],
+    baseline: Option<&Baseline>,
+) -> Result<()> {
     write_atomic(&dir.join("results.csv"), csv::render(results).as_bytes())?;
     let chart_dir = dir.join(CHART_DIR);
     fs::create_dir_all(&chart_dir)
         .with_context(|| format!("cannot create {}", chart_dir.display()))?;
     let charts = charts::write_all(results, scenarios, &chart_dir)?;
-    let markdown = report::render(results, scenarios, &charts);
+    let markdown = report::render(results, scenarios, &charts, baseline);
     write_atomic(&dir.join("report.md"), markdown.as_bytes())
 }
 
@@ -120,7 +131,12 @@ pub fn write_derived(dir: &Path, results: &Results, scenarios: &[&dyn Scenario])
 /// loadgen report and /proc usage, the summaries, then results.json, the CSV, the charts and
 /// the report. A better report (or a figure added since) can then be had from old
 /// measurements without measuring again. Files of an older schema are upgraded on the way.
-pub fn rerender(dir: &Path, scenarios: &[&dyn Scenario]) -> Result<()> {
+/// Returns the results as rewritten.
+pub fn rerender(
+    dir: &Path,
+    scenarios: &[&dyn Scenario],
+    baseline: Option<&Baseline>,
+) -> Result<Results> {
     let path = dir.join("results.json");
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -137,7 +153,8 @@ pub fn rerender(dir: &Path, scenarios: &[&dyn Scenario]) -> Result<()> {
         point.summary = Summary::of(&point.repeats);
     }
     write_json(dir, &results)?;
-    write_derived(dir, &results, scenarios)
+    write_derived(dir, &results, scenarios, baseline)?;
+    Ok(results)
 }
 
 /// Writes through a temporary file and a rename, so a reader (or a crash) never sees half a file.

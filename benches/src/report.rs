@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 
+use crate::baseline::Baseline;
 use crate::caveats::{self, caveats};
 use crate::charts::Chart;
 use crate::registry;
@@ -15,16 +16,24 @@ use crate::scenario::{self, Cell, Scenario, View};
 use crate::text::{cpu_list, format_duration, thousands};
 
 /// Renders the whole report.
-pub fn render(results: &Results, scenarios: &[&dyn Scenario], charts: &[Chart]) -> String {
+pub fn render(
+    results: &Results,
+    scenarios: &[&dyn Scenario],
+    charts: &[Chart],
+    baseline: Option<&Baseline>,
+) -> String {
     let mut md = String::new();
     let run: Vec<&dyn Scenario> =
         results.plan.scenarios.iter().filter_map(|n| scenario::find(scenarios, n)).collect();
     header(&mut md, results, &run);
+    if let Some(base) = baseline {
+        crate::baseline::section(&mut md, results, scenarios, base);
+    }
     environment(&mut md, results);
     models(&mut md, results);
     faults(&mut md, results);
     for &scenario in &run {
-        section(&mut md, results, scenario, charts);
+        section(&mut md, results, scenario, charts, baseline);
     }
     let _ = writeln!(md, "## Caveats\n");
     for c in caveats(results) {
@@ -146,20 +155,30 @@ fn faults(md: &mut String, r: &Results) {
     }
 }
 
-fn section(md: &mut String, r: &Results, scenario: &dyn Scenario, charts: &[Chart]) {
+fn section(
+    md: &mut String,
+    r: &Results,
+    scenario: &dyn Scenario,
+    charts: &[Chart],
+    baseline: Option<&Baseline>,
+) {
     let name = scenario.name();
     let _ = writeln!(md, "## {name}: {}\n", scenario.question());
     let _ = writeln!(md, "*{}*\n", scenario.setup());
     let cols = scenario.columns();
-    let head: Vec<&str> = cols.iter().map(|(h, _)| *h).collect();
+    let mut head: Vec<String> = cols.iter().map(|(h, _)| h.to_string()).collect();
+    let headline = scenario.headline();
+    if baseline.is_some() {
+        head.push(format!("{} change", headline.name));
+    }
     let _ = writeln!(md, "| point | model | {} | notes |", head.join(" | "));
-    let _ = writeln!(md, "|---|---|{}---|", "--:|".repeat(cols.len()));
+    let _ = writeln!(md, "|---|---|{}---|", "--:|".repeat(head.len()));
     let mut rows = 0;
     for point in r.plan.points_of(name) {
         for m in &r.models {
             let Some(s) = m.scenario(name) else { continue };
             let model = model_label(m);
-            let blank = " |".repeat(cols.len());
+            let blank = " |".repeat(head.len());
             let Some(p) = s.points.iter().find(|p| &p.point == point) else {
                 let _ = writeln!(md, "| {} | {model} |{blank} not run |", point.label);
                 continue;
@@ -169,7 +188,16 @@ fn section(md: &mut String, r: &Results, scenario: &dyn Scenario, charts: &[Char
                 continue;
             };
             let cell = Cell { model: m, scenario: s, point: p, summary: sum };
-            let cells: Vec<String> = cols.iter().map(|(_, f)| f(&cell)).collect();
+            let mut cells: Vec<String> = cols.iter().map(|(_, f)| f(&cell)).collect();
+            if let Some(base) = baseline {
+                let old = crate::baseline::find(base, &m.name, point);
+                let change = old.and_then(|old| crate::baseline::change(p, old, &headline));
+                cells.push(match (old, change) {
+                    (None, _) => "new".into(),
+                    (Some(_), None) => "-".into(),
+                    (Some(_), Some(c)) => crate::baseline::cell(&c, &headline),
+                });
+            }
             let _ = writeln!(
                 md,
                 "| {} | {model} | {} | {} |",

@@ -434,7 +434,7 @@ impl<'a> Runner<'a> {
     fn save(&mut self) -> Result<()> {
         self.results.elapsed_seconds = self.started.elapsed().as_secs_f64();
         self.results.harness_cpu_seconds = own_cpu_seconds();
-        self.out.write(&self.results, &self.options.scenarios)
+        self.out.write(&self.results, &self.options.scenarios, self.options.baseline.as_ref())
     }
 }
 

@@ -172,7 +172,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
 #[test]
 fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     let results = synthetic(RunStatus::Complete);
-    let md = report::render(&results, ALL, &[]);
+    let md = report::render(&results, ALL, &[], None);
     for scenario in ALL {
         let heading = format!("## {}: {}", scenario.name(), scenario.question());
         assert!(md.contains(&heading), "{heading}");
@@ -232,7 +232,7 @@ fn a_busy_machine_is_announced_at_the_top() {
             }
         }
     }
-    let md = report::render(&results, ALL, &[]);
+    let md = report::render(&results, ALL, &[], None);
     let banner = md.find("> **The machine was busy with other work").expect("a banner");
     assert!(banner < md.find("## Headlines").unwrap(), "the warning comes before the headlines");
     assert!(md.contains("ranged from 9.5 to 9.5 on 2 CPUs"), "{md}");
@@ -254,7 +254,7 @@ fn a_high_load_average_from_the_servers_own_threads_is_not_a_busy_machine() {
             }
         }
     }
-    let md = report::render(&results, ALL, &[]);
+    let md = report::render(&results, ALL, &[], None);
     assert!(!md.contains("busy with other work"), "{md}");
     assert!(md.contains("167.00 to 167.00"), "the load average is still shown: {md}");
 }
@@ -272,7 +272,7 @@ fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
     crashed.points[0].repeats.truncate(1);
     crashed.points[0].repeats[0].status = RepeatStatus::ServerDied;
     crashed.points[0].summary = Summary::of(&crashed.points[0].repeats);
-    let md = report::render(&results, ALL, &[]);
+    let md = report::render(&results, ALL, &[], None);
     assert!(md.contains("**interrupted**"));
     assert!(md.contains("| fork | size | crashed | the server exited under load"), "{md}");
     assert!(md.contains("segfault at 0x0"));
@@ -288,7 +288,7 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
     let results = synthetic(RunStatus::Complete);
     let out = Output::create(&root, "test host", Profile::Full, SystemTime::UNIX_EPOCH).unwrap();
     assert!(out.run_dir.ends_with("1970-01-01-test_host-full"));
-    out.write(&results, ALL).unwrap();
+    out.write(&results, ALL, None).unwrap();
     let latest = out.latest_dir.clone().expect("a full run writes latest/");
     for dir in [&out.run_dir, &latest] {
         let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
@@ -308,7 +308,7 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
     }
     // --rerender recomputes every figure from the raw loadgen reports kept in results.json
     // (the synthetic ones report 1 msg/s) and rewrites the files.
-    harness::output::rerender(&out.run_dir, ALL).unwrap();
+    harness::output::rerender(&out.run_dir, ALL, None).unwrap();
     let json = std::fs::read_to_string(out.run_dir.join("results.json")).unwrap();
     let back: Results = serde_json::from_str(&json).unwrap();
     let summary = back.models[0].scenarios[0].points[0].summary.as_ref().unwrap();
@@ -317,7 +317,7 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
     let quick = Output::create(&root, "test host", Profile::Quick, SystemTime::UNIX_EPOCH).unwrap();
     assert!(quick.run_dir.ends_with("1970-01-01-test_host-quick"));
     assert!(quick.latest_dir.is_none());
-    quick.write(&results, ALL).unwrap();
+    quick.write(&results, ALL, None).unwrap();
     assert!(quick.run_dir.join("report.md").is_file());
     let kept = std::fs::read_to_string(latest.join("results.json")).unwrap();
     assert!(kept.contains("\"harness_version\": \"test\""), "latest/ is still the full run");
@@ -370,7 +370,7 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     }
     let distinct: std::collections::HashSet<_> = charts::PALETTE.iter().collect();
     assert_eq!(distinct.len(), 12, "twelve different colours");
-    let md = report::render(&results, ALL, &drawn);
+    let md = report::render(&results, ALL, &drawn, None);
     assert!(md.contains("| m12 | (not in the registry) |"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -390,7 +390,7 @@ fn a_memory_figure_too_small_for_kib_reads_in_bytes_and_a_ratio_to_zero_as_a_das
             }
         }
     }
-    let md = report::render(&results, ALL, &[]);
+    let md = report::render(&results, ALL, &[], None);
     assert!(md.contains("**mio**: <1 B (hybrid 4.00 KiB, -;"), "{md}");
     for bad in ["NaN", "inf", "0.000 KiB"] {
         assert!(!md.contains(bad), "{bad} in the report");
@@ -398,4 +398,36 @@ fn a_memory_figure_too_small_for_kib_reads_in_bytes_and_a_ratio_to_zero_as_a_das
     assert_eq!(harness::text::memory(0.5), "512 B");
     assert_eq!(harness::text::memory(67.1), "67.1 KiB");
     assert_eq!(scenario::find(ALL, "idle").map(|s| s.name()), Some("idle"));
+}
+
+#[test]
+fn a_baseline_adds_a_change_column_and_the_significant_changes_at_the_top() {
+    use harness::baseline::Baseline;
+    let old = synthetic(RunStatus::Complete);
+    let mut new = synthetic(RunStatus::Complete);
+    // mio at 100 connections lost a fifth of its throughput in every repeat; fork's idle
+    // point at 4,000 is gone from the new run, and a new model appears.
+    let slow = |m: &mut ModelResults| {
+        let p = m.scenarios[0].points.iter_mut().find(|p| p.point.label == "100 conns").unwrap();
+        for r in &mut p.repeats {
+            r.metrics.as_mut().unwrap().msgs_per_sec *= 0.8;
+        }
+        p.summary = Summary::of(&p.repeats);
+    };
+    slow(new.models.iter_mut().find(|m| m.name == "mio").unwrap());
+    new.models[0].scenarios[3].points.pop();
+    new.environment.host = "elsewhere".into();
+    let base = Baseline { dir: "results/old".into(), results: old };
+    let md = report::render(&new, ALL, &[], Some(&base));
+    let changes = md.find("## Changes since the baseline").expect("a Changes section");
+    assert!(changes < md.find("## Environment").unwrap(), "it comes near the top");
+    assert!(md.contains("- mio scale 100 conns: msgs/s -20.0% slower"), "{md}");
+    assert_eq!(md.matches("% slower").count(), 2, "listed once and in the table: {md}");
+    assert!(md.contains("The baseline ran on another machine (testhost"), "{md}");
+    assert!(md.contains("fork idle 4000 idle (baseline only)"), "{md}");
+    assert!(md.contains("| msgs/s change | notes |"), "{md}");
+    assert!(md.contains("+0.0% within noise"), "unchanged points are within noise: {md}");
+    let regressed = harness::check_regressions(&new, ALL, &base, 10.0).unwrap_err().to_string();
+    assert!(regressed.contains("mio scale 100 conns"), "{regressed}");
+    assert!(harness::check_regressions(&new, ALL, &base, 25.0).is_ok(), "20% is under 25%");
 }

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{Column, PointsFlag, Scenario, View, col, counts};
+use super::{Column, Headline, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
 use crate::findings::{NO_FIGURES, cpu_figure, figure, leader_vs_last, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
@@ -58,6 +58,10 @@ impl Scenario for Churn {
 
     fn unit(&self) -> &'static str {
         "conn"
+    }
+
+    fn headline(&self) -> Headline {
+        Headline { name: "conns/s", ..super::THROUGHPUT }
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::{Cell, Column, PointsFlag, Scenario, View, col, counts};
+use super::{Cell, Column, Headline, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
 use crate::findings::{NO_FIGURES, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
@@ -78,6 +78,16 @@ impl Scenario for Idle {
             },
         };
         Ok(idle.into_iter().map(point).collect())
+    }
+
+    fn headline(&self) -> Headline {
+        Headline {
+            name: "peak PSS",
+            figure: |m| m.server_peak_pss_kib,
+            higher_is_better: false,
+            better: "smaller",
+            worse: "larger",
+        }
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 
-use super::{Column, PointsFlag, Scenario, View, col};
+use super::{Column, Headline, PointsFlag, Scenario, View, col};
 use crate::charts::{Charts, Series};
 use crate::findings::{NO_FIGURES, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
@@ -69,6 +69,16 @@ impl Scenario for Latency {
 
     fn capacity_point(&self) -> Option<Point> {
         Some(super::scale::point(CONNECTIONS))
+    }
+
+    fn headline(&self) -> Headline {
+        Headline {
+            name: "p99",
+            figure: |m| m.latency_us.p99,
+            higher_is_better: false,
+            better: "faster",
+            worse: "slower",
+        }
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -20,7 +20,7 @@ use anyhow::{Result, bail};
 
 use crate::charts::Charts;
 use crate::plan::{Point, Profile};
-use crate::results::{ModelResults, PointResults, Results, ScenarioResults, Summary};
+use crate::results::{Metrics, ModelResults, PointResults, Results, ScenarioResults, Summary};
 
 pub use idle::{IdleCost, idle_cost};
 
@@ -81,6 +81,12 @@ pub trait Scenario: Sync + fmt::Debug {
         None
     }
 
+    /// The one figure a `--baseline` comparison follows for this scenario (throughput, unless
+    /// the scenario says otherwise).
+    fn headline(&self) -> Headline {
+        THROUGHPUT
+    }
+
     /// What one unit of throughput is, for progress lines: "msg", or "conn" for churn.
     fn unit(&self) -> &'static str {
         "msg"
@@ -98,6 +104,30 @@ pub trait Scenario: Sync + fmt::Debug {
         Ok(())
     }
 }
+
+/// The figure a scenario is judged by when a run is compared with a baseline.
+#[derive(Debug, Clone, Copy)]
+pub struct Headline {
+    /// Its name in the report ("msgs/s").
+    pub name: &'static str,
+    /// The figure, from one repeat's metrics.
+    pub figure: fn(&Metrics) -> f64,
+    /// Whether more is better.
+    pub higher_is_better: bool,
+    /// The word for a change for the better ("faster").
+    pub better: &'static str,
+    /// The word for a change for the worse ("slower").
+    pub worse: &'static str,
+}
+
+/// Messages echoed per second: most scenarios' headline.
+pub const THROUGHPUT: Headline = Headline {
+    name: "msgs/s",
+    figure: |m| m.msgs_per_sec,
+    higher_is_better: true,
+    better: "faster",
+    worse: "slower",
+};
 
 /// A scenario's command-line flag for its points (`--connections 1,10,100`).
 #[derive(Debug, Clone, Copy)]

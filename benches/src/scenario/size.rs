@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 
-use super::{Column, PointsFlag, Scenario, View, col};
+use super::{Column, Headline, PointsFlag, Scenario, View, col};
 use crate::charts::Charts;
 use crate::findings::{NO_FIGURES, figure, growth, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
@@ -66,6 +66,10 @@ impl Scenario for Size {
             },
         };
         Ok(sizes.into_iter().map(point).collect())
+    }
+
+    fn headline(&self) -> Headline {
+        Headline { name: "MiB/s", figure: |m| m.mib_per_sec, ..super::THROUGHPUT }
     }
 
     fn columns(&self) -> Vec<Column> {
