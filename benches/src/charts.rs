@@ -23,8 +23,33 @@ pub struct Chart {
     pub title: String,
 }
 
-/// One model's line: its name and (x, y) points.
-pub type Series = (String, Vec<(f64, f64)>);
+/// One model's line: its name and its points.
+pub type Series = (String, Vec<Dot>);
+
+/// One point of a line or one bar: the median over the repeats, and their range, which every
+/// chart draws as an error bar so that a reader sees how far the repeats agreed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dot {
+    /// Where along the x axis.
+    pub x: f64,
+    /// The median.
+    pub y: f64,
+    /// The smallest repeat.
+    pub lo: f64,
+    /// The largest repeat.
+    pub hi: f64,
+}
+
+impl Dot {
+    /// A dot at the median of `values` with their range; `None` if there are none (or they
+    /// are not numbers).
+    pub fn of(x: f64, values: Vec<f64>) -> Option<Dot> {
+        let values: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+        let lo = values.iter().copied().reduce(f64::min)?;
+        let hi = values.iter().copied().reduce(f64::max)?;
+        Some(Dot { x, y: crate::results::median(values), lo, hi })
+    }
+}
 
 /// Twelve colours that stay apart on white and for the common colour blindnesses (Tableau's
 /// ten, then a dark blue and a dark green, none of them the axes' black). The suite's models take them in registry order, so a model has
@@ -146,8 +171,8 @@ impl Charts {
 fn bounds(series: &[Series]) -> Option<(f64, f64, f64, f64)> {
     let pts = series.iter().flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    for d in pts {
+        (x0, x1, y0, y1) = (x0.min(d.x), x1.max(d.x), y0.min(d.lo), y1.max(d.hi));
     }
     (x0 <= x1).then_some((x0, x1, y0, y1))
 }
@@ -259,10 +284,14 @@ where
     for (name, pts) in series {
         let c = charts.colour(name);
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
+            .draw_series(LineSeries::new(pts.iter().map(|d| (d.x, d.y)), c.stroke_width(2)))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+        chart.draw_series(pts.iter().map(|d| Circle::new((d.x, d.y), 3, c.filled())))?;
+        let spread = pts.iter().filter(|d| d.hi > d.lo);
+        chart.draw_series(
+            spread.map(|d| ErrorBar::new_vertical(d.x, d.lo, d.y, d.hi, c.stroke_width(1), 8)),
+        )?;
     }
     chart
         .configure_series_labels()
@@ -285,7 +314,7 @@ fn bars(
     s: &[Series],
 ) -> Result<bool> {
     let Some((_, _, _, y1)) = bounds(s) else { return Ok(false) };
-    let mut xs: Vec<f64> = s.iter().flat_map(|(_, p)| p.iter().map(|&(x, _)| x)).collect();
+    let mut xs: Vec<f64> = s.iter().flat_map(|(_, p)| p.iter().map(|d| d.x)).collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
     let path = charts.dir.join(file);
@@ -317,21 +346,29 @@ fn bars(
     let width = 0.8 / s.len() as f64;
     for (i, (name, pts)) in s.iter().enumerate() {
         let c = charts.colour(name);
-        let rects = pts.iter().filter_map(|&(x, y)| {
-            let g = xs.iter().position(|&v| v == x)? as f64;
+        let rects = pts.iter().filter_map(|d| {
+            let g = xs.iter().position(|&v| v == d.x)? as f64;
             let left = g - 0.4 + width * i as f64;
-            Some(Rectangle::new([(left, 0.0), (left + width * 0.9, y)], c.filled()))
+            Some(Rectangle::new([(left, 0.0), (left + width * 0.9, d.y)], c.filled()))
         });
         chart
             .draw_series(rects)?
             .label(name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         // Each bar's value above it, so that a bar too short to see still shows its figure.
-        let values = pts.iter().filter_map(|&(x, y)| {
-            let g = xs.iter().position(|&v| v == x)? as f64;
+        // The repeats' range over each bar, in black so it shows on the bar's own colour.
+        let spread = pts.iter().filter(|d| d.hi > d.lo).filter_map(|d| {
+            let g = xs.iter().position(|&v| v == d.x)? as f64;
+            let mid = g - 0.4 + width * (i as f64 + 0.45);
+            Some(ErrorBar::new_vertical(mid, d.lo, d.y, d.hi, BLACK.stroke_width(1), 6))
+        });
+        chart.draw_series(spread)?;
+        let values = pts.iter().filter_map(|d| {
+            let g = xs.iter().position(|&v| v == d.x)? as f64;
             let left = g - 0.4 + width * i as f64;
-            let at = (left, y + y1 * 0.02);
-            Some(Text::new(crate::text::sig(y), at, ("sans-serif", 11).into_font().color(&BLACK)))
+            let at = (left, d.hi + y1 * 0.02);
+            let font = ("sans-serif", 11).into_font().color(&BLACK);
+            Some(Text::new(crate::text::sig(d.y), at, font))
         });
         chart.draw_series(values)?;
     }

@@ -47,7 +47,7 @@ impl Scenario for Throwaway {
     }
 
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
-        let s = view.series(|s| Some(s.median.msgs_per_sec));
+        let s = view.series(|m| Some(m.msgs_per_sec));
         charts.bars(self.name(), "throwaway.svg", "Throwaway rate", "busy", "msgs/s", &s)
     }
 }

@@ -111,7 +111,7 @@ impl Scenario for Churn {
     }
 
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
-        let s = view.series(|s| Some(s.median.msgs_per_sec));
+        let s = view.series(|m| Some(m.msgs_per_sec));
         let t = "New connections per second under churn";
         charts.bars(self.name(), "churn-rate.svg", t, "concurrent clients", "connections/s", &s)
     }

@@ -142,18 +142,16 @@ impl Scenario for Idle {
     }
 
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
-        // Bytes, not KiB: an event loop's cost per connection is tens of bytes.
-        let s: Vec<_> = view
-            .runs()
-            .filter_map(|(m, s)| {
-                let pts: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .filter_map(|p| Some((p.point.x, idle_cost(s, p)?.kib_per_conn * 1024.0)))
-                    .collect();
-                (!pts.is_empty()).then(|| (m.name.clone(), pts))
-            })
-            .collect();
+        // Bytes, not KiB: an event loop's cost per connection is tens of bytes. Each repeat's
+        // own peak gives the range.
+        let s = view.series_of(|s, p| {
+            let Some(base) = s.server.baseline else { return Vec::new() };
+            let conns = f64::from(p.point.idle + p.point.connections);
+            let per = |m: &crate::results::Metrics| {
+                ((m.server_peak_pss_kib - base.pss_kib as f64) / conns).max(0.0) * 1024.0
+            };
+            p.repeats.iter().filter_map(|r| r.metrics.as_ref().map(per)).collect()
+        });
         let t = "Server memory (PSS) per idle connection";
         charts.bars(
             self.name(),

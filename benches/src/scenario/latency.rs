@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::{Column, Headline, PointsFlag, Scenario, View, col};
-use crate::charts::{Charts, Series};
+use crate::charts::{Charts, Dot, Series};
 use crate::findings::{NO_FIGURES, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
 use crate::results::{ModelResults, Percentiles, Summary};
@@ -148,13 +148,21 @@ impl Scenario for Latency {
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
         let mut fraction = 0.0;
         let mut series: Vec<Series> = Vec::new();
-        for (m, _) in view.runs() {
-            let Some((point, summary, _)) = highest_load(m) else { continue };
+        for (m, s) in view.runs() {
+            let Some((point, _, _)) = highest_load(m) else { continue };
+            let Some(p) = s.points.iter().find(|p| &p.point == point) else { continue };
             fraction = point.rate_fraction.unwrap_or(0.0);
-            let l: Percentiles = summary.median.latency_us;
-            let ys = [l.p50, l.p90, l.p99, l.p999, l.p9999, l.max];
-            let pts = ys.iter().enumerate().map(|(i, &y)| (i as f64, y.max(0.1))).collect();
-            series.push((m.name.clone(), pts));
+            let percentiles = |l: &Percentiles| [l.p50, l.p90, l.p99, l.p999, l.p9999, l.max];
+            let each: Vec<[f64; 6]> = p
+                .repeats
+                .iter()
+                .filter_map(|r| Some(percentiles(&r.metrics.as_ref()?.latency_us)))
+                .collect();
+            // Percentile i along x; a log axis needs every value above zero.
+            let dots = (0..6)
+                .filter_map(|i| Dot::of(i as f64, each.iter().map(|v| v[i].max(0.1)).collect()))
+                .collect();
+            series.push((m.name.clone(), dots));
         }
         let t = format!("Latency percentiles at {:.0}% of each model's capacity", fraction * 100.0);
         charts.spectrum(self.name(), "latency-spectrum.svg", &t, &series)

@@ -18,7 +18,7 @@ use std::fmt;
 
 use anyhow::{Result, bail};
 
-use crate::charts::Charts;
+use crate::charts::{Charts, Dot};
 use crate::plan::{Point, Profile};
 use crate::results::{Metrics, ModelResults, PointResults, Results, ScenarioResults, Summary};
 
@@ -195,17 +195,24 @@ impl<'a> View<'a> {
         best
     }
 
-    /// Each model's (x, figure) line over the scenario's points, skipping missing figures.
-    pub fn series(&self, figure: impl Fn(&Summary) -> Option<f64>) -> Vec<crate::charts::Series> {
+    /// Each model's line of `figure` over the scenario's points: the median of the repeats and
+    /// their range at each point, skipping points without the figure.
+    pub fn series(&self, figure: impl Fn(&Metrics) -> Option<f64>) -> Vec<crate::charts::Series> {
+        self.series_of(|_, p| {
+            p.repeats.iter().filter_map(|r| figure(r.metrics.as_ref()?)).collect()
+        })
+    }
+
+    /// Each model's line of the values `of` gives for each point (one per repeat).
+    pub fn series_of(
+        &self,
+        of: impl Fn(&ScenarioResults, &PointResults) -> Vec<f64>,
+    ) -> Vec<crate::charts::Series> {
         self.runs()
             .filter_map(|(m, s)| {
-                let pts: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .filter_map(|p| Some((p.point.x, figure(p.summary.as_ref()?)?)))
-                    .filter(|(_, y)| y.is_finite())
-                    .collect();
-                (!pts.is_empty()).then(|| (m.name.clone(), pts))
+                let dots: Vec<Dot> =
+                    s.points.iter().filter_map(|p| Dot::of(p.point.x, of(s, p))).collect();
+                (!dots.is_empty()).then(|| (m.name.clone(), dots))
             })
             .collect()
     }

@@ -109,9 +109,9 @@ impl Scenario for Scale {
 
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
         let t = format!("Throughput vs connections ({SMALL_MESSAGE} B messages, closed loop)");
-        let s = view.series(|s| Some(s.median.msgs_per_sec));
+        let s = view.series(|m| Some(m.msgs_per_sec));
         charts.lines(self.name(), "scale-throughput.svg", &t, "connections", "messages/s", &s)?;
-        let s = view.series(|s| s.median.server_cpu_per_msg_us);
+        let s = view.series(|m| m.server_cpu_per_msg_us);
         let (t, y) = ("Server CPU per message vs connections", "server CPU us per message");
         charts.lines(self.name(), "scale-cpu.svg", t, "connections", y, &s)
     }

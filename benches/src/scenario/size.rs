@@ -93,7 +93,7 @@ impl Scenario for Size {
     }
 
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
-        let s = view.series(|s| Some(s.median.mib_per_sec).filter(|&v| v > 0.0));
+        let s = view.series(|m| Some(m.mib_per_sec).filter(|&v| v > 0.0));
         let (t, x) = ("Throughput vs message size", "message size (bytes)");
         charts.log_lines(self.name(), "size-throughput.svg", t, x, "MiB/s (log)", &s)
     }
