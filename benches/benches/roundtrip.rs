@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::binaries::{build_release_binaries, env_flag, release_dir};
+use criterion::{Criterion, Throughput, criterion_group};
+use harness::binaries::{build_release_binaries, env_flag, release_dir, results_root};
 use harness::registry::{self, MODELS};
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
@@ -165,4 +165,22 @@ criterion_group! {
     config = config();
     targets = roundtrip, connect_echo_close
 }
-criterion_main!(benches);
+
+/// What `criterion_main!` does, then the figures go into the newest comparison run's report
+/// (`cargo bench` runs the comparison first), so that a reader finds them there.
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if std::env::args().any(|a| a == "--list") || !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let home = harness::criterion::home(&release_dir().expect("the release folder"));
+    let figures = harness::criterion::read(&home, &["roundtrip", "connect_echo_close"]);
+    match harness::criterion::attach(&results_root(), figures, harness::scenario::ALL) {
+        Ok(Some(dir)) => {
+            eprintln!("roundtrip: figures added to {}", dir.join("report.md").display())
+        }
+        Ok(None) => eprintln!("roundtrip: no comparison run to add the figures to"),
+        Err(e) => eprintln!("roundtrip: cannot add the figures to the report: {e:#}"),
+    }
+}

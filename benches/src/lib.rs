@@ -29,6 +29,7 @@ pub mod binaries;
 pub mod caveats;
 pub mod charts;
 pub mod cli;
+pub mod criterion;
 pub mod csv;
 pub mod env;
 pub mod findings;
@@ -188,6 +189,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
         },
         environment,
         models: Vec::new(),
+        criterion: Vec::new(),
     };
     let mut runner = runner::Runner::new(options, &out, results);
     runner.run()?;

@@ -99,6 +99,12 @@ impl Output {
     }
 }
 
+/// Writes results.json and everything derived from it into `dir` (no baseline).
+pub fn write_all(dir: &Path, results: &Results, scenarios: &[&dyn Scenario]) -> Result<()> {
+    write_json(dir, results)?;
+    write_derived(dir, results, scenarios, None)
+}
+
 /// Writes `dir/results.json`, indented by one space: readable, at about two thirds the size
 /// of the usual indentation (every repeat nests loadgen's whole report).
 fn write_json(dir: &Path, results: &Results) -> Result<()> {

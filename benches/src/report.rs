@@ -35,6 +35,7 @@ pub fn render(
     for &scenario in &run {
         section(&mut md, results, scenario, charts, baseline);
     }
+    criterion(&mut md, results);
     let _ = writeln!(md, "## Caveats\n");
     for c in caveats(results) {
         let _ = writeln!(md, "- {c}");
@@ -303,6 +304,37 @@ fn notes(p: &PointResults, s: &Summary, planned: u32) -> String {
         n.push("incomplete".into());
     }
     n.join(", ")
+}
+
+/// The criterion benches' figures, when `cargo bench` attached them.
+fn criterion(md: &mut String, r: &Results) {
+    if r.criterion.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Criterion: one message, one connection\n\n*`cargo bench --bench roundtrip`: \
+         `roundtrip` is one {} B message written and its echo read over a long-lived \
+         connection; `connect_echo_close` connects, sends it, half-closes and reads the echo \
+         to the end. Server pinned to CPU 0, client to CPU 1; criterion's estimate with its \
+         confidence interval.*\n",
+        crate::plan::SMALL_MESSAGE
+    );
+    let _ = writeln!(md, "| bench | model | time | interval |\n|---|---|--:|--:|");
+    let us = |ns: f64| format!("{} us", crate::text::sig(ns / 1000.0));
+    for b in &r.criterion {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} to {} ({:.0}%) |",
+            b.group,
+            b.model,
+            us(b.ns),
+            us(b.lower_ns),
+            us(b.upper_ns),
+            b.confidence * 100.0
+        );
+    }
+    md.push('\n');
 }
 
 fn reading(md: &mut String) {

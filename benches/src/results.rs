@@ -47,6 +47,9 @@ pub struct Results {
     pub environment: Environment,
     /// What each model did, in plan order.
     pub models: Vec<ModelResults>,
+    /// The criterion benches' figures, when `cargo bench` ran them after this comparison.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub criterion: Vec<crate::criterion::Bench>,
 }
 
 /// How far a run got.

@@ -115,6 +115,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
         },
         environment: Environment { host: "testhost".into(), cores: 2, ..Environment::default() },
         models: Vec::new(),
+        criterion: Vec::new(),
     };
     for &model in models {
         let mut m = ModelResults {
@@ -430,4 +431,43 @@ fn a_baseline_adds_a_change_column_and_the_significant_changes_at_the_top() {
     let regressed = harness::check_regressions(&new, ALL, &base, 10.0).unwrap_err().to_string();
     assert!(regressed.contains("mio scale 100 conns"), "{regressed}");
     assert!(harness::check_regressions(&new, ALL, &base, 25.0).is_ok(), "20% is under 25%");
+}
+
+#[test]
+fn criterions_own_figures_are_read_and_added_to_the_newest_run() {
+    let root = scratch("criterion");
+    let home = root.join("criterion");
+    for (group, model, ns) in
+        [("roundtrip", "mio", 41_000.0), ("connect_echo_close", "fork", 390_000.0)]
+    {
+        let new = home.join(group).join(model).join("new");
+        std::fs::create_dir_all(&new).unwrap();
+        let ids =
+            format!("{{\"group_id\":\"{group}\",\"function_id\":\"{model}\",\"value_str\":null}}");
+        std::fs::write(new.join("benchmark.json"), ids).unwrap();
+        let e = |x: f64| {
+            format!(
+                "{{\"confidence_interval\":{{\"confidence_level\":0.95,\"lower_bound\":{},\
+                 \"upper_bound\":{}}},\"point_estimate\":{x},\"standard_error\":1.0}}",
+                x * 0.98,
+                x * 1.03
+            )
+        };
+        let est = format!("{{\"mean\":{},\"median\":{},\"slope\":{}}}", e(ns * 2.0), e(ns), e(ns));
+        std::fs::write(new.join("estimates.json"), est).unwrap();
+    }
+    let benches = harness::criterion::read(&home, &["roundtrip", "connect_echo_close"]);
+    assert_eq!(benches.len(), 2);
+    assert_eq!((benches[1].group.as_str(), benches[1].ns), ("roundtrip", 41_000.0), "the slope");
+    let results = synthetic(RunStatus::Complete);
+    let out = Output::create(&root, "h", Profile::Standard, SystemTime::UNIX_EPOCH).unwrap();
+    out.write(&results, ALL, None).unwrap();
+    let dir = harness::criterion::attach(&root, benches, ALL).unwrap().unwrap();
+    assert_eq!(dir, out.run_dir);
+    for d in [&out.run_dir, &root.join("latest")] {
+        let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+        assert!(md.contains("## Criterion: one message, one connection"), "{md}");
+        assert!(md.contains("| roundtrip | mio | 41.0 us | 40.2 us to 42.2 us (95%) |"), "{md}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }
