@@ -357,7 +357,8 @@ fn bars(
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         // Each bar's value above it, so that a bar too short to see still shows its figure.
         // The repeats' range over each bar, in black so it shows on the bar's own colour.
-        let spread = pts.iter().filter(|d| d.hi > d.lo).filter_map(|d| {
+        // A range under 1% of the axis would draw as a blot, not a bar.
+        let spread = pts.iter().filter(|d| d.hi - d.lo > y1 * 0.01).filter_map(|d| {
             let g = xs.iter().position(|&v| v == d.x)? as f64;
             let mid = g - 0.4 + width * (i as f64 + 0.45);
             Some(ErrorBar::new_vertical(mid, d.lo, d.y, d.hi, BLACK.stroke_width(1), 6))
@@ -366,9 +367,10 @@ fn bars(
         let values = pts.iter().filter_map(|d| {
             let g = xs.iter().position(|&v| v == d.x)? as f64;
             let left = g - 0.4 + width * i as f64;
-            let at = (left, d.hi + y1 * 0.02);
+            // Text hangs below its anchor: lift it clear of the range's top.
+            let at = (left, d.hi + y1 * 0.07);
             let font = ("sans-serif", 11).into_font().color(&BLACK);
-            Some(Text::new(crate::text::sig(d.y), at, font))
+            Some(Text::new(compact(d.y), at, font))
         });
         chart.draw_series(values)?;
     }
