@@ -44,6 +44,7 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod strace;
 pub mod target;
 pub mod text;
 
@@ -102,8 +103,8 @@ pub fn print_plan(options: &Options) {
         plan.scenarios.join(","),
     );
     eprintln!(
-        "  {} points x {} repeats x {} servers = {} runs of {} warm-up + {}; placement {} \
-         (server {}, generator {})",
+        "  {} points, {} repeats each (unless a scenario says fewer), {} servers: {} runs of \
+         {} warm-up + {}; placement {} (server {}, generator {})",
         plan.points.len(),
         plan.repeats,
         plan.servers(),

@@ -104,6 +104,10 @@ pub struct Point {
     pub idle: u32,
     /// Open loop at this fraction of the model's measured capacity; closed loop when absent.
     pub rate_fraction: Option<f64>,
+    /// Runs of this point, when its scenario wants other than the plan's (a traced point
+    /// whose counts do not vary needs one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u32>,
 }
 
 impl Point {
@@ -118,6 +122,7 @@ impl Point {
             churn: false,
             idle: 0,
             rate_fraction: None,
+            repeats: None,
         }
     }
 
@@ -237,7 +242,13 @@ impl Plan {
 
     /// Generator runs the plan makes: every point of every model and external server, repeated.
     pub fn runs(&self) -> usize {
-        self.servers() * self.points.len() * self.repeats as usize
+        let per_server: u32 = self.points.iter().map(|p| self.repeats_of(p)).sum();
+        self.servers() * per_server as usize
+    }
+
+    /// Runs of `point`: its own count, or the plan's.
+    pub fn repeats_of(&self, point: &Point) -> u32 {
+        point.repeats.unwrap_or(self.repeats)
     }
 
     /// The models and external servers the plan runs.

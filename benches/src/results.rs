@@ -230,6 +230,9 @@ pub struct Repeat {
     /// The generator's JSON report as it wrote it (loadgen/SCHEMA.md), minus `histograms`
     /// (the same histograms are in the hlog file).
     pub loadgen: Option<loadgen::Report>,
+    /// The server's system calls while loadgen ran, for a scenario that counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<crate::strace::Syscalls>,
 }
 
 /// How a repeat ended.

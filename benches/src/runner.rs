@@ -17,6 +17,7 @@ use crate::procstat::{self, Sampler, Tracker, Usage};
 use crate::results::*;
 use crate::scenario::{self, Scenario};
 use crate::server::Server;
+use crate::strace;
 use crate::target::{External, Target};
 use crate::text::format_duration;
 use crate::{Options, metrics, registry};
@@ -87,18 +88,22 @@ impl<'a> Runner<'a> {
                 let Some(scenario) = scenario::find(&self.options.scenarios, name) else {
                     anyhow::bail!("the plan names a scenario {name:?} that the harness lacks");
                 };
-                let target = match &external {
-                    Some(e) => self.external(e, scenario)?,
-                    None => self.start(&model, &binary, scenario)?,
+                let missing = scenario.tools().iter().find(|t| !scenario::installed(t));
+                let target = match (&external, missing) {
+                    (_, Some(tool)) => {
+                        self.skip(scenario, format!("skipped: {tool} not installed"))?
+                    }
+                    (Some(e), None) => self.external(e, scenario)?,
+                    (None, None) => self.start(&model, &binary, scenario)?,
                 };
                 match target {
                     Some(target) => self.scenario(target, scenario)?,
                     None if external.is_none() && !binary.is_file() => {
                         // A missing binary fails every scenario the same way: say it once.
                         let rest = &self.plan().scenarios[i + 1..];
-                        let rest: usize =
-                            rest.iter().map(|s| self.plan().points_of(s).count()).sum();
-                        self.runs_skipped += rest * self.plan().repeats as usize;
+                        let rest = rest.iter().flat_map(|s| self.plan().points_of(s));
+                        let rest: u32 = rest.map(|p| self.plan().repeats_of(p)).sum();
+                        self.runs_skipped += rest as usize;
                         break;
                     }
                     None => {}
@@ -120,7 +125,8 @@ impl<'a> Runner<'a> {
     }
 
     fn planned_runs(&self, scenario: &dyn Scenario) -> usize {
-        self.plan().points_of(scenario.name()).count() * self.plan().repeats as usize
+        let points = self.plan().points_of(scenario.name());
+        points.map(|p| self.plan().repeats_of(p) as usize).sum()
     }
 
     /// Starts a fresh server of `model` for `scenario`; `None` (a fault recorded) if it did not
@@ -155,36 +161,49 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The external server `e` as `scenario`'s target, or `None` (the reason recorded) when
-    /// the scenario needs a server the harness controls.
-    fn external(&mut self, e: &External, scenario: &dyn Scenario) -> Result<Option<Target>> {
-        let skipped = if !scenario.server_args().is_empty() {
-            Some(format!("skipped: {} starts its server with flags of its own", scenario.name()))
-        } else if scenario.signals_server() && e.pid.is_none() {
-            Some(format!("skipped: {} signals the server, which needs its pid", scenario.name()))
-        } else {
-            None
-        };
+    /// Records `scenario` as not run against the current server, and why.
+    fn skip(&mut self, scenario: &dyn Scenario, why: String) -> Result<Option<Target>> {
+        eprintln!("  {} {}: {why}", self.model_mut().name, scenario.name());
         self.model_mut().scenarios.push(ScenarioResults {
             scenario: scenario.name().to_string(),
             server: ServerRecord::default(),
             capacity: None,
-            skipped: skipped.clone(),
+            skipped: Some(why),
             points: Vec::new(),
         });
-        if let Some(why) = skipped {
-            eprintln!("  {}: {why}", e.name);
-            self.runs_skipped += self.planned_runs(scenario);
-            self.save()?;
-            return Ok(None);
+        self.runs_skipped += self.planned_runs(scenario);
+        self.save()?;
+        Ok(None)
+    }
+
+    /// The external server `e` as `scenario`'s target, or `None` (the reason recorded) when
+    /// the scenario needs a server the harness controls.
+    fn external(&mut self, e: &External, scenario: &dyn Scenario) -> Result<Option<Target>> {
+        let name = scenario.name();
+        if !scenario.server_args().is_empty() {
+            return self.skip(
+                scenario,
+                format!("skipped: {name} starts its server with flags of its own"),
+            );
         }
+        let needs_pid = scenario.signals_server() || scenario.counts_syscalls();
+        if needs_pid && e.pid.is_none() {
+            return self.skip(scenario, format!("skipped: {name} needs the server's pid"));
+        }
+        self.model_mut().scenarios.push(ScenarioResults {
+            scenario: name.to_string(),
+            server: ServerRecord::default(),
+            capacity: None,
+            skipped: None,
+            points: Vec::new(),
+        });
         Ok(Some(Target::External(e.clone())))
     }
 
     /// Runs one scenario's points against `target`, then stops it if the harness started it.
     fn scenario(&mut self, mut target: Target, scenario: &dyn Scenario) -> Result<()> {
         let points: Vec<Point> = self.plan().points_of(scenario.name()).cloned().collect();
-        let planned_runs = points.len() * self.plan().repeats as usize;
+        let planned_runs = self.planned_runs(scenario);
         // A server may finish setting up (worker threads, say) just after its ready line; give
         // it a moment so the baseline is the idle server, not a half-started one.
         std::thread::sleep(SETTLE);
@@ -215,7 +234,7 @@ impl<'a> Runner<'a> {
                 repeats: Vec::new(),
                 summary: None,
             });
-            for index in 1..=self.plan().repeats {
+            for index in 1..=self.plan().repeats_of(&point) {
                 if interrupted() {
                     break 'points;
                 }
@@ -310,8 +329,21 @@ impl<'a> Runner<'a> {
             eprintln!("  the server tree had not settled to {idle} processes; measuring anyway");
         }
         let sampler = server.pid().and_then(|pid| Sampler::start(pid).ok());
+        let trace = match server.pid() {
+            Some(pid) if scenario.counts_syscalls() => {
+                let out = self.out.run_dir.join(".strace.txt");
+                strace::Trace::attach(pid, &out)
+                    .map_err(|e| eprintln!("  cannot count system calls: {e:#}"))
+                    .ok()
+            }
+            _ => None,
+        };
         let run = generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
         let snapshots = sampler.map(Sampler::finish).unwrap_or_default();
+        let received = run.report.as_ref().map_or(0, |r| r.messages.received);
+        let syscalls = trace.and_then(|t| {
+            t.finish(received).map_err(|e| eprintln!("  cannot count system calls: {e:#}")).ok()
+        });
         let wall = run.ended.duration_since(run.started);
         self.runs_done += 1;
         self.run_seconds += wall.as_secs_f64();
@@ -358,6 +390,7 @@ impl<'a> Runner<'a> {
             server: usage,
             hlog: hlog_abs.is_file().then_some(hlog_rel),
             loadgen: report,
+            syscalls,
         }
     }
 
@@ -403,8 +436,22 @@ impl<'a> Runner<'a> {
         if let Some(hlog) = hlog {
             args.extend(["--hlog".into(), hlog.display().to_string()]);
         }
-        args.extend(scenario.map(|s| s.loadgen_args(point)).unwrap_or_default());
-        args
+        // The scenario's own flags come last and replace the harness's of the same name.
+        let own = scenario.map(|s| s.loadgen_args(point)).unwrap_or_default();
+        let mut kept = Vec::with_capacity(args.len() + own.len());
+        let mut it = args.into_iter().peekable();
+        while let Some(arg) = it.next() {
+            let takes_value = it.peek().is_some_and(|next| !next.starts_with("--"));
+            if own.contains(&arg) {
+                if takes_value {
+                    it.next();
+                }
+                continue;
+            }
+            kept.push(arg);
+        }
+        kept.extend(own);
+        kept
     }
 
     /// Prints where the run is and how long it has left.

@@ -157,6 +157,12 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                         }),
                         hlog: Some(format!("hlog/{model}-{index}.hlog")),
                         loadgen: Some(loadgen_report(1.0, 0.5)),
+                        syscalls: (scenario == "syscalls").then(|| harness::strace::Syscalls {
+                            total: if model == "mio" { 2_000 } else { 6_000 },
+                            errors: 10,
+                            top: vec![("sendto".into(), 1000)],
+                            messages: 1_000,
+                        }),
                     })
                     .collect();
                 let target_rate = point.rate_fraction.map(|f| f * rate(model, 10.0));

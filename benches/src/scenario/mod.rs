@@ -13,6 +13,7 @@ mod idle;
 mod latency;
 mod scale;
 mod size;
+mod syscalls;
 
 use std::fmt;
 
@@ -26,8 +27,20 @@ pub use idle::{IdleCost, idle_cost};
 
 /// Every scenario, in the order a run executes them. A scenario whose rates refer to another's
 /// figure (latency uses scale's capacity) comes after it.
-pub static ALL: &[&dyn Scenario] =
-    &[&scale::Scale, &size::Size, &churn::Churn, &idle::Idle, &latency::Latency];
+pub static ALL: &[&dyn Scenario] = &[
+    &scale::Scale,
+    &size::Size,
+    &churn::Churn,
+    &idle::Idle,
+    &latency::Latency,
+    &syscalls::Syscalls,
+];
+
+/// Whether the program `tool` is on this machine's PATH.
+pub fn installed(tool: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
+}
 
 /// The scenario named `name` in `list`.
 pub fn find<'a>(list: &[&'a dyn Scenario], name: &str) -> Option<&'a dyn Scenario> {
@@ -69,7 +82,19 @@ pub trait Scenario: Sync + fmt::Debug {
         false
     }
 
-    /// Flags for loadgen besides those the point's fields say (none by default).
+    /// Programs the scenario needs on the machine (`strace`, say): without one it is skipped,
+    /// and the report says "skipped: X not installed".
+    fn tools(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Whether each repeat's server is traced with `strace -c -f` to count its system calls.
+    fn counts_syscalls(&self) -> bool {
+        false
+    }
+
+    /// Flags for loadgen besides those the point's fields say (none by default). A flag given
+    /// here replaces the harness's own (a scenario may set its own `--warmup`, say).
     fn loadgen_args(&self, _point: &Point) -> Vec<String> {
         Vec::new()
     }
