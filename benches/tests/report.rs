@@ -189,10 +189,10 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
             .lines()
             .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
             .count();
-        // One row per point of the standard plan (4 + 4 + 2 + 2 + 3), and the bare name's row
+        // One row per point of the standard plan (4 + 4 + 2 + 2 + 3 + 1), and the bare name's row
         // in the Models table (hybrid's tables name it with its worker count).
         let models_row = usize::from(!model.contains('('));
-        assert_eq!(rows, 15 + models_row, "{model} rows");
+        assert_eq!(rows, 16 + models_row, "{model} rows");
     }
     // mio has the highest throughput and the least CPU per message in the synthetic data.
     assert!(md.contains("the most messages per second were served by **mio**: "), "{md}");
@@ -220,6 +220,8 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     for bad in ["NaN", "inf", "0.000 KiB"] {
         assert!(!md.contains(bad), "{bad} in the report");
     }
+    // System calls per message come from the traced repeats: mio's 2,000 calls for 1,000.
+    assert!(md.contains("the fewest system calls per message were made by **mio**: 2.00 calls"));
     // Open loop: the corrected p99.9 is 3x the uncorrected one in the synthetic data.
     assert!(md.contains("queueing that a closed loop would hide"), "{md}");
     assert!(!md.contains("## Faults"), "a clean run has no Faults section");
@@ -341,7 +343,7 @@ fn the_csv_has_a_row_per_repeat_and_every_column() {
     let text = csv::render(&results);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], csv::COLUMNS.join(","));
-    assert_eq!(lines.len() - 1, 4 * 15 * 3);
+    assert_eq!(lines.len() - 1, 4 * 16 * 3);
     for line in &lines[1..] {
         assert_eq!(line.split(',').count(), csv::COLUMNS.len(), "{line}");
     }
