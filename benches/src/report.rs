@@ -277,6 +277,13 @@ fn models(md: &mut String, r: &Results) {
             if let Some(why) = &s.skipped {
                 notes.push(format!("{} {}: {why}.", m.name, s.scenario));
             }
+            // A server that spreads connections over workers or children says at exit how
+            // evenly it did ("connections per worker: min 3, median 12, max 40"): the spread
+            // that hashing or an accept queue produced.
+            for line in s.server.stderr_tail.iter().filter(|l| l.contains("connections per ")) {
+                let said = line.split_once(": ").map_or(line.as_str(), |(_, rest)| rest);
+                notes.push(format!("{} after {}, by its own count: {said}.", m.name, s.scenario));
+            }
         }
     }
     md.push('\n');

@@ -133,7 +133,10 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                     processes: 1,
                 }),
                 exit_code: Some(0),
-                stderr_tail: vec![format!("echo-{model}: shut down after serving 12 connections")],
+                stderr_tail: vec![
+                    format!("echo-{model}: shut down after serving 12 connections"),
+                    format!("echo-{model}: connections per worker: min 5, median 6, max 7"),
+                ],
                 ..ServerRecord::default()
             };
             let mut s = ScenarioResults {
@@ -220,6 +223,8 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     for bad in ["NaN", "inf", "0.000 KiB"] {
         assert!(!md.contains(bad), "{bad} in the report");
     }
+    // A server's own account of how it spread connections is quoted.
+    assert!(md.contains("- hybrid after churn, by its own count: connections per worker: min 5"));
     // System calls per message come from the traced repeats: mio's 2,000 calls for 1,000.
     assert!(md.contains("the fewest system calls per message were made by **mio**: 2.00 calls"));
     // Open loop: the corrected p99.9 is 3x the uncorrected one in the synthetic data.
