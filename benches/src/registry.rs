@@ -32,6 +32,9 @@ pub enum PerConnection {
     Process,
     /// A thread with its own stack.
     Thread,
+    /// A process or thread from a pool made beforehand, held for the connection's life and
+    /// then reused: nothing is created per connection, but each concurrent one holds a worker.
+    Pooled,
     /// Only the connection's state, in a loop or a pool that already exists.
     State,
 }

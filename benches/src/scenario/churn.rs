@@ -127,7 +127,7 @@ fn why(at: &[(&str, &Summary)]) -> Option<String> {
     let creates = match registry::find(dear)?.per_connection {
         PerConnection::Process => "creates and later reaps a whole process",
         PerConnection::Thread => "creates and tears down a thread",
-        PerConnection::State => return None,
+        PerConnection::Pooled | PerConnection::State => return None,
     };
     let cheap_is_state =
         registry::find(cheap).is_some_and(|m| m.per_connection == PerConnection::State);
