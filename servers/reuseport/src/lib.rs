@@ -190,11 +190,23 @@ impl Served {
         })
     }
 
-    /// Writes the exit lines on stderr: connections served per worker, in worker order, then
-    /// the summary line every server prints.
+    /// How the connections spread over the workers, in the form the harness quotes:
+    /// `connections per worker: min 14, median 18, max 28 (by worker: 28 18 14)`.
+    pub fn spread(&self) -> String {
+        let mut counts: Vec<u64> = self.workers.iter().map(|worker| worker.served).collect();
+        let by_worker: Vec<String> = counts.iter().map(u64::to_string).collect();
+        counts.sort_unstable();
+        let at = |i: usize| counts.get(i).copied().unwrap_or(0);
+        let (min, median, max) = (at(0), at(counts.len() / 2), at(counts.len().saturating_sub(1)));
+        let by_worker = by_worker.join(" ");
+        format!(
+            "connections per worker: min {min}, median {median}, max {max} (by worker: {by_worker})"
+        )
+    }
+
+    /// Writes the exit lines on stderr: the spread, then the summary line every server prints.
     pub fn log(&self, program: &str) {
-        let spread: Vec<String> = self.workers.iter().map(|w| w.served.to_string()).collect();
-        eprintln!("{program}: connections served per worker: {}", spread.join(" "));
+        eprintln!("{program}: {}", self.spread());
         self.total().log(program);
     }
 }
@@ -209,6 +221,21 @@ mod tests {
     fn zero_workers_is_refused() {
         let err = run(Vec::new(), Shutdown::new().unwrap(), &Config::default()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn the_spread_names_min_median_max_and_every_worker() {
+        let served = |counts: &[u64]| Served {
+            workers: counts.iter().map(|&served| Summary { served, rejected: 1 }).collect(),
+        };
+        let three = served(&[28, 14, 18]);
+        let line = "connections per worker: min 14, median 18, max 28 (by worker: 28 14 18)";
+        assert_eq!(three.spread(), line);
+        assert_eq!(three.total(), Summary { served: 60, rejected: 3 });
+        assert_eq!(
+            served(&[7]).spread(),
+            "connections per worker: min 7, median 7, max 7 (by worker: 7)"
+        );
     }
 
     #[test]

@@ -25,11 +25,11 @@ fn every_worker_serves_a_share_and_sigterm_stops_them_all() {
 
     let exit = server.terminate();
     exit.assert_clean_after_serving(CLIENTS as u64);
-    // `connections served per worker: A B C`, in worker order.
-    let line = exit.stderr.lines().find(|line| line.contains("served per worker"));
+    // `connections per worker: min A, median B, max C (by worker: X Y Z)`.
+    let line = exit.stderr.lines().find(|line| line.contains("connections per worker"));
     let line = line.unwrap_or_else(|| panic!("no per-worker line on stderr: {}", exit.stderr));
-    let spread: Vec<usize> =
-        line.rsplit(':').next().unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect();
+    let by_worker = line.rsplit("by worker:").next().unwrap().trim_end_matches(')');
+    let spread: Vec<usize> = by_worker.split_whitespace().map(|n| n.parse().unwrap()).collect();
     eprintln!("spread of {CLIENTS} connections over 3 workers: {spread:?}");
     assert_eq!(spread.len(), 3, "one count per worker: {line}");
     assert_eq!(spread.iter().sum::<usize>(), CLIENTS, "{line}");
