@@ -44,6 +44,24 @@ pub struct ServerArgs {
     pub buffer: u64,
 }
 
+/// `--workers`, for the models that run one event loop per worker thread.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Worker threads, each running its own event loop [default: the number of CPUs].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+}
+
+impl WorkerArgs {
+    /// The workers asked for, or one per CPU the process may run on: more would only take
+    /// turns on them. (`available_parallelism` follows the CPU affinity mask, so a server
+    /// pinned to one CPU runs one worker.)
+    pub fn count(&self) -> usize {
+        let cpus = || std::thread::available_parallelism().map_or(1, usize::from);
+        self.workers.map_or_else(cpus, usize::from)
+    }
+}
+
 impl ServerArgs {
     /// Where to listen: `--unix` wins over the default `--addr`.
     pub fn endpoint(&self) -> Endpoint {
@@ -139,6 +157,19 @@ mod tests {
         let cli = Cli::try_parse_from(["echo", "--unix", "/tmp/e.sock"]).unwrap();
         assert_eq!(cli.server.endpoint().to_string(), "unix:/tmp/e.sock");
         assert!(Cli::try_parse_from(["echo", "--unix", "/x", "--addr", "127.0.0.1:1"]).is_err());
+    }
+
+    #[test]
+    fn workers_default_to_the_cpus_and_zero_is_refused() {
+        #[derive(Debug, Parser)]
+        struct Pool {
+            #[command(flatten)]
+            workers: WorkerArgs,
+        }
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(Pool::try_parse_from(["echo"]).unwrap().workers.count(), cpus);
+        assert_eq!(Pool::try_parse_from(["echo", "--workers", "3"]).unwrap().workers.count(), 3);
+        assert!(Pool::try_parse_from(["echo", "--workers", "0"]).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One non-blocking echo connection, as the event-loop models (mio, hybrid) drive it.
+//! One non-blocking echo connection, as the event-loop models (mio, and through its loop
+//! hybrid and reuseport) drive it.
 //!
 //! This is the per-connection state machine only. Everything about *scheduling* (the `Poll`,
 //! tokens, when to register, when to serve whom, when to accept, when to close) stays in the

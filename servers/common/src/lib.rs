@@ -1,13 +1,17 @@
 //! Plumbing shared by every echobench server model, and nothing else.
 //!
-//! Each model crate (`servers/fork`, `servers/thread`, `servers/mio`, `servers/hybrid`) is meant
-//! to be read on its own, so the code that decides *how connections are scheduled* (the accept
-//! loop, who runs each connection, when a connection is read or written) lives in the model,
-//! visibly. What lives here is what every model needs and none of them teaches:
+//! Each model crate (`servers/fork`, `servers/thread`, `servers/mio`, `servers/hybrid`,
+//! `servers/reuseport`) is meant to be read on its own, so the code that decides *how
+//! connections are scheduled* (the accept loop, who runs each connection, when a connection is
+//! read or written, how long its turn is) lives in a model, visibly: the hybrid and reuseport
+//! models run the mio model's event loop, never one from here. What lives here is what every
+//! model needs and none of them teaches:
 //!
-//! - [`cli`]: the command-line flags every server shares, and one-line error reporting.
-//! - [`net`]: binding TCP (IPv4 or IPv6) and Unix listeners, the stream types they accept, and
-//!   the ready line `listening on ADDR` that tells a parent process the server can take load.
+//! - [`cli`]: the command-line flags every server shares (and `--workers`, for the models
+//!   with worker threads), one-line error reporting, and [`cli::serve`], the rest of `main`.
+//! - [`net`]: binding TCP (IPv4 or IPv6) and Unix listeners (one, or a SO_REUSEPORT group of
+//!   them), the stream types they accept, and the ready line `listening on ADDR` that tells a
+//!   parent process the server can take load.
 //! - [`shutdown`]: a pollable shutdown handle that SIGINT and SIGTERM trigger.
 //! - [`echo`]: the blocking echo loop that the fork and thread models run per connection.
 //! - [`conn`]: its non-blocking twin, the per-connection echo state machine (bounded buffer,
@@ -24,7 +28,7 @@ pub mod echo;
 pub mod net;
 pub mod shutdown;
 
-pub use cli::ServerArgs;
+pub use cli::{ServerArgs, WorkerArgs};
 pub use conn::{Connection, Next};
 pub use net::{Endpoint, Listener, MioListener, MioStream, Stream};
 pub use shutdown::Shutdown;

@@ -4,7 +4,8 @@
 //! each model generic over the socket type, the two kinds are wrapped in small enums
 //! ([`Listener`]/[`Stream`] for blocking models, [`MioListener`]/[`MioStream`] for event loops)
 //! that forward the few calls a model makes. A model then reads the same whatever the socket.
-//! The event-loop types, and the conversions to them, are in `net/mio.rs`.
+//! The event-loop types, and the conversions to them, are in `net/mio.rs`; binding several
+//! listeners on one port with SO_REUSEPORT is in `net/reuseport.rs`.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -12,10 +13,12 @@ use std::net::{self, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
 mod mio;
+mod reuseport;
 pub use self::mio::{MioListener, MioStream};
 
 /// Where a server listens: a TCP socket address or the path of a Unix socket.
@@ -69,7 +72,8 @@ impl fmt::Display for Endpoint {
 #[derive(Debug)]
 pub enum Listener {
     Tcp(net::TcpListener),
-    Unix(UnixListener, UnixPathGuard),
+    /// The guard is shared by the listener's clones (see [`Listener::try_clone`]).
+    Unix(UnixListener, Arc<UnixPathGuard>),
 }
 
 impl Listener {
@@ -81,14 +85,7 @@ impl Listener {
         let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
         match endpoint {
             Endpoint::Tcp(addr) => {
-                let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
-                // SO_REUSEADDR lets a restarted server bind while old connections sit in
-                // TIME_WAIT. On Linux it does not let two servers listen on one port, so a port
-                // that is really in use still fails with EADDRINUSE.
-                socket.set_reuse_address(true)?;
-                if addr.is_ipv6() {
-                    socket.set_only_v6(true)?;
-                }
+                let socket = tcp_socket(addr)?;
                 socket.bind(&SockAddr::from(*addr))?;
                 socket.listen(backlog)?;
                 Ok(Listener::Tcp(socket.into()))
@@ -99,9 +96,21 @@ impl Listener {
                 socket.bind(&SockAddr::unix(path)?)?;
                 let guard = UnixPathGuard { path: path.clone(), owner: std::process::id() };
                 socket.listen(backlog)?;
-                Ok(Listener::Unix(UnixListener::from(OwnedFd::from(socket)), guard))
+                Ok(Listener::Unix(UnixListener::from(OwnedFd::from(socket)), Arc::new(guard)))
             }
         }
+    }
+
+    /// Another descriptor for the same listening socket (`dup`): still one socket with one
+    /// queue of connections, which several event loops can each register in their own
+    /// `Poll` and accept from. A Unix socket's file is removed when the last clone closes.
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(match self {
+            Listener::Tcp(listener) => Listener::Tcp(listener.try_clone()?),
+            Listener::Unix(listener, guard) => {
+                Listener::Unix(listener.try_clone()?, Arc::clone(guard))
+            }
+        })
     }
 
     /// The endpoint actually bound, with the real port when port 0 was asked for.
@@ -165,9 +174,22 @@ impl AsRawFd for Listener {
     }
 }
 
-/// Removes a Unix socket's file when its listener is dropped, so that shutdown leaves nothing
-/// behind. Only the process that bound it removes it: a forked child that drops its copy of
-/// the listener must not pull the path out from under the parent.
+/// A TCP socket for `addr`, not yet bound, with the options every TCP listener here sets.
+fn tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
+    // SO_REUSEADDR lets a restarted server bind while old connections sit in TIME_WAIT. On
+    // Linux it does not let two servers listen on one port, so a port that is really in use
+    // still fails with EADDRINUSE.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    Ok(socket)
+}
+
+/// Removes a Unix socket's file when its listener (the last of its clones) is dropped, so
+/// that shutdown leaves nothing behind. Only the process that bound it removes it: a forked
+/// child that drops its copy of the listener must not pull the path out from under the parent.
 #[derive(Debug)]
 pub struct UnixPathGuard {
     path: PathBuf,
@@ -317,6 +339,21 @@ mod tests {
         // A live one is not stale: a second bind must fail rather than steal it.
         assert!(Listener::bind(&endpoint, 16).is_err());
         drop(listener);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn clones_share_one_queue_and_the_last_removes_the_unix_file() {
+        let path =
+            std::env::temp_dir().join(format!("echobench-clone-{}.sock", std::process::id()));
+        let first = Listener::bind(&Endpoint::Unix(path.clone()), 16).unwrap();
+        let second = first.try_clone().unwrap();
+        // A client queued on the socket is accepted through either descriptor.
+        let _client = UnixStream::connect(&path).unwrap();
+        assert!(matches!(second.accept().unwrap(), Stream::Unix(_)));
+        drop(first);
+        assert!(path.exists(), "a clone still listens: the file must stay");
+        drop(second);
         assert!(!path.exists());
     }
 }

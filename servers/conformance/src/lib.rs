@@ -1,6 +1,6 @@
 //! The conformance suite: the server contract, written once, checked against every model.
 //!
-//! Every echobench server (fork, thread, mio, hybrid) promises the same things: the ready
+//! Every echobench server (fork, thread, mio, hybrid, reuseport) promises the same things: the ready
 //! line, byte-transparent echo over IPv4, IPv6 and Unix sockets, half-close, bounded memory,
 //! a fair share for every client, `--max-conns` and `--backlog`, TCP_NODELAY, surviving
 //! EMFILE, a clean exit on SIGINT/SIGTERM and one line of error for bad input. This crate

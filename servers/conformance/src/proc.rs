@@ -1,7 +1,8 @@
 //! What a server's process tree costs, read from `/proc`.
 //!
-//! A server is one process (thread, mio, hybrid) or a parent with one forked child per
-//! connection (fork), so every measure here covers the tree: the server and its descendants.
+//! A server is one process (thread, mio, hybrid, reuseport) or a parent with one forked child
+//! per connection (fork), so every measure here covers the tree: the server and its
+//! descendants.
 //! Two traps, both noted in the project's field notes:
 //!
 //! - RSS summed over forked children counts the pages they share with the parent once per

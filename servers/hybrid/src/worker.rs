@@ -7,7 +7,7 @@
 //! back only through that counter and, when it closes a connection while the acceptor is out
 //! of descriptors, the acceptor's own waker. Everything else (the `Poll`, the slab of
 //! connections, the scratch buffer, the fairness budget) is the mio model's loop, run
-//! unchanged: [`echobench_mio::serve`]. What a worker adds is where its new connections come
+//! unchanged: [`EventLoop::run`]. What a worker adds is where its new connections come
 //! from, the [`Inbox`].
 
 use std::io;
@@ -17,7 +17,7 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use echobench_common::{Config, Connection, MioStream};
-use echobench_mio::{Arrival, INCOMING, Incoming};
+use echobench_mio::{Arrival, EventLoop, INCOMING, Incoming};
 use mio::{Poll, Waker};
 
 use crate::FreedSignal;
@@ -53,10 +53,11 @@ impl WorkerHandle {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let open = Arc::new(AtomicUsize::new(0));
         let inbox = Inbox { receiver, open: Arc::clone(&open), freed };
-        let config = *config;
+        // No shutdown handle: a worker stops when the acceptor closes its channel.
+        let event_loop = EventLoop::new(poll, inbox, None, config)?;
         let thread = thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
             // The loop's own summary repeats what the acceptor counted at hand-off.
-            echobench_mio::serve(poll, inbox, &config).map(drop)
+            event_loop.run().map(drop)
         })?;
         Ok(WorkerHandle { sender, waker, open, thread })
     }

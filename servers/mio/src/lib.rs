@@ -22,14 +22,16 @@
 //! Nothing ever blocks except `epoll_wait` itself, so a client that connects and says nothing
 //! costs a slab slot and an epoll entry, and delays nobody: its token never comes up.
 //!
-//! The loop ([`serve`]) does not care where new connections come from, only that something
+//! The loop ([`EventLoop::run`]) does not care where new connections come from, only that something
 //! registered under the token [`INCOMING`] says when there are some, and that it can take
-//! them one at a time. That is the small trait [`Incoming`]. This model's own is
+//! them one at a time: the small trait [`Incoming`] (in `incoming.rs`). This model's own is
 //! [`Accepting`]: the listener, and the count of open connections that `--max-conns` is
-//! checked against. The hybrid model reuses this loop with a source of its own: each of its
-//! workers takes the sockets that an acceptor thread put in its inbox (and rang its `Waker`
-//! to say so), and at each close counts the connection out of the count by which the
-//! acceptor applies `--max-conns` and picks the least busy worker.
+//! checked against. Two other models reuse this loop. Each hybrid worker runs it with a
+//! source of its own: the sockets that an acceptor thread put in its inbox (and rang its
+//! `Waker` to say so), counted out at close from the count by which the acceptor applies
+//! `--max-conns` and picks the least busy worker. The reuseport model runs it as it is, once
+//! per worker thread, each on its own listener, all sharing one count
+//! ([`EventLoop::listening`]).
 //!
 //! # What one connection costs
 //!
@@ -70,7 +72,7 @@
 //!
 //! The one core. Every byte of every connection passes through this thread, so once it is
 //! saturated, throughput stops growing and every client's latency rises together; the other
-//! cores sit idle (the hybrid model runs one such loop per core). Next,
+//! cores sit idle (the hybrid and reuseport models run one such loop per core). Next,
 //! latency: each busy connection on the loop delays the others by its turn (see *Fairness*),
 //! and any slow work added to the loop would stall every connection at once. Finally
 //! descriptors: at `ulimit -n` accept fails with EMFILE, and the loop must pause accepting
@@ -82,16 +84,18 @@ use std::collections::VecDeque;
 use std::io;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use echobench_common::conn::report;
 use echobench_common::{
-    ACCEPT_PAUSE, AcceptError, Config, Connection, Listener, MioListener, MioStream, Shutdown,
-    Summary, interrupted,
+    ACCEPT_PAUSE, Config, Connection, Listener, MioStream, Shutdown, Summary, interrupted,
 };
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+
+mod incoming;
+pub use incoming::{Accepting, Arrival, Incoming};
 
 /// Token of the shutdown handle. Connections use their slab keys, which count up from 0, so
 /// the two fixed tokens sit at the top of the range where no key will ever reach.
@@ -116,165 +120,23 @@ pub const READS_PER_TURN: usize = 16;
 
 /// Serves `listener` on the calling thread until `shutdown` fires, then closes every
 /// connection and returns what it served.
-pub fn run(listener: Listener, mut shutdown: Shutdown, config: &Config) -> io::Result<Summary> {
-    let poll = Poll::new()?;
-    let mut listener = listener.into_mio()?;
-    poll.registry().register(&mut listener, INCOMING, Interest::READABLE)?;
-    poll.registry().register(&mut shutdown, SHUTDOWN, Interest::READABLE)?;
+pub fn run(listener: Listener, shutdown: Shutdown, config: &Config) -> io::Result<Summary> {
     // Nobody else counts this loop's connections, so the count starts at zero and stays ours.
-    let incoming = Accepting::new(listener, config.max_conns, Arc::default());
-    serve(poll, incoming, config)
+    EventLoop::listening(listener, shutdown, config, Arc::default())?.run()
 }
 
-/// Runs the event loop on `poll` until a shutdown handle registered under [`SHUTDOWN`] fires
-/// or `incoming` says that no connection will come any more; then closes every connection
-/// and returns what it served.
-///
-/// Whatever tells of new connections (a listener, a `Waker`) must already be registered
-/// with `poll` under [`INCOMING`]; a shutdown handle is optional.
-pub fn serve<I: Incoming>(poll: Poll, incoming: I, config: &Config) -> io::Result<Summary> {
-    let mut event_loop = EventLoop {
-        poll,
-        incoming,
-        connections: Slab::new(),
-        scratch: vec![0; config.buffer],
-        ready: VecDeque::new(),
-        incoming_waiting: false,
-        paused_until: None,
-        summary: Summary::default(),
-    };
-    let mut events = Events::with_capacity(EVENTS_PER_POLL);
-
-    loop {
-        // Sleep until something is ready; while accepting is paused, also until it is time to
-        // try again. The clock is read only while paused, never on the hot path. While
-        // connections wait in the ready queue there is work to do now: only look.
-        let timeout = if event_loop.ready.is_empty() {
-            event_loop.paused_until.map(|t| t.saturating_duration_since(Instant::now()))
-        } else {
-            Some(Duration::ZERO)
-        };
-        if let Err(err) = event_loop.poll.poll(&mut events, timeout) {
-            if interrupted(&err) {
-                continue;
-            }
-            return Err(err);
-        }
-
-        // The connections that used up their budget in the last turn; they are served after
-        // this batch, so that every connection gets one turn before any gets a second.
-        let waiting = event_loop.ready.len();
-        for event in events.iter() {
-            match event.token() {
-                SHUTDOWN => return Ok(event_loop.close_all()),
-                // Take new connections after handling this batch, so that connections freed
-                // in it make room (and descriptors) for the newcomers.
-                INCOMING => event_loop.incoming_waiting = true,
-                token => event_loop.on_connection_event(token),
-            }
-        }
-        event_loop.serve_ready(waiting);
-
-        let pause_over = event_loop.paused_until.is_none_or(|t| Instant::now() >= t);
-        if event_loop.incoming_waiting && pause_over && event_loop.take_incoming()?.is_break() {
-            return Ok(event_loop.close_all());
-        }
-    }
-}
-
-/// Where an event loop's new connections come from, and who is told when one closes.
-///
-/// The loop calls [`take`](Incoming::take) after an event under [`INCOMING`], until it
-/// answers anything but a connection; [`admit`](Incoming::admit) for each connection it
-/// takes; and [`close`](Incoming::close) for each admitted one that is over.
-pub trait Incoming {
-    /// The next new connection, or why there is none now.
-    fn take(&mut self) -> io::Result<Arrival>;
-    /// Whether a new connection may stay (`--max-conns`); one that may not is closed at once
-    /// and counted as rejected.
-    fn admit(&mut self) -> bool;
-    /// Closes an admitted connection that is finished, broken, or could not be registered,
-    /// and updates whatever counts open connections.
-    fn close(&mut self, connection: Connection);
-}
-
-/// What [`Incoming::take`] found.
+/// One event loop: a `Poll`, the connections registered with it, and where new ones come
+/// from. [`EventLoop::run`] is the loop itself.
 #[derive(Debug)]
-pub enum Arrival {
-    /// A new connection, non-blocking and not yet registered.
-    Connection(MioStream),
-    /// None waiting now; the next event under [`INCOMING`] says when there are more.
-    Empty,
-    /// Out of file descriptors (EMFILE, ENFILE) or socket memory. The loop stops taking for
-    /// [`ACCEPT_PAUSE`], or until one of its connections closes, then tries again on its own:
-    /// the kernel keeps the connections queued, and will not announce them again.
-    OutOfResources,
-    /// No connection will ever come: the loop closes its connections and returns.
-    Ended,
-}
-
-/// This model's source of new connections: the listener, accepted until `WouldBlock`.
-#[derive(Debug)]
-pub struct Accepting {
-    listener: MioListener,
-    /// The most connections open at once (`--max-conns`).
-    max_conns: usize,
-    /// Connections open now, counted against `max_conns`. An atomic, so that several loops,
-    /// each with its own listener, can share one count, and so one limit.
-    open: Arc<AtomicUsize>,
-}
-
-impl Accepting {
-    /// Accepts from `listener`, counting open connections in `open` against `max_conns`.
-    pub fn new(listener: MioListener, max_conns: usize, open: Arc<AtomicUsize>) -> Accepting {
-        Accepting { listener, max_conns, open }
-    }
-}
-
-impl Incoming for Accepting {
-    fn take(&mut self) -> io::Result<Arrival> {
-        loop {
-            return match self.listener.accept() {
-                Ok(stream) => Ok(Arrival::Connection(stream)),
-                Err(err) => match AcceptError::classify(&err) {
-                    AcceptError::WouldBlock => Ok(Arrival::Empty),
-                    // That connection died in the queue, or a signal came: take the next.
-                    AcceptError::Retry => continue,
-                    AcceptError::OutOfResources => Ok(Arrival::OutOfResources),
-                    AcceptError::Fatal => Err(err),
-                },
-            };
-        }
-    }
-
-    /// Over `--max-conns`, a connection is accepted and closed at once: leaving it in the
-    /// backlog would leave the client hanging with no answer, and leave the listener readable
-    /// for ever.
-    fn admit(&mut self) -> bool {
-        // Check and count in one step, so that two loops sharing the count cannot both take
-        // the last place.
-        let max = self.max_conns;
-        self.open
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
-            .is_ok()
-    }
-
-    fn close(&mut self, connection: Connection) {
-        // Count it out before closing: the close is what tells the client (its FIN), and a
-        // client that reconnects at once must not find the old connection still counted.
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        drop(connection);
-    }
-}
-
-/// Everything the loop owns besides the `Poll` itself.
-#[derive(Debug)]
-struct EventLoop<I> {
+pub struct EventLoop<I> {
     /// The epoll instance: connections are registered with its registry, re-registered as
     /// their needs change, and removed by closing their sockets.
     poll: Poll,
     /// Where new connections come from: here the listener, in a hybrid worker an inbox.
     incoming: I,
+    /// Registered under [`SHUTDOWN`], if the loop has one; kept here so that its descriptor
+    /// stays open (and so registered) as long as the loop runs.
+    _shutdown: Option<Shutdown>,
     /// Open connections by token. A slab reuses the keys of closed connections, which keeps
     /// it dense; the price is that a stale event may name a key that now belongs to a newer
     /// connection, which is harmless because [`Connection::on_event`] tolerates spurious calls.
@@ -305,7 +167,98 @@ struct Slot {
     queued: bool,
 }
 
+impl EventLoop<Accepting> {
+    /// A loop that accepts from `listener` until `shutdown` fires, counting open connections
+    /// against `--max-conns` in `open`, which other loops may share: the reuseport model runs
+    /// one such loop per worker, each on its own listener, all bounded by one count.
+    ///
+    /// Everything the loop needs before its first connection (the epoll instance, the two
+    /// registrations) is made here, so that a caller can set up all its loops before any of
+    /// them takes a connection and uses up descriptors.
+    pub fn listening(
+        listener: Listener,
+        shutdown: Shutdown,
+        config: &Config,
+        open: Arc<AtomicUsize>,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut listener = listener.into_mio()?;
+        poll.registry().register(&mut listener, INCOMING, Interest::READABLE)?;
+        let incoming = Accepting::new(listener, config.max_conns, open);
+        EventLoop::new(poll, incoming, Some(shutdown), config)
+    }
+}
+
 impl<I: Incoming> EventLoop<I> {
+    /// A loop on `poll`, taking new connections from `incoming`, and stopping when `shutdown`
+    /// (if any) fires or `incoming` ends.
+    ///
+    /// Whatever tells of new connections (a listener, a `Waker`) must already be registered
+    /// with `poll` under [`INCOMING`]; the shutdown handle is registered here.
+    pub fn new(
+        poll: Poll,
+        incoming: I,
+        mut shutdown: Option<Shutdown>,
+        config: &Config,
+    ) -> io::Result<Self> {
+        if let Some(shutdown) = &mut shutdown {
+            poll.registry().register(shutdown, SHUTDOWN, Interest::READABLE)?;
+        }
+        Ok(EventLoop {
+            poll,
+            incoming,
+            _shutdown: shutdown,
+            connections: Slab::new(),
+            scratch: vec![0; config.buffer],
+            ready: VecDeque::new(),
+            incoming_waiting: false,
+            paused_until: None,
+            summary: Summary::default(),
+        })
+    }
+
+    /// Runs the loop on the calling thread until the shutdown handle fires or no connection
+    /// will come any more; then closes every connection and returns what it served.
+    pub fn run(mut self) -> io::Result<Summary> {
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        loop {
+            // Sleep until something is ready; while accepting is paused, also until it is
+            // time to try again. The clock is read only while paused, never on the hot path.
+            // While connections wait in the ready queue there is work to do now: only look.
+            let timeout = if self.ready.is_empty() {
+                self.paused_until.map(|t| t.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
+                if interrupted(&err) {
+                    continue;
+                }
+                return Err(err);
+            }
+
+            // The connections that used up their budget in the last turn; they are served
+            // after this batch, so that every connection gets one turn before any gets a
+            // second.
+            let waiting = self.ready.len();
+            for event in events.iter() {
+                match event.token() {
+                    SHUTDOWN => return Ok(self.close_all()),
+                    // Take new connections after handling this batch, so that connections
+                    // freed in it make room (and descriptors) for the newcomers.
+                    INCOMING => self.incoming_waiting = true,
+                    token => self.on_connection_event(token),
+                }
+            }
+            self.serve_ready(waiting);
+
+            let pause_over = self.paused_until.is_none_or(|t| Instant::now() >= t);
+            if self.incoming_waiting && pause_over && self.take_incoming()?.is_break() {
+                return Ok(self.close_all());
+            }
+        }
+    }
+
     /// Takes every new connection waiting, until there are none, or we are out of
     /// descriptors (then taking stops for [`ACCEPT_PAUSE`] or until a connection closes), or
     /// the source has ended (`Break`).

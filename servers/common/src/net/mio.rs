@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net;
+use std::sync::Arc;
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
@@ -45,7 +46,7 @@ impl Stream {
 #[derive(Debug)]
 pub enum MioListener {
     Tcp(mio::net::TcpListener),
-    Unix(mio::net::UnixListener, UnixPathGuard),
+    Unix(mio::net::UnixListener, Arc<UnixPathGuard>),
 }
 
 impl MioListener {
