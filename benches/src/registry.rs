@@ -97,6 +97,15 @@ pub const MODELS: &[Model] = &[
         cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::PerServerCpu },
         args: &[],
     },
+    Model {
+        name: "reuseport",
+        package: "echobench-reuseport",
+        binary: "echo-reuseport",
+        shape: "event-loop workers, each on its own SO_REUSEPORT listener",
+        per_connection: PerConnection::State,
+        cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::PerServerCpu },
+        args: &[],
+    },
 ];
 
 /// The load generator's package: built with the models, since the harness drives its binary.
