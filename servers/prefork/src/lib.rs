@@ -17,8 +17,10 @@
 //! - when a child takes the last idle place it writes an eventfd, and the parent, asleep in
 //!   `poll` on it, forks `--spare` more children at once (Apache grows by a few children a
 //!   second; a client waiting in the backlog behind a full pool would notice that);
-//! - once a second it retires idle children beyond `--spare` (keeping at least
-//!   `--workers`): it marks their slots, and each one leaves the next time its `accept`
+//! - once a second it retires idle children beyond twice `--spare` (keeping at least
+//!   `--workers`; twice, so that a pool that has just grown by `--spare` is not shrunk
+//!   again at the next tick under the same load, as Apache keeps its MinSpareServers
+//!   apart from its MaxSpareServers): it marks their slots, and each one leaves the next time its `accept`
 //!   returns, after serving the connection if it returned one, so no client is lost. An idle
 //!   child's `accept` returns at least once a second (a receive timeout on the listener),
 //!   which is what lets it notice;
@@ -80,7 +82,7 @@ use scoreboard::{Scoreboard, State};
 pub use spread::Spread;
 use worker::Worker;
 
-/// How often the parent retires idle children beyond `--spare`, and how long an idle
+/// How often the parent retires idle children beyond twice `--spare`, and how long an idle
 /// child's `accept` waits before it looks at its slot. Apache's maintenance runs once a
 /// second too; a retired child lingers at most this long.
 const TICK: Duration = Duration::from_secs(1);
@@ -90,7 +92,8 @@ const TICK: Duration = Duration::from_secs(1);
 pub struct PoolConfig {
     /// Children forked at start; the pool never shrinks below it.
     pub workers: usize,
-    /// Children forked at once when every child is busy; idle children beyond it retire.
+    /// Children forked at once when every child is busy; idle children beyond twice this
+    /// many retire.
     pub spare: usize,
 }
 
@@ -312,14 +315,15 @@ impl Books {
         self.free.push(index);
     }
 
-    /// Retires idle children beyond `spare`, keeping at least `workers` children that are
-    /// not already leaving.
+    /// Retires idle children beyond twice `spare`, keeping at least `workers` children that
+    /// are not already leaving.
     fn retire_extra(&mut self, pool: &PoolConfig) {
         let leaving =
             self.slots.values().filter(|&&i| self.board.slot(i).state() == State::Retiring);
         let staying = self.slots.len() - leaving.count();
         let idle = usize::try_from(self.board.idle()).unwrap_or(0);
-        let mut extra = idle.saturating_sub(pool.spare).min(staying.saturating_sub(pool.workers));
+        let keep_idle = pool.spare.saturating_mul(2);
+        let mut extra = idle.saturating_sub(keep_idle).min(staying.saturating_sub(pool.workers));
         for &index in self.slots.values() {
             if extra == 0 {
                 break;

@@ -20,7 +20,7 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     workers: u32,
 
-    /// Children forked at once when every child is busy; idle ones beyond it retire.
+    /// Children forked at once when every child is busy; idle ones beyond twice this retire.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     spare: u32,
 }
