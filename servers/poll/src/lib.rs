@@ -9,7 +9,8 @@
 //! events it waits for. It calls `poll(2)` on the whole array and sleeps until one of them
 //! is ready; then it walks the array, and each connection whose entry came back with events
 //! gets its turn: [`Connection::on_event`], the same state machine the mio and hybrid
-//! loops drive (bounded buffer, backpressure, half-close, a budget of reads per turn). The
+//! loops drive (bounded buffer, backpressure, half-close), given a budget of
+//! `READS_PER_TURN` reads. The
 //! listener's turn accepts until `WouldBlock`.
 //!
 //! `poll` is level-triggered: it reports a socket for as long as the condition holds, not
@@ -75,6 +76,13 @@ const SHUTDOWN: usize = 0;
 const LISTENER: usize = 1;
 /// How many entries precede the connections.
 const FIXED: usize = 2;
+
+/// The most reads one connection makes in its turn before the loop moves on: the mio
+/// model's budget, for the same reason (its *Fairness* section has the measurements).
+/// Without it a client that keeps its socket full would keep the loop to itself. Here the
+/// loop needs nothing more: a connection that stopped at its budget still has bytes
+/// waiting, and level-triggered `poll` reports it again on the next call.
+const READS_PER_TURN: usize = 16;
 
 /// Serves `listener` on the calling thread until `shutdown` fires, then closes every
 /// connection and returns what it served.
@@ -170,7 +178,7 @@ impl PollLoop<'_> {
         // The one call into the shared state machine. What the event was does not matter:
         // the connection tries whatever its state allows, and an error or hang-up shows up
         // as a failed read or write.
-        match self.connections[i].on_event(&mut self.scratch) {
+        match self.connections[i].on_event(&mut self.scratch, READS_PER_TURN) {
             Ok(next) if !next.done() => self.fds[FIXED + i].set_events(interest(next)),
             Ok(_) => self.close(i),
             Err(err) => {

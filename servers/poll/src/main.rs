@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p echobench-poll -- --addr 127.0.0.1:7000`
 use clap::Parser;
-use echobench_common::{Listener, ServerArgs, Shutdown, cli};
+use echobench_common::{ServerArgs, cli};
 
 #[derive(Debug, Parser)]
 #[command(name = "echo-poll", version, about = "TCP echo server: one thread, one poll(2) array")]
@@ -13,12 +13,5 @@ struct Args {
 
 fn main() {
     let args: Args = cli::parse();
-    let shutdown = cli::or_exit(Shutdown::on_signals(), "cannot install signal handlers");
-    let endpoint = args.server.endpoint();
-    let listener = Listener::bind(&endpoint, args.server.backlog);
-    let listener = cli::or_exit(listener, format!("cannot listen on {endpoint}"));
-    cli::or_exit(listener.announce(), "cannot print the ready line");
-    let config = args.server.config();
-    let summary = cli::or_exit(echobench_poll::run(listener, shutdown, &config), "server failed");
-    summary.log(&cli::program());
+    cli::serve(&args.server, echobench_poll::run);
 }

@@ -44,9 +44,7 @@ fn one_thread_serves_every_connection_and_sleeps_when_nothing_happens() {
     assert!(used < limit, "{used} ticks of CPU in a second of nothing: the loop spins");
     round_trip(&mut clients[0], b"still served");
 
-    let exit = server.terminate();
-    assert!(exit.status.success(), "exit status {:?}", exit.status);
-    assert!(exit.stderr.contains("serving 51 connections"), "stderr: {}", exit.stderr);
+    server.terminate().assert_clean_after_serving(51);
     for client in &mut clients {
         // End of file exactly: the server closed each connection in an orderly way.
         assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0, "the server closed the connection");

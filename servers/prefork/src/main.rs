@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p echobench-prefork -- --addr 127.0.0.1:7000 --workers 8`
 use clap::Parser;
-use echobench_common::{Listener, ServerArgs, Shutdown, cli};
+use echobench_common::{ServerArgs, cli};
 use echobench_prefork::PoolConfig;
 
 #[derive(Debug, Parser)]
@@ -27,13 +27,10 @@ struct Args {
 
 fn main() {
     let args: Args = cli::parse();
-    // The handler needs no thread: the parent must stay single-threaded to fork safely.
-    let shutdown = cli::or_exit(Shutdown::on_signals(), "cannot install signal handlers");
-    let endpoint = args.server.endpoint();
-    let listener = Listener::bind(&endpoint, args.server.backlog);
-    let listener = cli::or_exit(listener, format!("cannot listen on {endpoint}"));
-    cli::or_exit(listener.announce(), "cannot print the ready line");
     let pool = PoolConfig { workers: args.workers as usize, spare: args.spare as usize };
-    let summary = echobench_prefork::run(listener, shutdown, &args.server.config(), &pool);
-    cli::or_exit(summary, "server failed").log(&cli::program());
+    // `serve` installs the signal handlers without a thread: the parent must stay
+    // single-threaded to fork safely.
+    cli::serve(&args.server, |listener, shutdown, config| {
+        echobench_prefork::run(listener, shutdown, config, &pool)
+    });
 }

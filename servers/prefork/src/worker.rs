@@ -64,9 +64,11 @@ impl Worker<'_> {
                 }
             };
             if !self.board.admit(self.max_conns) {
-                // Over --max-conns: closed at once, so the client is not left hanging.
-                drop(stream);
+                // Over --max-conns: closed at once, so the client is not left hanging. Counted
+                // first: once the client sees the close it may stop the server, and a child
+                // killed between the close and the count would lose it.
                 self.board.count_rejected();
+                drop(stream);
                 self.leave_if_retired(me);
                 continue;
             }

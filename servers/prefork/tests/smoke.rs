@@ -62,8 +62,7 @@ fn the_pool_grows_when_full_and_shrinks_back_when_idle() {
     wait_for_idle_pool(&server, 2, "after the clients left");
 
     let exit = server.terminate();
-    assert!(exit.status.success(), "exit status {:?}", exit.status);
-    assert!(exit.stderr.contains("serving 10 connections"), "stderr: {}", exit.stderr);
+    exit.assert_clean_after_serving(10);
     assert!(exit.stderr.contains("connections per child: min 0"), "stderr: {}", exit.stderr);
     for pid in children {
         // A child left behind would have been adopted by another process and still exist.
