@@ -99,6 +99,14 @@ pub fn children(pid: i32) -> Vec<i32> {
     list.split_whitespace().filter_map(|pid| pid.parse().ok()).collect()
 }
 
+/// Whether the process is asleep in accept(2) or accept4(2), as `/proc/PID/syscall` shows
+/// (a pre-forked worker between two connections); false if it is gone or running.
+pub fn in_accept(pid: i32) -> bool {
+    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+    let number = text.split_whitespace().next().and_then(|n| n.parse::<libc::c_long>().ok());
+    number.is_some_and(|n| n == libc::SYS_accept || n == libc::SYS_accept4)
+}
+
 /// `root` and its descendants.
 pub fn tree(root: i32) -> Vec<i32> {
     let mut pids = vec![root];

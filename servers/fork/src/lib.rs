@@ -36,8 +36,9 @@
 //! spaces, dearer than a switch between threads. Here `fork` failing closes that one
 //! connection and pauses accepting for a moment; the server itself carries on.
 //!
-//! **The rules a forking server must keep**, each visible below (the child's side in
-//! `child.rs`):
+//! **The rules a forking server must keep**, each visible in `children.rs` (the parent's
+//! side) and `child.rs` (the child's). Both are public: the prefork model forks its pool
+//! of children by the same rules, with the same code.
 //!
 //! - Fork only from a single-threaded process. The child of a multi-threaded process gets a
 //!   copy of every lock, possibly held by a thread that does not exist in the child, so it
@@ -55,26 +56,21 @@
 //!   close_range(2)), asks to be killed if the parent dies, and ends with `_exit`, which runs
 //!   no destructors and flushes none of the parent's buffers.
 
-use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use echobench_common::{
     ACCEPT_PAUSE, AcceptError, Config, Listener, Shutdown, Stream, Summary, cli, poll_timeout,
 };
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid};
 
 mod child;
+mod children;
+pub use child::exit_child;
 use child::serve_in_child;
-
-/// How long shutdown gives the children to die of `SIGTERM` before sending `SIGKILL`.
-const GRACE: Duration = Duration::from_millis(500);
+pub use children::Children;
 
 /// Serves connections, one child process each, until `shutdown` fires; then stops every
 /// child and returns what was served.
@@ -82,11 +78,10 @@ const GRACE: Duration = Duration::from_millis(500);
 /// The calling process must be single-threaded (see the crate documentation); a process with
 /// more than one thread gets an error instead of an unsafe `fork`.
 pub fn run(listener: Listener, shutdown: Shutdown, config: &Config) -> io::Result<Summary> {
-    ensure_single_threaded()?;
+    let mut children = Children::new()?;
     // Non-blocking, so that "accept until there is nothing left" ends with WouldBlock
     // instead of sleeping in accept while shutdown or a child's exit waits to be noticed.
     listener.set_nonblocking(true)?;
-    let mut children = Children::new()?;
     let mut acceptor = Acceptor {
         listener,
         shutdown,
@@ -101,7 +96,7 @@ pub fn run(listener: Listener, shutdown: Shutdown, config: &Config) -> io::Resul
     // Dropping a Unix listener here also removes its socket file.
     let Acceptor { listener, summary, fork_failures, .. } = acceptor;
     drop(listener);
-    children.stop_all();
+    children.stop_all(|_| {});
     if fork_failures > 0 {
         eprintln!(
             "{}: {fork_failures} connections were closed because fork failed",
@@ -145,7 +140,7 @@ impl Acceptor {
             let watched = if self.paused_until.is_some() { 2 } else { 3 };
             let mut fds = [
                 PollFd::new(self.shutdown.as_fd(), PollFlags::POLLIN),
-                PollFd::new(children.sigchld.as_fd(), PollFlags::POLLIN),
+                PollFd::new(children.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
             ];
             match poll(&mut fds[..watched], timeout) {
@@ -159,7 +154,7 @@ impl Acceptor {
             if stop {
                 return Ok(());
             }
-            if exited && children.reap() > 0 {
+            if exited && children.reap(|_| {}) > 0 {
                 // A child's exit frees a process slot and, system-wide, descriptors: the
                 // moment to retry whatever made us pause.
                 self.paused_until = None;
@@ -192,10 +187,10 @@ impl Acceptor {
             // for a connection that is already over. (A child closes its socket just before
             // it exits, so a client that reconnects the instant it sees the close may still
             // find its old child counted, and be turned away.)
-            if children.live.len() >= self.config.max_conns {
-                children.reap();
+            if children.len() >= self.config.max_conns {
+                children.reap(|_| {});
             }
-            if children.live.len() >= self.config.max_conns {
+            if children.len() >= self.config.max_conns {
                 // Over the limit the connection is closed at once: the client sees EOF (or
                 // a reset) right away rather than hanging on a server that will not answer.
                 drop(stream);
@@ -209,35 +204,15 @@ impl Acceptor {
 
     /// Forks a child to serve `stream`, and closes the parent's copy of it.
     fn fork_child(&mut self, stream: Stream, children: &mut Children) -> io::Result<()> {
-        let parent = getpid();
-        let inherited =
-            [self.listener.as_raw_fd(), self.shutdown.as_raw_fd(), children.sigchld.as_raw_fd()];
-        // SIGINT and SIGTERM stay blocked across the fork. Otherwise a SIGTERM landing in the
-        // child before it restores the default action would run the parent's handler there,
-        // and that handler writes to the eventfd the child shares with the parent: one signal
-        // to one child would shut the whole server down. Blocked, the signal waits until the
-        // child has restored the default action, and then simply ends the child.
-        let stop_signals = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
-        let before = stop_signals.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
-        // SAFETY: this process has exactly one thread (checked when `run` began, and this
-        // crate starts none), so the child's copy of every lock, the allocator's included, is
-        // in a consistent state, and the child may run ordinary code. The child never returns
-        // into the parent's code: `serve_in_child` ends with `_exit`.
-        let forked = unsafe { fork() };
-        if let Ok(ForkResult::Child) = forked {
-            serve_in_child(stream, parent, inherited, &children.saved_mask, self.config.buffer);
-        }
-        // Only the parent gets here. A signal that arrived meanwhile is delivered now.
-        before.thread_set_mask()?;
-        // The child has its own copy of the socket; the parent must close its copy, or the
-        // connection would stay open after the child exits and the client would never see EOF.
-        drop(stream);
-        match forked {
-            Ok(ForkResult::Parent { child }) => {
-                children.live.insert(child);
-                self.summary.served += 1;
-            }
-            Ok(ForkResult::Child) => unreachable!("the child never returns from serve_in_child"),
+        // The child keeps its connection; the rest it closes (see `child.rs`).
+        let keep = [stream.as_fd().as_raw_fd()];
+        let inherited = [self.listener.as_raw_fd(), self.shutdown.as_raw_fd()];
+        let buffer = self.config.buffer;
+        // The closure owns `stream`. In the child it serves the connection; in the parent
+        // it is dropped unrun, which closes the parent's copy: otherwise the connection would
+        // stay open after the child exits and the client would never see EOF.
+        match children.spawn(&keep, &inherited, move || serve_in_child(stream, buffer)) {
+            Ok(_) => self.summary.served += 1,
             // EAGAIN (pid or memory limits) or ENOMEM: the server survives, the connection
             // does not. Say so once; repeating it for every connection would flood stderr.
             Err(errno) => {
@@ -259,116 +234,4 @@ impl Acceptor {
         // The length, and why a pause at all: see ACCEPT_PAUSE in echobench_common.
         self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
     }
-}
-
-/// The parent's record of its live children, and how it hears that they exited.
-#[derive(Debug)]
-struct Children {
-    /// Children forked and not yet reaped. Its size is what `max_conns` limits.
-    live: HashSet<Pid>,
-    /// Readable while a SIGCHLD is pending. SIGCHLD is blocked, so instead of running a
-    /// handler at an arbitrary moment it waits here until the loop is ready for it.
-    sigchld: SignalFd,
-    /// The signal mask before `run` blocked SIGCHLD: children start from it, and dropping
-    /// `Children` puts it back.
-    saved_mask: SigSet,
-}
-
-impl Children {
-    /// Blocks SIGCHLD and opens the signalfd that reports it.
-    fn new() -> io::Result<Children> {
-        let sigchld = SigSet::from(Signal::SIGCHLD);
-        // A signal delivered to a handler never reaches a signalfd; blocking it first makes
-        // the signalfd its only destination.
-        let saved_mask = sigchld.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
-        // Non-blocking, so that draining it ends with EAGAIN; close-on-exec as a matter of
-        // course (the children close it themselves, since they never exec).
-        let flags = SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC;
-        match SignalFd::with_flags(&sigchld, flags) {
-            Ok(fd) => Ok(Children { live: HashSet::new(), sigchld: fd, saved_mask }),
-            Err(errno) => {
-                let _ = saved_mask.thread_set_mask();
-                Err(errno.into())
-            }
-        }
-    }
-
-    /// Reaps every child that has exited and returns how many there were.
-    fn reap(&mut self) -> usize {
-        // Empty the signalfd, or poll would report it readable forever. How many signals we
-        // read means nothing: exits that happen close together share one SIGCHLD.
-        while let Ok(Some(_)) = self.sigchld.read_signal() {}
-        // So ask the kernel for exited children until it has none left to give.
-        let mut reaped = 0;
-        loop {
-            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                // Children remain, but all of them are still running.
-                Ok(WaitStatus::StillAlive) => break,
-                Ok(status) => {
-                    if let Some(pid) = status.pid() {
-                        self.live.remove(&pid);
-                        reaped += 1;
-                    }
-                }
-                Err(Errno::EINTR) => continue,
-                // ECHILD: no children at all.
-                Err(_) => break,
-            }
-        }
-        reaped
-    }
-
-    /// Ends every child: SIGTERM, a short grace period, then SIGKILL for any still alive.
-    /// Returns once every child has been reaped, so none is left behind as an orphan or a
-    /// zombie.
-    fn stop_all(&mut self) {
-        self.reap();
-        for &pid in &self.live {
-            // ESRCH would mean it already exited; it is then reaped below like the others.
-            let _ = kill(pid, Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + GRACE;
-        while !self.live.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let mut fds = [PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, poll_timeout(left));
-            self.reap();
-        }
-        // SIGTERM should have ended every child by now. One that got it between fork and
-        // restoring the default action had it blocked, not ignored: it stayed pending and
-        // ended the child the moment the mask was restored. SIGKILL is a safety net for what
-        // we did not foresee (a child stopped by SIGSTOP, or starved of CPU for the whole
-        // grace period): it can be neither blocked nor ignored. Waiting for each one by pid
-        // cannot hang long: a killed process exits as soon as it is next scheduled.
-        for &pid in &self.live {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
-        for pid in self.live.drain() {
-            while let Err(Errno::EINTR) = waitpid(pid, None) {}
-        }
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        // Unblock SIGCHLD again. Its default action is to be ignored (which, unlike an
-        // explicit SIG_IGN, does not auto-reap), so a pending one is simply discarded.
-        let _ = self.saved_mask.thread_set_mask();
-    }
-}
-
-/// Refuses to run in a process with more than one thread, where `fork` is unsafe.
-fn ensure_single_threaded() -> io::Result<()> {
-    // Linux lists one directory per thread of the process under /proc/self/task.
-    let threads = std::fs::read_dir("/proc/self/task")?.count();
-    if threads > 1 {
-        return Err(io::Error::other(format!(
-            "the fork model must run in a single-threaded process, and this one has {threads} \
-             threads (run the echo-fork binary instead of calling run from a threaded program)"
-        )));
-    }
-    Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 use mio::event::Source;
@@ -156,3 +157,23 @@ macro_rules! forward_source {
 
 forward_source!(MioListener);
 forward_source!(MioStream);
+
+// The descriptors themselves, for a loop that waits with poll(2) instead of a mio `Poll`.
+
+impl AsFd for MioListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            MioListener::Tcp(listener) => listener.as_fd(),
+            MioListener::Unix(listener, _) => listener.as_fd(),
+        }
+    }
+}
+
+impl AsFd for MioStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            MioStream::Tcp(stream) => stream.as_fd(),
+            MioStream::Unix(stream) => stream.as_fd(),
+        }
+    }
+}
