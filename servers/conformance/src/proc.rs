@@ -119,6 +119,19 @@ pub fn tree_threads(root: i32) -> u64 {
     tree(root).into_iter().filter_map(stat).map(|s| s.num_threads).sum()
 }
 
+/// The names of the process's threads (`/proc/PID/task/*/comm`, at most 15 bytes each, as
+/// the kernel keeps them), sorted; empty if the process is gone. A runtime that names its
+/// threads can be seen to start exactly the ones it should, and no others.
+pub fn thread_names(pid: i32) -> Vec<String> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    let mut names: Vec<String> = tasks
+        .filter_map(|task| fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The tree's proportional set size in KiB: resident memory with shared pages divided among
 /// the processes that share them.
 pub fn tree_pss_kib(root: i32) -> u64 {
@@ -214,6 +227,7 @@ mod tests {
         assert!(is_alive(me, stat.starttime));
         assert!(!is_alive(me, stat.starttime + 1), "a different start time is another process");
         assert!(tree_threads(me) >= 1);
+        assert!(!thread_names(me).is_empty());
         assert!(tree_pss_kib(me) > 0);
         assert!(tree_pss_anon_kib(me) > 0);
         assert!(tree_rss_kib(me) > 0);
