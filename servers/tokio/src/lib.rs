@@ -228,3 +228,22 @@ impl AsyncListener {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_task_is_a_small_future() {
+        let runtime = Builder::new_current_thread().enable_io().build().unwrap();
+        let size = runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let _client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let ticket = Arc::new(Books::default()).admit();
+            std::mem::size_of_val(&conn::serve(stream, 16 * 1024, ticket))
+        });
+        eprintln!("serve future: {size} bytes");
+        assert!(size <= 512, "a connection's future takes {size} bytes");
+    }
+}
