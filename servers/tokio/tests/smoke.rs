@@ -26,9 +26,7 @@ fn two_workers_and_the_main_thread_serve_every_connection_until_sigterm() {
     assert_eq!(names, ["echo-tokio", WORKER_THREAD_NAME, WORKER_THREAD_NAME], "threads");
     assert_eq!(proc::tree_threads(server.pid()), 3, "and no child process");
 
-    let exit = server.terminate();
-    assert!(exit.status.success(), "exit status {:?}", exit.status);
-    assert!(exit.stderr.contains("serving 50 connections"), "stderr: {}", exit.stderr);
+    server.terminate().assert_clean_after_serving(50);
     for client in &mut clients {
         // End of file exactly: dropping each task closed its connection in an orderly way.
         assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0, "the server closed the connection");
@@ -41,7 +39,7 @@ fn one_worker_still_runs_beside_the_main_thread() {
     let mut client = connect(server.tcp_addr());
     round_trip(&mut client, b"one worker");
     assert_eq!(proc::thread_names(server.pid()), ["echo-tokio", WORKER_THREAD_NAME]);
-    assert!(server.terminate().status.success());
+    server.terminate().assert_clean_after_serving(1);
 }
 
 #[test]
