@@ -73,9 +73,12 @@
 //! 12 s run): about 1,470 per message, against the mio model's 375; they go to readiness
 //! bookkeeping (`Registration`, `ScheduledIo`), task state transitions and the scheduler,
 //! with no single hot spot. The kernel's TCP work is 90% of the server's CPU time either
-//! way (`perf record`), so the two nearly cancel: server CPU time per message came out at
-//! 1.0x to 1.15x the mio model's (medians of interleaved runs on this shared machine; the
-//! report's figures are the ones to quote). A current-thread runtime, which would drop the
+//! way (`perf record`), so the two cancel: server CPU time per message (utime + stime of
+//! the server's threads over the measured window) was 6.99 us against the mio model's
+//! 7.25 us at 100 connections (0.96x) and 7.58 us against 7.29 us at 1,000 (1.04x), at
+//! about 130,000 messages/s for both, medians of three interleaved runs with the machine
+//! otherwise quiet. (On this machine busy with other builds, single runs of either ranged
+//! from 9 to 19 us.) A current-thread runtime, which would drop the
 //! work-stealing machinery when there is one worker, saved only 12% of those instructions
 //! (1,285 per message), 1 to 2% of the CPU, and is not used: the model is the
 //! multi-threaded runtime, and one worker is the same code as eight.
