@@ -1,9 +1,9 @@
 //! Plumbing shared by every echobench server model, and nothing else.
 //!
 //! Each model crate (`servers/fork`, `servers/thread`, `servers/mio`, `servers/hybrid`,
-//! `servers/reuseport`) is meant to be read on its own, so the code that decides *how
-//! connections are scheduled* (the accept loop, who runs each connection, when a connection is
-//! read or written, how long its turn is) lives in a model, visibly: the hybrid and reuseport
+//! `servers/reuseport`, `servers/tokio`) is meant to be read on its own, so the code that
+//! decides *how connections are scheduled* (the accept loop, who runs each connection, when a
+//! connection is read or written, how long its turn is) lives in a model, visibly: the hybrid and reuseport
 //! models run the mio model's event loop, never one from here. What lives here is what every
 //! model needs and none of them teaches:
 //!
