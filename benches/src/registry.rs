@@ -116,6 +116,15 @@ pub const MODELS: &[Model] = &[
         args: &[],
     },
     Model {
+        name: "tokio",
+        package: "echobench-tokio",
+        binary: "echo-tokio",
+        shape: "a task per connection on tokio's work-stealing runtime",
+        per_connection: PerConnection::State,
+        cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::PerServerCpu },
+        args: &[],
+    },
+    Model {
         name: "reuseport",
         package: "echobench-reuseport",
         binary: "echo-reuseport",
