@@ -1,0 +1,228 @@
+//! The io_uring model: one thread, one ring, and the kernel doing the I/O on its own.
+//!
+//! # Readiness against completion
+//!
+//! The mio model asks epoll *which sockets are ready*. An event says "you may read now" and
+//! nothing more: the loop must still call `read`, then `write`, then `read` again until
+//! `WouldBlock`, each a system call, each for one socket. Readiness is a promise that a
+//! call will not block, and the work is still ours.
+//!
+//! io_uring turns that around. The loop *asks for the I/O itself* by writing requests
+//! (submission queue entries) into a ring of memory shared with the kernel, and the kernel
+//! answers with completions in a second shared ring: not "you may read" but "this read
+//! happened, here are the bytes, in buffer 17". The calls that mio makes one by one become
+//! entries in a queue, and one `io_uring_enter` hands them all over and waits for the next
+//! batch of answers. This model uses the features that make that worth having:
+//!
+//! - **Multishot accept** (`AcceptMulti`): one request accepts every connection for the
+//!   life of the server, a completion per connection.
+//! - **Multishot receive from a provided-buffer ring** (`RecvMulti`, `register_buf_ring`):
+//!   one request per connection receives for as long as the connection lives. It holds no
+//!   buffer while it waits; when bytes arrive the kernel takes a buffer from a pool that the
+//!   loop registered (`buffers.rs`), fills it, and names it in the completion. A thousand
+//!   idle connections cost a thousand armed requests in the kernel and no buffer at all.
+//! - **Sends of owned buffers**: a send request takes a buffer away until its completion;
+//!   see *Who owns a buffer*.
+//! - **Batched submission** (`submit_and_wait`): each turn of the loop is one system call
+//!   that carries every send and re-armed receive of the last batch, for every connection,
+//!   and returns with the next batch of completions.
+//! - **Setup flags**: a completion queue sized for multishot requests (`setup_cqsize`: they
+//!   post many completions per submission), and where the kernel has them, SINGLE_ISSUER
+//!   and DEFER_TASKRUN, which let the kernel finish network requests inside our own wait
+//!   instead of interrupting the thread whenever a packet arrives (`ring.rs`).
+//!
+//! # Why batching is where the savings come from
+//!
+//! On this virtual machine a system call costs far more than the work most of them do for
+//! a 64-byte echo: the entry and exit, with their speculative-execution mitigations, are
+//! the bulk of it. The mio loop makes at least three per message (`read`, `write`, the
+//! `read` that says `WouldBlock`) plus a share of `epoll_wait`. Here, with a thousand
+//! connections busy, one `io_uring_enter` carries hundreds of messages' sends and comes back
+//! with hundreds of receives; the kernel still copies every byte and runs the TCP stack for
+//! every segment, but the crossings into it nearly vanish. With one connection there is
+//! nothing to batch: each turn carries one message, and io_uring's bookkeeping per request
+//! costs about what the system calls it replaces did. See the README for measured figures.
+//!
+//! # Who owns a buffer while the kernel holds it
+//!
+//! In a readiness loop a buffer is lent to the kernel only for the length of a system call.
+//! Here a request outlives the call that submitted it, and the memory it points at belongs
+//! to the kernel until its completion arrives:
+//!
+//! - a provided buffer is the kernel's while it sits in the ring, ours from the completion
+//!   that names it until we recycle it, which the loop does at once, after copying the
+//!   bytes into the connection's own `pending` buffer (so a slow client never holds a buffer
+//!   of the shared pool);
+//! - a send's buffer is the kernel's from submission to completion: it must not be written,
+//!   moved or freed meanwhile, so each connection has one send in flight and a second
+//!   buffer that new bytes collect in (`conn.rs`);
+//! - a connection's slot, and so its socket and buffers, is freed only when none of its
+//!   requests is in flight: closing a socket does not end the requests on it, so a
+//!   connection that fails is cancelled first and freed when the cancellation completes;
+//! - at shutdown every request is cancelled, and the loop waits for every last completion
+//!   before it closes the sockets and unregisters and frees the buffer pool.
+//!
+//! Rust's borrow checker cannot see any of this (the kernel is not Rust), so each place
+//! that hands memory to the kernel is an `unsafe` push whose `SAFETY` note says why the
+//! memory outlives the request.
+//!
+//! # What one connection costs
+//!
+//! A slab slot (the socket, two `Vec`s, a few flags; 64 bytes, checked by a test), an armed
+//! receive in the kernel, and while it echoes, buffers of at most `--buffer` bytes together.
+//! Per worker, fixed: the rings (1,024 submission and 8,192 completion entries, about
+//! 200 KiB) and the provided-buffer pool (1,024 buffers of 4 KiB: 4 MiB, touched at start-up
+//! so that the server's memory does not creep up as the kernel cycles through it).
+//!
+//! # Backpressure, and the other hard parts
+//!
+//! - **Backpressure**: every receive is armed with a byte limit (Linux 6.17) equal to the
+//!   room left under `--buffer`, so the kernel ends it before the bound can be crossed; a
+//!   connection at its bound is simply not armed again until the send that drains it
+//!   completes. On older kernels the loop cancels the receive at the bound instead, and
+//!   completions already on their way may take the connection a batch past it.
+//! - **A multishot request that ends** (a completion without `F_MORE`: the byte limit, an
+//!   empty buffer ring (ENOBUFS), a completion queue overflow, an error): armed again if the
+//!   connection still has room; ENOBUFS cannot repeat at once, since every buffer of the
+//!   batch is back in the ring before the next submission.
+//! - **A full submission queue**: requests wait in a backlog, in order, never dropped
+//!   (`ring.rs`). **Completion overflow**: the kernel parks completions and hands them
+//!   over at the next wait; multishot requests it ended that way are re-armed as above.
+//! - **Half-close**: a receive of 0 bytes ends receiving; the pending echo still goes out,
+//!   and the close after the last send's completion is the client's EOF.
+//! - **Out of descriptors**: an accept that fails with EMFILE ends the multishot accept; it
+//!   is armed again after a timer ([`ACCEPT_PAUSE`](echobench_common::ACCEPT_PAUSE)) or when
+//!   a connection closes, never at once (that would spin through the ring).
+//!
+//! # Where it wins, and what breaks first
+//!
+//! Many busy connections with small messages: the system calls per message drop from
+//! several to a small fraction of one, which is the whole difference on the server's CPU.
+//! What breaks first is the same core as in the mio model: one ring runs on one thread
+//! (`--workers N` runs N rings, each on its own SO_REUSEPORT listener; see `listen.rs`).
+//! Then availability: containers often forbid io_uring (seccomp), so the binary probes at
+//! start and says so in one line (`probe.rs`). And the pool: more receives in one batch
+//! than there are buffers end in ENOBUFS and cost a re-arm each.
+//!
+//! Run it with `cargo run --release -p echobench-uring -- --addr 127.0.0.1:7000`.
+
+mod buffers;
+mod conn;
+pub mod listen;
+mod probe;
+mod ring;
+mod worker;
+
+pub use probe::{Capabilities, probe, unavailable};
+pub use ring::RingSize;
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::AtomicUsize;
+use std::thread;
+
+use echobench_common::{Config, Listener, Shutdown, Summary};
+
+use crate::ring::Stats;
+use crate::worker::Worker;
+
+/// How the rings are run, beyond the limits every model shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Rings, each on its own thread (and, on TCP, its own SO_REUSEPORT listener).
+    pub workers: usize,
+    /// The backlog for the listeners of the workers after the first.
+    pub backlog: u32,
+    /// The size of each ring and its buffer pool.
+    pub ring: RingSize,
+    /// Use the receive byte limit where the kernel has it (false: cancel at the bound, as
+    /// on kernels before 6.17; for testing that path).
+    pub recv_limit: bool,
+    /// Print each ring's counters on stderr at exit.
+    pub stats: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workers: 1,
+            backlog: 1024,
+            ring: RingSize::default(),
+            recv_limit: true,
+            stats: false,
+        }
+    }
+}
+
+/// Serves `listener` with `options.workers` rings until `shutdown` fires, then cancels and
+/// closes everything and returns what was served.
+///
+/// The first ring runs on the calling thread. Each further ring gets a thread and, when
+/// `listener` is a TCP socket bound with SO_REUSEPORT (as [`listen::bind`] binds it), a
+/// listener of its own on the same address; otherwise the rings share `listener`.
+pub fn run(
+    listener: Listener,
+    shutdown: Shutdown,
+    config: &Config,
+    options: &Options,
+) -> io::Result<Summary> {
+    let mut caps = probe()?;
+    caps.recv_limit &= options.recv_limit;
+    let workers = options.workers.max(1);
+    let mut listeners = vec![listener];
+    for _ in 1..workers {
+        match listen::sibling(&listeners[0], options.backlog)? {
+            Some(sibling) => listeners.push(sibling),
+            None => break,
+        }
+    }
+    let open = AtomicUsize::new(0);
+    let serve = |index: usize| {
+        let listener = listeners.get(index).unwrap_or(&listeners[0]);
+        let tcp = matches!(listener, Listener::Tcp(_));
+        let result = Worker::new(
+            listener.as_raw_fd(),
+            tcp,
+            shutdown.as_raw_fd(),
+            *config,
+            caps,
+            &options.ring,
+            &open,
+        )
+        .and_then(Worker::run);
+        match &result {
+            // A ring that fails stops the others too, so that the error is not hidden
+            // behind a server that half runs.
+            Err(_) => shutdown.trigger(),
+            Ok((_, stats)) if options.stats => log_stats(index, stats),
+            Ok(_) => {}
+        }
+        result.map(|(summary, _)| summary)
+    };
+    thread::scope(|scope| {
+        let others: Vec<_> = (1..workers).map(|index| scope.spawn(move || serve(index))).collect();
+        let mut total = serve(0)?;
+        for other in others {
+            let summary = other.join().map_err(|_| io::Error::other("a worker panicked"))??;
+            total.served += summary.served;
+            total.rejected += summary.rejected;
+        }
+        Ok(total)
+    })
+}
+
+fn log_stats(index: usize, stats: &Stats) {
+    eprintln!(
+        "{}: ring {index}: {} waits, {} early submits, {} backlogged, {} cq overflows, \
+         {} completions, {} receives re-armed, {} enobufs, {} accept pauses",
+        echobench_common::cli::program(),
+        stats.waits,
+        stats.early_submits,
+        stats.backlogged,
+        stats.cq_overflows,
+        stats.completions,
+        stats.rearmed,
+        stats.enobufs,
+        stats.accept_pauses,
+    );
+}
