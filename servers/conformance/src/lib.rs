@@ -38,7 +38,9 @@ mod server;
 
 // The client helpers the models' own tests (tests/smoke.rs) share with the cases, so that no
 // model keeps a private copy of connecting, echoing or recognising a closed connection.
-pub use client::{assert_same, closed_by_server, connect, round_trip};
+pub use client::{
+    assert_same, closed_by_server, connect, pattern, round_trip, write_until_stalled,
+};
 pub use server::{Addr, Exit, Server, run_to_exit};
 
 /// Expands to one `#[test]` per conformance case, run against `bin` with `extra` arguments

@@ -194,7 +194,7 @@ pub fn run(
             // A ring that fails stops the others too, so that the error is not hidden
             // behind a server that half runs.
             Err(_) => shutdown.trigger(),
-            Ok((_, stats)) if options.stats => log_stats(index, stats),
+            Ok((summary, stats)) if options.stats => log_stats(index, summary, stats),
             Ok(_) => {}
         }
         result.map(|(summary, _)| summary)
@@ -211,11 +211,14 @@ pub fn run(
     })
 }
 
-fn log_stats(index: usize, stats: &Stats) {
+/// One line of counters per ring, `name value` pairs that the tests read back.
+fn log_stats(index: usize, summary: &Summary, stats: &Stats) {
     eprintln!(
-        "{}: ring {index}: {} waits, {} early submits, {} backlogged, {} cq overflows, \
-         {} completions, {} receives re-armed, {} enobufs, {} accept pauses",
+        "{}: ring {index}: {} served, {} waits, {} early_submits, {} backlogged, \
+         {} cq_overflows, {} completions, {} rearmed, {} enobufs, {} at_bound, \
+         {} accept_pauses",
         echobench_common::cli::program(),
+        summary.served,
         stats.waits,
         stats.early_submits,
         stats.backlogged,
@@ -223,6 +226,7 @@ fn log_stats(index: usize, stats: &Stats) {
         stats.completions,
         stats.rearmed,
         stats.enobufs,
+        stats.at_bound,
         stats.accept_pauses,
     );
 }

@@ -123,6 +123,9 @@ pub struct Stats {
     pub rearmed: u64,
     /// Receives that ended because the buffer ring was empty (ENOBUFS).
     pub enobufs: u64,
+    /// Receives that ended with their connection holding `--buffer` bytes, so were not
+    /// armed again until a send drained it (backpressure).
+    pub at_bound: u64,
     /// Times accepting paused for lack of descriptors.
     pub accept_pauses: u64,
 }

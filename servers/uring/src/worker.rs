@@ -234,9 +234,6 @@ impl<'a> Worker<'a> {
     fn on_recv(&mut self, key: usize, res: i32, flags: u32) {
         let conn = &mut self.connections[key];
         let more = cqueue::more(flags);
-        if !more {
-            conn.recv_armed = false;
-        }
         if let Some(bid) = cqueue::buffer_select(flags) {
             if res > 0 && !conn.closing && !self.stopping {
                 // SAFETY: this completion handed us buffer `bid`; the bytes are copied out
@@ -246,6 +243,12 @@ impl<'a> Worker<'a> {
             // Back to the kernel at once: the pool is shared by every connection, and a
             // slow client must not keep a buffer that a fast one needs.
             self.buffers.recycle(bid);
+        }
+        if !more {
+            conn.recv_armed = false;
+            if conn.held() >= self.config.buffer {
+                self.ring.stats.at_bound += 1;
+            }
         }
         match res {
             1.. => {
