@@ -122,6 +122,7 @@ use std::sync::atomic::AtomicUsize;
 use std::thread;
 
 use echobench_common::{Config, Listener, Shutdown, Summary};
+use socket2::SockRef;
 
 use crate::ring::Stats;
 use crate::worker::Worker;
@@ -176,14 +177,20 @@ pub fn run(
             None => break,
         }
     }
+    // A listener bound by `listen::bind` carries TCP_NODELAY, which accepted sockets
+    // inherit; one bound elsewhere may not, and then each connection gets it on accept.
+    let nodelay_per_connection = match &listeners[0] {
+        Listener::Tcp(tcp) => !SockRef::from(tcp).tcp_nodelay()?,
+        Listener::Unix(..) => false,
+    };
     let open = AtomicUsize::new(0);
     let serve = |index: usize| {
         let listener = listeners.get(index).unwrap_or(&listeners[0]);
-        let tcp = matches!(listener, Listener::Tcp(_));
+        let (fd, shutdown_fd) = (listener.as_raw_fd(), shutdown.as_raw_fd());
         let result = Worker::new(
-            listener.as_raw_fd(),
-            tcp,
-            shutdown.as_raw_fd(),
+            fd,
+            nodelay_per_connection,
+            shutdown_fd,
             *config,
             caps,
             &options.ring,
@@ -229,4 +236,46 @@ fn log_stats(index: usize, summary: &Summary, stats: &Stats) {
         stats.at_bound,
         stats.accept_pauses,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use echobench_common::Endpoint;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn run_serves_a_listener_bound_elsewhere_and_stops_on_shutdown() {
+        if let Some(reason) = unavailable() {
+            return eprintln!("skipped: {reason}");
+        }
+        // common's bind sets neither SO_REUSEPORT nor TCP_NODELAY: the two rings share the
+        // listener, and each accepted connection must get TCP_NODELAY itself.
+        let listener = Listener::bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 16).unwrap();
+        let Endpoint::Tcp(addr) = listener.local_endpoint().unwrap() else { unreachable!() };
+        let shutdown = Shutdown::new().unwrap();
+        let config = Config { buffer: 1, ..Config::default() };
+        let options = Options { workers: 2, ..Options::default() };
+        let server = {
+            let shutdown = shutdown.clone();
+            thread::spawn(move || run(listener, shutdown, &config, &options))
+        };
+        // With `buffer` 1 a 2-byte echo is two 1-byte sends; under Nagle the second waits
+        // about 40 ms for the client's delayed ACK, so 50 round trips would take 2 s.
+        let mut client = TcpStream::connect(addr).unwrap();
+        let started = Instant::now();
+        for _ in 0..50 {
+            client.write_all(b"hi").unwrap();
+            let mut back = [0; 2];
+            client.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"hi");
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+        shutdown.trigger();
+        let summary = server.join().unwrap().unwrap();
+        assert_eq!(summary, Summary { served: 1, rejected: 0 });
+        assert_eq!(client.read(&mut [0; 1]).unwrap(), 0, "shutdown closed the connection");
+    }
 }

@@ -20,7 +20,8 @@ use echobench_common::{Endpoint, Listener};
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 /// Binds `endpoint` for the first worker: like [`Listener::bind`], and on TCP with
-/// SO_REUSEPORT set, so that more workers can bind the same address beside it.
+/// SO_REUSEPORT set, so that more workers can bind the same address beside it, and with
+/// TCP_NODELAY, which every accepted connection inherits.
 ///
 /// SO_REUSEPORT only lets sockets that *all* set it share a port (and only for the same
 /// user), so a port that some other program listens on still fails with EADDRINUSE. Two
@@ -50,6 +51,10 @@ fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<Listener> {
     // As in common's bind: a restarted server may bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    // Nagle would hold back small echoes (see common's `Listener::accept`). Linux clones
+    // every accepted socket from its listener, options included, so setting TCP_NODELAY
+    // here, before any connection can arrive, spares a `setsockopt` call per connection.
+    socket.set_tcp_nodelay(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -74,8 +79,14 @@ mod tests {
         };
         assert_ne!(a.port(), 0);
         assert_eq!(a, b);
-        // Both really listen: a client connects whichever of the two the kernel picks.
-        TcpStream::connect(a).unwrap();
+        // Both really listen: a client connects whichever of the two the kernel picks, and
+        // the accepted socket inherits TCP_NODELAY from its listener.
+        let _client = TcpStream::connect(a).unwrap();
+        let Listener::Tcp(first) = first else { unreachable!() };
+        let Listener::Tcp(second) = second else { unreachable!() };
+        first.set_nonblocking(true).unwrap();
+        let (accepted, _) = first.accept().or_else(|_| second.accept()).unwrap();
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is inherited from the listener");
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub struct Worker<'a> {
     /// freed only when none of its connection's requests is in flight (see `finish`).
     connections: Slab<Conn>,
     listener: RawFd,
-    /// TCP (as opposed to Unix) connections get TCP_NODELAY.
-    tcp: bool,
+    /// Set TCP_NODELAY on each accepted socket (the listener does not pass it on).
+    nodelay_per_connection: bool,
     shutdown: RawFd,
     config: Config,
     caps: Capabilities,
@@ -59,7 +59,7 @@ impl<'a> Worker<'a> {
     /// Sets up a ring and its buffers for a worker serving `listener`.
     pub fn new(
         listener: RawFd,
-        tcp: bool,
+        nodelay_per_connection: bool,
         shutdown: RawFd,
         config: Config,
         caps: Capabilities,
@@ -76,7 +76,7 @@ impl<'a> Worker<'a> {
             buffers,
             connections: Slab::new(),
             listener,
-            tcp,
+            nodelay_per_connection,
             shutdown,
             config,
             caps,
@@ -133,7 +133,9 @@ impl<'a> Worker<'a> {
                 self.connections[key].cancel_in_flight = false;
                 self.settle(key);
             }
-            // The eventfd became readable (or, at shutdown, the poll was cancelled).
+            // The eventfd became readable. (A poll, not a read: reading an eventfd consumes
+            // its count, and every other ring, and `Shutdown::is_triggered`, rely on it
+            // staying readable once fired.)
             Op::Shutdown => self.stopping = true,
             Op::Timer => {
                 self.timer_armed = false;
@@ -204,9 +206,8 @@ impl<'a> Worker<'a> {
             self.summary.rejected += 1;
             return;
         }
-        // Nagle would hold back small echoes (see common's `Listener::accept`). A socket that
-        // refuses the option is already dead: close it.
-        if self.tcp && SockRef::from(&fd).set_tcp_nodelay(true).is_err() {
+        // A socket that refuses the option is already dead: close it.
+        if self.nodelay_per_connection && SockRef::from(&fd).set_tcp_nodelay(true).is_err() {
             self.open.fetch_sub(1, Ordering::Relaxed);
             return;
         }
