@@ -128,9 +128,15 @@ impl Conn {
         (rest.as_ptr(), rest.len() as u32)
     }
 
-    /// Whether a receive should be armed now, given the `--buffer` bound `limit`.
+    /// Whether a receive should be armed now, given the `--buffer` bound `limit`. Not while
+    /// a cancellation is in flight: it names the receive by its `user_data`, which a new
+    /// receive would share.
     pub fn wants_recv(&self, limit: usize) -> bool {
-        !self.recv_armed && !self.read_closed && !self.closing && self.held() < limit
+        !self.recv_armed
+            && !self.cancel_in_flight
+            && !self.read_closed
+            && !self.closing
+            && self.held() < limit
     }
 
     /// Whether the echo is complete: the client has closed its side, every byte went back,
