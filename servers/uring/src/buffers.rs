@@ -13,7 +13,10 @@
 //! write, lives in the first entry's reserved field. The *pool* is `count` buffers of `size`
 //! bytes, touched once at start-up: the kernel hands buffers out in ring order, so in a
 //! long run every buffer is used, and touching them first makes the server's memory a fixed
-//! figure from the start instead of one that creeps up as the ring turns.
+//! figure from the start instead of one that creeps up as the ring turns. For the same
+//! reason the pool asks for huge pages: in ring order, each receive lands on a different
+//! 4 KiB page, and with a thousand connections busy that is a TLB miss per message (costly
+//! in a virtual machine, where a miss walks two page tables); two 2 MiB pages cover it all.
 
 use std::alloc::{self, Layout};
 use std::io;
@@ -22,6 +25,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::IoUring;
 use io_uring::types::BufRingEntry;
+
+/// The pool's alignment: a transparent huge page on x86-64, so that the pool can be backed
+/// by a few of them.
+const HUGE_PAGE: usize = 2 << 20;
 
 /// The buffer group id of the one ring each worker registers; receives name it.
 pub const GROUP: u16 = 0;
@@ -58,7 +65,7 @@ impl BufRing {
         let entries_layout = Layout::array::<BufRingEntry>(usize::from(count))
             .and_then(|layout| layout.align_to(4096))
             .map_err(|_| invalid("buffer ring too large"))?;
-        let pool_layout = Layout::from_size_align(usize::from(count) * size, 64)
+        let pool_layout = Layout::from_size_align(usize::from(count) * size, HUGE_PAGE)
             .map_err(|_| invalid("buffer pool too large"))?;
         // SAFETY: both layouts have a non-zero size (count and size are at least 1).
         let (entries, pool) =
@@ -66,6 +73,10 @@ impl BufRing {
         let (Some(entries), Some(pool)) = (NonNull::new(entries), NonNull::new(pool)) else {
             alloc::handle_alloc_error(entries_layout);
         };
+        // Huge pages where the kernel offers them (see the module comment). Only a hint:
+        // without them the pool works the same, a little slower.
+        // SAFETY: madvise only changes how the kernel backs our own, aligned allocation.
+        unsafe { libc::madvise(pool.as_ptr().cast(), pool_layout.size(), libc::MADV_HUGEPAGE) };
         // Touch every page of the pool now (see the module comment).
         // SAFETY: `pool` points at `pool_layout.size()` freshly allocated bytes.
         unsafe { pool.as_ptr().write_bytes(0, pool_layout.size()) };
