@@ -145,8 +145,6 @@ use crate::worker::Worker;
 pub struct Options {
     /// Rings, each on its own thread (and, on TCP, its own SO_REUSEPORT listener).
     pub workers: usize,
-    /// The backlog for the listeners of the workers after the first.
-    pub backlog: u32,
     /// The size of each ring and its buffer pool.
     pub ring: RingSize,
     /// Use the receive byte limit where the kernel has it (false: cancel at the bound, as
@@ -158,24 +156,21 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            workers: 1,
-            backlog: 1024,
-            ring: RingSize::default(),
-            recv_limit: true,
-            stats: false,
-        }
+        Options { workers: 1, ring: RingSize::default(), recv_limit: true, stats: false }
     }
 }
 
-/// Serves `listener` with `options.workers` rings until `shutdown` fires, then cancels and
-/// closes everything and returns what was served.
+/// Serves `listeners` with `options.workers` rings until `shutdown` fires, then cancels
+/// and closes everything and returns what was served.
 ///
-/// The first ring runs on the calling thread. Each further ring gets a thread and, when
-/// `listener` is a TCP socket bound with SO_REUSEPORT (as [`listen::bind`] binds it), a
-/// listener of its own on the same address; otherwise the rings share `listener`.
+/// Ring `i` accepts on `listeners[i]`, or on the first listener when there are fewer
+/// listeners than rings, as on a Unix socket; [`listen::bind`] binds one per ring where it
+/// can. (They are bound before the caller prints the ready line, not here: a client that
+/// connects on seeing it must find every SO_REUSEPORT listener in place, or the kernel
+/// gives all its connections to the first.) The first ring runs on the calling thread,
+/// each further ring on a thread of its own.
 pub fn run(
-    listener: Listener,
+    listeners: Vec<Listener>,
     shutdown: Shutdown,
     config: &Config,
     options: &Options,
@@ -183,22 +178,18 @@ pub fn run(
     let mut caps = probe()?;
     caps.recv_limit &= options.recv_limit;
     let workers = options.workers.max(1);
-    let mut listeners = vec![listener];
-    for _ in 1..workers {
-        match listen::sibling(&listeners[0], options.backlog)? {
-            Some(sibling) => listeners.push(sibling),
-            None => break,
-        }
-    }
+    let Some(first) = listeners.first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener to serve"));
+    };
     // A listener bound by `listen::bind` carries TCP_NODELAY, which accepted sockets
     // inherit; one bound elsewhere may not, and then each connection gets it on accept.
-    let nodelay_per_connection = match &listeners[0] {
+    let nodelay_per_connection = match first {
         Listener::Tcp(tcp) => !SockRef::from(tcp).tcp_nodelay()?,
         Listener::Unix(..) => false,
     };
     let open = AtomicUsize::new(0);
     let serve = |index: usize| {
-        let listener = listeners.get(index).unwrap_or(&listeners[0]);
+        let listener = listeners.get(index).unwrap_or(first);
         let (fd, shutdown_fd) = (listener.as_raw_fd(), shutdown.as_raw_fd());
         let result = Worker::new(
             fd,
@@ -273,7 +264,7 @@ mod tests {
         let options = Options { workers: 2, ..Options::default() };
         let server = {
             let shutdown = shutdown.clone();
-            thread::spawn(move || run(listener, shutdown, &config, &options))
+            thread::spawn(move || run(vec![listener], shutdown, &config, &options))
         };
         // With `buffer` 1 a 2-byte echo is two 1-byte sends; under Nagle the second waits
         // about 40 ms for the client's delayed ACK, so 50 round trips would take 2 s.

@@ -17,33 +17,30 @@ use std::io;
 use std::net::SocketAddr;
 
 use echobench_common::{Endpoint, Listener};
-use socket2::{Domain, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, SockAddr, Socket, Type};
 
-/// Binds `endpoint` for the first worker: like [`Listener::bind`], and on TCP with
-/// SO_REUSEPORT set, so that more workers can bind the same address beside it, and with
-/// TCP_NODELAY, which every accepted connection inherits.
+/// Binds `endpoint` for `workers` rings: on TCP, one listener per ring, all on the same
+/// address with SO_REUSEPORT (the first bind picks the port when `endpoint` asks for port
+/// 0), and each with TCP_NODELAY, which every accepted connection inherits; on Unix, one
+/// listener that the rings share.
 ///
 /// SO_REUSEPORT only lets sockets that *all* set it share a port (and only for the same
 /// user), so a port that some other program listens on still fails with EADDRINUSE. Two
 /// echo-uring servers started by one user on one port would both bind, and split the
 /// connections between them; that is the price of the option.
-pub fn bind(endpoint: &Endpoint, backlog: u32) -> io::Result<Listener> {
-    match endpoint {
-        Endpoint::Tcp(addr) => bind_tcp(*addr, backlog),
+pub fn bind(endpoint: &Endpoint, backlog: u32, workers: usize) -> io::Result<Vec<Listener>> {
+    let Endpoint::Tcp(addr) = endpoint else {
         // Unix sockets cannot share a path: the workers share this one listener instead.
-        Endpoint::Unix(_) => Listener::bind(endpoint, backlog),
+        return Ok(vec![Listener::bind(endpoint, backlog)?]);
+    };
+    let first = bind_tcp(*addr, backlog)?;
+    let Listener::Tcp(tcp) = &first else { unreachable!("bind_tcp binds TCP") };
+    let addr = tcp.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..workers {
+        listeners.push(bind_tcp(addr, backlog)?);
     }
-}
-
-/// A listener for one more worker beside `first`: a new SO_REUSEPORT socket on the same TCP
-/// address (the real port, when `first` was bound to port 0), or `None` when the workers
-/// must share `first` (a Unix socket, or a TCP socket bound without SO_REUSEPORT).
-pub fn sibling(first: &Listener, backlog: u32) -> io::Result<Option<Listener>> {
-    let Listener::Tcp(tcp) = first else { return Ok(None) };
-    if !SockRef::from(tcp).reuse_port()? {
-        return Ok(None);
-    }
-    bind_tcp(tcp.local_addr()?, backlog).map(Some)
+    Ok(listeners)
 }
 
 fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<Listener> {
@@ -69,21 +66,17 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
 
     #[test]
-    fn siblings_share_the_port_that_port_zero_picked() {
-        let first = bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 16).unwrap();
-        let second = sibling(&first, 16).unwrap().expect("a TCP listener gets a sibling");
-        let (Endpoint::Tcp(a), Endpoint::Tcp(b)) =
-            (first.local_endpoint().unwrap(), second.local_endpoint().unwrap())
-        else {
-            panic!("not TCP")
+    fn tcp_workers_share_the_port_that_port_zero_picked() {
+        let listeners = bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 16, 2).unwrap();
+        let [Listener::Tcp(first), Listener::Tcp(second)] = &listeners[..] else {
+            panic!("two TCP listeners")
         };
-        assert_ne!(a.port(), 0);
-        assert_eq!(a, b);
+        let addr = first.local_addr().unwrap();
+        assert_ne!(addr.port(), 0);
+        assert_eq!(addr, second.local_addr().unwrap());
         // Both really listen: a client connects whichever of the two the kernel picks, and
         // the accepted socket inherits TCP_NODELAY from its listener.
-        let _client = TcpStream::connect(a).unwrap();
-        let Listener::Tcp(first) = first else { unreachable!() };
-        let Listener::Tcp(second) = second else { unreachable!() };
+        let _client = TcpStream::connect(addr).unwrap();
         first.set_nonblocking(true).unwrap();
         let (accepted, _) = first.accept().or_else(|_| second.accept()).unwrap();
         assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is inherited from the listener");
@@ -93,17 +86,14 @@ mod tests {
     fn a_port_held_without_reuseport_is_still_in_use() {
         let taken = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = Endpoint::Tcp(taken.local_addr().unwrap());
-        let err = bind(&endpoint, 16).unwrap_err();
+        let err = bind(&endpoint, 16, 1).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     }
 
     #[test]
-    fn unix_listeners_and_plain_tcp_listeners_are_shared() {
+    fn unix_workers_get_one_listener_to_share() {
         let path =
             std::env::temp_dir().join(format!("echo-uring-listen-{}.sock", std::process::id()));
-        let unix = bind(&Endpoint::Unix(path), 16).unwrap();
-        assert!(sibling(&unix, 16).unwrap().is_none());
-        let plain = Listener::bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 16).unwrap();
-        assert!(sibling(&plain, 16).unwrap().is_none());
+        assert_eq!(bind(&Endpoint::Unix(path), 16, 3).unwrap().len(), 1);
     }
 }

@@ -43,26 +43,21 @@ fn main() {
     cli::or_exit(echobench_uring::probe(), "io_uring unavailable");
     let shutdown = cli::or_exit(Shutdown::on_signals(), "cannot install signal handlers");
     let endpoint = args.server.endpoint();
-    let listener = cli::or_exit(
-        listen::bind(&endpoint, args.server.backlog),
+    let workers = usize::from(args.workers);
+    let listeners = cli::or_exit(
+        listen::bind(&endpoint, args.server.backlog, workers),
         format!("cannot listen on {endpoint}"),
     );
-    cli::or_exit(listener.announce(), "cannot print the ready line");
+    cli::or_exit(listeners[0].announce(), "cannot print the ready line");
     let ring = RingSize {
         sq_entries: args.sq_entries,
         cq_entries: args.cq_entries.max(args.sq_entries),
         buffers: args.buffers,
         ..RingSize::default()
     };
-    let options = Options {
-        workers: usize::from(args.workers),
-        backlog: args.server.backlog,
-        ring,
-        recv_limit: !args.no_recv_limit,
-        stats: args.stats,
-    };
+    let options = Options { workers, ring, recv_limit: !args.no_recv_limit, stats: args.stats };
     let config = args.server.config();
     let summary =
-        cli::or_exit(echobench_uring::run(listener, shutdown, &config, &options), "server failed");
+        cli::or_exit(echobench_uring::run(listeners, shutdown, &config, &options), "server failed");
     summary.log(&cli::program());
 }

@@ -263,6 +263,11 @@ impl<'a> Worker<'a> {
         if conn.closing {
             if !conn.busy() {
                 self.finish(key);
+            } else if !conn.cancel_in_flight {
+                // Cancel whatever is left (a backpressure cancellation of the receive may
+                // have been in flight when the connection failed, leaving its send).
+                let fd = Fd(conn.fd.as_raw_fd());
+                self.cancel(key, CancelBuilder::fd(fd).all());
             }
             return;
         }
@@ -277,22 +282,26 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Closes a connection that failed: cancels its requests first, since closing the
+    /// Closes a connection that failed: its requests are cancelled first, since closing the
     /// socket would not end them (each request holds its own reference to the socket).
     fn close(&mut self, key: usize) {
-        let conn = &mut self.connections[key];
-        conn.closing = true;
-        if conn.busy() && !conn.cancel_in_flight {
-            let fd = Fd(conn.fd.as_raw_fd());
-            self.cancel(key, CancelBuilder::fd(fd).all());
-        }
+        // `settle`, which runs after every completion, does the cancelling and the freeing.
+        self.connections[key].closing = true;
     }
 
     /// Queues a cancellation on behalf of connection `key`. It counts as one of the
     /// connection's requests: the connection (and its descriptor, which the cancellation
     /// may name) stays until the cancellation has completed too.
+    ///
+    /// One at a time: the connection tracks a single cancellation, and a second one in
+    /// flight would complete after the connection had been freed. (Several receive
+    /// completions of one batch can each find the connection at its bound.)
     fn cancel(&mut self, key: usize, which: CancelBuilder) {
-        self.connections[key].cancel_in_flight = true;
+        let conn = &mut self.connections[key];
+        if conn.cancel_in_flight {
+            return;
+        }
+        conn.cancel_in_flight = true;
         // SAFETY: a cancellation points at no memory.
         unsafe { self.ring.push(opcode::AsyncCancel2::new(which).build(), Op::Cancel(key)) };
     }
