@@ -36,21 +36,30 @@
 //! Each message costs the kernel the same network work either way: copying 64 bytes in and
 //! out, running the loopback TCP stack for the echo, waking the client. What io_uring
 //! removes is the crossings. The mio loop makes at least three system calls per message
-//! (`read`, `write`, and the `read` that says `WouldBlock`; `strace -c` counted 2.4 per
-//! message at 100 connections and 2.9 at 1,000 here, against 0.07 for this loop), and each
-//! pays an entry and an exit, a descriptor lookup and a socket lock. Here one
-//! `io_uring_enter` carries the sends of every connection whose bytes came in during the
-//! last turn and returns with the next batch of receives: about 14 messages per call in
-//! the closed-loop benchmark at 100 or 1,000 connections. With one connection there is
-//! nothing to batch, each call carries one message, and io_uring's own bookkeeping per
-//! request (preparing it, the task work that runs it, posting its completion) costs about
-//! what the system calls it replaces did.
+//! (`read`, `write`, and the `read` that says `WouldBlock`), and each pays an entry and an
+//! exit, a descriptor lookup and a socket lock. Here one `io_uring_enter` carries the sends
+//! of every connection whose bytes came in during the last turn, and returns with the next
+//! batch of receives, however many connections that is. How many depends on how fast the
+//! work piles up: in the closed-loop benchmark (64 bytes, the generator on the other CPU)
+//! a turn carried 1.3 to 14 messages, fewer when the server keeps up easily; 0.07 to 0.8
+//! calls per message, against 2 to 3 for the mio loop (counted with `strace -c` and with
+//! this server's `--stats`). With one connection there is nothing to batch: each call
+//! carries one message, and io_uring's own bookkeeping per request (preparing it, the task
+//! work that runs it, posting its completion) costs about what the calls it replaces did.
 //!
 //! The saving is bounded by what the crossings cost, and on this virtual machine they are
-//! cheap next to the network stack: in a `perf` profile at 1,000 connections, TCP, IP and
-//! socket buffers were about three quarters of either server's CPU, system call entry and
-//! epoll about 9% of mio's, and io_uring's bookkeeping about 6% of this server's. The README
+//! cheap next to the network stack: in a `perf` profile, TCP, IP and socket buffers were
+//! three quarters of either server's CPU, system call entry, descriptor lookup and epoll
+//! about 10% of mio's, and io_uring's bookkeeping about 6 to 8% of this server's. The README
 //! has the measured CPU per message.
+//!
+//! Batches can also be made to form: `--coalesce-us N` lets a wait that finds fewer than 64
+//! completions linger up to N microseconds for more (the kernel's minimum-wait timeout,
+//! Linux 6.12; epoll has no such thing). Each message may then wait up to N microseconds
+//! longer, nothing next to a round trip among a thousand busy connections, a lot for a lone
+//! client, so it is off by default. The loop coalesces only after a turn that found work:
+//! a lingering wait with nothing to find returns when its time is up, and an idle server
+//! would otherwise wake every N microseconds.
 //!
 //! # Who owns a buffer while the kernel holds it
 //!

@@ -31,7 +31,8 @@ pub struct Capabilities {
 /// Checks that io_uring, provided-buffer rings and multishot receives work here, and
 /// whether receives take a byte limit. An error says what is missing.
 pub fn probe() -> io::Result<Capabilities> {
-    let size = RingSize { sq_entries: 4, cq_entries: 8, buffers: 2, buffer_size: 16 };
+    let size =
+        RingSize { sq_entries: 4, cq_entries: 8, buffers: 2, buffer_size: 16, coalesce_us: 0 };
     let (mut ring, setup) = Ring::new(&size).map_err(|err| context("cannot set up a ring", err))?;
     let mut buffers = BufRing::register(&ring.uring, size.buffers, size.buffer_size)
         .map_err(|err| context("no provided-buffer rings (Linux 5.19+)", err))?;

@@ -30,7 +30,14 @@ pub struct RingSize {
     pub buffers: u16,
     /// Bytes per provided buffer, at most (the loop uses less when `--buffer` is smaller).
     pub buffer_size: usize,
+    /// Completion coalescing: a wait that finds fewer than [`COALESCE_BATCH`] completions
+    /// ready lingers up to this many microseconds for more (Linux 6.12). 0: return as soon
+    /// as one is ready.
+    pub coalesce_us: u32,
 }
+
+/// How many completions a coalescing wait asks for before its time is up.
+pub const COALESCE_BATCH: usize = 64;
 
 impl Default for RingSize {
     /// 1,024 submission slots let one `io_uring_enter` carry the echoes of a thousand
@@ -39,7 +46,13 @@ impl Default for RingSize {
     /// connection at the load the benchmark drives, since every buffer goes back to the
     /// kernel within the batch that received it.
     fn default() -> Self {
-        RingSize { sq_entries: 1024, cq_entries: 8192, buffers: 1024, buffer_size: 4096 }
+        RingSize {
+            sq_entries: 1024,
+            cq_entries: 8192,
+            buffers: 1024,
+            buffer_size: 4096,
+            coalesce_us: 0,
+        }
     }
 }
 
@@ -137,6 +150,10 @@ pub struct Ring {
     backlog: VecDeque<squeue::Entry>,
     /// Requests submitted (or backlogged) whose last completion has not arrived.
     in_flight: usize,
+    /// See [`RingSize::coalesce_us`]; 0 where the kernel cannot.
+    coalesce_us: u32,
+    /// Completions the last `reap` found: whether the ring is busy.
+    last_reaped: usize,
     pub stats: Stats,
 }
 
@@ -172,10 +189,14 @@ impl Ring {
             setup(&mut builder);
             match builder.build(size.sq_entries) {
                 Ok(uring) => {
+                    let coalesce_us =
+                        if uring.params().is_feature_min_timeout() { size.coalesce_us } else { 0 };
                     let ring = Ring {
                         uring,
                         backlog: VecDeque::new(),
                         in_flight: 0,
+                        coalesce_us,
+                        last_reaped: 0,
                         stats: Stats::default(),
                     };
                     return Ok((ring, name));
@@ -218,9 +239,18 @@ impl Ring {
             return Ok(());
         }
         self.stats.waits += 1;
-        match self.uring.submit_and_wait(1) {
+        // Coalesce only while busy: a coalescing wait with nothing to find returns after
+        // its time anyway (ETIME), so an idle ring would wake every few microseconds.
+        let waited = if self.coalesce_us == 0 || self.last_reaped == 0 {
+            self.uring.submit_and_wait(1)
+        } else {
+            let args = io_uring::types::SubmitArgs::new().min_wait_usec(self.coalesce_us);
+            self.uring.submitter().submit_with_args(COALESCE_BATCH, &args)
+        };
+        match waited {
             Ok(_) => Ok(()),
-            Err(err) if busy(&err) => Ok(()),
+            // A coalescing wait whose time ran out says ETIME, whatever it found.
+            Err(err) if busy(&err) || err.raw_os_error() == Some(libc::ETIME) => Ok(()),
             Err(err) => Err(err),
         }
     }
@@ -287,7 +317,8 @@ impl Ring {
                 self.in_flight -= 1;
             }
         }
-        self.stats.completions += (out.len() - start) as u64;
+        self.last_reaped = out.len() - start;
+        self.stats.completions += self.last_reaped as u64;
     }
 
     /// Requests whose last completion has not been reaped yet.

@@ -275,3 +275,21 @@ fn where_seccomp_refuses_io_uring_the_tests_skip() {
     let reason = reason.expect("the skip hook notices that io_uring is refused");
     assert!(reason.starts_with("io_uring unavailable: "), "{reason}");
 }
+
+#[test]
+fn coalescing_waits_serve_a_lone_client_and_never_spin_when_idle() {
+    require_io_uring!();
+    let mut server = start(&["--coalesce-us", "200"]);
+    let mut client = connect(server.tcp_addr());
+    for i in 0..20 {
+        round_trip(&mut client, format!("round {i}").as_bytes());
+    }
+    // Idle after activity: a coalescing wait that finds nothing returns when its time is up,
+    // so a ring that kept coalescing would wake every 200 us for nothing.
+    let ticks = proc::tree_cpu_ticks(server.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = proc::tree_cpu_ticks(server.pid()) - ticks;
+    assert!(used <= 5, "an idle coalescing server used {used} ticks of CPU in 1 s");
+    let (_, rings) = stop(&mut server);
+    assert!(rings[0]["waits"] < 200, "it woke for nothing: {:?}", rings[0]);
+}
