@@ -98,11 +98,9 @@ fn one_ring_serves_every_connection_on_one_thread_until_sigterm() {
 fn a_full_submission_queue_holds_submissions_back_and_loses_none() {
     require_io_uring!();
     // Two submission slots for 100 connections whose sends are all due in one batch.
-    let mut server = start(&["--sq-entries", "2", "--cq-entries", "256"]);
-    burst(&server, 100, 64);
-    let (_, rings) = stop(&mut server);
-    assert!(rings[0]["backlogged"] > 0, "nothing waited for a slot: {:?}", rings[0]);
-    assert!(rings[0]["early_submits"] > 0, "no early submission made room: {:?}", rings[0]);
+    let ring = bursts(&["--sq-entries", "2", "--cq-entries", "256"], 1, 100, 64);
+    assert!(ring["backlogged"] > 0, "nothing waited for a slot: {ring:?}");
+    assert!(ring["early_submits"] > 0, "no early submission made room: {ring:?}");
 }
 
 #[test]
@@ -110,12 +108,9 @@ fn overflowing_completions_are_all_delivered_and_multishots_armed_again() {
     require_io_uring!();
     // Two completion slots for 100 receives arriving together: the kernel parks the rest,
     // and ends the multishot receives whose completions it could not post.
-    let mut server = start(&["--sq-entries", "2", "--cq-entries", "2"]);
-    burst(&server, 100, 64);
-    burst(&server, 100, 64);
-    let (_, rings) = stop(&mut server);
-    assert!(rings[0]["cq_overflows"] > 0, "the completion queue never overflowed: {:?}", rings[0]);
-    assert!(rings[0]["rearmed"] > 0, "no receive was armed again: {:?}", rings[0]);
+    let ring = bursts(&["--sq-entries", "2", "--cq-entries", "2"], 2, 100, 64);
+    assert!(ring["cq_overflows"] > 0, "the completion queue never overflowed: {ring:?}");
+    assert!(ring["rearmed"] > 0, "no receive was armed again: {ring:?}");
 }
 
 #[test]
@@ -123,11 +118,20 @@ fn an_empty_buffer_ring_ends_receives_and_they_are_armed_again() {
     require_io_uring!();
     // One provided buffer for 50 connections receiving at once: all but one receive per
     // batch find the ring empty (ENOBUFS) and must be armed again to get their bytes.
-    let mut server = start(&["--buffers", "1"]);
-    burst(&server, 50, 1000);
-    let (_, rings) = stop(&mut server);
-    assert!(rings[0]["enobufs"] > 0, "the buffer ring never ran dry: {:?}", rings[0]);
-    assert!(rings[0]["rearmed"] >= rings[0]["enobufs"], "{:?}", rings[0]);
+    let ring = bursts(&["--buffers", "1"], 1, 50, 1000);
+    assert!(ring["enobufs"] > 0, "the buffer ring never ran dry: {ring:?}");
+    assert!(ring["rearmed"] >= ring["enobufs"], "{ring:?}");
+}
+
+/// Starts a one-ring server with `args`, runs `count` bursts (see [`burst`]) of `clients`
+/// messages of `size` bytes, stops it, and returns the ring's counters.
+fn bursts(args: &[&str], count: usize, clients: usize, size: usize) -> HashMap<String, u64> {
+    let mut server = start(args);
+    for _ in 0..count {
+        burst(&server, clients, size);
+    }
+    let (_, mut rings) = stop(&mut server);
+    rings.remove(0)
 }
 
 /// A client writes without reading until its writes stall: the server must stop receiving
