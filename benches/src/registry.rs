@@ -125,6 +125,16 @@ pub const MODELS: &[Model] = &[
         args: &[],
     },
     Model {
+        name: "uring",
+        package: "echobench-uring",
+        binary: "echo-uring",
+        shape: "one io_uring completion loop on one thread",
+        per_connection: PerConnection::State,
+        // One ring by default, so that the headline is one ring against one epoll loop.
+        cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::Fixed(1) },
+        args: &[],
+    },
+    Model {
         name: "reuseport",
         package: "echobench-reuseport",
         binary: "echo-reuseport",

@@ -151,6 +151,14 @@ impl<'a> Runner<'a> {
         });
         match Server::start(binary, &args, &cpus) {
             Ok(server) => Ok(Some(Target::Started(server))),
+            // A server that says this machine cannot run it (io_uring refused by the kernel
+            // or a seccomp profile, say) is skipped here, not counted as a fault.
+            Err(fault) if fault.stderr_tail.iter().any(|l| l.contains(" unavailable")) => {
+                let said = fault.stderr_tail.iter().find(|l| l.contains(" unavailable"));
+                let said = said.cloned().unwrap_or_default();
+                self.model_mut().scenarios.pop();
+                self.skip(scenario, format!("skipped: {said}"))
+            }
             Err(fault) => {
                 eprintln!("  {model} server failed to start: {}", fault.detail);
                 self.scenario_mut().server.faults.push(fault);

@@ -38,20 +38,38 @@ mod server;
 
 // The client helpers the models' own tests (tests/smoke.rs) share with the cases, so that no
 // model keeps a private copy of connecting, echoing or recognising a closed connection.
-pub use client::{assert_same, closed_by_server, connect, round_trip};
+pub use client::{
+    assert_same, closed_by_server, connect, pattern, round_trip, write_until_stalled,
+};
 pub use server::{Addr, Exit, Server, run_to_exit};
 
 /// Expands to one `#[test]` per conformance case, run against `bin` with `extra` arguments
 /// appended to every command line (for flags only one model has, such as `--workers 2`).
 ///
 /// `bin` is usually `env!("CARGO_BIN_EXE_<name>")`; `extra` may be omitted.
+///
+/// A model that needs something the machine may not offer (io_uring, which containers often
+/// forbid) adds `skip_if = PATH`, a function `fn() -> Option<String>`: each case calls it
+/// first, and where it returns a reason, the case prints `skipped: REASON` and passes
+/// without starting the server. The cases themselves do not change.
+///
+/// ```text
+/// echobench_conformance::conformance_suite!(env!("CARGO_BIN_EXE_echo-uring"), &[],
+///     skip_if = echobench_uring::unavailable);
+/// ```
 #[macro_export]
 macro_rules! conformance_suite {
     ($bin:expr $(,)?) => {
         $crate::conformance_suite!($bin, &[]);
     };
+    ($bin:expr, $extra:expr, skip_if = $skip:path $(,)?) => {
+        $crate::conformance_suite!(@list $bin, $extra, $skip);
+    };
     ($bin:expr, $extra:expr $(,)?) => {
-        $crate::conformance_suite!(@cases $bin, $extra;
+        $crate::conformance_suite!(@list $bin, $extra, $crate::never_skip);
+    };
+    (@list $bin:expr, $extra:expr, $skip:path) => {
+        $crate::conformance_suite!(@cases $bin, $extra, $skip;
             ready_line_and_echo_over_ipv4,
             ready_line_and_echo_over_ipv6,
             ready_line_and_echo_over_unix_then_socket_file_removed,
@@ -81,12 +99,22 @@ macro_rules! conformance_suite {
             rejects_unbindable_unix_path,
         );
     };
-    (@cases $bin:expr, $extra:expr; $($case:ident),* $(,)?) => {
+    (@cases $bin:expr, $extra:expr, $skip:path; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
+                if let Some(reason) = $skip() {
+                    eprintln!("skipped: {reason}");
+                    return;
+                }
                 $crate::cases::$case($bin, $extra);
             }
         )*
     };
+}
+
+/// The skip hook of a suite that never skips (see [`conformance_suite!`]).
+#[doc(hidden)]
+pub fn never_skip() -> Option<String> {
+    None
 }
