@@ -4,7 +4,7 @@
 //! cases (payloads, bad input) do not depend on how many workers there are, and
 //! `backlog_reaches_listen` expects one listening socket on the port, where this model has
 //! one per worker: `tests/smoke.rs` checks each one's backlog instead.
-echobench_conformance::conformance_suite!(@cases env!("CARGO_BIN_EXE_echo-reuseport"), &["--workers", "3"];
+echobench_conformance::conformance_suite!(@cases env!("CARGO_BIN_EXE_echo-reuseport"), &["--workers", "3"], echobench_conformance::never_skip;
     // Every listener of the group, and the shared Unix listener, serve; the group holds its
     // port against anyone else.
     ready_line_and_echo_over_ipv4,
