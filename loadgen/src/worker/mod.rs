@@ -201,11 +201,14 @@ impl Worker {
                 // housekeeping) is real work and stays in the utilization.
                 self.meter.spin_ns += crate::cpu::thread_cpu_ns().saturating_sub(poll_began);
             }
+            // The moment the poll returned, read once: the timer's lateness is measured to it,
+            // not to wherever its event falls in the list after other events' work.
+            let woke = if self.timer.is_some() && !events.is_empty() { tl.now_ns() } else { 0 };
             for event in &events {
                 let i = event.token().0;
                 if event.token() == TIMER {
                     if let Some(timer) = self.timer.as_mut() {
-                        timer.fired(tl.now_ns());
+                        timer.fired(woke);
                     }
                     continue;
                 }
