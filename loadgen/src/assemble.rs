@@ -65,6 +65,11 @@ pub fn report(p: Parts<'_>) -> Report {
     let schedule_lag = (mode == Mode::Open).then(|| Latency::of(&total.lag));
 
     let mut saturation = load.verdict();
+    for (thread, r) in p.results.iter().enumerate() {
+        if let Some(trouble) = &r.trouble {
+            saturation.push(format!("load thread {thread}: {trouble}"));
+        }
+    }
     if mode == Mode::Open && counters.backlogged > 0 {
         saturation.push(format!(
             "the open loop could not keep to its schedule: {} of {} messages due never reached \
@@ -91,7 +96,9 @@ pub fn report(p: Parts<'_>) -> Report {
         target_msgs_per_sec: config.rate,
         achieved_ratio: config.rate.map(|rate| per_sec(counters.sent) / rate),
     };
-    let first_error = p.results.iter().find_map(|r| r.first_error.clone()).or(p.idle.first_error);
+    // The ballast is opened before the load threads start, so its error comes first.
+    let first_warmup_error =
+        p.idle.first_error.or_else(|| p.results.iter().find_map(|r| r.first_warmup_error.clone()));
     Report {
         schema_version: SCHEMA_VERSION,
         tool: crate::tool(),
@@ -127,7 +134,8 @@ pub fn report(p: Parts<'_>) -> Report {
             timeout: counters.timeout,
             mismatch: counters.mismatch,
             lost: counters.lost,
-            first_error,
+            first_error: p.results.iter().find_map(|r| r.first_error.clone()),
+            first_warmup_error,
             first_mismatch: p.results.iter().find_map(|r| r.first_mismatch.clone()),
         },
         connections: Connections {

@@ -23,7 +23,9 @@ struct InFlight {
     queued_ns: u64,
     /// When the kernel accepted its last byte (0 until then): the uncorrected latency's start.
     sent_ns: u64,
-    /// Sent inside the measured window, so it counts; warmup traffic is carried but ignored.
+    /// Meant for the measured window (due, or queued, inside it), so it counts from the
+    /// start. A warm-up message counts only if it is still outstanding when the window opens
+    /// (see [`Meter::adopts`]); the rest of the warm-up's traffic is carried but ignored.
     measured: bool,
 }
 
@@ -241,7 +243,7 @@ impl Conn {
                 if !self.recv_bad {
                     meter.echoed(now_ns);
                 }
-                if front.measured {
+                if counts(&front, true, now_ns, meter) {
                     if self.recv_bad {
                         meter.counters.mismatch += 1;
                         if meter.first_mismatch.is_none() {
@@ -276,14 +278,16 @@ impl Conn {
 
     /// Gives up on the connection: closes it, accounts for everything in flight according to
     /// `loss`, and schedules a reconnection after the backoff. Messages never wholly written
-    /// were never sent: they count as backlogged, not as failures of the server.
-    pub fn fail(&mut self, now_ns: u64, loss: Loss, meter: &mut Meter) {
+    /// were never sent: they count as backlogged, not as failures of the server. Returns how
+    /// many messages the window's error counts gained (timeouts or losses).
+    pub fn fail(&mut self, now_ns: u64, loss: Loss, meter: &mut Meter) -> u64 {
         // Dropping the stream closes it, which also removes it from the epoll set.
         self.stream = None;
         let sent = self.inflight.len() - self.unwritten;
+        let mut errors = 0;
         for (k, m) in self.inflight.drain(..).enumerate() {
             meter.in_flight -= 1;
-            if !m.measured {
+            if !counts(&m, k < sent, now_ns, meter) {
                 continue;
             }
             meter.given_up(now_ns, m.intended_ns, loss != Loss::Cancelled);
@@ -291,6 +295,7 @@ impl Conn {
                 meter.counters.backlogged += 1;
                 continue;
             }
+            errors += 1;
             match loss {
                 Loss::Timeout => meter.counters.timeout += 1,
                 Loss::Broken | Loss::Cancelled => meter.counters.lost += 1,
@@ -304,5 +309,25 @@ impl Conn {
         self.recv_bad = false;
         self.state = State::Down { retry_ns: now_ns + self.backoff_ns };
         self.backoff_ns = (self.backoff_ns * 2).min(MAX_BACKOFF_NS);
+        errors
     }
+}
+
+/// Whether message `m`, given its outcome at `now_ns`, goes into the books. A warm-up message
+/// still outstanding when the window opened is adopted by the window here: it joins the
+/// messages meant for it (and the sent ones, if `written`), so that its outcome, good or
+/// bad, counts like theirs and the counts still add up.
+#[inline]
+fn counts(m: &InFlight, written: bool, now_ns: u64, meter: &mut Meter) -> bool {
+    if m.measured {
+        return true;
+    }
+    if !meter.adopts(now_ns) {
+        return false;
+    }
+    meter.counters.scheduled += 1;
+    if written {
+        meter.counters.sent += 1;
+    }
+    true
 }

@@ -15,8 +15,9 @@
 //!   (`schedule.rs`).
 //! - **Every byte checked.** Each message encodes its connection and sequence number, and each
 //!   echoed byte is compared, so corruption and reordering are counted (`payload.rs`).
-//! - **Nothing silently dropped.** Every message sent in the measured window ends up received,
-//!   mismatched, timed out or lost, and the report's counts add up ([`Report::is_consistent`]).
+//! - **Nothing silently dropped.** Every message sent in the measured window (and every
+//!   warm-up message still outstanding when it opens) ends up received, mismatched, timed out
+//!   or lost, and the report's counts add up ([`Report::is_consistent`]).
 //! - **The generator watches itself.** Load threads read their own CPU time and how long they
 //!   waited for a CPU; a generator that was busy or starved most of the time, or fell behind
 //!   its schedule, is flagged as saturated.

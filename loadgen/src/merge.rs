@@ -125,6 +125,8 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged> {
         errors.mismatch += e.mismatch;
         errors.lost += e.lost;
         errors.first_error = errors.first_error.take().or_else(|| e.first_error.clone());
+        errors.first_warmup_error =
+            errors.first_warmup_error.take().or_else(|| e.first_warmup_error.clone());
         errors.first_mismatch = errors.first_mismatch.take().or_else(|| e.first_mismatch.clone());
     }
     Ok(Merged {

@@ -63,8 +63,14 @@ pub struct ThreadResult {
     pub finished_ns: u64,
     /// Connections up when the run started.
     pub initial_up: u64,
+    /// The first error the window's figures include (see [`Meter::error`]).
     pub first_error: Option<String>,
+    /// The first error before the window, which no figure includes.
+    pub first_warmup_error: Option<String>,
     pub first_mismatch: Option<String>,
+    /// The first thing that went wrong with the load thread itself (a CPU it could not be
+    /// pinned to, no precise timer): a reason to doubt the generator, not the server.
+    pub trouble: Option<String>,
 }
 
 /// The run's phases, as nanosecond offsets from the shared start.
@@ -97,7 +103,9 @@ pub struct Meter {
     /// this reaches zero.
     pub in_flight: u64,
     pub first_error: Option<String>,
+    pub first_warmup_error: Option<String>,
     pub first_mismatch: Option<String>,
+    pub trouble: Option<String>,
     /// Connections up when the run started.
     pub initial_up: u64,
     /// Time spent spinning before scheduled sends, in the measured window.
@@ -138,7 +146,9 @@ impl Meter {
             counters: Counters::default(),
             in_flight: 0,
             first_error: None,
+            first_warmup_error: None,
             first_mismatch: None,
+            trouble: None,
             initial_up: 0,
             spin_ns: 0,
             open,
@@ -227,12 +237,32 @@ impl Meter {
         self.recorder.lag.saturating_record(ns);
     }
 
-    /// Keeps the first error's description (only the first is formatted, so a storm of
-    /// errors costs nothing extra).
-    pub fn error(&mut self, describe: impl FnOnce() -> String) {
-        if self.first_error.is_none() {
-            self.first_error = Some(describe());
+    /// Describes an error: as the first error when `counted` (the window's figures include
+    /// it), else as the first of the warm-up, which no figure includes. Kept apart, the
+    /// report's first error can never describe something its counts leave out. Only the
+    /// first of each is formatted, so a storm of errors costs nothing extra.
+    pub fn error(&mut self, counted: bool, describe: impl FnOnce() -> String) {
+        let slot = if counted { &mut self.first_error } else { &mut self.first_warmup_error };
+        if slot.is_none() {
+            *slot = Some(describe());
         }
+    }
+
+    /// Something went wrong with the load thread itself rather than with the server.
+    pub fn trouble(&mut self, describe: impl FnOnce() -> String) {
+        if self.trouble.is_none() {
+            self.trouble = Some(describe());
+        }
+    }
+
+    /// Whether a message queued before the window and given its outcome (echoed, timed out,
+    /// lost) at `now_ns` belongs to the window: it was still outstanding when the window
+    /// opened, so what happens to it from then on is the window's. Without this, a
+    /// connection that stalls during warm-up would be dead for the whole window and no
+    /// figure would say so. (A run cancelled before its window opened has no window.)
+    #[inline]
+    pub fn adopts(&self, now_ns: u64) -> bool {
+        now_ns >= self.measure_ns && self.window_end_ns > self.measure_ns
     }
 
     /// Whether `now_ns` is inside the measured part of the run (errors before it are warmup).
@@ -293,7 +323,9 @@ impl Meter {
             finished_ns,
             initial_up: self.initial_up,
             first_error: self.first_error.take(),
+            first_warmup_error: self.first_warmup_error.take(),
             first_mismatch: self.first_mismatch.take(),
+            trouble: self.trouble.take(),
         };
         let _ = self.tx.send(Msg::Done { thread: self.thread, last, result: Box::new(result) });
     }

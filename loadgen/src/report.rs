@@ -133,7 +133,12 @@ pub struct Errors {
     pub mismatch: u64,
     /// Messages in flight on a connection that broke, or when the run was cancelled.
     pub lost: u64,
+    /// The first error the figures above include (none when they are all 0).
     pub first_error: Option<String>,
+    /// The first error before the measured window (warm-up, idle ballast), which no figure
+    /// includes.
+    #[serde(default)]
+    pub first_warmup_error: Option<String>,
     pub first_mismatch: Option<String>,
 }
 

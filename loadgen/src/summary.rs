@@ -144,6 +144,9 @@ pub fn render(r: &Report) -> String {
     if let Some(err) = &e.first_error {
         let _ = writeln!(out, "first error: {err}");
     }
+    if let Some(err) = &e.first_warmup_error {
+        let _ = writeln!(out, "first error before the window (not counted): {err}");
+    }
     if let Some(mismatch) = &e.first_mismatch {
         let _ = writeln!(out, "first mismatch: {mismatch}");
     }

@@ -35,12 +35,10 @@ impl Worker {
                 conn.state = State::Connecting { since_ns: now };
             }
             Err(err) => {
-                if self.meter.measuring(now) || conn.initial {
-                    self.meter.counters.connect_errors += 1;
-                }
-                conn.initial = false;
-                self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
-                conn.fail(now, Loss::Broken, &mut self.meter);
+                let counted = self.count_connect_error(i, now);
+                let target = &self.plan.target;
+                self.meter.error(counted, || format!("cannot connect to {target}: {err}"));
+                self.conns[i].fail(now, Loss::Broken, &mut self.meter);
             }
         }
     }
@@ -62,8 +60,9 @@ impl Worker {
             }
             Ok(false) => false,
             Err(err) => {
-                self.count_connect_error(i, now);
-                self.meter.error(|| format!("cannot connect to {}: {err}", self.plan.target));
+                let counted = self.count_connect_error(i, now);
+                let target = &self.plan.target;
+                self.meter.error(counted, || format!("cannot connect to {target}: {err}"));
                 self.conns[i].fail(now, Loss::Broken, &mut self.meter);
                 false
             }
@@ -72,11 +71,14 @@ impl Worker {
 
     /// A connection attempt failed: it counts if it happened in the measured window, or if
     /// it was the connection's first (the run then had fewer connections than asked).
-    fn count_connect_error(&mut self, i: usize, now: u64) {
-        if self.meter.measuring(now) || self.conns[i].initial {
+    /// Returns whether it counted.
+    fn count_connect_error(&mut self, i: usize, now: u64) -> bool {
+        let counted = self.meter.measuring(now) || self.conns[i].initial;
+        if counted {
             self.meter.counters.connect_errors += 1;
         }
         self.conns[i].initial = false;
+        counted
     }
 
     /// A connection is up: the closed loop and churn fill its pipeline at once.
@@ -195,11 +197,12 @@ impl Worker {
 
     /// An established connection failed: count it, lose what was in flight, retry later.
     fn broken(&mut self, i: usize, now: u64, why: &str) {
-        if self.meter.measuring(now) {
+        let counted = self.meter.measuring(now);
+        if counted {
             self.meter.counters.io_errors += 1;
         }
         let id = self.conns[i].id;
-        self.meter.error(|| format!("connection {id}: {why}"));
+        self.meter.error(counted, || format!("connection {id}: {why}"));
         self.conns[i].fail(now, Loss::Broken, &mut self.meter);
     }
 
@@ -211,14 +214,20 @@ impl Worker {
                     if let Some(queued) = self.conns[i].oldest_queued_ns()
                         && now.saturating_sub(queued) > tl.timeout_ns
                     {
-                        let id = self.conns[i].id;
-                        self.meter.error(|| format!("connection {id}: no echo within the timeout"));
+                        // Counted when the window has the messages (they were meant for it,
+                        // or still outstanding when it opened), else a warm-up error.
+                        let counted = self.meter.adopts(now);
                         self.conns[i].fail(now, Loss::Timeout, &mut self.meter);
+                        let id = self.conns[i].id;
+                        self.meter.error(counted, || {
+                            format!("connection {id}: no echo within the timeout")
+                        });
                     }
                 }
                 State::Connecting { since_ns } if now.saturating_sub(since_ns) > tl.timeout_ns => {
-                    self.count_connect_error(i, now);
-                    self.meter.error(|| format!("connecting to {} timed out", self.plan.target));
+                    let counted = self.count_connect_error(i, now);
+                    let target = &self.plan.target;
+                    self.meter.error(counted, || format!("connecting to {target} timed out"));
                     self.conns[i].fail(now, Loss::Broken, &mut self.meter);
                 }
                 State::Down { retry_ns } if sending && now >= retry_ns => {

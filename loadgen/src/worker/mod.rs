@@ -99,7 +99,7 @@ pub fn thread_main(
     if let Some(cpu) = worker.plan.cpu {
         match crate::cpu::pin_current_thread(&[cpu]) {
             Ok(_) => worker.meter.pinned = Some(cpu),
-            Err(err) => worker.meter.error(|| format!("{err:#}")),
+            Err(err) => worker.meter.trouble(|| format!("{err:#}")),
         }
     }
     worker.run();
@@ -130,7 +130,7 @@ impl Worker {
             match Timer::new().and_then(|t| t.register(self.poll.registry(), TIMER).map(|()| t)) {
                 Ok(timer) => self.timer = Some(timer),
                 Err(err) => {
-                    self.meter.error(|| format!("no precise timer, sends may be late: {err}"))
+                    self.meter.trouble(|| format!("no precise timer, sends may be late: {err}"))
                 }
             }
         }
@@ -191,7 +191,7 @@ impl Worker {
             if let Err(err) = self.poll.poll(&mut events, timeout)
                 && err.kind() != io::ErrorKind::Interrupted
             {
-                self.meter.error(|| format!("epoll_wait failed: {err}"));
+                self.meter.trouble(|| format!("epoll_wait failed, the thread stopped: {err}"));
                 break;
             }
             if self.spinning && events.is_empty() && self.meter.measuring(now) {
@@ -201,11 +201,14 @@ impl Worker {
                 // housekeeping) is real work and stays in the utilization.
                 self.meter.spin_ns += crate::cpu::thread_cpu_ns().saturating_sub(poll_began);
             }
+            // The moment the poll returned, read once: the timer's lateness is measured to it,
+            // not to wherever its event falls in the list after other events' work.
+            let woke = if self.timer.is_some() && !events.is_empty() { tl.now_ns() } else { 0 };
             for event in &events {
                 let i = event.token().0;
                 if event.token() == TIMER {
                     if let Some(timer) = self.timer.as_mut() {
-                        timer.fired(tl.now_ns());
+                        timer.fired(woke);
                     }
                     continue;
                 }
@@ -219,8 +222,12 @@ impl Worker {
         let end = tl.now_ns();
         let loss = if self.shared.cancel.is_cancelled() { Loss::Cancelled } else { Loss::Timeout };
         for conn in &mut self.conns {
-            if conn.in_flight() > 0 {
-                conn.fail(end, loss, &mut self.meter);
+            if conn.in_flight() > 0 && conn.fail(end, loss, &mut self.meter) > 0 {
+                let id = conn.id;
+                self.meter.error(true, || match loss {
+                    Loss::Timeout => format!("connection {id}: no echo by the end of the drain"),
+                    _ => format!("connection {id}: messages in flight when the run was cancelled"),
+                });
             }
         }
         self.meter.finish(stopped_ns, end);

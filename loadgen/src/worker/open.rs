@@ -126,7 +126,7 @@ impl Worker {
                 timeout
             }
             Err(err) => {
-                self.meter.error(|| format!("cannot arm the send timer: {err}"));
+                self.meter.trouble(|| format!("cannot arm the send timer: {err}"));
                 None
             }
         }

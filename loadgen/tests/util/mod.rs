@@ -13,7 +13,7 @@ use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,13 @@ pub enum Fault {
     },
     /// Close every connection as soon as it is accepted.
     CloseAtOnce,
+    /// One connection goes silent for good: the first to read a message `after` the run's
+    /// first byte arrived (on any connection; loadgen's run starts then, give or take its
+    /// first write). It never echoes that message, nor reads again, and stays open; every
+    /// other connection, and every later one (loadgen's reconnection), is served.
+    Silence {
+        after: Duration,
+    },
     /// Cross-wire connections in pairs (the first two that send, then the next two...): each
     /// gets the other's bytes as its echo. In a closed loop the two stay in step, so each
     /// receives the other connection's message of the same sequence number.
@@ -65,6 +72,10 @@ struct State {
     peers: Mutex<BTreeSet<IpAddr>>,
     /// Fault::Cross: the pair a connection that sent first is waiting in for a partner.
     lonely: Mutex<Option<Arc<Mutex<Pair>>>>,
+    /// When the first byte arrived on any connection.
+    first_byte: OnceLock<Instant>,
+    /// Fault::Silence: a connection has gone silent.
+    silenced: AtomicBool,
 }
 
 /// Fault::Cross: two connections' whole messages, exchanged one for one.
@@ -203,6 +214,8 @@ fn new_state(fault: Fault, size: usize) -> Arc<State> {
         accepted: AtomicU64::new(0),
         peers: Mutex::new(BTreeSet::new()),
         lonely: Mutex::new(None),
+        first_byte: OnceLock::new(),
+        silenced: AtomicBool::new(false),
     })
 }
 
@@ -260,7 +273,20 @@ fn serve<S: Conn>(state: &State, mut stream: S) {
         }
         match stream.read(&mut buf) {
             Ok(0) => return,
-            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                pending.extend_from_slice(&buf[..n]);
+                let first = *state.first_byte.get_or_init(Instant::now);
+                if let Fault::Silence { after } = state.fault
+                    && first.elapsed() >= after
+                    && !state.silenced.swap(true, Ordering::Relaxed)
+                {
+                    // Open and silent until the test ends: loadgen must notice by itself.
+                    while !state.gone() {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    return;
+                }
+            }
             Err(err)
                 if matches!(
                     err.kind(),
