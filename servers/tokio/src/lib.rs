@@ -41,7 +41,7 @@
 //!   allocation, where mio's is the epoll entry alone. Measured with silent connections
 //!   (`loadgen --connections 1 --idle N`, PSS from `/proc/PID/smaps_rollup` against the
 //!   server before the run, `--workers 1`): 1.1 to 1.2 KiB per connection at 1,000 and at
-//!   5,000, against 0.1 KiB for the mio model. The buffer comes on top once the client has
+//!   5,000, against 0.05 to 0.1 KiB for the mio model. The buffer comes on top once the client has
 //!   spoken, and stays until it closes: 16 KiB by default, where the mio model lends one
 //!   scratch buffer to every connection and holds bytes only under backpressure.
 //! - **The one shared reactor.** All readiness goes through one epoll instance, whoever
@@ -72,16 +72,18 @@
 //! hears EAGAIN. User-space instructions (callgrind, the difference between a 4 s and a
 //! 12 s run): about 1,470 per message, against the mio model's 375; they go to readiness
 //! bookkeeping (`Registration`, `ScheduledIo`), task state transitions and the scheduler,
-//! with no single hot spot. The kernel's TCP work is 90% of the server's CPU time either
-//! way (`perf record`), so the two cancel: server CPU time per message (utime + stime of
-//! the server's threads over the measured window) was 6.99 us against the mio model's
-//! 7.25 us at 100 connections (0.96x) and 7.58 us against 7.29 us at 1,000 (1.04x), at
-//! about 130,000 messages/s for both, medians of three interleaved runs with the machine
-//! otherwise quiet. (On this machine busy with other builds, single runs of either ranged
-//! from 9 to 19 us.) A current-thread runtime, which would drop the
-//! work-stealing machinery when there is one worker, saved only 12% of those instructions
-//! (1,285 per message), 1 to 2% of the CPU, and is not used: the model is the
-//! multi-threaded runtime, and one worker is the same code as eight.
+//! with no single hot spot. But the kernel (TCP, loopback, the system calls themselves) has
+//! 90% of the server's CPU time (`perf record` of this server), so the two cancel: server CPU time per message (the server's
+//! threads' run time over the measured window, from `/proc`) was 6.75 us against the mio
+//! model's 6.82 us at 100 connections (0.99x) and 7.03 us against 6.95 us at 1,000
+//! (1.01x), both at about 140,000 messages/s and 0.6 to 0.9 context switches per thousand
+//! messages, medians of three interleaved runs on an otherwise quiet machine. (With the
+//! machine busy with other builds, single runs of either ranged from 9 to 19 us.)
+//!
+//! A current-thread runtime, which would drop the work-stealing machinery when there is one
+//! worker, saved only 12% of those instructions (1,285 per message), 1 to 2% of the CPU,
+//! and is not used: the model is the multi-threaded runtime, and one worker runs the same
+//! code as eight.
 //!
 //! # Where it wins
 //!
