@@ -73,11 +73,12 @@
 //! 12 s run): about 1,470 per message, against the mio model's 375; they go to readiness
 //! bookkeeping (`Registration`, `ScheduledIo`), task state transitions and the scheduler,
 //! with no single hot spot. But the kernel (TCP, loopback, the system calls themselves) has
-//! 90% of the server's CPU time (`perf record` of this server), so the two cancel: server CPU time per message (the server's
-//! threads' run time over the measured window, from `/proc`) was 6.75 us against the mio
-//! model's 6.82 us at 100 connections (0.99x) and 7.03 us against 6.95 us at 1,000
-//! (1.01x), both at about 140,000 messages/s and 0.6 to 0.9 context switches per thousand
-//! messages, medians of three interleaved runs on an otherwise quiet machine. (With the
+//! 90% of the server's CPU time (`perf record` of this server), so the two cancel: server
+//! CPU time per message (the server's threads' run time over the measured window, from
+//! `/proc`) was 6.75 us against the mio model's 6.82 us at 100 connections (0.99x) and
+//! 7.03 us against 6.95 us at 1,000 (1.01x), both at about 140,000 messages/s and 0.6 to
+//! 0.9 context switches per thousand messages, medians of three interleaved runs on an
+//! otherwise quiet machine. (With the
 //! machine busy with other builds, single runs of either ranged from 9 to 19 us.)
 //!
 //! A current-thread runtime, which would drop the work-stealing machinery when there is one
