@@ -4,9 +4,9 @@
 //! Every sentence is built from medians in the results, never from expectations: if thread
 //! beats mio on some machine, the report says so.
 
-use crate::results::Summary;
+use crate::results::{Metrics, Summary};
 use crate::scenario::View;
-use crate::text::{join, times};
+use crate::text::{join, sig, times};
 
 /// What a scenario's findings say when no model produced a figure.
 pub const NO_FIGURES: &str = "No model produced figures for this scenario.";
@@ -89,4 +89,40 @@ pub fn growth(view: &View<'_>, what: &str, figure: fn(&Summary) -> f64) -> Optio
     (!changes.is_empty()).then(|| {
         format!("From {} to {}, {what} changed by: {}.", first.label, last.label, join(&changes))
     })
+}
+
+/// One figure of a neighbours sentence: its name, how to read it off a point's median, and its
+/// unit.
+pub type Figure = (&'static str, fn(&Metrics) -> Option<f64>, &'static str);
+
+/// Each model set beside the neighbour the registry names for it, at the scenario's deciding
+/// point: "prefork against fork (what forking before the connection arrives saves): conns/s
+/// 3,450 against 1,100 (3.1x), server CPU per connection 105 against 557 us (0.19x)."
+pub fn neighbours(view: &View<'_>, figures: &[Figure]) -> Vec<String> {
+    let Some((point, at)) = view.deciding() else { return Vec::new() };
+    let find = |name: &str| at.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+    let mut out = Vec::new();
+    for (name, summary) in &at {
+        let Some(against) = crate::registry::find(name).and_then(|m| m.against) else { continue };
+        let Some(other) = find(against.model) else { continue };
+        let parts: Vec<String> = figures
+            .iter()
+            .filter_map(|(label, f, unit)| {
+                let (a, b) = (f(&summary.median)?, f(&other.median)?);
+                (a.is_finite() && b.is_finite() && b > 0.0).then(|| {
+                    format!("{label} {} against {}{unit} ({})", sig(a), sig(b), times(a / b))
+                })
+            })
+            .collect();
+        if !parts.is_empty() {
+            out.push(format!(
+                "{name} against {} ({}), at {}: {}.",
+                against.model,
+                against.lesson,
+                point.label,
+                parts.join(", ")
+            ));
+        }
+    }
+    out
 }

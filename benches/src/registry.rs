@@ -23,6 +23,18 @@ pub struct Model {
     pub cpus: CpuUse,
     /// Flags the harness passes besides `--addr` (and the worker flag of [`CpuUse::Workers`]).
     pub args: &'static [&'static str],
+    /// The model this one is best read against, and what the pair teaches: the findings set
+    /// the two side by side wherever both ran.
+    pub against: Option<Against>,
+}
+
+/// A model's neighbour in the lineage, and the lesson of the pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Against {
+    /// The other model's name.
+    pub model: &'static str,
+    /// What the difference between them shows, in a few words.
+    pub lesson: &'static str,
 }
 
 /// What a model creates for each new connection: the cost that churn and idle show.
@@ -69,6 +81,7 @@ pub const MODELS: &[Model] = &[
         per_connection: PerConnection::Process,
         cpus: CpuUse::PerConnection,
         args: &[],
+        against: None,
     },
     Model {
         name: "prefork",
@@ -78,6 +91,10 @@ pub const MODELS: &[Model] = &[
         per_connection: PerConnection::Pooled,
         cpus: CpuUse::PerConnection,
         args: &[],
+        against: Some(Against {
+            model: "fork",
+            lesson: "what forking before the connection arrives saves",
+        }),
     },
     Model {
         name: "thread",
@@ -87,6 +104,7 @@ pub const MODELS: &[Model] = &[
         per_connection: PerConnection::Thread,
         cpus: CpuUse::PerConnection,
         args: &[],
+        against: None,
     },
     Model {
         name: "mio",
@@ -96,6 +114,7 @@ pub const MODELS: &[Model] = &[
         per_connection: PerConnection::State,
         cpus: CpuUse::OneThread,
         args: &[],
+        against: None,
     },
     Model {
         name: "poll",
@@ -105,6 +124,10 @@ pub const MODELS: &[Model] = &[
         per_connection: PerConnection::State,
         cpus: CpuUse::OneThread,
         args: &[],
+        against: Some(Against {
+            model: "mio",
+            lesson: "what epoll removed: scanning every descriptor per wake-up",
+        }),
     },
     Model {
         name: "hybrid",
@@ -114,6 +137,7 @@ pub const MODELS: &[Model] = &[
         per_connection: PerConnection::State,
         cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::PerServerCpu },
         args: &[],
+        against: None,
     },
     Model {
         name: "tokio",
@@ -123,6 +147,10 @@ pub const MODELS: &[Model] = &[
         per_connection: PerConnection::State,
         cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::PerServerCpu },
         args: &[],
+        against: Some(Against {
+            model: "mio",
+            lesson: "what a work-stealing runtime and a task per connection cost over a hand-rolled loop",
+        }),
     },
     Model {
         name: "uring",
@@ -133,6 +161,10 @@ pub const MODELS: &[Model] = &[
         // One ring by default, so that the headline is one ring against one epoll loop.
         cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::Fixed(1) },
         args: &[],
+        against: Some(Against {
+            model: "mio",
+            lesson: "completion against readiness: batched submissions instead of a call per operation",
+        }),
     },
     Model {
         name: "reuseport",
@@ -142,6 +174,10 @@ pub const MODELS: &[Model] = &[
         per_connection: PerConnection::State,
         cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::PerServerCpu },
         args: &[],
+        against: Some(Against {
+            model: "hybrid",
+            lesson: "the kernel balancing by hash against an acceptor balancing by load",
+        }),
     },
 ];
 

@@ -393,6 +393,9 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     if fillers > 0 {
         assert!(md.contains(&format!("| m{fillers} | (not in the registry) |")), "{md}");
     }
+    // Each model with a neighbour in the registry is set beside it, with the second figure.
+    assert!(md.contains("reuseport against hybrid (the kernel balancing by hash"), "{md}");
+    assert!(md.contains("server CPU per message 3.00 against 4.00 us (0.75x)"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

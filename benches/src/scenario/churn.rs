@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use super::{Column, Headline, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
-use crate::findings::{NO_FIGURES, cpu_figure, figure, leader_vs_last, ranking};
+use crate::findings::{NO_FIGURES, cpu_figure, figure, leader_vs_last, neighbours, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
 use crate::registry::{self, PerConnection};
 use crate::results::Summary;
@@ -99,6 +99,13 @@ impl Scenario for Churn {
             ),
         ];
         out.extend(leader_vs_last(&at, "connections", "connection"));
+        out.extend(neighbours(
+            view,
+            &[
+                ("conns/s", |m| Some(m.msgs_per_sec), ""),
+                ("server CPU per connection", |m| m.server_cpu_per_msg_us, " us"),
+            ],
+        ));
         out.extend(why(&at));
         let connect = figure(&at, |s| s.median.connect_us.map_or(f64::NAN, |c| c.p99));
         if connect.iter().any(|(_, v)| v.is_finite()) {

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::{Cell, Column, Headline, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
-use crate::findings::{NO_FIGURES, ranking};
+use crate::findings::{NO_FIGURES, neighbours, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
 use crate::results::{PointResults, ScenarioResults};
 use crate::text::{join, memory, sig, thousands};
@@ -132,6 +132,14 @@ impl Scenario for Idle {
             ));
             out.extend(why(&costs));
         }
+        out.extend(neighbours(
+            view,
+            &[
+                ("the active client's p99", |m| Some(m.latency_us.p99), " us"),
+                ("server CPU per message", |m| m.server_cpu_per_msg_us, " us"),
+                ("peak PSS", |m| Some(m.server_peak_pss_kib / 1024.0), " MiB"),
+            ],
+        ));
         if !latency.is_empty() {
             out.push(format!(
                 "The one active client's p99 beside them: lowest was {}.",

@@ -5,7 +5,9 @@ use anyhow::Result;
 
 use super::{Cell, Column, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
-use crate::findings::{NO_FIGURES, cpu_figure, figure, growth, leader_vs_last, ranking};
+use crate::findings::{
+    NO_FIGURES, cpu_figure, figure, growth, leader_vs_last, neighbours, ranking,
+};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
 use crate::registry::named;
 use crate::results::Summary;
@@ -102,6 +104,14 @@ impl Scenario for Scale {
         ];
         out.extend(leader_vs_last(&at, "messages", "message"));
         out.extend(why(&at, view.cores()));
+        out.extend(neighbours(
+            view,
+            &[
+                ("msgs/s", |m| Some(m.msgs_per_sec), ""),
+                ("server CPU per message", |m| m.server_cpu_per_msg_us, " us"),
+                ("context switches per message", |m| m.server_ctx_switches_per_msg, ""),
+            ],
+        ));
         out.extend(growth(view, "messages/s", |s| s.median.msgs_per_sec));
         out.extend(low_concurrency(view));
         out
