@@ -41,7 +41,12 @@ fn config() -> Criterion {
             .sample_size(10)
             .without_plots()
     } else {
-        criterion.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
+        // No plots: they cost about 3 s per benchmark here, and the report shows the
+        // figures (criterion's estimates) itself.
+        criterion
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .without_plots()
     }
 }
 

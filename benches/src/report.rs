@@ -204,7 +204,7 @@ fn section(
                 "| {} | {model} | {} | {} |",
                 point.label,
                 cells.join(" | "),
-                notes(p, sum, r.plan.repeats)
+                notes(p, sum, r.plan.repeats_of(point))
             );
             rows += 1;
         }

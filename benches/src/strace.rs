@@ -3,7 +3,8 @@
 //! strace stops the traced threads at every system call, so a traced server runs far slower:
 //! only the counts are kept, never the timings. `-f` follows every thread and child the server
 //! creates while attached, so a thread- or process-per-connection model's per-connection tasks
-//! are counted too (the harness attaches before loadgen connects). `perf stat` with the
+//! are counted too (the harness attaches before loadgen connects); the processes that already
+//! exist (a pre-forked pool) are each attached by pid. `perf stat` with the
 //! `raw_syscalls:sys_enter` tracepoint would cost less, but printed no counts in the VM this
 //! suite was built on, so strace is the one tool used.
 
@@ -54,10 +55,16 @@ impl Trace {
     /// Attaches `strace -c -f` to `pid`, writing its summary to `out`, and returns once it has
     /// attached (strace says so on stderr).
     pub fn attach(pid: u32, out: &Path) -> Result<Trace> {
-        let mut child = Command::new("strace")
-            .args(["-c", "-f", "-o"])
-            .arg(out)
-            .args(["-p", &pid.to_string()])
+        // Every process of the tree, not only the root: `-f` follows what is created after
+        // the attach, but a pool forked before it (prefork's children) must be named.
+        let tree = crate::procstat::tree(pid).map(|t| t.iter().map(|p| p.pid).collect());
+        let pids: Vec<u32> = tree.unwrap_or_else(|_| vec![pid]);
+        let mut command = Command::new("strace");
+        command.args(["-c", "-f", "-o"]).arg(out);
+        for p in &pids {
+            command.args(["-p", &p.to_string()]);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

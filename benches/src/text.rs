@@ -11,11 +11,14 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
-/// Formats a duration for humans: "850 ms", "42 s", "12 min 30 s".
+/// Formats a duration for humans: "850 ms", "1.5 s", "42 s", "12 min 30 s".
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 1.0 {
         format!("{:.0} ms", secs * 1000.0)
+    } else if secs < 10.0 && (secs * 10.0).round() % 10.0 != 0.0 {
+        // 1.5 s is not "2 s".
+        format!("{secs:.1} s")
     } else if secs < 90.0 {
         format!("{secs:.0} s")
     } else {
