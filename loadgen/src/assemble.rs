@@ -92,9 +92,12 @@ pub fn report(p: Parts<'_>) -> Report {
         // served after it, and dividing them by the window's length would overstate the rate.
         msgs_per_sec: per_sec(counters.received_in_window),
         mib_per_sec: per_sec(counters.received_in_window * size) / (1 << 20) as f64,
-        sent_per_sec: per_sec(counters.sent),
+        // The rate offered in the window: what was carried over from warm-up went out before.
+        sent_per_sec: per_sec(counters.sent - counters.carried_sent),
         target_msgs_per_sec: config.rate,
-        achieved_ratio: config.rate.map(|rate| per_sec(counters.sent) / rate),
+        achieved_ratio: config
+            .rate
+            .map(|rate| per_sec(counters.sent - counters.carried_sent) / rate),
     };
     // The ballast is opened before the load threads start, so its error comes first.
     let first_warmup_error =
@@ -121,6 +124,7 @@ pub fn report(p: Parts<'_>) -> Report {
             not_sent: counters.not_sent,
             backlogged: counters.backlogged,
             scheduled: counters.scheduled,
+            carried_over: counters.carried,
             bytes_sent: counters.sent * size,
             bytes_received: counters.received * size,
         },

@@ -326,8 +326,10 @@ fn counts(m: &InFlight, written: bool, now_ns: u64, meter: &mut Meter) -> bool {
         return false;
     }
     meter.counters.scheduled += 1;
+    meter.counters.carried += 1;
     if written {
         meter.counters.sent += 1;
+        meter.counters.carried_sent += 1;
     }
     true
 }

@@ -72,7 +72,8 @@ pub struct Throughput {
     pub msgs_per_sec: f64,
     /// The same in payload bytes (one direction), in MiB (2^20 bytes) per second.
     pub mib_per_sec: f64,
-    /// Messages sent per second of the measured window.
+    /// Messages sent per second of the measured window, the ones carried over from warm-up
+    /// left out (they were sent, or due, before it).
     pub sent_per_sec: f64,
     /// Open loop: the `--rate` asked for.
     pub target_msgs_per_sec: Option<f64>,
@@ -103,6 +104,10 @@ pub struct Messages {
     /// `sent + not_sent + backlogged`.
     #[serde(default)]
     pub scheduled: u64,
+    /// Warm-up messages still outstanding when the window opened, which belong to it from
+    /// then on: part of `scheduled`, and of `sent` once written.
+    #[serde(default)]
+    pub carried_over: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
@@ -116,6 +121,7 @@ impl Messages {
         self.not_sent += o.not_sent;
         self.backlogged += o.backlogged;
         self.scheduled += o.scheduled;
+        self.carried_over += o.carried_over;
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
     }

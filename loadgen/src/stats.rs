@@ -123,6 +123,10 @@ pub struct Counters {
     pub backlogged: u64,
     /// Messages meant for the window: sent + not_sent + backlogged.
     pub scheduled: u64,
+    /// Warm-up messages still outstanding when the window opened, adopted by it (part of
+    /// `scheduled`), and how many of them count in `sent`.
+    pub carried: u64,
+    pub carried_sent: u64,
     /// Connections established.
     pub connects: u64,
     /// Connection attempts that failed or timed out.
@@ -142,6 +146,8 @@ impl Counters {
         self.not_sent += o.not_sent;
         self.backlogged += o.backlogged;
         self.scheduled += o.scheduled;
+        self.carried += o.carried;
+        self.carried_sent += o.carried_sent;
         self.connects += o.connects;
         self.connect_errors += o.connect_errors;
         self.io_errors += o.io_errors;

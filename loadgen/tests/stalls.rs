@@ -47,6 +47,7 @@ fn stalled_runs(after: Duration) -> Vec<(&'static str, Report, u64)> {
 }
 
 /// The stall shows as exactly the messages it caught, timed out, at `--timeout` or more.
+/// When the stall began before the window, the messages it caught were carried over into it.
 fn assert_one_stall_counted(after: Duration) {
     for (mode, r, in_flight) in stalled_runs(after) {
         let (m, e) = (&r.messages, &r.errors);
@@ -61,6 +62,13 @@ fn assert_one_stall_counted(after: Duration) {
         let first = e.first_error.as_deref().unwrap_or_default();
         assert!(first.contains("no echo within the timeout"), "{mode}: first error {first:?}");
         assert_eq!(e.first_warmup_error, None, "{mode}");
+        if after < WARMUP {
+            assert!(m.carried_over >= in_flight, "{mode}: {m:?}");
+        }
+        // The rate offered in the window leaves the carried-over messages out (all of them were
+        // written: 64-byte messages never wait in loadgen's buffer here).
+        let sent_in_window = (m.sent - m.carried_over) as f64 / r.run.measured_secs;
+        assert_eq!(r.throughput.sent_per_sec, sent_in_window, "{mode}: {m:?}");
     }
 }
 
