@@ -15,6 +15,9 @@ pub struct Model {
     pub package: &'static str,
     /// Its binary (`echo-mio`), found in the harness's `--bin-dir`.
     pub binary: &'static str,
+    /// Whether it echoes a byte stream (TCP, Unix stream) or datagrams: a scenario that loads
+    /// byte streams runs only the stream models, and the other way round.
+    pub transport: Transport,
     /// How it schedules connections, in a few words, for the report.
     pub shape: &'static str,
     /// What each new connection makes the server create.
@@ -35,6 +38,15 @@ pub struct Against {
     pub model: &'static str,
     /// What the difference between them shows, in a few words.
     pub lesson: &'static str,
+}
+
+/// What a model echoes: the kind of socket a generator must open to load it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A byte stream: TCP or a Unix stream socket. Every connection-based model.
+    Stream,
+    /// Datagrams: UDP or a Unix datagram socket. No connection, no accept.
+    Datagram,
 }
 
 /// What a model creates for each new connection: the cost that churn and idle show.
@@ -77,6 +89,7 @@ pub const MODELS: &[Model] = &[
         name: "fork",
         package: "echobench-fork",
         binary: "echo-fork",
+        transport: Transport::Stream,
         shape: "a process per connection",
         per_connection: PerConnection::Process,
         cpus: CpuUse::PerConnection,
@@ -87,6 +100,7 @@ pub const MODELS: &[Model] = &[
         name: "prefork",
         package: "echobench-prefork",
         binary: "echo-prefork",
+        transport: Transport::Stream,
         shape: "a pool of pre-forked processes, one connection each at a time",
         per_connection: PerConnection::Pooled,
         cpus: CpuUse::PerConnection,
@@ -100,6 +114,7 @@ pub const MODELS: &[Model] = &[
         name: "thread",
         package: "echobench-thread",
         binary: "echo-thread",
+        transport: Transport::Stream,
         shape: "a thread per connection",
         per_connection: PerConnection::Thread,
         cpus: CpuUse::PerConnection,
@@ -110,6 +125,7 @@ pub const MODELS: &[Model] = &[
         name: "mio",
         package: "echobench-mio",
         binary: "echo-mio",
+        transport: Transport::Stream,
         shape: "one event loop on one thread",
         per_connection: PerConnection::State,
         cpus: CpuUse::OneThread,
@@ -120,6 +136,7 @@ pub const MODELS: &[Model] = &[
         name: "poll",
         package: "echobench-poll",
         binary: "echo-poll",
+        transport: Transport::Stream,
         shape: "one poll(2) loop on one thread",
         per_connection: PerConnection::State,
         cpus: CpuUse::OneThread,
@@ -133,6 +150,7 @@ pub const MODELS: &[Model] = &[
         name: "hybrid",
         package: "echobench-hybrid",
         binary: "echo-hybrid",
+        transport: Transport::Stream,
         shape: "an acceptor feeding event-loop workers",
         per_connection: PerConnection::State,
         cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::PerServerCpu },
@@ -143,6 +161,7 @@ pub const MODELS: &[Model] = &[
         name: "tokio",
         package: "echobench-tokio",
         binary: "echo-tokio",
+        transport: Transport::Stream,
         shape: "a task per connection on tokio's work-stealing runtime",
         per_connection: PerConnection::State,
         cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::PerServerCpu },
@@ -156,6 +175,7 @@ pub const MODELS: &[Model] = &[
         name: "uring",
         package: "echobench-uring",
         binary: "echo-uring",
+        transport: Transport::Stream,
         shape: "one io_uring completion loop on one thread",
         per_connection: PerConnection::State,
         // One ring by default, so that the headline is one ring against one epoll loop.
@@ -170,6 +190,7 @@ pub const MODELS: &[Model] = &[
         name: "reuseport",
         package: "echobench-reuseport",
         binary: "echo-reuseport",
+        transport: Transport::Stream,
         shape: "event-loop workers, each on its own SO_REUSEPORT listener",
         per_connection: PerConnection::State,
         cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::PerServerCpu },
