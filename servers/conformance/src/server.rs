@@ -329,7 +329,14 @@ mod tests {
             parse_ready_line("listening on udp:unix:/tmp/x"),
             Some(Addr::UnixDatagram("/tmp/x".into()))
         );
-        for bad in ["listening on unix:", "listening on udp:unix:", "listening on udp:7000", "listening on 7000", "listening at 127.0.0.1:1", ""] {
+        for bad in [
+            "listening on unix:",
+            "listening on udp:unix:",
+            "listening on udp:7000",
+            "listening on 7000",
+            "listening at 127.0.0.1:1",
+            "",
+        ] {
             assert_eq!(parse_ready_line(bad), None, "{bad:?}");
         }
     }

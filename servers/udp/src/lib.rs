@@ -1,6 +1,101 @@
 //! The datagram model: one socket, no connections, every datagram echoed to its sender.
 //!
-//! ESSAY
+//! # What disappears without a connection
+//!
+//! Every other model in this suite is an answer to one question: who waits on which
+//! connection? A process, a thread, a slot in an event loop, a task: each holds a
+//! connection's socket, its half-read message and its place in a queue. Here there is no
+//! connection to hold. The server binds one socket and the kernel queues on it every
+//! datagram addressed to it, from any client; `recvfrom` hands over one datagram *and the
+//! address it came from*, and `sendto` sends the echo back to that address. A client is
+//! nothing but the return address in its datagram, known for the time between those two
+//! calls and forgotten after. So gone are: `listen` and `accept` (and their backlog,
+//! EMFILE and churn), the per-client socket and its buffers, the per-client state (no
+//! half-read message: a datagram arrives whole or not at all, and is echoed in one call),
+//! `--max-conns` and `--buffer`, and the concurrency model itself: one loop over one
+//! socket serves every client, a hundred or a hundred thousand, in the order their
+//! datagrams arrived. The server's memory is fixed at start: one 64 KiB buffer per worker
+//! (K of them with `--batch K`), whatever the number of clients.
+//!
+//! What goes with the connection is everything TCP did for the client: nothing orders,
+//! acknowledges, retransmits or paces datagrams. When the server falls behind, TCP would
+//! have made the clients wait (their writes block once the windows fill); UDP loses.
+//!
+//! # When the receive buffer is full
+//!
+//! The socket's queue is bounded by SO_RCVBUF (`net.core.rmem_default`, 212,992 bytes
+//! here; `--rcvbuf` sets it, and the kernel doubles what is asked, up to
+//! `net.core.rmem_max`). It is counted in the kernel's memory per datagram, not in payload:
+//! measured here, the default buffer holds 256 datagrams of 0 or 64 bytes (832 bytes
+//! each), 92 of 1,000 bytes, and 3 of 65,507. A datagram that arrives when the queue is
+//! full is dropped by the kernel, silently for the sender, and counted: machine-wide in
+//! `/proc/net/snmp` as `Udp: RcvbufErrors` (and `InErrors`), and per socket in the last
+//! column (`drops`) of `/proc/net/udp`. The echo can be lost the same way at the client's
+//! socket, if the client reads too slowly. A server that cannot keep up therefore shows no
+//! growing latency, only loss: the queue bounds the wait (256 small datagrams at a few
+//! microseconds each), and everything beyond it is gone.
+//!
+//! Unix datagram sockets differ in all of this: they are reliable and ordered. Their queue
+//! holds `net.unix.max_dgram_qlen` datagrams (10 here) whatever their size, and a sender
+//! that finds it full waits (or gets EAGAIN) instead of losing. So `--rcvbuf` is refused
+//! for them, and here the server is the sender that must not wait: a client that does not
+//! read its echoes would stall it and every other client. Every send is therefore made
+//! with MSG_DONTWAIT, and an echo refused for a full buffer (EAGAIN, or ENOBUFS) is counted
+//! in the exit summary and dropped. One client can still hurt everyone: Linux exempts a
+//! receiver from the queue limit when it is *connected* to the sender, so a Unix client
+//! that `connect`s to the server and stops reading piles the server's echoes up in its
+//! queue, where they stay charged to the server's send buffer (212,992 bytes: it held 93
+//! echoes of 1,000 bytes, or 278 of 64, measured) until it is full and every echo to anyone
+//! fails, until that client reads or goes (`tests/smoke.rs` shows it). Over UDP the echo leaves the server's
+//! account as soon as it is sent, and the client's own buffer drops what it cannot hold.
+//!
+//! Sizes: an echo of every size from 0 bytes to the largest the family allows, 65,507 over
+//! IPv4 and 65,527 over IPv6 (receive buffers of 64 KiB hold either), each one datagram
+//! back for one in. A Unix datagram may be larger than 64 KiB (up to the sender's SO_SNDBUF
+//! less 32 bytes); one that does not fit arrives cut short, is counted as truncated, and is
+//! dropped, never echoed changed. (The simple loop asks `recvfrom` with MSG_TRUNC for the
+//! datagram's real length; the batched one reads MSG_TRUNC in each header's flags.)
+//!
+//! # What batching buys
+//!
+//! With `--batch 1`, the default, each datagram costs two system calls, `recvfrom` and
+//! `sendto`, plus a `poll` whenever the queue runs dry. With `--batch K`, `recvmmsg` takes
+//! up to K queued datagrams in one call and `sendmmsg` sends their echoes in one more
+//! (`batch.rs`). It saves only what is per call (the entry into the kernel, the socket
+//! lookup and locking), not what is per datagram (a buffer allocated in the kernel, the
+//! copies, and on loopback the whole delivery of each echo into the client's socket, which
+//! runs on the server's CPU inside `sendto`). And it saves only when the queue holds
+//! several datagrams: a server that keeps up finds one at a time, and `recvmmsg` then
+//! returns one. So batching helps exactly when the server is behind.
+//!
+//! MEASURED
+//!
+//! # SO_REUSEPORT for UDP
+//!
+//! `--workers N` binds N sockets to the same address with SO_REUSEPORT, one per worker
+//! thread, each with its own receive queue. For every datagram the kernel picks one socket
+//! of the group by a hash of its 4-tuple (source address and port, destination address and
+//! port), so all of one client's datagrams go to the same worker, in order, and many
+//! clients spread over the workers as a hash spreads them (100 clients on three workers,
+//! in `tests/smoke.rs`, each got a share). One busy client cannot be spread: its datagrams
+//! all land on one worker while the others idle. Each socket has its own SO_RCVBUF, so the
+//! server as a whole queues N times as much. Unix datagram sockets have no SO_REUSEPORT:
+//! over a Unix path the workers share one socket through duplicate descriptors, all asleep
+//! in `poll` on it; a datagram wakes them all, one takes it, and the others find the queue
+//! empty and sleep again (the thundering herd, in miniature), so more workers there add
+//! wake-ups rather than capacity.
+//!
+//! # What breaks first
+//!
+//! Delivery, and silently. Offered more than it can echo, the server keeps its pace and
+//! the kernel drops the excess at the receive buffer, counting it in `RcvbufErrors`; and
+//! the queue is shared by every client on the socket, so one client that floods takes its
+//! share of the buffer from all the others, whose datagrams are then dropped as often as
+//! its own. (A bigger `--rcvbuf` absorbs a longer burst, not a higher rate.) Next, the
+//! single thread: one worker is one core, and SO_REUSEPORT workers help only when the
+//! senders are many. Over Unix sockets, the connected client that never reads.
+//!
+//! Run it with `cargo run --release -p echobench-udp -- --batch 32`.
 
 pub mod args;
 mod batch;

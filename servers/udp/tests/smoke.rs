@@ -31,7 +31,8 @@ fn stop(mut server: Server) -> (String, Vec<[u64; 5]>) {
 }
 
 fn unix_server(args: &[&str], tag: &str) -> (Server, std::path::PathBuf) {
-    let path = std::env::temp_dir().join(format!("echo-udp-smoke-{tag}-{}.sock", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("echo-udp-smoke-{tag}-{}.sock", std::process::id()));
     let server = Server::start(BIN, &[&["--unix", path.to_str().unwrap()], args].concat());
     (server, path)
 }
@@ -67,7 +68,9 @@ fn a_unix_datagram_beyond_64_kib_is_counted_as_truncated_and_not_echoed() {
 #[test]
 fn echoes_refused_by_a_full_queue_or_an_unbound_sender_are_counted() {
     let (server, _path) = unix_server(&[], "full");
-    let Addr::UnixDatagram(path) = server.addr().clone() else { panic!("not a Unix datagram server") };
+    let Addr::UnixDatagram(path) = server.addr().clone() else {
+        panic!("not a Unix datagram server")
+    };
     // Never reads: its queue (net.unix.max_dgram_qlen, 10 here) fills, then echoes bounce.
     let silent = Client::to(&server);
     for seq in 0..30 {
@@ -93,7 +96,8 @@ fn echoes_refused_by_a_full_queue_or_an_unbound_sender_are_counted() {
 #[test]
 fn a_connected_unix_client_that_never_reads_is_survived() {
     let (server, path) = unix_server(&[], "connected");
-    let own = std::env::temp_dir().join(format!("echo-udp-smoke-silent-{}.sock", std::process::id()));
+    let own =
+        std::env::temp_dir().join(format!("echo-udp-smoke-silent-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&own);
     let silent = UnixDatagram::bind(&own).unwrap();
     silent.connect(&path).unwrap();

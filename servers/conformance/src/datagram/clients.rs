@@ -62,7 +62,11 @@ fn echo_with_retries(client: &Client, id: u64, seq: u64) -> u64 {
         loop {
             let len = match client.recv(&mut buf) {
                 Ok(len) => len,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    break;
+                }
                 Err(e) => panic!("client {id}: receive failed: {e}"),
             };
             assert!(len >= 16, "client {id} received a {len}-byte reply; it sends 16 or more");
@@ -96,7 +100,10 @@ pub fn a_unix_client_that_never_reads_does_not_stall_others(bin: &str, extra: &[
         let started = Instant::now();
         active.round_trip(&tagged(8, seq, 64));
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(2), "round trip {seq} took {took:?} behind a client that never reads");
+        assert!(
+            took < Duration::from_secs(2),
+            "round trip {seq} took {took:?} behind a client that never reads"
+        );
     }
     assert!(server.is_running(), "the server exited");
     drop(silent);

@@ -12,7 +12,10 @@ pub fn ready_line_and_echo_over_udp_ipv4(bin: &str, extra: &[&str]) {
     let server = start_udp(bin, extra, &[]);
     let line = server.ready_line();
     let port = line.strip_prefix("listening on udp:127.0.0.1:").and_then(|p| p.parse::<u16>().ok());
-    assert!(matches!(port, Some(1..)), "ready line {line:?} is not `listening on udp:127.0.0.1:PORT`");
+    assert!(
+        matches!(port, Some(1..)),
+        "ready line {line:?} is not `listening on udp:127.0.0.1:PORT`"
+    );
     Client::to(&server).round_trip(b"hello over UDP\n");
 }
 
@@ -54,7 +57,12 @@ pub fn ready_line_and_echo_over_unix_datagrams_then_file_removed(bin: &str, extr
     }
 
     let exit = server.terminate();
-    assert!(exit.status.success(), "exit after SIGTERM: {:?}; stderr: {}", exit.status, exit.stderr);
+    assert!(
+        exit.status.success(),
+        "exit after SIGTERM: {:?}; stderr: {}",
+        exit.status,
+        exit.stderr
+    );
     assert!(!path.exists(), "the socket file {} is still there after SIGTERM", path.display());
 }
 

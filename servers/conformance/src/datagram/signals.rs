@@ -1,8 +1,8 @@
 //! Shutting down on SIGTERM or SIGINT while datagrams keep arriving.
 
 use std::io;
-use std::sync::mpsc::{self, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,10 @@ fn stop_while_flooded(mut server: Server, signal: Signal) {
         let threads = proc::tree_threads(server.pid());
         let exit = server.stop_with(signal);
         stop.store(true, Ordering::Relaxed);
-        eprintln!("{signal}: exit {:?} after {:?}, {threads} threads before", exit.status, exit.elapsed);
+        eprintln!(
+            "{signal}: exit {:?} after {:?}, {threads} threads before",
+            exit.status, exit.elapsed
+        );
         exit
     });
     assert_eq!(
@@ -70,8 +73,16 @@ fn stop_while_flooded(mut server: Server, signal: Signal) {
         exit.status,
         exit.stderr
     );
-    assert!(exit.elapsed < EXIT_WITHIN, "the server took {:?} to exit after {signal}", exit.elapsed);
-    assert!(exit.stderr.contains("datagrams"), "no summary of datagrams on stderr: {:?}", exit.stderr);
+    assert!(
+        exit.elapsed < EXIT_WITHIN,
+        "the server took {:?} to exit after {signal}",
+        exit.elapsed
+    );
+    assert!(
+        exit.stderr.contains("datagrams"),
+        "no summary of datagrams on stderr: {:?}",
+        exit.stderr
+    );
     assert!(proc::stat(server.pid()).is_none(), "the server's process is still there");
     if let Addr::UnixDatagram(path) = &addr {
         assert!(!path.exists(), "the socket file {} is still there after {signal}", path.display());
