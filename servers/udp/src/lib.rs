@@ -112,9 +112,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::batch::Batch;
 
-/// Datagrams a worker takes before it polls again. Under a flood the socket never runs dry,
-/// and this is how a worker still hears the shutdown event in time: 256 echoes take well
-/// under a millisecond.
+/// Datagrams a worker takes (batched: in as many calls of K as that needs) before it polls
+/// again. Under a flood the socket never runs dry, and this is how a worker still hears the
+/// shutdown event in time: 256 echoes take well under a millisecond (and a call that fails
+/// for a moment, ENOMEM say, still ends the turn).
 const TURN: u64 = 256;
 
 /// Serves until `shutdown` fires or a worker fails, with one worker per socket (the calling
@@ -181,8 +182,7 @@ fn echo_in_batches(socket: &DatagramSocket, shutdown: &Shutdown, k: usize) -> io
     let mut batch = Batch::new(k);
     let fd = socket.as_raw_fd();
     while wait_readable(socket, shutdown)? {
-        let turn_ends = counts.received + TURN;
-        while counts.received < turn_ends {
+        for _ in 0..TURN.div_ceil(k as u64) {
             let took = match batch.recv(fd) {
                 Ok(took) => took,
                 Err(err) if would_block(&err) => break,
