@@ -46,8 +46,9 @@
 //! that `connect`s to the server and stops reading piles the server's echoes up in its
 //! queue, where they stay charged to the server's send buffer (212,992 bytes: it held 93
 //! echoes of 1,000 bytes, or 278 of 64, measured) until it is full and every echo to anyone
-//! fails, until that client reads or goes (`tests/smoke.rs` shows it). Over UDP the echo leaves the server's
-//! account as soon as it is sent, and the client's own buffer drops what it cannot hold.
+//! fails, until that client reads or goes (`tests/smoke.rs` shows it). Over UDP the echo
+//! leaves the server's account as soon as it is sent, and the client's own buffer drops
+//! what it cannot hold.
 //!
 //! Sizes: an echo of every size from 0 bytes to the largest the family allows, 65,507 over
 //! IPv4 and 65,527 over IPv6 (receive buffers of 64 KiB hold either), each one datagram
@@ -82,6 +83,9 @@
 //! | flood (4 sockets, 64 sent per turn, none awaited) | 1 | 6.3 us (5.2 to 7.9) | 23k (12k to 78k) |
 //! | | 32 | 5.4 us (4.4 to 6.8) | 25k (19k to 81k) |
 //!
+//! A third series, 4 runs each, agreed: 6.1 against 5.0 us with 128 in flight, 5.7 against
+//! 5.1 under the flood.
+//!
 //! System calls, counted with `strace -c -f` under the flood (which slows the server, so
 //! counts only): 2.0 per datagram at `--batch 1` (70,270 calls for 35,005 echoes, 188 of
 //! them `poll`), 0.071 at `--batch 32` (10,775 for 151,769: 31 datagrams per `recvmmsg` on
@@ -114,18 +118,22 @@
 //! server as a whole queues N times as much. Unix datagram sockets have no SO_REUSEPORT:
 //! over a Unix path the workers share one socket through duplicate descriptors, all asleep
 //! in `poll` on it; a datagram wakes them all, one takes it, and the others find the queue
-//! empty and sleep again (the thundering herd, in miniature), so more workers there add
-//! wake-ups rather than capacity.
+//! empty and sleep again (the thundering herd, in miniature). Under load several can still
+//! echo at once, each taking the next datagram; the wake-ups are paid each time the queue
+//! runs dry (not measured here).
 //!
 //! # What breaks first
 //!
 //! Delivery, and silently. Offered more than it can echo, the server keeps its pace and
-//! the kernel drops the excess at the receive buffer, counting it in `RcvbufErrors`; and
-//! the queue is shared by every client on the socket, so one client that floods takes its
-//! share of the buffer from all the others, whose datagrams are then dropped as often as
-//! its own. (A bigger `--rcvbuf` absorbs a longer burst, not a higher rate.) Next, the
-//! single thread: one worker is one core, and SO_REUSEPORT workers help only when the
-//! senders are many. Over Unix sockets, the connected client that never reads.
+//! the kernel drops the excess at the receive buffer, counting it in `RcvbufErrors`. The
+//! queue is shared by every client on the socket, so a client that floods fills it for the
+//! others too: beside the flood above (45% of it lost), a client sending one datagram at a
+//! time and waiting for its echo lost 14 of 300 (4.7%). The loss falls mostly on the bursts
+//! that fill the queue, a lone datagram more often finds room, but nobody is safe, and no
+//! per-client limit exists to protect anyone: there is no client to attach it to. (A bigger
+//! `--rcvbuf` absorbs a longer burst, not a higher rate.) Next, the single thread: one
+//! worker is one core, and SO_REUSEPORT workers help only when the senders are many. Over
+//! Unix sockets, the connected client that never reads.
 //!
 //! Run it with `cargo run --release -p echobench-udp -- --batch 32`.
 
@@ -332,8 +340,8 @@ impl Counts {
 pub struct Summary {
     /// One entry per worker, in worker order (worker 0 ran on the calling thread).
     pub workers: Vec<Counts>,
-    /// The receive buffer of a socket, as the kernel reported it.
-    pub rcvbuf: usize,
+    /// The receive buffer of a UDP socket, as the kernel reported it (none for Unix).
+    pub rcvbuf: Option<usize>,
 }
 
 impl Summary {
@@ -346,11 +354,14 @@ impl Summary {
     /// each worker's share on the next.
     pub fn log(&self, program: &str) {
         let t = self.total();
+        let queue = match self.rcvbuf {
+            Some(bytes) => format!("receive buffer {bytes} bytes"),
+            None => "a Unix socket's queue".to_owned(),
+        };
         eprintln!(
             "{program}: shut down after echoing {} of {} datagrams received ({} sends refused \
-             by a full buffer, {} other send failures, {} truncated and dropped; receive \
-             buffer {} bytes)",
-            t.echoed, t.received, t.send_full, t.send_other, t.truncated, self.rcvbuf
+             by a full buffer, {} other send failures, {} truncated and dropped; {queue})",
+            t.echoed, t.received, t.send_full, t.send_other, t.truncated
         );
         let each: Vec<String> = self
             .workers

@@ -110,10 +110,14 @@ impl DatagramSocket {
             .ok_or_else(|| io::Error::other("a UDP socket has a local address that is not IP"))
     }
 
-    /// The receive buffer as the kernel reports it (it doubles what was asked, for its own
-    /// bookkeeping, and caps it at `net.core.rmem_max`).
-    pub fn recv_buffer_size(&self) -> io::Result<usize> {
-        self.socket.recv_buffer_size()
+    /// The receive buffer of a UDP socket as the kernel reports it (it doubles what was
+    /// asked, for its own bookkeeping, and caps it at `net.core.rmem_max`); `None` for a
+    /// Unix socket, whose queue is bounded in datagrams instead.
+    pub fn recv_buffer_size(&self) -> io::Result<Option<usize>> {
+        if self.path.is_some() {
+            return Ok(None);
+        }
+        self.socket.recv_buffer_size().map(Some)
     }
 
     /// Prints the ready line, `listening on udp:ADDR`, on stdout and flushes it. Once it is
