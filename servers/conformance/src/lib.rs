@@ -17,6 +17,10 @@
 //!   too: each model's own smoke tests start and talk to its binary with this same harness.
 //! - [`cases`]: one plain function per promise, taking the binary's path and the model's
 //!   extra arguments. Each asserts something that a broken server would fail.
+//! - [`datagram`]: the same for a datagram server (`echo-udp`): the ready line's `udp:`
+//!   forms, every size from 0 to 65,507 bytes one for one, 100 clients each getting only its
+//!   own replies, Unix datagram sockets, signals under a flood, bad input; and
+//!   [`datagram_suite!`], its macro.
 //! - [`conformance_suite!`] turns the cases into one `#[test]` per case, so a model's whole
 //!   `tests/conformance.rs` is one line and `cargo test` lists every case by name:
 //!

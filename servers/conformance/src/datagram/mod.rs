@@ -63,7 +63,7 @@ pub enum Client {
 }
 
 impl Client {
-    /// A client for the server's address (see [`Client`]), with [`ECHO_TIMEOUT`] on receives.
+    /// A client for the server's address (see [`Client`]), with `ECHO_TIMEOUT` (5 s) on receives.
     pub fn to(server: &Server) -> Client {
         Client::try_to(server.addr()).unwrap_or_else(|e| panic!("cannot make a client: {e}"))
     }

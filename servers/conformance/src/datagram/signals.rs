@@ -14,7 +14,7 @@ use crate::{Addr, Server, proc};
 /// The contract's limit from signal to exit.
 const EXIT_WITHIN: Duration = Duration::from_secs(1);
 
-/// SIGTERM while two clients flood a UDP server: see [`stop_while_flooded`].
+/// SIGTERM while two clients flood a UDP server: see `stop_while_flooded`.
 pub fn sigterm_while_flooded_over_udp_exits_cleanly(bin: &str, extra: &[&str]) {
     stop_while_flooded(start_udp(bin, extra, &[]), Signal::SIGTERM);
 }
