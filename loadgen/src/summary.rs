@@ -83,16 +83,20 @@ pub fn render(r: &Report) -> String {
     );
     let cn = &r.connections;
     let opened = match r.mode {
-        Mode::Churn | Mode::Burst => "opened",
+        Mode::Churn => "opened",
         _ => "reopened",
     };
-    let _ = writeln!(
-        out,
-        "connections  {} of {} up at start   {opened} {}",
-        cn.up_at_start,
-        cn.requested,
-        thousands(cn.established as f64)
-    );
+    let _ = match r.mode {
+        // A burst opens all its connections after the start: none is up at it.
+        Mode::Burst => writeln!(out, "connections  {} of {} opened", cn.established, cn.requested),
+        _ => writeln!(
+            out,
+            "connections  {} of {} up at start   {opened} {}",
+            cn.up_at_start,
+            cn.requested,
+            thousands(cn.established as f64)
+        ),
+    };
 
     let _ = writeln!(
         out,

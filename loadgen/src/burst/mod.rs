@@ -18,7 +18,7 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::Config;
@@ -105,7 +105,8 @@ pub fn run(
     let started_at = SystemTime::now();
     let environment = Environment::detect();
     let (process, thread) = (CpuTime::process(), CpuTime::thread());
-    let measured = measure(config, target, config.burst.unwrap_or(1), cancel);
+    let poll = Poll::new().context("cannot create an epoll instance")?;
+    let measured = measure(poll, config, target, config.burst.unwrap_or(1), cancel);
     let cpu = CpuTime::thread().since(&thread);
     let process_cpu = CpuTime::process().since(&process);
     let length = Duration::from_nanos(measured.finished_ns.max(1_000_000));
@@ -130,23 +131,23 @@ pub fn run(
 }
 
 /// Opens the burst against `target` and follows every connection to its outcome.
-fn measure(config: &Config, target: &Target, count: usize, cancel: &Cancel) -> Measured {
+fn measure(
+    poll: Poll,
+    config: &Config,
+    target: &Target,
+    count: usize,
+    cancel: &Cancel,
+) -> Measured {
     let mut burst = Burst {
-        poll: Poll::new(),
+        poll,
         slots: (0..count).map(|_| Slot::new()).collect(),
         size: config.size,
         split: config.split_writes,
         timeout_ns: u64::try_from(config.timeout.as_nanos()).unwrap_or(u64::MAX),
         start: Instant::now(),
         rbuf: vec![0; 64 * 1024],
+        wbuf: vec![0; config.size],
     };
-    if let Err(err) = &burst.poll {
-        let why = format!("cannot create an epoll instance: {err}");
-        for slot in &mut burst.slots {
-            slot.end(Outcome::Error, Some(why.clone()));
-        }
-        return Measured { slots: burst.slots, opening_ns: 0, finished_ns: 0, interrupted: false };
-    }
     for i in 0..count {
         burst.start_connect(target, i);
     }
@@ -157,13 +158,15 @@ fn measure(config: &Config, target: &Target, count: usize, cancel: &Cancel) -> M
 }
 
 struct Burst {
-    poll: io::Result<Poll>,
+    poll: Poll,
     slots: Vec<Slot>,
     size: usize,
     split: bool,
     timeout_ns: u64,
     start: Instant,
     rbuf: Vec<u8>,
+    /// The message being written: each connection's is its own (its id is in it).
+    wbuf: Vec<u8>,
 }
 
 impl Burst {
@@ -173,9 +176,8 @@ impl Burst {
 
     /// Starts connection `i`'s connect. A Unix connect completes (or fails) at once.
     fn start_connect(&mut self, target: &Target, i: usize) {
-        let Ok(poll) = &self.poll else { return };
         let registered = target.connect(None).and_then(|mut stream| {
-            poll.registry().register(
+            self.poll.registry().register(
                 &mut stream,
                 Token(i),
                 Interest::READABLE | Interest::WRITABLE,
@@ -209,8 +211,7 @@ impl Burst {
                 return true;
             }
             self.check_deadlines();
-            let Ok(poll) = &mut self.poll else { return false };
-            if let Err(err) = poll.poll(&mut events, Some(TICK))
+            if let Err(err) = self.poll.poll(&mut events, Some(TICK))
                 && err.kind() != io::ErrorKind::Interrupted
             {
                 let why = format!("epoll_wait failed: {err}");
@@ -275,13 +276,14 @@ impl Burst {
     /// Writes what is left of the message (with `--split-writes`, in two calls).
     fn write(&mut self, i: usize) {
         let size = self.size;
-        let mut message = vec![0u8; size];
-        payload::fill(i as u32, 0, &mut message);
         let slot = &mut self.slots[i];
+        if slot.written < size {
+            payload::fill(i as u32, 0, &mut self.wbuf);
+        }
         while slot.outcome.is_none() && slot.written < size {
             let Some(stream) = slot.stream.as_mut() else { return };
             let end = if self.split { split_end(slot.written, size) } else { size };
-            match stream.write(&message[slot.written..end]) {
+            match stream.write(&self.wbuf[slot.written..end]) {
                 Ok(0) => slot.end(Outcome::Error, Some("the connection took no bytes".to_owned())),
                 Ok(n) => slot.written += n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
