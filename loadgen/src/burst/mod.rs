@@ -35,6 +35,8 @@ mod report;
 
 /// How often deadlines are checked when no event wakes the loop.
 const TICK: Duration = Duration::from_millis(10);
+/// Connects started between two looks at the ones that completed.
+const OPENING_BATCH: usize = 16;
 
 /// One connection of the burst, from its connect to its outcome. Times are nanoseconds
 /// since the burst's start.
@@ -148,11 +150,17 @@ fn measure(
         rbuf: vec![0; 64 * 1024],
         wbuf: vec![0; config.size],
     };
+    let mut events = Events::with_capacity(1024);
     for i in 0..count {
         burst.start_connect(target, i);
+        // Every few connects, the connects completed meanwhile are noted (without waiting):
+        // otherwise the first ones would be timed only after the last had started.
+        if i % OPENING_BATCH == OPENING_BATCH - 1 && !burst.turn(&mut events, Duration::ZERO) {
+            break;
+        }
     }
     let opening_ns = burst.now_ns();
-    let interrupted = burst.follow(cancel);
+    let interrupted = burst.follow(&mut events, cancel);
     let finished_ns = burst.now_ns();
     Measured { slots: burst.slots, opening_ns, finished_ns, interrupted }
 }
@@ -198,8 +206,7 @@ impl Burst {
 
     /// Runs the event loop until every connection has its outcome (or `cancel` is set);
     /// returns whether it was cancelled.
-    fn follow(&mut self, cancel: &Cancel) -> bool {
-        let mut events = Events::with_capacity(1024);
+    fn follow(&mut self, events: &mut Events, cancel: &Cancel) -> bool {
         loop {
             if self.slots.iter().all(|s| s.outcome.is_some()) {
                 return false;
@@ -211,22 +218,31 @@ impl Burst {
                 return true;
             }
             self.check_deadlines();
-            if let Err(err) = self.poll.poll(&mut events, Some(TICK))
-                && err.kind() != io::ErrorKind::Interrupted
-            {
-                let why = format!("epoll_wait failed: {err}");
-                for slot in self.slots.iter_mut().filter(|s| s.outcome.is_none()) {
-                    slot.end(Outcome::Error, Some(why.clone()));
-                }
+            if !self.turn(events, TICK) {
                 return false;
             }
-            for event in &events {
-                let i = event.token().0;
-                if i < self.slots.len() {
-                    self.on_event(i);
-                }
+        }
+    }
+
+    /// Waits up to `timeout` for events and handles them. If epoll itself fails, every
+    /// connection not yet done ends as an error, and this returns false.
+    fn turn(&mut self, events: &mut Events, timeout: Duration) -> bool {
+        if let Err(err) = self.poll.poll(events, Some(timeout))
+            && err.kind() != io::ErrorKind::Interrupted
+        {
+            let why = format!("epoll_wait failed: {err}");
+            for slot in self.slots.iter_mut().filter(|s| s.outcome.is_none()) {
+                slot.end(Outcome::Error, Some(why.clone()));
+            }
+            return false;
+        }
+        for event in events.iter() {
+            let i = event.token().0;
+            if i < self.slots.len() {
+                self.on_event(i);
             }
         }
+        true
     }
 
     /// A connect not done within `--timeout`, or an echo not back within `--timeout` of
