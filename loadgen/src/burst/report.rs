@@ -132,13 +132,11 @@ pub fn report(p: Parts<'_>) -> (Report, Recorder) {
             msgs_per_sec: per_sec(messages.received),
             mib_per_sec: per_sec(messages.received * size) / (1 << 20) as f64,
             sent_per_sec: per_sec(messages.sent),
-            target_msgs_per_sec: None,
-            achieved_ratio: None,
+            ..Throughput::default()
         },
         latency_us: Latency::of(&rec.corrected),
         latency_us_uncorrected: Latency::of(&rec.uncorrected),
         connect_latency_us: Some(burst.connect_us),
-        schedule_lag_us: None,
         messages,
         errors,
         connections: Connections {
@@ -157,6 +155,8 @@ pub fn report(p: Parts<'_>) -> (Report, Recorder) {
         },
         burst: Some(burst),
         config,
+        // Whatever else a report holds is for the other modes (an open loop's schedule lag).
+        ..Report::default()
     };
     (report, rec)
 }
