@@ -88,6 +88,7 @@ macro_rules! conformance_suite {
             streaming_clients_do_not_stall_a_ping_pong_client,
             never_reading_client_keeps_memory_bounded,
             small_writes_are_not_held_back_by_nagle,
+            nagle_flag_leaves_small_writes_waiting,
             max_conns_closes_extra_connections_and_counts_them,
             max_conns_frees_a_slot_when_a_client_leaves,
             max_conns_counts_only_open_connections,
