@@ -15,7 +15,8 @@ use crate::target::Target;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default)]
 pub struct Config {
-    /// Echo server to load: `HOST:PORT`, `[V6]:PORT` or `unix:PATH` (the forms the servers print).
+    /// Echo server to load: `HOST:PORT`, `[V6]:PORT` or `unix:PATH` (the forms the servers
+    /// print); a datagram server as `udp:HOST:PORT`, `udp:[V6]:PORT` or `udp:unix:PATH`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
     pub addr: String,
 
@@ -217,6 +218,9 @@ impl Config {
                 "--pipeline with --churn is not supported: a churn connection carries one message"
             );
         }
+        if let Target::Datagram(peer) = &target {
+            crate::udp::check(self, peer)?;
+        }
         let available =
             crate::cpu::allowed_cpus().context("cannot read this process's CPU affinity")?;
         for cpu in &self.cpus {
@@ -343,11 +347,18 @@ mod tests {
             Config { pipeline: 1 << 40, ..Config::default() },
             Config { source_addrs: 1 << 40, churn: true, ..Config::default() },
             Config { threads: Some(1 << 20), ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), churn: true, ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), idle: 1, ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), size: 7, ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), size: 65_508, ..Config::default() },
+            Config { addr: "udp:[::1]:7".to_owned(), size: 65_528, ..Config::default() },
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config:?} was accepted");
         }
         assert!(Config::default().validate().is_ok());
+        let largest = Config { addr: "udp:[::1]:7".to_owned(), size: 65_527, ..Config::default() };
+        assert!(largest.validate().is_ok());
     }
 
     #[test]

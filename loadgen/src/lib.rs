@@ -21,6 +21,9 @@
 //! - **The generator watches itself.** Load threads read their own CPU time and how long they
 //!   waited for a CPU; a generator that was busy or starved most of the time, or fell behind
 //!   its schedule, is flagged as saturated.
+//! - **Datagrams too.** With `--addr udp:...` the same loops run over UDP (or Unix datagram)
+//!   sockets, one per "connection", and lost, duplicated, reordered and corrupted datagrams
+//!   are each counted beside the kernel's own UDP counters ([`udp`]).
 //! - **Many machines.** Interval logs (`--hlog`) and JSON reports of runs made from several
 //!   hosts merge into one set of percentiles ([`merge`]).
 //!
@@ -41,6 +44,7 @@ pub mod report;
 pub mod stats;
 pub mod summary;
 pub mod target;
+pub mod udp;
 
 mod assemble;
 mod conn;

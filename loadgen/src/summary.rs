@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::config::Mode;
-use crate::report::Report;
+use crate::report::{Datagrams, Report};
 use crate::stats::Latency;
 
 /// Formats the whole report for a terminal.
@@ -80,13 +80,18 @@ pub fn render(r: &Report) -> String {
         Mode::Churn => "opened",
         _ => "reopened",
     };
-    let _ = writeln!(
-        out,
-        "connections  {} of {} up at start   {opened} {}",
-        cn.up_at_start,
-        cn.requested,
-        thousands(cn.established as f64)
-    );
+    if let Some(udp) = &r.udp {
+        datagram_lines(&mut out, r, udp);
+        let _ = writeln!(out, "sockets      {} of {} open", cn.up_at_start, cn.requested);
+    } else {
+        let _ = writeln!(
+            out,
+            "connections  {} of {} up at start   {opened} {}",
+            cn.up_at_start,
+            cn.requested,
+            thousands(cn.established as f64)
+        );
+    }
 
     let _ = writeln!(
         out,
@@ -154,6 +159,48 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "warning: the message counts do not add up; this is a loadgen bug");
     }
     out
+}
+
+/// UDP mode: what became of the datagrams, and the kernel's counters (machine-wide).
+fn datagram_lines(out: &mut String, r: &Report, u: &Datagrams) {
+    let _ = writeln!(
+        out,
+        "datagrams    lost {} ({:.2}%)   corrupt {}   duplicated {}   reordered {}   late {}   \
+         unexpected {}   refused {}",
+        thousands(u.lost as f64),
+        u.loss_ratio * 100.0,
+        u.corrupt,
+        u.duplicated,
+        u.reordered,
+        u.late,
+        u.unexpected,
+        u.refused
+    );
+    match &u.kernel {
+        Some(k) => {
+            let _ = writeln!(
+                out,
+                "kernel {:<6}InErrors +{}   RcvbufErrors +{}   SndbufErrors +{}   NoPorts +{}   \
+                 (machine-wide: every process's datagrams, over the whole run)",
+                k.family, k.in_errors, k.rcvbuf_errors, k.sndbuf_errors, k.no_ports
+            );
+        }
+        None if r.target.starts_with("udp:unix:") => {
+            let _ = writeln!(out, "kernel       (Unix datagram sockets have no loss counters)");
+        }
+        None => {
+            let _ = writeln!(out, "kernel       (the UDP counters in /proc/net could not be read)");
+        }
+    }
+    // A closed loop refills a lost datagram's slot only once it is declared lost.
+    if r.mode == Mode::Closed && u.lost > 0 && r.config.timeout.as_millis() >= 100 {
+        let _ = writeln!(
+            out,
+            "note: each lost datagram held its pipeline slot for --timeout ({:?}); a shorter \
+             --timeout keeps a closed loop busy over a lossy path",
+            r.config.timeout
+        );
+    }
 }
 
 /// One row of the latency table; `-` in every column when nothing was measured.

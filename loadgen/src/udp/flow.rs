@@ -1,0 +1,275 @@
+//! One UDP socket's books: the datagrams it has sent, which of them are answered, lost or
+//! corrupt, and the judging of every echo that comes back.
+//!
+//! Datagrams are numbered in the order they are sent, so the socket keeps one slot per
+//! sequence number in a ring: the ones still waiting for an echo, and behind them the outcome of
+//! the last [`HISTORY`] or so, which is what tells a duplicate (its datagram was answered) from
+//! a late echo (its datagram was declared lost). The per-datagram path allocates nothing once
+//! the ring has grown to what is in flight.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+
+use socket2::Socket;
+
+use super::Counters;
+use crate::meter::Meter;
+use crate::payload;
+
+/// Outcomes kept behind the oldest waiting datagram, to judge duplicates and late echoes.
+const HISTORY: u64 = 1024;
+
+/// A datagram sent and not answered yet. Nanoseconds are since the run's start.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    /// When the schedule wanted it sent (open loop), else when its slot came free.
+    intended_ns: u64,
+    /// When `send` was called: the uncorrected latency's start, and the timeout's.
+    sent_ns: u64,
+    /// Sent inside the measured window (see `counts` for the warm-up's datagrams).
+    measured: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Waiting(Sent),
+    /// `counted`: the datagram belongs to the window, so what later echoes of it say counts too.
+    Done { outcome: Outcome, counted: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Received,
+    Corrupt,
+    Lost,
+}
+
+/// Why datagrams still waiting are given up, which decides how their latency is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// No echo within `--timeout` (or by the end of the drain): recorded at `--timeout` at least.
+    Timeout,
+    /// The run was cancelled: recorded at their age, with no floor.
+    Cancelled,
+}
+
+#[derive(Debug)]
+pub struct Flow {
+    /// Global socket number, written into every datagram it sends.
+    pub id: u32,
+    /// `None` if the socket could not be opened.
+    pub socket: Option<Socket>,
+    /// Closed loop: datagrams owed to the pipeline, sent when the socket takes them.
+    pub want: usize,
+    /// Closed loop: the last send found the socket buffer full, and the socket is registered
+    /// for writable events until the owed datagrams are out.
+    pub blocked: bool,
+    next_seq: u64,
+    /// The sequence number of `slots[0]`.
+    base: u64,
+    slots: VecDeque<Slot>,
+    /// No datagram below this is still waiting.
+    oldest: u64,
+    /// The highest sequence number echoed intact, for reordering.
+    highest: Option<u64>,
+}
+
+impl Flow {
+    pub fn new(id: u32, socket: Option<Socket>, in_flight: usize) -> Flow {
+        Flow {
+            id,
+            socket,
+            want: 0,
+            blocked: false,
+            next_seq: 0,
+            base: 0,
+            slots: VecDeque::with_capacity(in_flight + HISTORY as usize),
+            oldest: 0,
+            highest: None,
+        }
+    }
+
+    /// Sends the next datagram, built in `buf` (whose length is the message size). On success
+    /// it waits for its echo; on failure nothing was sent and its number is not used.
+    pub fn send(
+        &mut self,
+        buf: &mut [u8],
+        intended_ns: u64,
+        now_ns: u64,
+        measured: bool,
+        meter: &mut Meter,
+    ) -> io::Result<()> {
+        let Some(socket) = self.socket.as_ref() else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "the socket could not be opened"));
+        };
+        payload::fill(self.id, self.next_seq, buf);
+        (&*socket).write(buf)?;
+        self.slots.push_back(Slot::Waiting(Sent { intended_ns, sent_ns: now_ns, measured }));
+        self.next_seq += 1;
+        meter.in_flight += 1;
+        if measured {
+            meter.counters.scheduled += 1;
+            meter.counters.sent += 1;
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram into `buf`.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.socket.as_ref() {
+            Some(socket) => (&*socket).read(buf),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Judges one echo that arrived at `now_ns`. Returns whether it answered a waiting
+    /// datagram (intact or not), which frees that datagram's slot in a closed loop.
+    pub fn receive(
+        &mut self,
+        data: &[u8],
+        now_ns: u64,
+        size: usize,
+        meter: &mut Meter,
+        udp: &mut Counters,
+    ) -> bool {
+        let Some(seq) = self.names(data) else {
+            if meter.measuring(now_ns) {
+                udp.unexpected += 1;
+            }
+            return false;
+        };
+        let index = (seq - self.base) as usize;
+        let intact = data.len() == size && payload::matches(self.id, seq, size, 0, data);
+        match self.slots[index] {
+            Slot::Waiting(m) => {
+                meter.in_flight -= 1;
+                if intact {
+                    meter.echoed(now_ns);
+                }
+                let counted = counts(&m, now_ns, meter);
+                let outcome = if intact { Outcome::Received } else { Outcome::Corrupt };
+                if counted && intact {
+                    meter.received(now_ns, m.intended_ns, m.sent_ns);
+                    if self.highest.is_some_and(|h| h > seq) {
+                        udp.reordered += 1;
+                    }
+                } else if counted {
+                    meter.counters.mismatch += 1;
+                    if meter.first_mismatch.is_none() {
+                        meter.first_mismatch = Some(format!(
+                            "socket {} datagram {seq}: the echo ({} bytes) differs from the {size} \
+                             bytes sent",
+                            self.id,
+                            data.len()
+                        ));
+                    }
+                }
+                if intact {
+                    self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+                }
+                self.slots[index] = Slot::Done { outcome, counted };
+                self.advance();
+                self.trim();
+                true
+            }
+            Slot::Done { outcome, counted } => {
+                if counted {
+                    match outcome {
+                        Outcome::Lost => udp.late += 1,
+                        _ if intact => udp.duplicated += 1,
+                        // A damaged copy of an answered datagram answers nothing.
+                        _ => udp.unexpected += 1,
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// The sequence number an echo names, if it is one of this socket's datagrams still in
+    /// the books.
+    fn names(&self, data: &[u8]) -> Option<u64> {
+        let head: [u8; 8] = data.get(..8)?.try_into().ok()?;
+        let (flow, seq) = payload::claimed(head);
+        (flow == self.id && seq >= self.base && seq < self.next_seq).then_some(seq)
+    }
+
+    /// Declares lost every datagram sent `timeout_ns` or more before `now_ns`; returns how
+    /// many (a closed loop refills that many slots).
+    pub fn expire(&mut self, now_ns: u64, timeout_ns: u64, meter: &mut Meter) -> usize {
+        let mut expired = 0;
+        while let Some(Slot::Waiting(m)) = self.slot(self.oldest) {
+            // Datagrams are sent in sequence order, so the first one still young ends the scan.
+            if now_ns.saturating_sub(m.sent_ns) < timeout_ns {
+                break;
+            }
+            self.lose(self.oldest, m, now_ns, Loss::Timeout, meter);
+            expired += 1;
+            self.advance();
+        }
+        self.trim();
+        expired
+    }
+
+    /// Gives up every datagram still waiting (the run is over); returns how many the window's
+    /// counts gained.
+    pub fn abandon(&mut self, now_ns: u64, loss: Loss, meter: &mut Meter) -> u64 {
+        let before = meter.counters.lost;
+        for seq in self.oldest..self.next_seq {
+            if let Some(Slot::Waiting(m)) = self.slot(seq) {
+                self.lose(seq, m, now_ns, loss, meter);
+            }
+        }
+        self.oldest = self.next_seq;
+        meter.counters.lost - before
+    }
+
+    fn lose(&mut self, seq: u64, m: Sent, now_ns: u64, loss: Loss, meter: &mut Meter) {
+        meter.in_flight -= 1;
+        let counted = counts(&m, now_ns, meter);
+        if counted {
+            meter.given_up(now_ns, m.intended_ns, loss == Loss::Timeout);
+            meter.counters.lost += 1;
+        }
+        let index = (seq - self.base) as usize;
+        self.slots[index] = Slot::Done { outcome: Outcome::Lost, counted };
+    }
+
+    fn slot(&self, seq: u64) -> Option<Slot> {
+        self.slots.get(seq.checked_sub(self.base)? as usize).copied()
+    }
+
+    /// Moves `oldest` past the datagrams already settled.
+    fn advance(&mut self) {
+        while let Some(Slot::Done { .. }) = self.slot(self.oldest) {
+            self.oldest += 1;
+        }
+    }
+
+    /// Forgets outcomes more than [`HISTORY`] datagrams old (never a waiting one).
+    fn trim(&mut self) {
+        while self.base < self.oldest && self.next_seq - self.base > HISTORY {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+}
+
+/// Whether datagram `m`, settled at `now_ns`, goes into the books. As in TCP mode, a warm-up
+/// datagram still waiting when the window opened is adopted by the window: it joins the
+/// datagrams sent for it, so that its outcome counts like theirs and the counts still add up.
+#[inline]
+fn counts(m: &Sent, now_ns: u64, meter: &mut Meter) -> bool {
+    if m.measured {
+        return true;
+    }
+    if !meter.adopts(now_ns) {
+        return false;
+    }
+    let c = &mut meter.counters;
+    c.scheduled += 1;
+    c.carried += 1;
+    c.sent += 1;
+    c.carried_sent += 1;
+    true
+}

@@ -1,0 +1,466 @@
+//! A UDP load thread: one mio event loop over its share of the sockets, closed or open loop.
+//!
+//! - Closed loop: each socket starts with `--pipeline` datagrams out and sends one more for
+//!   every datagram settled: echoed (intact or corrupt) or declared lost after `--timeout`.
+//! - Open loop: the [`Schedule`] says when the next datagram is due and on which socket; it is
+//!   sent then whatever came back. A send the kernel refuses (the socket buffer is full) is not
+//!   queued: it counts as `backlogged`, as a TCP send that could not be written does.
+//!
+//! Each datagram costs one `send` and one `recv`; a readable event is drained with `recv` until
+//! it would block (datagrams give no short read to stop at). Sockets are registered for reads
+//! only, and for writes only while a closed loop's send waits for buffer space, so sending does
+//! not wake the loop with a writable event per datagram.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::os::fd::AsRawFd;
+
+use super::flow::{Flow, Loss};
+use super::{Counters, OwnDir, Peer};
+use crate::config::Mode;
+use crate::meter::{Meter, Msg, Shared, Timeline};
+use crate::schedule::{Schedule, Timer};
+use crate::stats::Recorder;
+use crate::target::Target;
+use crate::worker::Plan;
+
+/// The timerfd's token; sockets use their index.
+const TIMER: Token = Token(usize::MAX - 1);
+/// Timeouts are checked this often, at most, and every eighth of `--timeout`, at least every
+/// millisecond (the event loop's poll sleeps in whole milliseconds).
+const MAX_HOUSEKEEPING_NS: u64 = 10_000_000;
+const MIN_HOUSEKEEPING_NS: u64 = 1_000_000;
+/// A receive buffer that holds the largest datagram of any family, so a longer echo than
+/// was sent is seen as such, not cut to size.
+const RECV_BUF: usize = 65_536;
+/// After a cancel, stragglers get this long (at most) before they count as lost.
+const CANCEL_DRAIN_NS: u64 = 200_000_000;
+/// At most this many overdue open-loop sends are given up one by one (as in TCP mode).
+const EXACT_GIVE_UP: u64 = 10_000;
+
+/// Runs one UDP load thread to completion; everything it measured goes to the coordinator.
+pub fn thread_main(
+    mut plan: Plan,
+    poll: Poll,
+    shared: Arc<Shared>,
+    channels: (Sender<Msg>, Receiver<Box<Recorder>>),
+) {
+    let mut meter = Meter::new(
+        plan.thread,
+        plan.mode == Mode::Open,
+        channels,
+        shared.clone(),
+        plan.interval.map(|length| length.as_nanos() as u64),
+    );
+    if let Some(cpu) = plan.cpu {
+        match crate::cpu::pin_current_thread(&[cpu]) {
+            Ok(_) => meter.pinned = Some(cpu),
+            Err(err) => meter.trouble(|| format!("{err:#}")),
+        }
+    }
+    let Target::Datagram(peer) = plan.target.clone() else {
+        meter.trouble(|| "a UDP load thread was given a stream target".to_owned());
+        return meter.finish(0, 0);
+    };
+    let timeout_ns = plan.timeout.as_nanos() as u64;
+    let mut worker = Worker {
+        flows: Vec::with_capacity(plan.ids.len()),
+        schedule: plan.schedule.take(),
+        housekeeping_ns: (timeout_ns / 8).clamp(MIN_HOUSEKEEPING_NS, MAX_HOUSEKEEPING_NS),
+        wbuf: vec![0; plan.size],
+        rbuf: vec![0; RECV_BUF],
+        plan,
+        poll,
+        meter,
+        udp: Counters::default(),
+        shared,
+        timer: None,
+        spinning: false,
+        _dir: None,
+    };
+    worker.open(&peer);
+    worker.run();
+}
+
+struct Worker {
+    plan: Plan,
+    poll: Poll,
+    flows: Vec<Flow>,
+    meter: Meter,
+    udp: Counters,
+    shared: Arc<Shared>,
+    schedule: Option<Schedule>,
+    timer: Option<Timer>,
+    /// Open loop: this pass polls without sleeping because a send is microseconds away.
+    spinning: bool,
+    housekeeping_ns: u64,
+    /// The datagram being sent, rebuilt for each.
+    wbuf: Vec<u8>,
+    rbuf: Vec<u8>,
+    /// Unix peers: where this thread's sockets have their own addresses.
+    _dir: Option<OwnDir>,
+}
+
+impl Worker {
+    /// Opens and registers a socket per flow. One that cannot be opened counts as a connect
+    /// error and stays closed: the run then has fewer sockets than asked, and says so.
+    fn open(&mut self, peer: &Peer) {
+        if peer.needs_dir() {
+            match OwnDir::new() {
+                Ok(dir) => self._dir = Some(dir),
+                Err(err) => self.meter.error(true, || format!("{err:#}")),
+            }
+        }
+        let in_flight = if self.plan.mode == Mode::Open { 16 } else { self.plan.pipeline };
+        for (i, &id) in self.plan.ids.iter().enumerate() {
+            let opened = peer.open(self._dir.as_ref(), &id.to_string()).and_then(|socket| {
+                socket.set_nonblocking(true)?;
+                let fd = socket.as_raw_fd();
+                self.poll.registry().register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
+                Ok(socket)
+            });
+            let socket = match opened {
+                Ok(socket) => Some(socket),
+                Err(err) => {
+                    self.meter.counters.connect_errors += 1;
+                    self.meter.error(true, || format!("cannot open a socket to {peer}: {err}"));
+                    None
+                }
+            };
+            self.flows.push(Flow::new(id, socket, in_flight));
+        }
+    }
+
+    fn run(mut self) {
+        self.meter.ready();
+        let tl = self.wait_for_start();
+        self.meter.begin(&tl);
+        if self.schedule.is_some() {
+            match Timer::new().and_then(|t| t.register(self.poll.registry(), TIMER).map(|()| t)) {
+                Ok(timer) => self.timer = Some(timer),
+                Err(err) => {
+                    self.meter.trouble(|| format!("no precise timer, sends may be late: {err}"))
+                }
+            }
+        }
+        self.meter.initial_up = self.flows.iter().filter(|f| f.socket.is_some()).count() as u64;
+        if self.plan.mode != Mode::Open {
+            for i in 0..self.flows.len() {
+                self.flows[i].want = self.plan.pipeline;
+                self.send_wanted(i, 0, &tl);
+            }
+        }
+        let mut events = Events::with_capacity(1024);
+        let mut sending = true;
+        let (mut stopped_ns, mut drain_until_ns, mut next_housekeeping_ns) = (0, 0, 0);
+        loop {
+            let now = tl.now_ns();
+            self.meter.tick(now);
+            let cancelled = self.shared.cancel.is_cancelled();
+            if sending && (now >= tl.end_ns || cancelled) {
+                sending = false;
+                stopped_ns = now.min(tl.end_ns);
+                self.meter.stop_window(stopped_ns);
+                if self.schedule.is_some() {
+                    self.send_due(now, &tl);
+                }
+                self.give_up_until(stopped_ns, &tl);
+                drain_until_ns = now
+                    + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
+            }
+            if !sending
+                && (self.meter.in_flight == 0
+                    || now >= drain_until_ns
+                    || (cancelled && now >= stopped_ns + CANCEL_DRAIN_NS))
+            {
+                break;
+            }
+            if now >= next_housekeeping_ns {
+                self.housekeeping(now, sending, &tl);
+                next_housekeeping_ns = now + self.housekeeping_ns;
+            }
+            let mut timeout = Some(Duration::from_nanos(match sending {
+                true => self.housekeeping_ns.min(tl.end_ns.saturating_sub(now)),
+                false => self.housekeeping_ns,
+            }));
+            self.spinning = false;
+            if sending && self.schedule.is_some() {
+                self.send_due(now, &tl);
+                timeout = self.arm_timer(&tl).or(timeout);
+            }
+            let poll_began = if self.spinning { crate::cpu::thread_cpu_ns() } else { 0 };
+            if let Err(err) = self.poll.poll(&mut events, timeout)
+                && err.kind() != io::ErrorKind::Interrupted
+            {
+                self.meter.trouble(|| format!("epoll_wait failed, the thread stopped: {err}"));
+                break;
+            }
+            if self.spinning && events.is_empty() && self.meter.measuring(now) {
+                // As in TCP mode: waiting out the last microseconds before a send is not work.
+                self.meter.spin_ns += crate::cpu::thread_cpu_ns().saturating_sub(poll_began);
+            }
+            let woke = if self.timer.is_some() && !events.is_empty() { tl.now_ns() } else { 0 };
+            for event in &events {
+                if event.token() == TIMER {
+                    if let Some(timer) = self.timer.as_mut() {
+                        timer.fired(woke);
+                    }
+                    continue;
+                }
+                let i = event.token().0;
+                if i >= self.flows.len() {
+                    continue;
+                }
+                if event.is_readable() || event.is_error() {
+                    self.read(i, sending, &tl);
+                }
+                if event.is_writable() && self.flows[i].blocked {
+                    self.send_wanted(i, tl.now_ns(), &tl);
+                }
+            }
+        }
+        let end = tl.now_ns();
+        let loss = if self.shared.cancel.is_cancelled() { Loss::Cancelled } else { Loss::Timeout };
+        for flow in &mut self.flows {
+            if flow.abandon(end, loss, &mut self.meter) > 0 {
+                let id = flow.id;
+                self.meter.error(true, || match loss {
+                    Loss::Timeout => format!("socket {id}: datagrams not echoed by the end of the drain"),
+                    Loss::Cancelled => format!("socket {id}: datagrams in flight when the run was cancelled"),
+                });
+            }
+        }
+        self.meter.udp = self.udp;
+        self.meter.finish(stopped_ns, end);
+    }
+
+    /// Waits, asleep, for the coordinator to start the run once every thread is ready.
+    fn wait_for_start(&self) -> Timeline {
+        loop {
+            if let Some(&start) = self.shared.start.get() {
+                let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                let measure_ns = ns(self.plan.warmup);
+                return Timeline {
+                    base: start,
+                    measure_ns,
+                    end_ns: measure_ns.saturating_add(ns(self.plan.duration)),
+                    timeout_ns: ns(self.plan.timeout),
+                };
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+    }
+
+    /// Receives every datagram waiting on socket `i`, judges each, and (closed loop) sends
+    /// one datagram for each it settled.
+    fn read(&mut self, i: usize, sending: bool, tl: &Timeline) {
+        let size = self.plan.size;
+        let mut settled = 0;
+        let mut now;
+        loop {
+            let result = self.flows[i].recv(&mut self.rbuf);
+            now = tl.now_ns();
+            match result {
+                Ok(n) => {
+                    let data = &self.rbuf[..n];
+                    if self.flows[i].receive(data, now, size, &mut self.meter, &mut self.udp) {
+                        settled += 1;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    // Typically an ICMP port unreachable queued on the socket: the server
+                    // went away.
+                    self.socket_error(i, now, &err);
+                    break;
+                }
+            }
+        }
+        if self.plan.mode != Mode::Open && sending && now < tl.end_ns && settled > 0 {
+            self.flows[i].want += settled;
+            self.send_wanted(i, now, tl);
+        }
+    }
+
+    /// Closed loop: sends what socket `i` owes its pipeline, until the socket buffer is full
+    /// (then it waits for a writable event) or the kernel refuses (then housekeeping retries).
+    fn send_wanted(&mut self, i: usize, now: u64, tl: &Timeline) {
+        if self.flows[i].socket.is_none() {
+            return;
+        }
+        let measured = now >= tl.measure_ns;
+        while self.flows[i].want > 0 {
+            match self.flows[i].send(&mut self.wbuf, now, now, measured, &mut self.meter) {
+                Ok(()) => self.flows[i].want -= 1,
+                Err(err) if full(&err) => {
+                    if !self.flows[i].blocked {
+                        self.flows[i].blocked = true;
+                        self.reregister(i, Interest::READABLE | Interest::WRITABLE);
+                    }
+                    return;
+                }
+                Err(err) => {
+                    self.socket_error(i, now, &err);
+                    return;
+                }
+            }
+        }
+        if self.flows[i].blocked {
+            self.flows[i].blocked = false;
+            self.reregister(i, Interest::READABLE);
+        }
+    }
+
+    fn reregister(&mut self, i: usize, interest: Interest) {
+        let Some(socket) = self.flows[i].socket.as_ref() else { return };
+        let fd = socket.as_raw_fd();
+        if let Err(err) = self.poll.registry().reregister(&mut SourceFd(&fd), Token(i), interest) {
+            self.meter.trouble(|| format!("cannot wait for socket {}: {err}", self.flows[i].id));
+        }
+    }
+
+    /// A send or receive on socket `i` failed with something other than a full buffer.
+    fn socket_error(&mut self, i: usize, now: u64, err: &io::Error) {
+        socket_error(&mut self.meter, &mut self.udp, self.flows[i].id, now, err);
+    }
+
+    /// Declares lost what waited `--timeout`; a closed loop refills those slots, and retries
+    /// sends that the kernel refused.
+    fn housekeeping(&mut self, now: u64, sending: bool, tl: &Timeline) {
+        let refill = self.plan.mode != Mode::Open && sending && now < tl.end_ns;
+        for i in 0..self.flows.len() {
+            let expired = self.flows[i].expire(now, tl.timeout_ns, &mut self.meter);
+            if expired > 0 {
+                let id = self.flows[i].id;
+                let counted = self.meter.adopts(now);
+                self.meter.error(counted, || format!("socket {id}: a datagram was not echoed within the timeout"));
+            }
+            if refill {
+                self.flows[i].want += expired;
+                // Blocked ones too: a send refused for want of memory (ENOBUFS) brings no
+                // writable event.
+                if self.flows[i].want > 0 {
+                    self.send_wanted(i, now, tl);
+                }
+            }
+        }
+    }
+
+    /// Open loop: sends every datagram the schedule has made due.
+    fn send_due(&mut self, now: u64, tl: &Timeline) {
+        // Sends already older than the timeout are given up without a look (see TCP's
+        // `send_due`): a generator that far behind would spend itself on stale ones.
+        self.give_up_until(now.saturating_sub(tl.timeout_ns), tl);
+        let Some(schedule) = self.schedule.as_mut() else { return };
+        loop {
+            let due = schedule.due_ns();
+            if due > now || due >= tl.end_ns {
+                break;
+            }
+            let i = schedule.take();
+            let measured = due >= tl.measure_ns;
+            let sent_ns = tl.now_ns();
+            match self.flows[i].send(&mut self.wbuf, due, sent_ns, measured, &mut self.meter) {
+                Ok(()) => {
+                    if measured {
+                        self.meter.lagged(sent_ns.saturating_sub(due));
+                    }
+                }
+                Err(err) => {
+                    if measured {
+                        let c = &mut self.meter.counters;
+                        c.scheduled += 1;
+                        // A full buffer is the generator's own backlog; anything else (a
+                        // socket that could not be opened, a refusal) means it was not sent.
+                        if full(&err) { c.backlogged += 1 } else { c.not_sent += 1 }
+                        self.meter.given_up(sent_ns, due, true);
+                    }
+                    if !full(&err) && self.flows[i].socket.is_some() {
+                        let id = self.flows[i].id;
+                        socket_error(&mut self.meter, &mut self.udp, id, sent_ns, &err);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives up every send due before `until_ns` (within the window) as backlogged: one by
+    /// one at its own age when there are few, in bulk at `--timeout` when there are many.
+    fn give_up_until(&mut self, until_ns: u64, tl: &Timeline) {
+        let Some(schedule) = self.schedule.as_mut() else { return };
+        let until_ns = until_ns.min(tl.end_ns);
+        if schedule.due_ns() >= until_ns {
+            return;
+        }
+        let cancelled = self.shared.cancel.is_cancelled();
+        let end = schedule.index_at(until_ns);
+        let measured_from = schedule.index_at(tl.measure_ns).min(end);
+        let counted = end - measured_from.max(schedule.next());
+        self.meter.counters.scheduled += counted;
+        self.meter.counters.backlogged += counted;
+        if counted > EXACT_GIVE_UP {
+            self.meter.given_up_in_bulk(counted);
+            schedule.skip_to(end);
+            return;
+        }
+        let now = tl.now_ns();
+        while schedule.next() < end {
+            let due = schedule.due_ns();
+            if due >= tl.measure_ns {
+                self.meter.given_up(now, due, !cancelled);
+            }
+            schedule.take();
+        }
+    }
+
+    /// Arms the timer for the next due send; returns a zero poll timeout if it is due already
+    /// or so close that the loop should spin rather than sleep (then `spinning` is set).
+    fn arm_timer(&mut self, tl: &Timeline) -> Option<Duration> {
+        self.spinning = false;
+        let due = self.schedule.as_ref()?.due_ns();
+        if due >= tl.end_ns {
+            return None;
+        }
+        let now = tl.now_ns();
+        if due <= now {
+            return Some(Duration::ZERO);
+        }
+        let timer = self.timer.as_mut()?;
+        match timer.wait_for(due, now) {
+            Ok(timeout) => {
+                self.spinning = timeout.is_some();
+                timeout
+            }
+            Err(err) => {
+                self.meter.trouble(|| format!("cannot arm the send timer: {err}"));
+                None
+            }
+        }
+    }
+}
+
+/// Counts a failed send or receive: a refusal (an ICMP error the kernel queued on the socket,
+/// reported once; the socket itself still works) or, for anything else, an I/O error.
+fn socket_error(meter: &mut Meter, udp: &mut Counters, id: u32, now: u64, err: &io::Error) {
+    let counted = meter.measuring(now);
+    if err.kind() == io::ErrorKind::ConnectionRefused {
+        if counted {
+            udp.refused += 1;
+        }
+    } else if counted {
+        meter.counters.io_errors += 1;
+    }
+    meter.error(counted, || format!("socket {id}: {err}"));
+}
+
+/// Whether a send failed only because the socket buffer (or, over Unix, the server's receive
+/// queue) is full for now.
+fn full(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::WouldBlock || err.raw_os_error() == Some(libc::ENOBUFS)
+}
