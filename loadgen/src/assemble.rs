@@ -175,7 +175,11 @@ pub fn report(p: Parts<'_>) -> Report {
         environment: p.environment,
         udp: p.target.is_datagram().then(|| Datagrams {
             lost: counters.lost,
-            loss_ratio: if counters.sent > 0 { counters.lost as f64 / counters.sent as f64 } else { 0.0 },
+            loss_ratio: if counters.sent > 0 {
+                counters.lost as f64 / counters.sent as f64
+            } else {
+                0.0
+            },
             corrupt: counters.mismatch,
             duplicated: udp.duplicated,
             reordered: udp.reordered,

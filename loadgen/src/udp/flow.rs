@@ -8,7 +8,7 @@
 //! the ring has grown to what is in flight.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use socket2::Socket;
 
@@ -34,7 +34,10 @@ struct Sent {
 enum Slot {
     Waiting(Sent),
     /// `counted`: the datagram belongs to the window, so what later echoes of it say counts too.
-    Done { outcome: Outcome, counted: bool },
+    Done {
+        outcome: Outcome,
+        counted: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,10 +103,14 @@ impl Flow {
         meter: &mut Meter,
     ) -> io::Result<()> {
         let Some(socket) = self.socket.as_ref() else {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "the socket could not be opened"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket could not be opened",
+            ));
         };
         payload::fill(self.id, self.next_seq, buf);
-        (&*socket).write(buf)?;
+        // A datagram goes whole or not at all: no partial sends to handle.
+        socket.send(buf)?;
         self.slots.push_back(Slot::Waiting(Sent { intended_ns, sent_ns: now_ns, measured }));
         self.next_seq += 1;
         meter.in_flight += 1;

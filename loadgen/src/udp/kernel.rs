@@ -86,7 +86,8 @@ mod tests {
             (21, 3, 7, 22, 5)
         );
         assert_eq!((c.sndbuf_errors, c.family.as_str()), (1, "Udp"));
-        let v6 = "Ip6InReceives 4\nUdp6InDatagrams   \t10\nUdp6RcvbufErrors 2\nUdpLite6InErrors 8\n";
+        let v6 =
+            "Ip6InReceives 4\nUdp6InDatagrams   \t10\nUdp6RcvbufErrors 2\nUdpLite6InErrors 8\n";
         let c = parse_snmp6(v6).unwrap();
         assert_eq!((c.in_datagrams, c.rcvbuf_errors, c.in_errors), (10, 2, 0));
         let d = delta(&KernelUdp { rcvbuf_errors: 1, ..c.clone() }, &c);

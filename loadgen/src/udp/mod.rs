@@ -83,7 +83,9 @@ impl Peer {
             return Ok(Peer::Inet(addr));
         }
         if !text.contains(':') {
-            bail!("expected udp:HOST:PORT such as udp:127.0.0.1:7000, udp:[::1]:7000 or udp:unix:PATH");
+            bail!(
+                "expected udp:HOST:PORT such as udp:127.0.0.1:7000, udp:[::1]:7000 or udp:unix:PATH"
+            );
         }
         let mut addrs = text.to_socket_addrs().context("cannot resolve the host")?;
         addrs.next().map(Peer::Inet).context("the host has no address")
@@ -196,7 +198,9 @@ pub(crate) fn probe(peer: &Peer, size: usize, timeout: Duration) -> Result<()> {
             Err(err)
                 if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
                     && Instant::now() < deadline => {}
-            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(err)
+                if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+            {
                 bail!("no datagram came back within --timeout ({timeout:?})")
             }
             Err(err) => return Err(err).context("cannot receive a datagram"),
@@ -270,7 +274,10 @@ mod tests {
 
     #[test]
     fn the_echo_servers_ready_line_forms_parse() {
-        assert_eq!(Peer::parse("127.0.0.1:7000").unwrap(), Peer::Inet("127.0.0.1:7000".parse().unwrap()));
+        assert_eq!(
+            Peer::parse("127.0.0.1:7000").unwrap(),
+            Peer::Inet("127.0.0.1:7000".parse().unwrap())
+        );
         assert_eq!(Peer::parse("[::1]:9").unwrap().to_string(), "udp:[::1]:9");
         assert_eq!(Peer::parse("unix:/tmp/e.sock").unwrap(), Peer::Unix("/tmp/e.sock".into()));
         assert_eq!(Peer::parse("unix:/tmp/e.sock").unwrap().to_string(), "udp:unix:/tmp/e.sock");

@@ -230,8 +230,12 @@ impl Worker {
             if flow.abandon(end, loss, &mut self.meter) > 0 {
                 let id = flow.id;
                 self.meter.error(true, || match loss {
-                    Loss::Timeout => format!("socket {id}: datagrams not echoed by the end of the drain"),
-                    Loss::Cancelled => format!("socket {id}: datagrams in flight when the run was cancelled"),
+                    Loss::Timeout => {
+                        format!("socket {id}: datagrams not echoed by the end of the drain")
+                    }
+                    Loss::Cancelled => {
+                        format!("socket {id}: datagrams in flight when the run was cancelled")
+                    }
                 });
             }
         }
@@ -339,7 +343,9 @@ impl Worker {
             if expired > 0 {
                 let id = self.flows[i].id;
                 let counted = self.meter.adopts(now);
-                self.meter.error(counted, || format!("socket {id}: a datagram was not echoed within the timeout"));
+                self.meter.error(counted, || {
+                    format!("socket {id}: a datagram was not echoed within the timeout")
+                });
             }
             if refill {
                 self.flows[i].want += expired;
@@ -378,7 +384,11 @@ impl Worker {
                         c.scheduled += 1;
                         // A full buffer is the generator's own backlog; anything else (a
                         // socket that could not be opened, a refusal) means it was not sent.
-                        if full(&err) { c.backlogged += 1 } else { c.not_sent += 1 }
+                        if full(&err) {
+                            c.backlogged += 1
+                        } else {
+                            c.not_sent += 1
+                        }
                         self.meter.given_up(sent_ns, due, true);
                     }
                     if !full(&err) && self.flows[i].socket.is_some() {
