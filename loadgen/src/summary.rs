@@ -24,7 +24,8 @@ pub fn render(r: &Report) -> String {
         )
     };
     let threads = plural(r.generator.threads as u64, "thread");
-    let conns = plural(c.connections as u64, "connection");
+    let conn = if r.udp.is_some() { "socket" } else { "connection" };
+    let conns = plural(c.connections as u64, conn);
     let _ = writeln!(
         out,
         "{} -> {}: {mode}, {conns} x {} B, {threads}{pinned}",

@@ -255,6 +255,18 @@ fn the_binary_runs_udp_and_writes_the_udp_section() {
     assert_eq!(report.schema_version, 2);
     assert!(report.is_consistent());
     assert_eq!(udp(&report).lost, server.dropped());
+
+    // Without --timeout, UDP mode waits 200 ms for an echo, not TCP's 5 s.
+    let out = Command::new(LOADGEN)
+        .args(["--addr", &server.addr, "-c", "1", "--duration", "100ms", "--warmup", "0s"])
+        .args(["--json", json.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    assert_eq!(report.config.timeout, Duration::from_millis(200));
 }
 
 #[test]

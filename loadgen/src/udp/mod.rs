@@ -21,9 +21,13 @@
 //! - **A closed loop waits for echoes that may never come.** A lost datagram's slot in the
 //!   pipeline is refilled only when it is declared lost, a whole `--timeout` later, so over a
 //!   lossy path a closed loop with a long timeout mostly waits. Timeouts are checked every
-//!   eighth of the timeout (between 1 and 10 ms); use a short `--timeout` (a few milliseconds
-//!   on loopback) for a closed loop against a server that drops, or the open loop, where loss
-//!   costs nothing but the lost datagram.
+//!   eighth of the timeout (between 1 and 10 ms). So the binary's `--timeout` defaults to
+//!   [`DEFAULT_TIMEOUT`] (200 ms) with a `udp:` address rather than TCP's 5 s (a library
+//!   caller sets `Config::timeout` itself): on loopback an echo that is not back in 200 ms
+//!   has been dropped, not delayed (a full receive buffer of small datagrams drains in a few
+//!   milliseconds), and an echo that comes later still is counted as *late*. Against a server
+//!   that drops, a closed loop wants shorter still (a few milliseconds); the open loop loses
+//!   nothing but the lost datagram.
 //!
 //! The load thread is `worker.rs` (its event loop, both loops' sending), one socket's books are
 //! `flow.rs`, and the kernel's own UDP counters, read before and after the run, `kernel.rs`.
@@ -53,6 +57,9 @@ pub enum Peer {
     Inet(SocketAddr),
     Unix(PathBuf),
 }
+
+/// `--timeout` in UDP mode when the flag is not given (the binary; see the module's text).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// The largest datagram each family carries: 65,535 bytes less the UDP header (8) and, over
 /// IPv4, the IP header (20); IPv6 does not count its header in the payload length. Unix
