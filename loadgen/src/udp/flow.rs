@@ -8,7 +8,7 @@
 //! the ring has grown to what is in flight.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 
 use socket2::Socket;
 
@@ -119,14 +119,6 @@ impl Flow {
             meter.counters.sent += 1;
         }
         Ok(())
-    }
-
-    /// Receives one datagram into `buf`.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.socket.as_ref() {
-            Some(socket) => (&*socket).read(buf),
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        }
     }
 
     /// Judges one echo that arrived at `now_ns`. Returns whether it answered a waiting

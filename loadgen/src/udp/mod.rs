@@ -29,8 +29,9 @@
 //!   that drops, a closed loop wants shorter still (a few milliseconds); the open loop loses
 //!   nothing but the lost datagram.
 //!
-//! The load thread is `worker.rs` (its event loop, both loops' sending), one socket's books are
-//! `flow.rs`, and the kernel's own UDP counters, read before and after the run, `kernel.rs`.
+//! The load thread is `worker.rs` (its event loop, both loops' sending), receiving in batches
+//! `batch.rs`, one socket's books `flow.rs`, and the kernel's own UDP counters, read before and
+//! after the run, `kernel.rs`.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -45,6 +46,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::config::Config;
 use crate::payload;
 
+mod batch;
 mod flow;
 pub(crate) mod kernel;
 mod worker;

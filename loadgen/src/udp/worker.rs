@@ -6,8 +6,8 @@
 //!   sent then whatever came back. A send the kernel refuses (the socket buffer is full) is not
 //!   queued: it counts as `backlogged`, as a TCP send that could not be written does.
 //!
-//! Each datagram costs one `send` and one `recv`; a readable event is drained with `recv` until
-//! it would block (datagrams give no short read to stop at). Sockets are registered for reads
+//! Each datagram costs one `send`; a readable event is drained with `recvmmsg` (`batch.rs`),
+//! whose short batch says the socket is empty, so an echo costs no `recv` that returns nothing. Sockets are registered for reads
 //! only, and for writes only while a closed loop's send waits for buffer space, so sending does
 //! not wake the loop with a writable event per datagram.
 
@@ -20,6 +20,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::os::fd::AsRawFd;
 
+use super::batch::RecvBatch;
 use super::flow::{Flow, Loss};
 use super::{Counters, OwnDir, Peer};
 use crate::config::Mode;
@@ -35,9 +36,6 @@ const TIMER: Token = Token(usize::MAX - 1);
 /// millisecond (the event loop's poll sleeps in whole milliseconds).
 const MAX_HOUSEKEEPING_NS: u64 = 10_000_000;
 const MIN_HOUSEKEEPING_NS: u64 = 1_000_000;
-/// A receive buffer that holds the largest datagram of any family, so a longer echo than
-/// was sent is seen as such, not cut to size.
-const RECV_BUF: usize = 65_536;
 /// After a cancel, stragglers get this long (at most) before they count as lost.
 const CANCEL_DRAIN_NS: u64 = 200_000_000;
 /// At most this many overdue open-loop sends are given up one by one (as in TCP mode).
@@ -73,7 +71,12 @@ pub fn thread_main(
         schedule: plan.schedule.take(),
         housekeeping_ns: (timeout_ns / 8).clamp(MIN_HOUSEKEEPING_NS, MAX_HOUSEKEEPING_NS),
         wbuf: vec![0; plan.size],
-        rbuf: vec![0; RECV_BUF],
+        // A closed loop has at most its pipeline waiting (duplicates aside), so one more
+        // slot usually ends the read with a short batch; an open loop takes what came.
+        batch: RecvBatch::new(
+            plan.size,
+            if plan.mode == Mode::Open { usize::MAX } else { plan.pipeline + 1 },
+        ),
         plan,
         poll,
         meter,
@@ -101,7 +104,7 @@ struct Worker {
     housekeeping_ns: u64,
     /// The datagram being sent, rebuilt for each.
     wbuf: Vec<u8>,
-    rbuf: Vec<u8>,
+    batch: RecvBatch,
     /// Unix peers: where this thread's sockets have their own addresses.
     _dir: Option<OwnDir>,
 }
@@ -263,17 +266,26 @@ impl Worker {
     /// Receives every datagram waiting on socket `i`, judges each, and (closed loop) sends
     /// one datagram for each it settled.
     fn read(&mut self, i: usize, sending: bool, tl: &Timeline) {
+        let Some(fd) = self.flows[i].socket.as_ref().map(|s| s.as_raw_fd()) else { return };
         let size = self.plan.size;
         let mut settled = 0;
         let mut now;
         loop {
-            let result = self.flows[i].recv(&mut self.rbuf);
+            let result = self.batch.recv(fd);
+            // One clock read per batch: the moment these echoes were seen.
             now = tl.now_ns();
             match result {
                 Ok(n) => {
-                    let data = &self.rbuf[..n];
-                    if self.flows[i].receive(data, now, size, &mut self.meter, &mut self.udp) {
-                        settled += 1;
+                    let flow = &mut self.flows[i];
+                    for k in 0..n {
+                        let data = self.batch.get(k);
+                        if flow.receive(data, now, size, &mut self.meter, &mut self.udp) {
+                            settled += 1;
+                        }
+                    }
+                    // A batch with room to spare drained the socket.
+                    if n < self.batch.capacity() {
+                        break;
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
