@@ -1,8 +1,8 @@
-//! Receiving datagrams in batches with `recvmmsg`: every echo waiting on a socket in one system
-//! call, and, when fewer came than there was room for, the knowledge that the socket is drained
-//! without the extra `recv` that would only say `EAGAIN`. At one datagram in flight per socket
-//! that is one system call of the three a `recv` loop makes per echo (two `recv`s and a
-//! `send`).
+//! Datagrams in batches: `recvmmsg` takes every echo waiting on a socket in one system call,
+//! and, when fewer came than there was room for, says the socket is drained without the extra
+//! `recv` that would only return `EAGAIN` (at one datagram in flight per socket that saves one
+//! system call of the three a `recv` loop makes per echo: two `recv`s and a `send`);
+//! `sendmmsg` sends the datagrams a closed loop owes a socket, as many as its pipeline, at once.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -94,6 +94,77 @@ impl RecvBatch {
     }
 }
 
+/// Buffers and headers for one `sendmmsg` call: up to `capacity` datagrams of one size.
+pub struct SendBatch {
+    bufs: Vec<u8>,
+    size: usize,
+    /// Never read here, but the headers point into it: kept alive (and unmoved) with them.
+    _iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+impl std::fmt::Debug for SendBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendBatch")
+            .field("size", &self.size)
+            .field("count", &self.headers.len())
+            .finish()
+    }
+}
+
+impl SendBatch {
+    /// Room for `wanted` datagrams of `size` bytes (fewer if that would be large).
+    pub fn new(size: usize, wanted: usize) -> SendBatch {
+        let count = wanted.clamp(1, MAX_BATCH).min((MAX_BYTES / size.max(1)).max(1));
+        let mut bufs = vec![0u8; size * count];
+        let mut iovecs: Vec<libc::iovec> = (0..count)
+            .map(|k| libc::iovec {
+                // SAFETY: `k * size` is within `bufs`, whose length is `count * size`.
+                iov_base: unsafe { bufs.as_mut_ptr().add(k * size) }.cast(),
+                iov_len: size,
+            })
+            .collect();
+        let headers = iovecs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: as in `RecvBatch::new`: all zeros is a valid mmsghdr.
+                let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                header.msg_hdr.msg_iov = iov;
+                header.msg_hdr.msg_iovlen = 1;
+                header
+            })
+            .collect();
+        SendBatch { bufs, size, _iovecs: iovecs, headers }
+    }
+
+    /// How many datagrams one call can send.
+    pub fn capacity(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// The buffer of the `k`-th datagram, to fill before [`SendBatch::send`].
+    pub fn buf_mut(&mut self, k: usize) -> &mut [u8] {
+        &mut self.bufs[k * self.size..(k + 1) * self.size]
+    }
+
+    /// Sends the first `n` datagrams on the connected non-blocking socket `fd`; returns how
+    /// many went, in order (fewer than `n` when the buffer filled or a send failed after the
+    /// first: the kernel then keeps the error to itself). An error means none went.
+    pub fn send(&mut self, fd: RawFd, n: usize) -> io::Result<usize> {
+        let n = n.min(self.headers.len());
+        // SAFETY: the first `n` headers are initialised mmsghdr, each pointing to one iovec
+        // of `_iovecs` that describes `size` readable bytes inside `bufs`; all live in `self`,
+        // unmoved since `new`. The socket is connected, so no address is given.
+        let sent = unsafe {
+            libc::sendmmsg(fd, self.headers.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT)
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(sent as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +195,23 @@ mod tests {
         assert_eq!(got[1], b"abc");
         // Longer than a message: cut to one byte more, so it still differs in length.
         assert_eq!(got[2], b"012345678");
+    }
+
+    #[test]
+    fn a_send_batch_sends_each_datagram_whole_and_in_order() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(server.local_addr().unwrap()).unwrap();
+        let mut batch = SendBatch::new(3, 8);
+        for k in 0..3u8 {
+            batch.buf_mut(usize::from(k)).copy_from_slice(&[k; 3]);
+        }
+        assert_eq!(batch.send(client.as_raw_fd(), 3).unwrap(), 3);
+        server.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        for k in 0..3u8 {
+            let n = server.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[k; 3]);
+        }
     }
 }

@@ -9,10 +9,12 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::AsRawFd;
 
 use socket2::Socket;
 
 use super::Counters;
+use super::batch::SendBatch;
 use crate::meter::Meter;
 use crate::payload;
 
@@ -119,6 +121,43 @@ impl Flow {
             meter.counters.sent += 1;
         }
         Ok(())
+    }
+
+    /// Sends up to `n` next datagrams at once, built in `batch`; returns how many went (each
+    /// then waits for its echo). An error means none went.
+    pub fn send_batch(
+        &mut self,
+        batch: &mut SendBatch,
+        n: usize,
+        now_ns: u64,
+        measured: bool,
+        meter: &mut Meter,
+    ) -> io::Result<usize> {
+        let Some(socket) = self.socket.as_ref() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket could not be opened",
+            ));
+        };
+        let n = n.min(batch.capacity());
+        for k in 0..n {
+            payload::fill(self.id, self.next_seq + k as u64, batch.buf_mut(k));
+        }
+        let sent = batch.send(socket.as_raw_fd(), n)?;
+        for _ in 0..sent {
+            self.slots.push_back(Slot::Waiting(Sent {
+                intended_ns: now_ns,
+                sent_ns: now_ns,
+                measured,
+            }));
+        }
+        self.next_seq += sent as u64;
+        meter.in_flight += sent as u64;
+        if measured {
+            meter.counters.scheduled += sent as u64;
+            meter.counters.sent += sent as u64;
+        }
+        Ok(sent)
     }
 
     /// Judges one echo that arrived at `now_ns`. Returns whether it answered a waiting

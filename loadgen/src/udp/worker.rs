@@ -6,8 +6,9 @@
 //!   sent then whatever came back. A send the kernel refuses (the socket buffer is full) is not
 //!   queued: it counts as `backlogged`, as a TCP send that could not be written does.
 //!
-//! Each datagram costs one `send`; a readable event is drained with `recvmmsg` (`batch.rs`),
-//! whose short batch says the socket is empty, so an echo costs no `recv` that returns nothing. Sockets are registered for reads
+//! A readable event is drained with `recvmmsg` (`batch.rs`), whose short batch says the socket
+//! is empty, so no `recv` returns nothing; the closed loop then sends what the echoes freed with
+//! one `sendmmsg`, and the open loop sends each datagram when it is due with one `send`. Sockets are registered for reads
 //! only, and for writes only while a closed loop's send waits for buffer space, so sending does
 //! not wake the loop with a writable event per datagram.
 
@@ -20,7 +21,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::os::fd::AsRawFd;
 
-use super::batch::RecvBatch;
+use super::batch::{RecvBatch, SendBatch};
 use super::flow::{Flow, Loss};
 use super::{Counters, OwnDir, Peer};
 use crate::config::Mode;
@@ -71,6 +72,7 @@ pub fn thread_main(
         schedule: plan.schedule.take(),
         housekeeping_ns: (timeout_ns / 8).clamp(MIN_HOUSEKEEPING_NS, MAX_HOUSEKEEPING_NS),
         wbuf: vec![0; plan.size],
+        sends: SendBatch::new(plan.size, if plan.mode == Mode::Open { 1 } else { plan.pipeline }),
         // A closed loop has at most its pipeline waiting (duplicates aside), so one more
         // slot usually ends the read with a short batch; an open loop takes what came.
         batch: RecvBatch::new(
@@ -102,8 +104,10 @@ struct Worker {
     /// Open loop: this pass polls without sleeping because a send is microseconds away.
     spinning: bool,
     housekeeping_ns: u64,
-    /// The datagram being sent, rebuilt for each.
+    /// Open loop: the datagram being sent, rebuilt for each.
     wbuf: Vec<u8>,
+    /// Closed loop: the datagrams a socket owes its pipeline, sent with one call.
+    sends: SendBatch,
     batch: RecvBatch,
     /// Unix peers: where this thread's sockets have their own addresses.
     _dir: Option<OwnDir>,
@@ -312,19 +316,28 @@ impl Worker {
         }
         let measured = now >= tl.measure_ns;
         while self.flows[i].want > 0 {
-            match self.flows[i].send(&mut self.wbuf, now, now, measured, &mut self.meter) {
-                Ok(()) => self.flows[i].want -= 1,
-                Err(err) if full(&err) => {
-                    if !self.flows[i].blocked {
-                        self.flows[i].blocked = true;
-                        self.reregister(i, Interest::READABLE | Interest::WRITABLE);
-                    }
-                    return;
+            let flow = &mut self.flows[i];
+            let wanted = flow.want.min(self.sends.capacity());
+            let result = flow.send_batch(&mut self.sends, wanted, now, measured, &mut self.meter);
+            let full_now = match result {
+                Ok(sent) => {
+                    flow.want -= sent;
+                    // Fewer went than asked: the buffer filled (or a later send failed, which
+                    // the kernel does not say); wait for room, and housekeeping retries too.
+                    sent < wanted
                 }
+                Err(err) if full(&err) => true,
                 Err(err) => {
                     self.socket_error(i, now, &err);
                     return;
                 }
+            };
+            if full_now {
+                if !self.flows[i].blocked {
+                    self.flows[i].blocked = true;
+                    self.reregister(i, Interest::READABLE | Interest::WRITABLE);
+                }
+                return;
             }
         }
         if self.flows[i].blocked {
