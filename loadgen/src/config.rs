@@ -41,6 +41,7 @@ pub struct Config {
 
     /// How long one message may wait for its echo before it counts as a timeout (the
     /// connection is then closed and reopened); also the longest wait for stragglers at the end.
+    /// Over UDP a datagram not echoed by then is lost; there the binary's default is 200ms.
     #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_duration)]
     #[serde(with = "secs")]
     pub timeout: Duration,

@@ -186,6 +186,27 @@ fn a_stall_shows_in_the_open_loops_percentiles_and_a_long_one_as_loss() {
 }
 
 #[test]
+fn a_server_that_dies_is_refused_and_the_run_still_ends_on_time() {
+    for rate in [None, Some(1_000.0)] {
+        let server = UdpEcho::start(DgramFault::DieAfter(Duration::from_millis(150)));
+        let started = Instant::now();
+        let r = run(&Config { rate, timeout: Duration::from_millis(20), ..quick(&server.addr) });
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+        let (m, u) = (&r.messages, udp(&r));
+        assert!(m.received > 0, "{rate:?}: nothing before the death came back: {m:?}");
+        // Over loopback the kernel answers each datagram to the closed port with ICMP port
+        // unreachable, which the socket reports as a refusal.
+        assert!(u.refused > 0, "{rate:?}: no refusal counted: {u:?}");
+        assert!(u.lost > 0, "{rate:?}: {u:?}");
+        assert_eq!(m.sent, m.received + u.lost, "{rate:?}: {m:?} {u:?}");
+        // The refusal usually comes to the socket's next receive, not its next send: the
+        // datagrams still went, and are lost.
+        assert_eq!(m.scheduled, m.sent + m.not_sent + m.backlogged, "{m:?}");
+        assert!(r.errors.first_error.is_some());
+    }
+}
+
+#[test]
 fn warm_up_datagrams_outstanding_when_the_window_opens_belong_to_it() {
     // Silent from 50 ms to 250 ms: what was sent just before the window opened (at 100 ms)
     // is still waiting then, and is the window's.

@@ -43,6 +43,8 @@ pub enum DgramFault {
         after: Duration,
         length: Duration,
     },
+    /// Close the socket `after` the server's start: later datagrams find no one listening.
+    DieAfter(Duration),
 }
 
 /// What the server did, datagram by datagram.
@@ -170,13 +172,17 @@ impl Drop for UdpEcho {
     }
 }
 
-/// Echoes datagrams one by one, applying the fault, until stopped.
+/// Echoes datagrams one by one, applying the fault, until stopped (or dead by its fault: the
+/// socket, which the thread owns, closes when it ends).
 fn serve(socket: &Socket, fault: DgramFault, tally: &Tally, stop: &AtomicBool) {
     let started = Instant::now();
     let mut counts: HashMap<Sender, u64> = HashMap::new();
     let mut held: HashMap<Sender, Vec<u8>> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
+        if matches!(fault, DgramFault::DieAfter(after) if started.elapsed() >= after) {
+            return;
+        }
         if let DgramFault::Stall { after, length } = fault {
             while !stop.load(Ordering::Relaxed)
                 && (after..after + length).contains(&started.elapsed())
