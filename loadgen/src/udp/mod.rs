@@ -29,9 +29,9 @@
 //!   that drops, a closed loop wants shorter still (a few milliseconds); the open loop loses
 //!   nothing but the lost datagram.
 //!
-//! The load thread is `worker.rs` (its event loop, both loops' sending), receiving in batches
-//! `batch.rs`, one socket's books `flow.rs`, and the kernel's own UDP counters, read before and
-//! after the run, `kernel.rs`.
+//! The load thread is `worker/` (its event loop and the closed loop; `worker/open.rs` the open
+//! loop's sending), `batch.rs` receives and sends in batches, `flow.rs` keeps one socket's
+//! books, and `kernel.rs` reads the kernel's own UDP counters before and after the run.
 
 use std::fmt;
 use std::io::{self, Read, Write};
