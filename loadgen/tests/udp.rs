@@ -15,14 +15,17 @@ use util::udp::{DgramFault, UdpEcho};
 const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
 
 /// A short UDP run against `addr`: 4 sockets, no warm-up (so the window holds every datagram),
-/// 400 ms measured, a short timeout so lost datagrams free their slots quickly.
+/// 400 ms measured. The timeout is long (a second) so that on a busy machine no echo is late
+/// for want of a CPU and the counts compare exactly; a closed loop then fills its pipeline
+/// slot by slot as datagrams are lost, which is enough to count. The test of refilling sets
+/// a short one.
 fn quick(addr: &str) -> Config {
     Config {
         addr: addr.to_owned(),
         connections: 4,
         duration: Duration::from_millis(400),
         warmup: Duration::ZERO,
-        timeout: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
         ..Config::default()
     }
 }
@@ -66,7 +69,7 @@ fn every_tenth_datagram_dropped_is_counted_lost_exactly() {
         let server = UdpEcho::start(DgramFault::Drop { every: 10 });
         let r = run(&Config {
             rate,
-            pipeline: if rate.is_none() { 2 } else { 1 },
+            pipeline: if rate.is_none() { 16 } else { 1 },
             ..quick(&server.addr)
         });
         let (m, u) = (&r.messages, udp(&r));
@@ -81,7 +84,7 @@ fn every_tenth_datagram_dropped_is_counted_lost_exactly() {
         assert_eq!((u.late, u.duplicated, u.corrupt), (0, 0, 0), "{rate:?}: {u:?}");
         // Lost datagrams are in the latency at the timeout or more; echoed ones are not.
         assert_eq!(r.latency_us.count, m.received + u.lost);
-        assert!(r.latency_us.max >= 100_000.0, "{:?}", r.latency_us);
+        assert!(r.latency_us.max >= 1e6, "{:?}", r.latency_us);
     }
 }
 
@@ -95,7 +98,9 @@ fn a_closed_loop_refills_a_lost_datagrams_slot_so_loss_does_not_stall_it() {
     // 400 ms, a loss every other datagram costing 20 ms: about ten losses per socket.
     assert!(u.lost >= 4 * 5, "the loop stalled: {m:?} {u:?}");
     assert_eq!(m.sent, m.received + u.lost);
-    assert_eq!(u.lost, server.dropped());
+    // Every datagram the server dropped is lost. With so short a timeout, one the server (on
+    // a busy machine) echoed late is lost too, and counted late if its echo comes in time.
+    assert!(u.lost - u.late >= server.dropped(), "{u:?}: {} dropped", server.dropped());
 }
 
 #[test]
@@ -263,7 +268,7 @@ fn the_binary_runs_udp_and_writes_the_udp_section() {
     let json = std::env::temp_dir().join(format!("loadgen-udp-cli-{}.json", std::process::id()));
     let out = Command::new(LOADGEN)
         .args(["--addr", &server.addr, "-c", "2", "-p", "2", "--duration", "300ms"])
-        .args(["--warmup", "0s", "--timeout", "50ms", "--json", json.to_str().unwrap()])
+        .args(["--warmup", "0s", "--timeout", "1s", "--json", json.to_str().unwrap()])
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -232,6 +232,11 @@ impl Flow {
         (flow == self.id && seq >= self.base && seq < self.next_seq).then_some(seq)
     }
 
+    /// Whether the oldest datagram waiting was sent `timeout_ns` or more before `now_ns`.
+    pub fn overdue(&self, now_ns: u64, timeout_ns: u64) -> bool {
+        matches!(self.slot(self.oldest), Some(Slot::Waiting(m)) if now_ns.saturating_sub(m.sent_ns) >= timeout_ns)
+    }
+
     /// Declares lost every datagram sent `timeout_ns` or more before `now_ns`; returns how
     /// many (a closed loop refills that many slots).
     pub fn expire(&mut self, now_ns: u64, timeout_ns: u64, meter: &mut Meter) -> usize {

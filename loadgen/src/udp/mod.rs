@@ -76,8 +76,11 @@ const MIN_SIZE: usize = 8;
 /// Receive buffer asked for on every socket (the kernel caps it at `net.core.rmem_max`): room
 /// for a burst of echoes while the load thread is busy, so loadgen does not drop its own.
 const RCVBUF: usize = 1 << 20;
-/// The probe resends this often until an echo comes or `--timeout` passes.
+/// The probe resends this often until an echo comes or `--timeout` (at least
+/// [`PROBE_LEAST`]) passes: UDP wants short timeouts, and a busy machine may take longer than
+/// one of them to answer a first datagram.
 const PROBE_RESEND: Duration = Duration::from_millis(200);
+const PROBE_LEAST: Duration = Duration::from_secs(1);
 /// The probe's flow number, one no load socket has (there are at most 2^20).
 const PROBE_FLOW: u32 = u32::MAX >> 8;
 
@@ -184,12 +187,13 @@ pub(crate) fn check(config: &Config, peer: &Peer) -> Result<()> {
 }
 
 /// Checks that something echoes at `peer` before the run: sends a datagram every 200 ms until
-/// one comes back or `timeout` passes. Over loopback, a port nobody listens on answers with
+/// one comes back or `timeout` (at least a second) passes. Over loopback, a port nobody listens on answers with
 /// ICMP port unreachable, which the kernel reports as "connection refused": that fails at once.
 pub(crate) fn probe(peer: &Peer, size: usize, timeout: Duration) -> Result<()> {
     let dir = if peer.needs_dir() { Some(OwnDir::new()?) } else { None };
     let socket = peer.open(dir.as_ref(), "probe").context("cannot open a socket")?;
-    socket.set_read_timeout(Some(PROBE_RESEND.min(timeout)))?;
+    let timeout = timeout.max(PROBE_LEAST);
+    socket.set_read_timeout(Some(PROBE_RESEND))?;
     let mut message = vec![0; size];
     payload::fill(PROBE_FLOW, 0, &mut message);
     let mut echo = vec![0; size + 1];

@@ -234,6 +234,11 @@ impl Worker {
                 }
             }
         }
+        // Echoes already in the sockets are taken before the rest is given up (and late
+        // echoes and duplicates waiting there are counted).
+        for i in 0..self.flows.len() {
+            self.read(i, false, &tl);
+        }
         let end = tl.now_ns();
         let loss = if self.shared.cancel.is_cancelled() { Loss::Cancelled } else { Loss::Timeout };
         for flow in &mut self.flows {
@@ -367,6 +372,11 @@ impl Worker {
     fn housekeeping(&mut self, now: u64, sending: bool, tl: &Timeline) {
         let refill = self.plan.mode != Mode::Open && sending && now < tl.end_ns;
         for i in 0..self.flows.len() {
+            if self.flows[i].overdue(now, tl.timeout_ns) {
+                // An echo already waiting in the socket is not lost: a load thread that was
+                // kept off its CPU would otherwise charge its own delay to the server.
+                self.read(i, sending, tl);
+            }
             let expired = self.flows[i].expire(now, tl.timeout_ns, &mut self.meter);
             if expired > 0 {
                 let id = self.flows[i].id;
