@@ -77,10 +77,16 @@ pub fn thread_main(
         wbuf: vec![0; plan.size],
         sends: SendBatch::new(plan.size, if plan.mode == Mode::Open { 1 } else { plan.pipeline }),
         // A closed loop has at most its pipeline waiting (duplicates aside), so one more
-        // slot usually ends the read with a short batch; an open loop takes what came.
+        // slot usually ends the read with a short batch. Below three in flight, and in the
+        // open loop (a socket's echoes come one by one, as its sends went), a batch costs more
+        // than it saves (see `batch.rs`): one at a time.
         batch: RecvBatch::new(
             plan.size,
-            if plan.mode == Mode::Open { usize::MAX } else { plan.pipeline + 1 },
+            match plan.mode {
+                Mode::Open => 1,
+                _ if plan.pipeline < 3 => 1,
+                _ => plan.pipeline + 1,
+            },
         ),
         plan,
         poll,
@@ -107,7 +113,7 @@ struct Worker {
     /// Open loop: this pass polls without sleeping because a send is microseconds away.
     spinning: bool,
     housekeeping_ns: u64,
-    /// Open loop: the datagram being sent, rebuilt for each.
+    /// A datagram sent alone (the open loop's, a closed loop's one at a time), rebuilt for each.
     wbuf: Vec<u8>,
     /// Closed loop: the datagrams a socket owes its pipeline, sent with one call.
     sends: SendBatch,
@@ -326,7 +332,11 @@ impl Worker {
         while self.flows[i].want > 0 {
             let flow = &mut self.flows[i];
             let wanted = flow.want.min(self.sends.capacity());
-            let result = flow.send_batch(&mut self.sends, wanted, now, measured, &mut self.meter);
+            // One datagram goes with a plain `send`: `sendmmsg` costs more for a single one.
+            let result = match wanted {
+                1 => flow.send(&mut self.wbuf, now, now, measured, &mut self.meter).map(|()| 1),
+                _ => flow.send_batch(&mut self.sends, wanted, now, measured, &mut self.meter),
+            };
             let full_now = match result {
                 Ok(sent) => {
                     flow.want -= sent;
