@@ -212,6 +212,26 @@ fn a_server_that_dies_is_refused_and_the_run_still_ends_on_time() {
 }
 
 #[test]
+fn echoes_after_the_timeout_are_late_and_stay_lost() {
+    // Silent for 300 ms from 100 ms on, then it echoes what queued meanwhile: those datagrams
+    // were declared lost after 100 ms, and their echoes come late.
+    let stall =
+        DgramFault::Stall { after: Duration::from_millis(100), length: Duration::from_millis(300) };
+    let server = UdpEcho::start(stall);
+    let r = run(&Config {
+        rate: Some(1_000.0),
+        duration: Duration::from_millis(600),
+        timeout: Duration::from_millis(100),
+        ..quick(&server.addr)
+    });
+    let (m, u) = (&r.messages, udp(&r));
+    assert!(u.late > 0, "{m:?} {u:?}");
+    assert!(u.lost >= u.late, "a late echo belongs to a lost datagram: {u:?}");
+    assert_eq!(m.sent, m.received + u.lost, "late echoes are not received: {m:?} {u:?}");
+    assert_eq!(server.dropped(), 0);
+}
+
+#[test]
 fn warm_up_datagrams_outstanding_when_the_window_opens_belong_to_it() {
     // Silent from 50 ms to 250 ms: what was sent just before the window opened (at 100 ms)
     // is still waiting then, and is the window's.

@@ -37,13 +37,13 @@ pub enum DgramFault {
     Corrupt {
         every: u64,
     },
-    /// Read nothing from `after` to `after + length` (times from the server's start); the
-    /// kernel queues what arrives meanwhile, up to the receive buffer.
+    /// Read nothing from `after` to `after + length` (times from the first datagram received,
+    /// loadgen's probe); the kernel queues what arrives meanwhile, up to the receive buffer.
     Stall {
         after: Duration,
         length: Duration,
     },
-    /// Close the socket `after` the server's start: later datagrams find no one listening.
+    /// Close the socket `after` the first datagram: later ones find no one listening.
     DieAfter(Duration),
 }
 
@@ -175,17 +175,23 @@ impl Drop for UdpEcho {
 /// Echoes datagrams one by one, applying the fault, until stopped (or dead by its fault: the
 /// socket, which the thread owns, closes when it ends).
 fn serve(socket: &Socket, fault: DgramFault, tally: &Tally, stop: &AtomicBool) {
-    let started = Instant::now();
+    // Faults in time count from the first datagram (loadgen's probe), so a slow start on a
+    // busy machine does not move them out of the run.
+    let mut first: Option<Instant> = None;
+    let since_first = |first: Option<Instant>| first.map_or(Duration::ZERO, |t| t.elapsed());
     let mut counts: HashMap<Sender, u64> = HashMap::new();
     let mut held: HashMap<Sender, Vec<u8>> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
-        if matches!(fault, DgramFault::DieAfter(after) if started.elapsed() >= after) {
+        if matches!(fault, DgramFault::DieAfter(after) if first.is_some() && since_first(first) >= after)
+        {
             return;
         }
-        if let DgramFault::Stall { after, length } = fault {
+        if let DgramFault::Stall { after, length } = fault
+            && first.is_some()
+        {
             while !stop.load(Ordering::Relaxed)
-                && (after..after + length).contains(&started.elapsed())
+                && (after..after + length).contains(&since_first(first))
             {
                 thread::sleep(Duration::from_millis(2));
             }
@@ -202,6 +208,7 @@ fn serve(socket: &Socket, fault: DgramFault, tally: &Tally, stop: &AtomicBool) {
             Err(_) => continue,
         };
         tally.received.fetch_add(1, Ordering::Relaxed);
+        first.get_or_insert_with(Instant::now);
         let index = counts.entry(sender.clone()).or_default();
         *index += 1;
         let hit = |every: u64| (*index).is_multiple_of(every);
