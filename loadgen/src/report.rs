@@ -232,7 +232,8 @@ pub struct Datagrams {
     /// Echoes that arrived after their datagram was declared lost (it stays lost).
     pub late: u64,
     /// Datagrams received that answer nothing the socket sent (too short, naming another socket
-    /// or a datagram never sent, or older than the last 1,024 of the socket).
+    /// or a datagram never sent, or one settled more than 256 datagrams before the socket's
+    /// oldest still waiting).
     pub unexpected: u64,
     /// Sends or receives refused with "connection refused" (an ICMP port unreachable came back).
     pub refused: u64,

@@ -2,10 +2,11 @@
 //! corrupt, and the judging of every echo that comes back.
 //!
 //! Datagrams are numbered in the order they are sent, so the socket keeps one slot per
-//! sequence number in a ring: the ones still waiting for an echo, and behind them the outcome of
-//! the last [`HISTORY`] or so, which is what tells a duplicate (its datagram was answered) from
-//! a late echo (its datagram was declared lost). The per-datagram path allocates nothing once
-//! the ring has grown to what is in flight.
+//! sequence number in a ring: from the oldest still waiting for an echo to the newest, and
+//! behind them the outcomes of the last [`HISTORY`] settled, which is what tells a duplicate
+//! (its datagram was answered) from a late echo (its datagram was declared lost). A slot is 24
+//! bytes, so the history costs a socket about 6 KiB, on top of what it has in flight. The
+//! per-datagram path allocates nothing once the ring has grown to that.
 
 use std::collections::VecDeque;
 use std::io;
@@ -18,8 +19,9 @@ use super::batch::SendBatch;
 use crate::meter::Meter;
 use crate::payload;
 
-/// Outcomes kept behind the oldest waiting datagram, to judge duplicates and late echoes.
-const HISTORY: u64 = 1024;
+/// Outcomes kept behind the oldest waiting datagram, to judge duplicates and late echoes: an
+/// echo of an older one is `unexpected`.
+const HISTORY: u64 = 256;
 
 /// A datagram sent and not answered yet. Nanoseconds are since the run's start.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +90,7 @@ impl Flow {
             blocked: false,
             next_seq: 0,
             base: 0,
-            slots: VecDeque::with_capacity(in_flight + HISTORY as usize),
+            slots: VecDeque::with_capacity(in_flight + 1),
             oldest: 0,
             highest: None,
         }
@@ -289,9 +291,9 @@ impl Flow {
         }
     }
 
-    /// Forgets outcomes more than [`HISTORY`] datagrams old (never a waiting one).
+    /// Forgets outcomes more than [`HISTORY`] behind the oldest waiting datagram.
     fn trim(&mut self) {
-        while self.base < self.oldest && self.next_seq - self.base > HISTORY {
+        while self.oldest - self.base > HISTORY {
             self.slots.pop_front();
             self.base += 1;
         }
@@ -315,4 +317,98 @@ fn counts(m: &Sent, now_ns: u64, meter: &mut Meter) -> bool {
     c.sent += 1;
     c.carried_sent += 1;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meter::Shared;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::{Arc, OnceLock, mpsc};
+
+    /// A meter whose window opened at 0 and never closes, and a flow over a real socket
+    /// connected to `peer` (which the test reads nothing from: only the books matter here).
+    fn setup(peer: &std::net::UdpSocket) -> (Flow, Meter) {
+        let (tx, _rx) = mpsc::channel();
+        let (_spare_tx, spare_rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            start: OnceLock::new(),
+            cancel: crate::Cancel::new(),
+            received: vec![AtomicU64::new(0)],
+        });
+        let mut meter = Meter::new(0, false, (tx, spare_rx), shared, None);
+        let tl = crate::meter::Timeline {
+            base: std::time::Instant::now(),
+            measure_ns: 0,
+            end_ns: u64::MAX,
+            timeout_ns: 1_000,
+        };
+        meter.begin(&tl);
+        let socket = Socket::from(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        socket.connect(&peer.local_addr().unwrap().into()).unwrap();
+        (Flow::new(7, Some(socket), 4), meter)
+    }
+
+    fn datagram(flow: u32, seq: u64) -> Vec<u8> {
+        let mut buf = vec![0; 16];
+        payload::fill(flow, seq, &mut buf);
+        buf
+    }
+
+    #[test]
+    fn every_echo_is_judged_by_the_datagram_it_names() {
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (mut flow, mut meter) = setup(&peer);
+        let mut udp = Counters::default();
+        let mut buf = vec![0; 16];
+        for _ in 0..4 {
+            flow.send(&mut buf, 0, 0, true, &mut meter).unwrap();
+        }
+        assert_eq!(size_of::<Slot>(), 24, "the history's cost in the docs");
+        // 1 arrives first, then 0: 0 is reordered; 1 again is a duplicate.
+        assert!(flow.receive(&datagram(7, 1), 10, 16, &mut meter, &mut udp));
+        assert!(flow.receive(&datagram(7, 0), 10, 16, &mut meter, &mut udp));
+        assert!(!flow.receive(&datagram(7, 1), 10, 16, &mut meter, &mut udp));
+        assert_eq!((udp.reordered, udp.duplicated, meter.counters.received), (1, 1, 2));
+        // 2 comes back damaged: corrupt, and it settles its datagram.
+        let mut bad = datagram(7, 2);
+        bad[12] ^= 1;
+        assert!(flow.receive(&bad, 10, 16, &mut meter, &mut udp));
+        assert_eq!(meter.counters.mismatch, 1);
+        // 3 times out, and its echo then comes late.
+        assert_eq!(flow.expire(2_000, 1_000, &mut meter), 1);
+        assert!(!flow.receive(&datagram(7, 3), 2_000, 16, &mut meter, &mut udp));
+        assert_eq!((meter.counters.lost, udp.late), (1, 1));
+        // Another socket's datagram, one never sent, and a runt answer nothing.
+        for stray in [datagram(8, 0), datagram(7, 4), vec![1, 2, 3]] {
+            assert!(!flow.receive(&stray, 2_000, 16, &mut meter, &mut udp));
+        }
+        assert_eq!(udp.unexpected, 3);
+        let c = &meter.counters;
+        assert_eq!(c.sent, c.received + c.mismatch + c.lost);
+        assert_eq!(meter.in_flight, 0);
+    }
+
+    #[test]
+    fn the_history_is_bounded_behind_the_oldest_waiting_datagram() {
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (mut flow, mut meter) = setup(&peer);
+        let mut udp = Counters::default();
+        let mut buf = vec![0; 16];
+        for seq in 0..1_000 {
+            flow.send(&mut buf, 0, 0, true, &mut meter).unwrap();
+            assert!(flow.receive(&datagram(7, seq), 1, 16, &mut meter, &mut udp));
+            // Drain the peer now and then so its buffer never refuses the sends.
+            if seq % 100 == 0 {
+                peer.set_nonblocking(true).unwrap();
+                let mut sink = [0u8; 64];
+                while peer.recv(&mut sink).is_ok() {}
+            }
+        }
+        assert_eq!(flow.slots.len() as u64, HISTORY);
+        // A duplicate of a recent one is known; one of the first is too old to tell.
+        assert!(!flow.receive(&datagram(7, 999), 1, 16, &mut meter, &mut udp));
+        assert!(!flow.receive(&datagram(7, 3), 1, 16, &mut meter, &mut udp));
+        assert_eq!((udp.duplicated, udp.unexpected), (1, 1));
+    }
 }
