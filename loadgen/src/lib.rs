@@ -34,7 +34,8 @@
 //! with `idle.rs` for the ballast) → `worker/` (the load threads' event loop; `open.rs` for the
 //! open loop's sends) using `conn.rs` (one connection), `payload.rs`, `schedule.rs` (open loop)
 //! and `meter.rs` (counting and timing) → `assemble.rs` (totals and the saturation verdict) →
-//! [`report`] (the JSON schema) and [`summary`] (the text).
+//! [`report`] (the JSON schema) and [`summary`] (the text). UDP mode's load thread, sockets
+//! and counters are [`udp`]; it shares the rest.
 
 pub mod config;
 pub mod env;

@@ -6,18 +6,19 @@
 //!   sent then whatever came back. A send the kernel refuses (the socket buffer is full) is not
 //!   queued: it counts as `backlogged`, as a TCP send that could not be written does.
 //!
-//! A readable event is drained with `recvmmsg` (`batch.rs`), whose short batch says the socket
-//! is empty, so no `recv` returns nothing; the closed loop then sends what the echoes freed with
-//! one `sendmmsg`, and the open loop sends each datagram when it is due with one `send`. Sockets are registered for reads
-//! only, and for writes only while a closed loop's send waits for buffer space, so sending does
-//! not wake the loop with a writable event per datagram.
+//! A readable event is drained until the socket is empty, and a closed loop then sends what the
+//! echoes freed: with `recvmmsg` and `sendmmsg` where several datagrams are in flight per socket
+//! (`batch.rs`), else with a `recv` per echo (and one that finds nothing) and a `send` per
+//! datagram, which cost less one at a time. The open loop sends each datagram with one `send`
+//! when it is due. Sockets are registered for reads only, and for writes only while a closed
+//! loop's send waits for buffer space, so sending does not wake the loop with a writable event
+//! per datagram.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
-
-use std::os::fd::AsRawFd;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -95,7 +96,7 @@ pub fn thread_main(
         shared,
         timer: None,
         spinning: false,
-        _dir: None,
+        dir: None,
     };
     worker.open(&peer);
     worker.run();
@@ -119,7 +120,7 @@ struct Worker {
     sends: SendBatch,
     batch: RecvBatch,
     /// Unix peers: where this thread's sockets have their own addresses.
-    _dir: Option<OwnDir>,
+    dir: Option<OwnDir>,
 }
 
 impl Worker {
@@ -128,13 +129,13 @@ impl Worker {
     fn open(&mut self, peer: &Peer) {
         if peer.needs_dir() {
             match OwnDir::new() {
-                Ok(dir) => self._dir = Some(dir),
+                Ok(dir) => self.dir = Some(dir),
                 Err(err) => self.meter.error(true, || format!("{err:#}")),
             }
         }
         let in_flight = if self.plan.mode == Mode::Open { 16 } else { self.plan.pipeline };
         for (i, &id) in self.plan.ids.iter().enumerate() {
-            let opened = peer.open(self._dir.as_ref(), &id.to_string()).and_then(|socket| {
+            let opened = peer.open(self.dir.as_ref(), &id.to_string()).and_then(|socket| {
                 socket.set_nonblocking(true)?;
                 let fd = socket.as_raw_fd();
                 self.poll.registry().register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
