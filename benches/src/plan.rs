@@ -6,9 +6,12 @@
 //! [`Plan::estimate`] adds those up. The tests hold the quick profile to about 20 s a model and the
 //! standard one to 20 minutes for every model on the reference machine (2 vCPUs).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::point::{Point, Stops, Trace, plural};
 
 /// Bytes per message wherever the message size is not the variable under study.
 pub const SMALL_MESSAGE: u64 = 64;
@@ -82,69 +85,6 @@ impl Profile {
             },
         }
     }
-}
-
-/// One measured point: what the generator is asked to do against one server. A scenario makes
-/// its points (see [`Scenario::points`](crate::scenario::Scenario::points)) and names them, so
-/// that results.json describes itself without the scenario's code.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Point {
-    /// The name of the scenario the point belongs to.
-    pub scenario: String,
-    /// A short label that tells the point apart within its scenario ("100 conns", "1 MiB").
-    #[serde(default)]
-    pub label: String,
-    /// The variable the scenario studies, as a number for tables and charts.
-    #[serde(default)]
-    pub x: f64,
-    /// Active connections (in churn: concurrent clients, each connecting per message).
-    pub connections: u32,
-    /// Bytes per message.
-    pub size: u64,
-    /// A new connection per message.
-    pub churn: bool,
-    /// Extra connections held open and silent.
-    pub idle: u32,
-    /// Open loop at this fraction of the model's measured capacity; closed loop when absent.
-    pub rate_fraction: Option<f64>,
-    /// Runs of this point, when its scenario wants other than the plan's (a traced point
-    /// whose counts do not vary needs one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeats: Option<u32>,
-}
-
-impl Point {
-    /// A closed-loop point of `scenario`: `connections` clients sending `size`-byte messages.
-    pub fn closed(scenario: &str, connections: u32, size: u64) -> Point {
-        Point {
-            scenario: scenario.to_string(),
-            label: String::new(),
-            x: 0.0,
-            connections,
-            size,
-            churn: false,
-            idle: 0,
-            rate_fraction: None,
-            repeats: None,
-        }
-    }
-
-    /// The point with its label and x set.
-    pub fn named(self, label: impl Into<String>, x: f64) -> Point {
-        Point { label: label.into(), x, ..self }
-    }
-
-    /// Whether the two points ask the generator for the same load, whatever their scenario
-    /// and label: a scale point measures the capacity a latency point refers to.
-    pub fn same_load(&self, other: &Point) -> bool {
-        let load = |p: &Point| (p.connections, p.size, p.churn, p.idle, p.rate_fraction);
-        load(self) == load(other)
-    }
-}
-
-/// "1 conn", "100 conns".
-pub fn plural(n: u32, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// Where the server and the generator run: a shorthand for the two CPU lists.
@@ -235,6 +175,11 @@ pub struct Plan {
     pub capacity_probes: u32,
     /// Every point of every selected scenario, in order.
     pub points: Vec<Point>,
+    /// The models and external servers each scenario runs, by scenario name, when it does
+    /// not run them all (each scenario chooses: stall runs one representative model). A
+    /// scenario absent here runs every one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models_of: BTreeMap<String, Vec<String>>,
 }
 
 impl Plan {
@@ -243,15 +188,46 @@ impl Plan {
         self.points.iter().filter(move |p| p.scenario == scenario)
     }
 
-    /// Generator runs the plan makes: every point of every model and external server, repeated.
-    pub fn runs(&self) -> usize {
-        let per_server: u32 = self.points.iter().map(|p| self.repeats_of(p)).sum();
-        self.servers() * per_server as usize
+    /// Whether the scenario `scenario` runs the model or external server `server`: a scenario
+    /// chooses its models (stall needs one representative), and the plan records the choice.
+    pub fn runs_server(&self, scenario: &str, server: &str) -> bool {
+        self.models_of.get(scenario).is_none_or(|m| m.iter().any(|x| x == server))
     }
 
-    /// Runs of `point`: its own count, or the plan's.
+    /// How many of the plan's models and external servers run `scenario`.
+    pub fn servers_of(&self, scenario: &str) -> usize {
+        match self.models_of.get(scenario) {
+            Some(m) => m.len(),
+            None => self.servers(),
+        }
+    }
+
+    /// Generator runs the plan makes: every point of every model and external server that
+    /// runs its scenario, repeated (traced extra repeats included).
+    pub fn runs(&self) -> usize {
+        let each = |p: &Point| self.servers_of(&p.scenario) * self.runs_of(p) as usize;
+        self.points.iter().map(each).sum()
+    }
+
+    /// Measured runs of `point`: its own count, or the plan's.
     pub fn repeats_of(&self, point: &Point) -> u32 {
         point.repeats.unwrap_or(self.repeats)
+    }
+
+    /// Generator runs of `point`: its measured repeats plus a traced extra one if it has one.
+    pub fn runs_of(&self, point: &Point) -> u32 {
+        self.repeats_of(point) + u32::from(point.trace == Trace::Extra)
+    }
+
+    /// The warm-up of `point`: its own, or the plan's.
+    pub fn warmup_of(&self, point: &Point) -> Duration {
+        point.warmup.unwrap_or(self.warmup)
+    }
+
+    /// The measured window of `point` (for a burst, its expected length): its own, or the
+    /// plan's.
+    pub fn duration_of(&self, point: &Point) -> Duration {
+        point.duration.unwrap_or(self.duration)
     }
 
     /// The models and external servers the plan runs.
@@ -259,17 +235,36 @@ impl Plan {
         self.models.len() + self.external.len()
     }
 
-    /// Time one generator run is expected to take.
+    /// Time one generator run of the plan's own timing is expected to take.
     pub fn run_time(&self) -> Duration {
         self.warmup + self.duration + POINT_OVERHEAD
     }
 
-    /// Expected wall time of the whole plan: every run, plus a server start and stop per model
-    /// and scenario, plus the capacity probes.
+    /// Time the runs of `point` are expected to take for one server (a traced extra repeat
+    /// has no warm-up).
+    pub fn point_time(&self, point: &Point) -> Duration {
+        let run = self.duration_of(point) + POINT_OVERHEAD;
+        let warmup = if point.burst.is_some() { Duration::ZERO } else { self.warmup_of(point) };
+        let extra = u32::from(point.trace == Trace::Extra);
+        (run + warmup) * self.repeats_of(point) + run * extra
+    }
+
+    /// Servers one model starts for `scenario`: one, and another whenever a point asks for
+    /// other server flags or CPUs than the point before.
+    pub fn starts_of(&self, scenario: &str) -> u32 {
+        let setups: Vec<_> = self.points_of(scenario).map(|p| (&p.server_args, &p.cpus)).collect();
+        1 + setups.windows(2).filter(|w| w[0] != w[1]).count() as u32
+    }
+
+    /// Expected wall time of the whole plan: every run, plus each server start and stop, plus
+    /// the capacity probes.
     pub fn estimate(&self) -> Duration {
-        let servers = (self.servers() * self.scenarios.len()) as u32;
-        let probes = self.capacity_probes * self.servers() as u32;
-        self.run_time() * (self.runs() as u32 + probes) + SERVER_OVERHEAD * servers
+        let probes = self.run_time() * self.capacity_probes * self.servers() as u32;
+        let scenarios = self.scenarios.iter().map(|s| {
+            let points: Duration = self.points_of(s).map(|p| self.point_time(p)).sum();
+            (points + SERVER_OVERHEAD * self.starts_of(s)) * self.servers_of(s) as u32
+        });
+        probes + scenarios.sum::<Duration>()
     }
 }
 

@@ -145,6 +145,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                 capacity: None,
                 skipped: None,
                 points: vec![],
+                notes: vec![],
             };
             for point in plan.points_of(scenario) {
                 let repeats: Vec<Repeat> = (1..=3)
@@ -166,11 +167,21 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                             top: vec![("sendto".into(), 1000)],
                             messages: 1_000,
                         }),
+                        traced: scenario == "syscalls",
+                        stops: None,
+                        counters: Default::default(),
                     })
                     .collect();
                 let target_rate = point.rate_fraction.map(|f| f * rate(model, 10.0));
                 let summary = Summary::of(&repeats);
-                s.points.push(PointResults { point: point.clone(), target_rate, repeats, summary });
+                let server = None;
+                s.points.push(PointResults {
+                    point: point.clone(),
+                    target_rate,
+                    repeats,
+                    summary,
+                    server,
+                });
             }
             m.scenarios.push(s);
         }

@@ -21,6 +21,7 @@ use anyhow::{Result, bail};
 
 use crate::charts::{Charts, Dot};
 use crate::plan::{Point, Profile};
+use crate::registry::{Model, Transport};
 use crate::results::{Metrics, ModelResults, PointResults, Results, ScenarioResults, Summary};
 
 pub use idle::{IdleCost, idle_cost};
@@ -71,15 +72,23 @@ pub trait Scenario: Sync + fmt::Debug {
     /// The points of `profile`, or those `given` with [`Scenario::flag`].
     fn points(&self, profile: Profile, given: Option<&str>) -> Result<Vec<Point>>;
 
-    /// Flags for the server besides `--addr` and the model's own (none by default).
-    fn server_args(&self) -> Vec<String> {
-        Vec::new()
+    /// Whether the scenario runs `model` (a model the registry does not know, or a server
+    /// the user started, is judged as [`crate::registry::UNKNOWN`]). By default every model that
+    /// echoes a byte stream: a datagram server has no connection to load.
+    fn runs(&self, model: &Model) -> bool {
+        model.transport == Transport::Stream
     }
 
-    /// Whether the scenario signals the server (stops it with SIGSTOP, say): then a server the
-    /// user started is run only if its pid was given.
-    fn signals_server(&self) -> bool {
-        false
+    /// Which models the scenario runs and why, for the report, when that is not simply
+    /// every model.
+    fn models_note(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Flags for the server besides `--addr` and the model's own (none by default); a point
+    /// may add its own ([`Point::server_args`]).
+    fn server_args(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Programs the scenario needs on the machine (`strace`, say): without one it is skipped,
@@ -88,9 +97,10 @@ pub trait Scenario: Sync + fmt::Debug {
         &[]
     }
 
-    /// Whether each repeat's server is traced with `strace -c -f` to count its system calls.
-    fn counts_syscalls(&self) -> bool {
-        false
+    /// The kernel counters (`TcpExt:ListenOverflows`, `Udp:RcvbufErrors`) whose growth over
+    /// each repeat the scenario reads: see [`crate::counters`]. Machine-wide.
+    fn counters(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Flags for loadgen besides those the point's fields say (none by default). A flag given
