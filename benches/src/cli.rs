@@ -260,8 +260,11 @@ impl CompareArgs {
             .count() as u32;
         // Each scenario chooses the models it runs; a model the registry does not know and a
         // server the user started are judged as the registry's `UNKNOWN`.
-        let servers: Vec<&str> =
-            models.iter().map(String::as_str).chain(external.iter().map(|e| e.name.as_str())).collect();
+        let servers: Vec<&str> = models
+            .iter()
+            .map(String::as_str)
+            .chain(external.iter().map(|e| e.name.as_str()))
+            .collect();
         let mut models_of = std::collections::BTreeMap::new();
         for s in &chosen {
             let runs: Vec<String> = servers

@@ -50,7 +50,10 @@ pub fn parse(text: &str) -> BTreeMap<String, i64> {
 }
 
 /// How much each counter of `after` grew since `before`.
-pub fn delta(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+pub fn delta(
+    before: &BTreeMap<String, i64>,
+    after: &BTreeMap<String, i64>,
+) -> BTreeMap<String, i64> {
     after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(*v))).collect()
 }
 

@@ -26,6 +26,10 @@ pub const POINT_OVERHEAD: Duration = Duration::from_millis(400);
 /// forking server's children to exit; used only for the estimate.
 pub const SERVER_OVERHEAD: Duration = Duration::from_millis(400);
 
+/// The window of a traced extra repeat (pipeline's): strace slows the server, so its only
+/// figure is the count of system calls per message, which thousands of messages fix.
+pub const TRACED_WINDOW: Duration = Duration::from_millis(750);
+
 /// How much a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,9 +77,11 @@ impl Profile {
             // 1.5 s windows (2 s until the registry grew to nine models) keep the whole
             // standard run within 20 minutes on 2 CPUs; at 100k+ messages per second a
             // window still holds 150,000 samples, and the repeats' spread stays in the table.
+            // The warm-up went from 500 to 300 ms when the five lessons joined: loadgen opens
+            // every connection before it, and 300 ms is tens of thousands of echoes.
             Profile::Standard => Timing {
                 repeats: 3,
-                warmup: Duration::from_millis(500),
+                warmup: Duration::from_millis(300),
                 duration: Duration::from_millis(1500),
             },
             Profile::Full => Timing {
@@ -203,10 +209,19 @@ impl Plan {
     }
 
     /// Generator runs the plan makes: every point of every model and external server that
-    /// runs its scenario, repeated (traced extra repeats included).
+    /// runs its scenario, repeated (traced extra repeats included), except those whose figures
+    /// an earlier point measured.
     pub fn runs(&self) -> usize {
-        let each = |p: &Point| self.servers_of(&p.scenario) * self.runs_of(p) as usize;
-        self.points.iter().map(each).sum()
+        let servers = self.models.iter().chain(self.external.iter().map(|e| &e.name));
+        let each = |server: &String| -> u32 {
+            let mine = self.points.iter().filter(|p| self.runs_server(&p.scenario, server));
+            mine.map(|p| match self.measured_before(p, server) {
+                Some(_) => self.runs_of(p) - self.repeats_of(p),
+                None => self.runs_of(p),
+            })
+            .sum()
+        };
+        servers.map(|s| each(s) as usize).sum()
     }
 
     /// Measured runs of `point`: its own count, or the plan's.
@@ -243,10 +258,13 @@ impl Plan {
     /// Time the runs of `point` are expected to take for one server (a traced extra repeat
     /// has no warm-up).
     pub fn point_time(&self, point: &Point) -> Duration {
-        let run = self.duration_of(point) + POINT_OVERHEAD;
-        let warmup = if point.burst.is_some() { Duration::ZERO } else { self.warmup_of(point) };
-        let extra = u32::from(point.trace == Trace::Extra);
-        (run + warmup) * self.repeats_of(point) + run * extra
+        let extra = TRACED_WINDOW.min(self.duration_of(point)) + POINT_OVERHEAD;
+        self.measured_time(point) + extra * u32::from(point.trace == Trace::Extra)
+    }
+
+    /// The window of a traced extra repeat: [`TRACED_WINDOW`], or the point's if shorter.
+    pub fn traced_window(&self, point: &Point) -> Duration {
+        TRACED_WINDOW.min(self.duration_of(point))
     }
 
     /// Servers one model starts for `scenario`: one, and another whenever a point asks for
@@ -256,15 +274,47 @@ impl Plan {
         1 + setups.windows(2).filter(|w| w[0] != w[1]).count() as u32
     }
 
-    /// Expected wall time of the whole plan: every run, plus each server start and stop, plus
-    /// the capacity probes.
+    /// The earlier point of another scenario whose figures `point` takes instead of measuring
+    /// the same thing again, for a server that runs both: the same load on the same CPUs with
+    /// at least as many measured repeats (cores' 1-CPU point is scale's 100 connections; the
+    /// runner also checks that the server was started the same way).
+    pub fn measured_before(&self, point: &Point, server: &str) -> Option<&Point> {
+        let placed = point.placed(&self.cpus);
+        let at = self.points.iter().position(|p| p == point)?;
+        self.points[..at].iter().find(|p| {
+            p.scenario != point.scenario
+                && self.runs_server(&p.scenario, server)
+                && self.repeats_of(p) >= self.repeats_of(point)
+                && p.placed(&self.cpus).same_load(&placed)
+        })
+    }
+
+    /// Expected wall time of the whole plan: for every model and external server, every run
+    /// of every scenario it runs (except points whose figures an earlier point measured), each
+    /// server start and stop, and the capacity probes.
     pub fn estimate(&self) -> Duration {
         let probes = self.run_time() * self.capacity_probes * self.servers() as u32;
-        let scenarios = self.scenarios.iter().map(|s| {
-            let points: Duration = self.points_of(s).map(|p| self.point_time(p)).sum();
-            (points + SERVER_OVERHEAD * self.starts_of(s)) * self.servers_of(s) as u32
-        });
-        probes + scenarios.sum::<Duration>()
+        let servers = self.models.iter().chain(self.external.iter().map(|e| &e.name));
+        let mut total = probes;
+        for server in servers {
+            for s in self.scenarios.iter().filter(|s| self.runs_server(s, server)) {
+                for p in self.points_of(s) {
+                    total += match self.measured_before(p, server) {
+                        // Only its traced repeat, if it has one, still runs.
+                        Some(_) => self.point_time(p).saturating_sub(self.measured_time(p)),
+                        None => self.point_time(p),
+                    };
+                }
+                total += SERVER_OVERHEAD * self.starts_of(s);
+            }
+        }
+        total
+    }
+
+    /// The measured repeats' part of [`Plan::point_time`].
+    fn measured_time(&self, point: &Point) -> Duration {
+        let warmup = if point.burst.is_some() { Duration::ZERO } else { self.warmup_of(point) };
+        (self.duration_of(point) + POINT_OVERHEAD + warmup) * self.repeats_of(point)
     }
 }
 

@@ -171,6 +171,11 @@ impl Point {
         load(self) == load(other)
     }
 
+    /// The point with the CPUs it runs on spelled out: its own, or `plan`'s placement.
+    pub fn placed(&self, plan: &Cpus) -> Point {
+        Point { cpus: Some(self.cpus.clone().unwrap_or_else(|| plan.clone())), ..self.clone() }
+    }
+
     /// Whether a repeat numbered `index` (1-based) is traced, when `measured` are planned.
     pub fn traced(&self, index: u32, measured: u32) -> bool {
         match self.trace {

@@ -166,6 +166,18 @@ fn section(
     let name = scenario.name();
     let _ = writeln!(md, "## {name}: {}\n", scenario.question());
     let _ = writeln!(md, "*{}*\n", scenario.setup());
+    if let Some(note) = scenario.models_note() {
+        let _ = writeln!(md, "*Models: {note}*\n");
+    }
+    if !scenario.counters().is_empty() {
+        let _ = writeln!(
+            md,
+            "*Kernel counters ({}) are read from /proc/net/netstat and /proc/net/snmp before \
+             and after each repeat. They are machine-wide: every socket on this machine counts, \
+             not only the server's, so on a busy machine they include others' drops.*\n",
+            scenario.counters().join(", ")
+        );
+    }
     let cols = scenario.columns();
     let mut head: Vec<String> = cols.iter().map(|(h, _)| h.to_string()).collect();
     let headline = scenario.headline();
@@ -277,6 +289,9 @@ fn models(md: &mut String, r: &Results) {
             if let Some(why) = &s.skipped {
                 notes.push(format!("{} {}: {why}.", m.name, s.scenario));
             }
+            for note in &s.notes {
+                notes.push(format!("{} {}: {note}.", m.name, s.scenario));
+            }
             // A server that spreads connections over workers or children says at exit how
             // evenly it did ("connections per worker: min 3, median 12, max 40"): the spread
             // that hashing or an accept queue produced.
@@ -309,6 +324,9 @@ fn notes(p: &PointResults, s: &Summary, planned: u32) -> String {
     }
     if p.repeats.iter().any(|r| r.status != crate::results::RepeatStatus::Ok) {
         n.push("incomplete".into());
+    }
+    if let Some(from) = &p.copied_from {
+        n.push(format!("measured in {from}"));
     }
     n.join(", ")
 }

@@ -220,6 +220,10 @@ pub struct PointResults {
     /// (a scenario may restart the server between points with other ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<Setup>,
+    /// The scenario whose identical point (same load, same server set-up, same model) measured
+    /// these repeats; they were copied rather than measured again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<String>,
 }
 
 /// How the harness started the server of a point.
@@ -373,10 +377,7 @@ pub struct Summary {
 impl Summary {
     /// Summarizes the repeats that have figures; `None` if none has.
     pub fn of(repeats: &[Repeat]) -> Option<Summary> {
-        // A traced repeat measures the tracer: left out when untraced ones exist.
-        let untraced = repeats.iter().any(|r| !r.traced && r.metrics.is_some());
-        let kept = repeats.iter().filter(|r| !(untraced && r.traced));
-        let all: Vec<&Metrics> = kept.filter_map(|r| r.metrics.as_ref()).collect();
+        let all: Vec<&Metrics> = measured(repeats).filter_map(|r| r.metrics.as_ref()).collect();
         if all.is_empty() {
             return None;
         }
@@ -426,6 +427,13 @@ impl Summary {
             median: median_metrics,
         })
     }
+}
+
+/// The repeats whose figures describe the server: all of them, except that a traced repeat
+/// (whose figures are the tracer's) is left out when the point has untraced ones.
+pub fn measured(repeats: &[Repeat]) -> impl Iterator<Item = &Repeat> {
+    let untraced = repeats.iter().any(|r| !r.traced && r.metrics.is_some());
+    repeats.iter().filter(move |r| !(untraced && r.traced))
 }
 
 fn median_percentiles(v: &[Percentiles]) -> Percentiles {

@@ -139,7 +139,12 @@ impl<'a> Runner<'a> {
     /// How the server of `model` (or an external one, `None`) runs for `point` of `scenario`
     /// (`None`: the scenario's own set-up): the model's flags and worker count for the CPUs
     /// it is given, the scenario's flags, the point's flags.
-    fn setup(&self, model: Option<&str>, scenario: &dyn Scenario, point: Option<&Point>) -> Result<Setup> {
+    fn setup(
+        &self,
+        model: Option<&str>,
+        scenario: &dyn Scenario,
+        point: Option<&Point>,
+    ) -> Result<Setup> {
         let cpus = point.and_then(|p| p.cpus.clone()).unwrap_or_else(|| self.plan().cpus.clone());
         let Some(model) = model else {
             return Ok(Setup { generator_cpus: cpus.generator, ..Setup::default() });
@@ -149,7 +154,11 @@ impl<'a> Runner<'a> {
         } else {
             cpus.server.len()
         };
-        let (mut args, workers) = registry::server_args(model, count, self.plan().workers);
+        // A point that places the server itself (cores) has its workers follow its CPUs,
+        // whatever the registry's default (uring's one ring, say), unless --workers says.
+        let own = point.is_some_and(|p| p.cpus.is_some());
+        let asked = self.plan().workers.or(own.then_some(count as u32));
+        let (mut args, workers) = registry::server_args(model, count, asked);
         args.extend(scenario.server_args());
         args.extend(point.iter().flat_map(|p| p.server_args.iter().cloned()));
         Ok(Setup { args, cpus: cpus.server, generator_cpus: cpus.generator, workers })
@@ -338,15 +347,23 @@ impl<'a> Runner<'a> {
                 repeats: Vec::new(),
                 summary: None,
                 server: started.then_some(setup.clone()),
+                copied_from: None,
             });
             let measured = self.plan().repeats_of(&point);
+            let copied = self.copy_earlier(&point, &setup);
+            if copied {
+                runs_left -= measured as usize;
+            }
             for index in 1..=self.plan().runs_of(&point) {
                 if interrupted() {
                     break 'points;
                 }
+                if copied && index <= measured {
+                    continue;
+                }
                 let traced = point.traced(index, measured);
                 if traced && !scenario::installed("strace") {
-                    let note = "system calls not counted: strace not installed".to_string();
+                    let note = "calls/msg skipped: strace not installed".to_string();
                     eprintln!("  {note}");
                     if !self.scenario_mut().notes.contains(&note) {
                         self.scenario_mut().notes.push(note);
@@ -376,6 +393,32 @@ impl<'a> Runner<'a> {
             self.stop(server);
         }
         self.save()
+    }
+
+    /// Copies into the current point the measured repeats of an earlier scenario's point of
+    /// this model that asked for the same load of a server started the same way (the plan
+    /// says which: [`Plan::measured_before`]), instead of measuring them again. `false` if
+    /// there is none, or it did not complete.
+    fn copy_earlier(&mut self, point: &Point, setup: &Setup) -> bool {
+        let model = self.results.models.last().expect("a model is running").name.clone();
+        let Some(earlier) = self.plan().measured_before(point, &model).cloned() else {
+            return false;
+        };
+        let done = self.results.models.last().and_then(|m| {
+            let s = m.scenario(&earlier.scenario)?;
+            let p = s.points.iter().find(|p| p.point == earlier)?;
+            let complete = p.repeats.iter().all(|r| r.status == RepeatStatus::Ok);
+            let same = p.server.as_ref() == Some(setup);
+            let repeats: Vec<Repeat> = measured(&p.repeats).cloned().collect();
+            (complete && same && p.summary.is_some()).then_some(repeats)
+        });
+        let Some(repeats) = done else { return false };
+        eprintln!("  {} {}: figures of {} {}", model, point.label, earlier.scenario, earlier.label);
+        let entry = self.scenario_mut().points.last_mut().expect("point pushed");
+        entry.summary = Summary::of(&repeats);
+        entry.repeats = repeats;
+        entry.copied_from = Some(earlier.scenario.clone());
+        true
     }
 
     /// The closed-loop throughput a scenario's rate fractions refer to: the median of this

@@ -181,6 +181,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                     repeats,
                     summary,
                     server,
+                    copied_from: None,
                 });
             }
             m.scenarios.push(s);

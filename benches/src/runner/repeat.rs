@@ -31,7 +31,12 @@ pub(super) struct Each<'p> {
 impl Runner<'_> {
     /// One generator run against `server`, with its tree sampled throughout when its pid is
     /// known, stopped on the point's schedule, traced if asked.
-    pub(super) fn repeat(&mut self, server: &mut Target, scenario: &dyn Scenario, each: Each<'_>) -> Repeat {
+    pub(super) fn repeat(
+        &mut self,
+        server: &mut Target,
+        scenario: &dyn Scenario,
+        each: Each<'_>,
+    ) -> Repeat {
         let Each { point, index, traced, .. } = each;
         let model = &self.results.models.last().expect("a model is running").name;
         let name = format!("{model}-{}-{}-r{index}", point.scenario, slug(&point.label));
@@ -42,7 +47,7 @@ impl Runner<'_> {
         } else {
             self.plan().warmup_of(point)
         };
-        let expected = warmup + self.plan().duration_of(point);
+        let expected = warmup + self.window(each);
         // The last repeat's connections are closing; a forking server may still be reaping a
         // thousand children, and that teardown must not be measured as this repeat's work.
         if let Some(idle) = self.scenario_mut().server.baseline.as_ref().map(|b| b.processes)
@@ -129,6 +134,17 @@ impl Runner<'_> {
         }
     }
 
+    /// The measured window of a repeat: the point's, or the shorter one of a traced extra
+    /// repeat.
+    fn window(&self, each: Each<'_>) -> Duration {
+        let extra = each.traced && each.point.trace == crate::plan::Trace::Extra;
+        if extra {
+            self.plan().traced_window(each.point)
+        } else {
+            self.plan().duration_of(each.point)
+        }
+    }
+
     /// The loadgen command line for a repeat of a point (of `scenario`, whose own flags come
     /// last).
     pub(super) fn loadgen_args(
@@ -154,13 +170,14 @@ impl Runner<'_> {
                     "--warmup".into(),
                     if warmup.is_zero() { "0s".into() } else { duration_arg(warmup) },
                     "--duration".into(),
-                    duration_arg(plan.duration_of(point)),
+                    duration_arg(self.window(each)),
                 ]);
             }
         }
         args.extend(["--size".into(), point.size.to_string()]);
         if !each.setup.generator_cpus.is_empty() {
-            let cpus: Vec<String> = each.setup.generator_cpus.iter().map(|c| c.to_string()).collect();
+            let cpus: Vec<String> =
+                each.setup.generator_cpus.iter().map(|c| c.to_string()).collect();
             args.extend(["--cpus".into(), cpus.join(",")]);
         }
         if point.churn {

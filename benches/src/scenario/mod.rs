@@ -9,10 +9,14 @@
 //! started with its usual flags), so a scenario overrides only what it does differently.
 
 mod churn;
+mod cores;
 mod idle;
 mod latency;
+mod nagle;
+mod pipeline;
 mod scale;
 mod size;
+mod stall;
 mod syscalls;
 
 use std::fmt;
@@ -35,6 +39,10 @@ pub static ALL: &[&dyn Scenario] = &[
     &idle::Idle,
     &latency::Latency,
     &syscalls::Syscalls,
+    &pipeline::Pipeline,
+    &stall::Stall,
+    &nagle::Nagle,
+    &cores::Cores,
 ];
 
 /// Whether the program `tool` is on this machine's PATH.
@@ -234,7 +242,8 @@ impl<'a> View<'a> {
     /// their range at each point, skipping points without the figure.
     pub fn series(&self, figure: impl Fn(&Metrics) -> Option<f64>) -> Vec<crate::charts::Series> {
         self.series_of(|_, p| {
-            p.repeats.iter().filter_map(|r| figure(r.metrics.as_ref()?)).collect()
+            let repeats = crate::results::measured(&p.repeats);
+            repeats.filter_map(|r| figure(r.metrics.as_ref()?)).collect()
         })
     }
 

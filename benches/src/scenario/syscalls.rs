@@ -27,7 +27,8 @@ pub struct Syscalls;
 /// `messages.received`, as every call is.
 fn point(connections: u32) -> Point {
     let p = Point::closed("syscalls", connections, SMALL_MESSAGE);
-    Point { repeats: Some(1), trace: Trace::Every, warmup: Some(Duration::ZERO), ..p }.named(plural(connections, "conn"), f64::from(connections))
+    Point { repeats: Some(1), trace: Trace::Every, warmup: Some(Duration::ZERO), ..p }
+        .named(plural(connections, "conn"), f64::from(connections))
 }
 
 /// The counts of a point's (first) traced repeat.
