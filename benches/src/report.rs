@@ -190,7 +190,8 @@ fn section(
     for point in r.plan.points_of(name) {
         for m in &r.models {
             let Some(s) = m.scenario(name) else { continue };
-            let model = model_label(m);
+            let here = s.points.iter().find(|p| &p.point == point);
+            let model = model_label(m, here.and_then(|p| p.server.as_ref()?.workers));
             let blank = " |".repeat(head.len());
             let Some(p) = s.points.iter().find(|p| &p.point == point) else {
                 let _ = writeln!(md, "| {} | {model} |{blank} not run |", point.label);
@@ -235,10 +236,12 @@ fn section(
     md.push('\n');
 }
 
-/// The model as the tables name it: with its worker count when it has a pool of workers, so
-/// that a figure is never read as a model's best when it ran on one worker.
-fn model_label(m: &ModelResults) -> String {
-    match m.scenarios.iter().find_map(|s| s.server.workers) {
+/// The model as the tables name it: with its worker count when it has a pool of workers (the
+/// point's own, when its server recorded one), so that a figure is never read as a model's
+/// best when it ran on one worker.
+fn model_label(m: &ModelResults, at_point: Option<u32>) -> String {
+    // A point's own server (cores restarts it with more workers) says best what ran there.
+    match at_point.or_else(|| m.scenarios.iter().find_map(|s| s.server.workers)) {
         Some(1) => format!("{} (1 worker)", m.name),
         Some(n) => format!("{} ({n} workers)", m.name),
         None => m.name.clone(),

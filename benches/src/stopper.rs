@@ -128,9 +128,14 @@ fn wait_until(when: Instant, cancelled: &mpsc::Receiver<()>) -> bool {
 }
 
 fn stop(group: i32) {
-    // Recorded before the signal, so a Ctrl-C arriving in between still resumes it.
+    // Recorded before the signal, so a Ctrl-C arriving in between still resumes it; and
+    // asked again after it, so a Ctrl-C whose handler ran just before the signal (and found
+    // nothing stopped yet) cannot leave it stopped either.
     STOPPED_GROUP.store(group, Ordering::SeqCst);
     let _ = killpg(Pid::from_raw(group), Signal::SIGSTOP);
+    if interrupted() {
+        resume(group);
+    }
 }
 
 fn resume(group: i32) {

@@ -124,7 +124,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
             external: None,
             scenarios: vec![],
         };
-        for scenario in &plan.scenarios {
+        for scenario in plan.scenarios.iter().filter(|s| plan.runs_server(s, model)) {
             let server = ServerRecord {
                 workers: (model == "hybrid").then_some(1),
                 baseline: Some(Baseline {
@@ -199,16 +199,23 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         let heading = format!("## {}: {}", scenario.name(), scenario.question());
         assert!(md.contains(&heading), "{heading}");
     }
-    for model in ["fork", "thread", "mio", "hybrid (1 worker)"] {
+    // One row per point of the standard plan (4 + 4 + 2 + 2 + 3 + 1, then pipeline's 4) for
+    // every model; stall (2) and nagle (3) run mio alone, cores (1 or 2 points per CPU
+    // layout of this machine) the worker models and mio. Plus the bare name's row in the
+    // Models table (hybrid's tables name it with its worker count).
+    let cores = results.plan.points_of("cores").count();
+    for (model, own) in
+        [("fork", 0), ("thread", 0), ("mio", 2 + 3 + cores), ("hybrid (1 worker)", cores)]
+    {
         let rows = md
             .lines()
             .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
             .count();
-        // One row per point of the standard plan (4 + 4 + 2 + 2 + 3 + 1), and the bare name's row
-        // in the Models table (hybrid's tables name it with its worker count).
         let models_row = usize::from(!model.contains('('));
-        assert_eq!(rows, 16 + models_row, "{model} rows");
+        assert_eq!(rows, 20 + own + models_row, "{model} rows");
     }
+    // Each lesson says which models it runs and why.
+    assert!(md.contains("*Models: mio only: the lesson is about the measurement"), "{md}");
     // mio has the highest throughput and the least CPU per message in the synthetic data.
     assert!(md.contains("the most messages per second were served by **mio**: "), "{md}");
     assert!(md.contains("the least was spent by **mio**"), "{md}");
@@ -360,7 +367,10 @@ fn the_csv_has_a_row_per_repeat_and_every_column() {
     let text = csv::render(&results);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], csv::COLUMNS.join(","));
-    assert_eq!(lines.len() - 1, 4 * 16 * 3);
+    let points: usize =
+        results.models.iter().flat_map(|m| &m.scenarios).map(|s| s.points.len()).sum();
+    assert_eq!(lines.len() - 1, points * 3);
+    assert!(points > 4 * 20, "the lessons' points are rows too");
     for line in &lines[1..] {
         assert_eq!(line.split(',').count(), csv::COLUMNS.len(), "{line}");
     }
@@ -393,7 +403,8 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let results = synthetic_of(RunStatus::Complete, &names);
     let drawn = charts::write_all(&results, ALL, &dir).unwrap();
-    assert_eq!(drawn.len(), 6, "every chart is drawn: {drawn:?}");
+    // Six for the first scenarios, two for pipeline, one each for stall, nagle and cores.
+    assert_eq!(drawn.len(), 11, "every chart is drawn: {drawn:?}");
     let svg = std::fs::read_to_string(dir.join("scale-throughput.svg")).unwrap().to_uppercase();
     for (i, c) in charts::PALETTE.iter().enumerate() {
         let hex = format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);

@@ -28,6 +28,7 @@ use crate::plan::{Point, Profile};
 use crate::registry::{Model, Transport};
 use crate::results::{Metrics, ModelResults, PointResults, Results, ScenarioResults, Summary};
 
+pub use cores::placements;
 pub use idle::{IdleCost, idle_cost};
 
 /// Every scenario, in the order a run executes them. A scenario whose rates refer to another's
