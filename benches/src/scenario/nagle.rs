@@ -1,14 +1,18 @@
-//! nagle: "Why do some echoes take 40 ms?" One connection, each message written by the client
-//! in two parts (`loadgen --split-writes`), against a server that leaves Nagle's algorithm on
-//! (`--nagle`: TCP_NODELAY not set on accepted connections) and one that turns it off.
+//! nagle: "Why do some echoes take 40 ms?" One connection of 64-byte messages against a server
+//! that writes each echo in two pieces (`--buffer 32`: it holds at most 32 bytes of a
+//! connection, so it reads and echoes a message in two halves), with Nagle's algorithm left on
+//! (`--nagle`: TCP_NODELAY not set on accepted connections) or turned off.
 //!
-//! The server echoes the first part at once: nothing of its own is unacknowledged. The
-//! second part's echo is a small segment sent while the first echo is still unacknowledged,
-//! so Nagle's algorithm holds it until that ACK arrives; and the client, having no data to
-//! send back, delays its ACK (up to 40 ms on Linux) in the hope of piggybacking it. Each
-//! message then waits for the delayed-ACK timer. Written in one part, the same server with
-//! Nagle on is as fast as without: ping-pong leaves nothing unacknowledged when it writes.
-//! This is the kernel's behaviour, not a model's, so one representative model (mio) shows it.
+//! The first half of the echo leaves at once: nothing of the server's is unacknowledged. The
+//! second half is a small segment while the first is still unacknowledged, so Nagle's
+//! algorithm holds it until that ACK arrives; and the client, waiting for the rest of its echo
+//! with nothing to send, delays its ACK (40 ms on Linux) in the hope of piggybacking it. Each
+//! message then waits for the delayed-ACK timer: the write-write-read pattern of a server that
+//! sends a header and then a body. Two more points pin down what does not cause it: the same
+//! server writing each echo whole, and a client writing its message in two halves (measured
+//! when `--split-writes` was added to loadgen: the second half carries the ACK of the first
+//! half's echo, so nothing is left for Nagle to wait on). This is the kernel's behaviour, not a
+//! model's, so one representative model (mio) shows it.
 
 use anyhow::Result;
 
@@ -24,33 +28,43 @@ use crate::text::{sig, times};
 #[derive(Debug)]
 pub struct Nagle;
 
-/// A point: Nagle left on at the server or not, each message in one write or two.
-fn point(nagle: bool, split: bool, profile: Profile, x: f64) -> Point {
-    let p = Point::closed("nagle", 1, SMALL_MESSAGE);
-    let server_args = if nagle { vec!["--nagle".to_string()] } else { Vec::new() };
-    // Standard: one repeat each. The effect is a hundredfold; more runs would not change what
-    // it shows, and the window holds dozens of round trips even at 40 ms each.
+/// The server's buffer that makes it write a 64-byte echo in two pieces.
+pub const SMALL_BUFFER: &str = "32";
+
+/// The points, in an order that restarts the server least: (label, Nagle on, echo in two
+/// pieces, message in two writes).
+const POINTS: [(&str, bool, bool, bool); 4] = [
+    ("TCP_NODELAY, echo in 2 pieces", false, true, false),
+    ("Nagle, echo in 2 pieces", true, true, false),
+    ("Nagle, echo whole", true, false, false),
+    ("Nagle, message in 2 writes", true, false, true),
+];
+
+fn point(i: usize, profile: Profile) -> Point {
+    let (label, nagle, pieces, split) = POINTS[i];
+    let mut server_args = Vec::new();
+    if nagle {
+        server_args.push("--nagle".to_string());
+    }
+    if pieces {
+        server_args.extend(["--buffer".to_string(), SMALL_BUFFER.to_string()]);
+    }
+    // One repeat but in the full profile: the effect is a thousandfold, and a window holds
+    // dozens of round trips even at 40 ms each.
     let repeats = (profile != Profile::Full).then_some(1);
-    let label = match (nagle, split) {
-        (true, true) => "Nagle, 2 writes",
-        (false, true) => "TCP_NODELAY, 2 writes",
-        (true, false) => "Nagle, 1 write",
-        (false, false) => "TCP_NODELAY, 1 write",
-    };
-    Point { server_args, split_writes: split, repeats, ..p }.named(label, x)
+    let p = Point::closed("nagle", 1, SMALL_MESSAGE);
+    Point { server_args, split_writes: split, repeats, ..p }.named(label, i as f64)
 }
 
-/// The summaries of the three points: Nagle and two writes, TCP_NODELAY and two writes, Nagle
-/// and one write.
-fn three<'a>(view: &View<'a>) -> Option<(&'a str, [Option<&'a Summary>; 3])> {
+/// Each of the four points' summary, in [`POINTS`] order, for the first model that ran them.
+fn four<'a>(view: &View<'a>) -> Option<(&'a str, [Option<&'a Summary>; 4])> {
     let points: Vec<&Point> = view.points().collect();
-    let find = |nagle: bool, split: bool| {
-        points.iter().find(|p| p.split_writes == split && p.server_args.is_empty() != nagle)
-    };
-    let wanted = [find(true, true), find(false, true), find(true, false)];
     view.runs().find_map(|(m, s)| {
-        let get = |p: Option<&&Point>| p.and_then(|p| s.summary_of(p));
-        let got = [get(wanted[0]), get(wanted[1]), get(wanted[2])];
+        let get = |i: usize| {
+            let p = points.iter().find(|p| p.label == POINTS[i].0)?;
+            s.summary_of(p)
+        };
+        let got = [get(0), get(1), get(2), get(3)];
         got.iter().any(Option::is_some).then_some((m.name.as_str(), got))
     })
 }
@@ -70,10 +84,11 @@ impl Scenario for Nagle {
 
     fn setup(&self) -> String {
         format!(
-            "One connection, closed loop, {SMALL_MESSAGE}-byte messages that the client writes \
-             in two parts (`loadgen --split-writes`) or in one, against the server started \
-             with `--nagle` (TCP_NODELAY left off on its connections) or without (TCP_NODELAY \
-             set, the default). The client always sets TCP_NODELAY."
+            "One connection, closed loop, {SMALL_MESSAGE}-byte messages. The server is started \
+             with `--buffer {SMALL_BUFFER}` to make it write each echo in two pieces, with \
+             `--nagle` to leave Nagle's algorithm on (TCP_NODELAY off); the last point has the \
+             client write each message in two calls (`loadgen --split-writes`) instead. The \
+             client always sets TCP_NODELAY."
         )
     }
 
@@ -89,11 +104,7 @@ impl Scenario for Nagle {
     }
 
     fn points(&self, profile: Profile, _given: Option<&str>) -> Result<Vec<Point>> {
-        Ok(vec![
-            point(false, true, profile, 0.0),
-            point(true, true, profile, 1.0),
-            point(true, false, profile, 2.0),
-        ])
+        Ok((0..POINTS.len()).map(|i| point(i, profile)).collect())
     }
 
     fn headline(&self) -> Headline {
@@ -123,70 +134,69 @@ impl Scenario for Nagle {
     }
 
     fn findings(&self, view: &View<'_>) -> Vec<String> {
-        let Some((model, [nagle, nodelay, one])) = three(view) else {
+        let Some((model, [nodelay, nagle, whole, split])) = four(view) else {
             return vec![NO_FIGURES.into()];
         };
+        let p50 = |s: Option<&Summary>| s.map(|s| s.median.latency_us.p50);
         let mut out = Vec::new();
-        if let (Some(n), Some(d)) = (nagle, nodelay) {
-            let (a, b) = (n.median.latency_us.p50, d.median.latency_us.p50);
+        if let (Some(a), Some(b)) = (p50(nagle), p50(nodelay)) {
             let ratio = if b > 0.0 { a / b } else { f64::NAN };
             out.push(if a >= 20_000.0 && ratio >= 10.0 {
                 format!(
-                    "With Nagle's algorithm on at the server ({model}) and each message written \
-                     in two parts, the median round trip was {}, against {} with TCP_NODELAY \
-                     ({}): {} messages per second instead of {}.",
+                    "With Nagle's algorithm on and each echo written in two pieces, {model}'s \
+                     median round trip was {}, against {} with TCP_NODELAY ({}). Why: the \
+                     second piece is a small segment sent while the first is unacknowledged, so \
+                     Nagle's algorithm holds it until the ACK comes; the client, with nothing to \
+                     send until its echo is whole, delays that ACK (40 ms on Linux) hoping to \
+                     piggyback it on data. Each message waits for the delayed-ACK timer.",
                     ms(a),
                     ms(b),
-                    times(ratio),
-                    sig(n.median.msgs_per_sec),
-                    sig(d.median.msgs_per_sec)
+                    times(ratio)
                 )
             } else {
                 format!(
-                    "With Nagle on at the server ({model}) and two writes per message the \
-                     median round trip was {}, against {} with TCP_NODELAY ({}): the \
-                     delayed-ACK wait did not show here (a kernel that acknowledges at once, \
-                     in quick-ACK mode, never makes Nagle wait).",
+                    "With Nagle on and each echo in two pieces, {model}'s median round trip was \
+                     {}, against {} with TCP_NODELAY ({}): the delayed-ACK wait did not show \
+                     here (a client in quick-ACK mode acknowledges at once, and then Nagle has \
+                     nothing to wait for).",
                     ms(a),
                     ms(b),
                     times(ratio)
                 )
             });
-            if a >= 20_000.0 {
-                out.push(
-                    "Why: the server echoes the first part at once, since nothing of its own is \
-                     unacknowledged. The echo of the second part is a small segment sent while \
-                     the first echo is unacknowledged, so Nagle's algorithm holds it until the \
-                     ACK comes; the client, with nothing to send back, delays that ACK (up to \
-                     40 ms on Linux) hoping to piggyback it on data. Each message waits for \
-                     the delayed-ACK timer. Set TCP_NODELAY on both ends and write each message \
-                     with one call."
-                        .into(),
-                );
-            }
         }
-        if let (Some(o), Some(d)) = (one, nodelay) {
+        if let (Some(w), Some(n)) = (p50(whole), p50(nagle)) {
             out.push(format!(
-                "Written in one part, the same server with Nagle on answered in {} (median): \
-                 Nagle's algorithm holds a small segment only while earlier data is \
-                 unacknowledged, and one write per round trip leaves none. The cost comes from \
-                 the pair, a message in pieces and Nagle, not from Nagle alone ({} with \
-                 TCP_NODELAY and two writes).",
-                ms(o.median.latency_us.p50),
-                ms(d.median.latency_us.p50)
+                "The same server with Nagle on but each echo written whole answered in {} \
+                 (median, against {} in two pieces): Nagle holds a small segment only while \
+                 earlier data is unacknowledged, and one write per round trip leaves none. It \
+                 is the pair, an echo in pieces and Nagle, that costs.",
+                ms(w),
+                ms(n)
             ));
         }
-        if out.is_empty() { vec![NO_FIGURES.into()] } else { out }
+        if let Some(s) = p50(split) {
+            out.push(format!(
+                "A client writing its message in two calls, against the server with Nagle on, \
+                 waited {} (median){}: the server echoes the first half at once, and the \
+                 client's second half then carries the acknowledgement of that echo.",
+                ms(s),
+                if s < 10_000.0 { ", no delayed ACK" } else { ", a delayed ACK too" }
+            ));
+        }
+        out.push(
+            "The cure: set TCP_NODELAY on both ends (every model here does unless `--nagle`), \
+             and write each message or response with one call."
+                .into(),
+        );
+        out
     }
 
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
-        let Some((model, got)) = three(view) else { return Ok(()) };
-        let p50 = |s: Option<&Summary>| s.map_or(f64::NAN, |s| s.median.latency_us.p50 / 1e3);
-        let series: Vec<Bars> =
-            vec![("median round trip".into(), got.iter().map(|s| p50(*s)).collect())];
-        let groups: Vec<String> = ["Nagle, 2 writes", "TCP_NODELAY, 2 writes", "Nagle, 1 write"]
-            .map(String::from)
-            .to_vec();
+        let Some((model, got)) = four(view) else { return Ok(()) };
+        let p50 = |s: &Option<&Summary>| s.map_or(f64::NAN, |s| s.median.latency_us.p50 / 1e3);
+        let series: Vec<Bars> = vec![("median round trip".into(), got.iter().map(p50).collect())];
+        let groups: Vec<String> = POINTS.iter().map(|p| p.0.to_string()).collect();
         let t = format!("{model}: median round trip of one connection");
         charts.categories(self.name(), "nagle-latency.svg", &t, &groups, "latency (ms)", &series)
     }
