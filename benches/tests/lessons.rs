@@ -137,7 +137,9 @@ fn a_panic_while_the_server_is_stopped_resumes_it() {
 }
 
 /// Starts `echobench compare` on the stall scenario with long windows and returns it with the
-/// pid of its echo-mio once that is stopped (SIGSTOP) for the first time.
+/// pid of its echo-mio once that is stopped (SIGSTOP) for the first time. (The caller waits
+/// for it; a failed assertion here ends the test process, and with it the harness.)
+#[allow(clippy::zombie_processes)]
 fn harness_during_a_stall(bin: &Path) -> (Child, u32) {
     let out = bin.join("results");
     let mut child = Command::new(env!("CARGO_BIN_EXE_echobench"))
