@@ -27,11 +27,11 @@ fn mio_bin(name: &str) -> PathBuf {
     bin
 }
 
-/// Runs the harness in-process on mio: the quick profile, `scenarios`, and `extra` flags.
+/// Runs the harness in-process on mio: `scenarios`, with `extra` flags (a profile, say).
 fn run(name: &str, scenarios: &str, extra: &[&str]) -> Results {
     let bin = mio_bin(name);
     let out = bin.join("results");
-    let argv = ["compare", "--quick", "--models", "mio", "--scenarios", scenarios]
+    let argv = ["compare", "--models", "mio", "--scenarios", scenarios]
         .into_iter()
         .chain(extra.iter().copied())
         .map(String::from)
@@ -57,7 +57,7 @@ fn at<'a>(r: &'a Results, scenario: &str, label: &str) -> &'a Summary {
 
 #[test]
 fn a_stall_shows_in_the_open_loop_and_hides_from_the_closed_one() {
-    let r = run("stall", "stall", &[]);
+    let r = run("stall", "stall", &["--quick"]);
     let closed = &at(&r, "stall", "closed loop").median.latency_us;
     let open = &at(&r, "stall", "open loop").median.latency_us;
     // The stall is 100 ms. The open loop's p99.9, from the intended send time, sees it; the
@@ -73,7 +73,12 @@ fn a_stall_shows_in_the_open_loop_and_hides_from_the_closed_one() {
 
 #[test]
 fn batching_serves_more_messages_per_second_and_fewer_calls_per_message() {
-    let r = run("pipeline", "pipeline", &["--depths", "1,16"]);
+    // The standard profile's points (one measured repeat, one traced), in short windows.
+    let r = run(
+        "pipeline",
+        "pipeline",
+        &["--depths", "1,16", "--warmup", "100ms", "--duration", "600ms"],
+    );
     let (one, sixteen) = (at(&r, "pipeline", "depth 1"), at(&r, "pipeline", "depth 16"));
     assert!(
         sixteen.median.msgs_per_sec > one.median.msgs_per_sec,
@@ -81,6 +86,20 @@ fn batching_serves_more_messages_per_second_and_fewer_calls_per_message() {
         sixteen.median.msgs_per_sec,
         one.median.msgs_per_sec
     );
+    // The traced repeat's figures stay out of the summary; its counts are the calls.
+    let s = r.models[0].scenario("pipeline").unwrap();
+    let calls = |depth: u32| {
+        let p = s.points.iter().find(|p| p.point.pipeline == depth).unwrap();
+        assert_eq!(p.summary.as_ref().unwrap().repeats, 1, "only the untraced repeat");
+        p.repeats.iter().find_map(|r| r.syscalls.as_ref()?.per_message())
+    };
+    if harness::scenario::installed("strace") {
+        let (a, b) = (calls(1).expect("depth 1 traced"), calls(16).expect("depth 16 traced"));
+        assert!(b < a, "calls per message: depth 16 {b}, depth 1 {a}");
+    } else {
+        eprintln!("skipped: strace not installed");
+        assert!(s.notes.iter().any(|n| n.contains("strace not installed")), "{:?}", s.notes);
+    }
 }
 
 #[test]
@@ -136,13 +155,21 @@ fn a_panic_while_the_server_is_stopped_resumes_it() {
     child.wait().unwrap();
 }
 
+/// The harness as a child process, killed and reaped if a test fails before it exits.
+struct Harness(Child);
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `echobench compare` on the stall scenario with long windows and returns it with the
-/// pid of its echo-mio once that is stopped (SIGSTOP) for the first time. (The caller waits
-/// for it; a failed assertion here ends the test process, and with it the harness.)
-#[allow(clippy::zombie_processes)]
-fn harness_during_a_stall(bin: &Path) -> (Child, u32) {
+/// pid of its echo-mio once that is stopped (SIGSTOP) for the first time.
+fn harness_during_a_stall(bin: &Path) -> (Harness, u32) {
     let out = bin.join("results");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_echobench"))
+    let child = Command::new(env!("CARGO_BIN_EXE_echobench"))
         .args(["compare", "--quick", "--models", "mio", "--scenarios", "stall"])
         .args(["--duration", "60s", "--repeats", "1"])
         .arg("--bin-dir")
@@ -152,7 +179,8 @@ fn harness_during_a_stall(bin: &Path) -> (Child, u32) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut child = Harness(child);
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
     let mut line = String::new();
     while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("[  1/") {
         line.clear();
@@ -161,7 +189,7 @@ fn harness_during_a_stall(bin: &Path) -> (Child, u32) {
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let tree = harness::procstat::tree(child.id()).unwrap_or_default();
+        let tree = harness::procstat::tree(child.0.id()).unwrap_or_default();
         let server = tree.iter().map(|p| p.pid).find(|&pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.trim() == "echo-mio")
@@ -200,8 +228,8 @@ fn wait_bounded(child: &mut Child) -> Option<i32> {
 fn ctrl_c_during_a_stall_resumes_the_server_and_stops_it_cleanly() {
     let bin = mio_bin("stall-ctrlc");
     let (mut child, server) = harness_during_a_stall(&bin);
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    assert_eq!(wait_bounded(&mut child), Some(130));
+    kill(Pid::from_raw(child.0.id() as i32), Signal::SIGINT).unwrap();
+    assert_eq!(wait_bounded(&mut child.0), Some(130));
     gone_and_never_left_stopped(server);
     // A stopped server would have ignored SIGTERM until killed: it exited cleanly, so it was
     // running when the harness asked it to stop.
@@ -220,15 +248,15 @@ fn a_second_ctrl_c_or_a_kill_during_a_stall_leaves_no_stopped_server() {
     // Two Ctrl-Cs: the second leaves at once through _exit, and its handler resumes first.
     let bin = mio_bin("stall-twice");
     let (mut child, server) = harness_during_a_stall(&bin);
-    let pid = Pid::from_raw(child.id() as i32);
+    let pid = Pid::from_raw(child.0.id() as i32);
     kill(pid, Signal::SIGINT).unwrap();
     kill(pid, Signal::SIGINT).unwrap();
-    assert_eq!(wait_bounded(&mut child), Some(130));
+    assert_eq!(wait_bounded(&mut child.0), Some(130));
     gone_and_never_left_stopped(server);
     // SIGKILL, which nothing can catch: the orphaned process group is continued by the kernel.
     let (mut child, server) = harness_during_a_stall(&bin);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     gone_and_never_left_stopped(server);
     let _ = std::fs::remove_dir_all(&bin);
 }
