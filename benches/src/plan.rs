@@ -28,7 +28,7 @@ pub const SERVER_OVERHEAD: Duration = Duration::from_millis(400);
 
 /// The window of a traced extra repeat (pipeline's): strace slows the server, so its only
 /// figure is the count of system calls per message, which thousands of messages fix.
-pub const TRACED_WINDOW: Duration = Duration::from_millis(750);
+pub const TRACED_WINDOW: Duration = Duration::from_millis(500);
 
 /// How much a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
