@@ -15,7 +15,7 @@ use super::{Column, Scenario, View, col};
 use crate::charts::Charts;
 use crate::findings::NO_FIGURES;
 use crate::plan::{Cpus, Point, Profile, SMALL_MESSAGE, plural};
-use crate::registry::{CpuUse, Model};
+use crate::registry::{CpuUse, Model, Transport};
 use crate::text::{cpu_list, join, thousands, times};
 
 /// Connections of every point: enough that a pool of workers has work for each.
@@ -83,7 +83,8 @@ impl Scenario for Cores {
     }
 
     fn runs(&self, model: &Model) -> bool {
-        matches!(model.cpus, CpuUse::Workers { .. }) || model.name == "mio"
+        let pool = matches!(model.cpus, CpuUse::Workers { .. });
+        model.transport == Transport::Stream && (pool || model.name == "mio")
     }
 
     fn models_note(&self) -> Option<&'static str> {
