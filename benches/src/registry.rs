@@ -200,6 +200,23 @@ pub const MODELS: &[Model] = &[
             lesson: "the kernel balancing by hash against an acceptor balancing by load",
         }),
     },
+    Model {
+        name: "udp",
+        package: "echobench-udp",
+        binary: "echo-udp",
+        transport: Transport::Datagram,
+        shape: "datagrams on one socket per worker (SO_REUSEPORT), no connections",
+        // Nothing is made per client: a sender is only an address in a datagram.
+        per_connection: PerConnection::State,
+        // One worker by default, so that the headline is one socket and one thread against
+        // one epoll loop; `--batch` stays 1, the loop a reader sees first.
+        cpus: CpuUse::Workers { flag: "--workers", default: WorkerDefault::Fixed(1) },
+        args: &[],
+        against: Some(Against {
+            model: "mio",
+            lesson: "what a connection costs: datagrams trade ordering and delivery for no per-client state",
+        }),
+    },
 ];
 
 /// What the harness assumes of a model the registry does not know (a model under

@@ -169,6 +169,7 @@ pub fn report(p: Parts<'_>) -> Report {
             saturation,
         },
         environment: p.environment,
+        burst: None,
         histograms: Histograms {
             latency: encode(&total.corrected),
             latency_uncorrected: encode(uncorrected_hist),

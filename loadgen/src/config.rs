@@ -71,6 +71,18 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub source_addrs: usize,
 
+    /// Write every message in two calls, its first half and then the rest, each leaving as
+    /// a segment of its own (to show how a server's Nagle setting meets a split message).
+    #[arg(long)]
+    pub split_writes: bool,
+
+    /// Burst: open N connections at once, send one message on each and wait for its echo,
+    /// then close; each connect and each echo gets --timeout. Reports every connection's
+    /// connect latency and outcome. --connections, --duration, --warmup and --threads do not
+    /// apply: one thread opens the whole burst.
+    #[arg(long, value_name = "N")]
+    pub burst: Option<usize>,
+
     /// Extra connections held open and silent for the whole run (ballast).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub idle: usize,
@@ -109,6 +121,8 @@ impl Default for Config {
             rate: None,
             churn: false,
             source_addrs: 16,
+            split_writes: false,
+            burst: None,
             idle: 0,
             json: None,
             hlog: None,
@@ -129,6 +143,8 @@ pub enum Mode {
     Open,
     /// One connection per message.
     Churn,
+    /// Many connections opened at once, one message each (`--burst`).
+    Burst,
 }
 
 /// The largest message loadgen accepts: beyond this the test is of memory, not of echo.
@@ -154,6 +170,7 @@ impl Config {
     /// Which mode the flags select.
     pub fn mode(&self) -> Mode {
         match (self.churn, self.rate) {
+            _ if self.burst.is_some() => Mode::Burst,
             (true, _) => Mode::Churn,
             (false, Some(_)) => Mode::Open,
             (false, None) => Mode::Closed,
@@ -172,6 +189,10 @@ impl Config {
         ensure!(self.idle <= MAX_CONNECTIONS, "--idle must be at most {MAX_CONNECTIONS}");
         ensure!(self.size >= 1, "--size must be at least 1 byte");
         ensure!(self.size <= MAX_SIZE, "--size must be at most {MAX_SIZE} bytes");
+        ensure!(
+            !self.split_writes || self.size >= 2,
+            "--split-writes needs --size of at least 2 bytes (a message to cut in two)"
+        );
         ensure!(!self.duration.is_zero(), "--duration must be longer than zero");
         ensure!(!self.timeout.is_zero(), "--timeout must be longer than zero");
         for (flag, value) in [
@@ -216,6 +237,23 @@ impl Config {
                 self.pipeline == 1,
                 "--pipeline with --churn is not supported: a churn connection carries one message"
             );
+        }
+        if let Some(burst) = self.burst {
+            ensure!(
+                (1..=MAX_CONNECTIONS).contains(&burst),
+                "--burst must be between 1 and {MAX_CONNECTIONS} connections"
+            );
+            for (flag, given) in [
+                ("--rate", self.rate.is_some()),
+                ("--churn", self.churn),
+                ("--pipeline", self.pipeline > 1),
+                ("--idle", self.idle > 0),
+            ] {
+                ensure!(
+                    !given,
+                    "--burst with {flag} is not supported: a burst sends one message per connection"
+                );
+            }
         }
         let available =
             crate::cpu::allowed_cpus().context("cannot read this process's CPU affinity")?;
@@ -343,6 +381,12 @@ mod tests {
             Config { pipeline: 1 << 40, ..Config::default() },
             Config { source_addrs: 1 << 40, churn: true, ..Config::default() },
             Config { threads: Some(1 << 20), ..Config::default() },
+            Config { split_writes: true, size: 1, ..Config::default() },
+            Config { burst: Some(0), ..Config::default() },
+            Config { burst: Some(10), rate: Some(100.0), ..Config::default() },
+            Config { burst: Some(10), churn: true, ..Config::default() },
+            Config { burst: Some(10), pipeline: 2, ..Config::default() },
+            Config { burst: Some(10), idle: 1, ..Config::default() },
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config:?} was accepted");

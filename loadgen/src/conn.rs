@@ -163,10 +163,21 @@ impl Conn {
     /// went out as sent at `now_ns`. A short write means the socket buffer is full, so trying
     /// again now would only return `WouldBlock`; the rest waits for the next writable event
     /// (the stream stays registered for it, so no re-registration is needed).
-    pub fn flush(&mut self, size: usize, now_ns: u64, meter: &mut Meter) -> io::Result<()> {
+    ///
+    /// With `split` (`--split-writes`) every message takes two calls instead, its first half
+    /// and then the rest, so that each half leaves as a segment of its own (TCP_NODELAY is
+    /// on); a write never spans two messages then.
+    pub fn flush(
+        &mut self,
+        size: usize,
+        split: bool,
+        now_ns: u64,
+        meter: &mut Meter,
+    ) -> io::Result<()> {
         while self.wpos < self.wbuf.len() {
             let Some(stream) = self.stream.as_mut() else { return Ok(()) };
-            match stream.write(&self.wbuf[self.wpos..]) {
+            let end = if split { split_end(self.wpos, size) } else { self.wbuf.len() };
+            match stream.write(&self.wbuf[self.wpos..end.min(self.wbuf.len())]) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::WriteZero,
@@ -176,7 +187,9 @@ impl Conn {
                 Ok(n) => {
                     self.wpos += n;
                     self.stamp_written(size, now_ns, meter);
-                    if self.wpos < self.wbuf.len() {
+                    // Short of what was asked: the socket buffer is full. (A split write
+                    // that wrote its whole piece goes on to the next piece.)
+                    if self.wpos < end.min(self.wbuf.len()) {
                         return Ok(());
                     }
                 }
@@ -313,6 +326,14 @@ impl Conn {
     }
 }
 
+/// With `--split-writes`, where the write that starts at byte `pos` of a buffer of whole
+/// `size`-byte messages ends: at the middle of its message, or at the message's end.
+pub fn split_end(pos: usize, size: usize) -> usize {
+    let start = pos - pos % size;
+    let half = start + size / 2;
+    if pos < half { half } else { start + size }
+}
+
 /// Whether message `m`, given its outcome at `now_ns`, goes into the books. A warm-up message
 /// still outstanding when the window opened is adopted by the window here: it joins the
 /// messages meant for it (and the sent ones, if `written`), so that its outcome, good or
@@ -332,4 +353,22 @@ fn counts(m: &InFlight, written: bool, now_ns: u64, meter: &mut Meter) -> bool {
         meter.counters.carried_sent += 1;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_end;
+
+    #[test]
+    fn split_writes_stop_at_each_half() {
+        // Two 64-byte messages: 0..32, 32..64, 64..96, 96..128, whatever a short write left.
+        assert_eq!(split_end(0, 64), 32);
+        assert_eq!(split_end(10, 64), 32);
+        assert_eq!(split_end(32, 64), 64);
+        assert_eq!(split_end(64, 64), 96);
+        assert_eq!(split_end(100, 64), 128);
+        // An odd size: the first piece is the shorter one.
+        assert_eq!(split_end(0, 3), 1);
+        assert_eq!(split_end(1, 3), 3);
+    }
 }

@@ -43,6 +43,7 @@ pub mod summary;
 pub mod target;
 
 mod assemble;
+mod burst;
 mod conn;
 mod cpu;
 mod idle;

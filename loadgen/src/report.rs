@@ -11,6 +11,9 @@ use crate::config::{Config, Mode};
 use crate::env::Environment;
 use crate::stats::{self, Hist, Latency};
 
+pub mod burst;
+pub use burst::Burst;
+
 /// The version of the JSON schema in SCHEMA.md.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -37,7 +40,7 @@ pub struct Report {
     /// Latency of the echoed messages only, from the moment the kernel accepted the
     /// message's last byte (what a closed-loop tool reports).
     pub latency_us_uncorrected: Latency,
-    /// Churn only: time for `connect` to complete.
+    /// Churn only: time for `connect` to complete. (Burst: from the burst's start.)
     pub connect_latency_us: Option<Latency>,
     /// Open loop only: how late messages left against their schedule.
     pub schedule_lag_us: Option<Latency>,
@@ -45,6 +48,9 @@ pub struct Report {
     pub connections: Connections,
     pub generator: Generator,
     pub environment: Environment,
+    /// `--burst` only: each connection's connect and echo latency and outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Burst>,
     /// Always written by loadgen; a consumer that keeps the histograms elsewhere (the
     /// comparison harness keeps them in interval logs) may store the report without them.
     #[serde(default, skip_serializing_if = "Histograms::is_empty")]

@@ -39,11 +39,15 @@ pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
     let mut config = config.clone();
     let threads = config.resolved_threads();
     config.threads = Some(threads);
-    raise_fd_limit(config.connections + config.idle + 64)?;
-    // Nothing listening should be one clear error now, not a run full of connect errors.
-    target
-        .connect_blocking(config.timeout)
-        .with_context(|| format!("cannot connect to {target}"))?;
+    let burst = config.mode() == Mode::Burst;
+    raise_fd_limit(config.connections.max(config.burst.unwrap_or(0)) + config.idle + 64)?;
+    // Nothing listening should be one clear error now, not a run full of connect errors. (Not
+    // before a burst: refusals are what it counts, and a probe would take a backlog slot.)
+    if !burst {
+        target
+            .connect_blocking(config.timeout)
+            .with_context(|| format!("cannot connect to {target}"))?;
+    }
     // Output files are created first, so a bad path fails before any load is applied.
     let json = match &config.json {
         Some(path) => {
@@ -55,7 +59,10 @@ pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
     // The coordinating thread stays off the server's CPUs too; the caller's mask comes back.
     let previous =
         if config.cpus.is_empty() { None } else { Some(cpu::pin_current_thread(&config.cpus)?) };
-    let outcome = coordinate(&config, &target, threads, cancel, hlog);
+    let outcome = match burst {
+        true => crate::burst::run(&config, &target, cancel, hlog),
+        false => coordinate(&config, &target, threads, cancel, hlog),
+    };
     if let Some(previous) = previous {
         cpu::restore_affinity(&previous);
     }
@@ -208,6 +215,7 @@ fn plans(config: &Config, target: &Target, threads: usize) -> Vec<Plan> {
                 mode,
                 size: config.size,
                 pipeline: config.pipeline,
+                split_writes: config.split_writes,
                 warmup: config.warmup,
                 duration: config.duration,
                 timeout: config.timeout,
@@ -259,7 +267,8 @@ fn hlog_legend(mode: Mode) -> &'static str {
             "untagged: latency in ns from the intended send time, failed messages included at \
              --timeout or more; Tag=uncorrected: echoed messages only, from the actual send"
         }
-        Mode::Churn => {
+        // A burst writes its own log (`burst::run`); churn's legend fits it otherwise.
+        Mode::Churn | Mode::Burst => {
             "untagged: message latency in ns, failed messages included at --timeout or more; \
              Tag=uncorrected: echoed messages only; Tag=connect: connect latency in ns"
         }

@@ -6,6 +6,8 @@ use crate::config::Mode;
 use crate::report::Report;
 use crate::stats::Latency;
 
+mod burst;
+
 /// Formats the whole report for a terminal.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
@@ -14,6 +16,7 @@ pub fn render(r: &Report) -> String {
         Mode::Closed => format!("closed loop, pipeline {}", c.pipeline),
         Mode::Open => format!("open loop at {} msgs/s", thousands(c.rate.unwrap_or(0.0))),
         Mode::Churn => "churn (a new connection per message)".to_owned(),
+        Mode::Burst => "a burst of connections opened at once, one message each".to_owned(),
     };
     let pinned = if r.generator.cpus.is_empty() {
         String::new()
@@ -24,7 +27,7 @@ pub fn render(r: &Report) -> String {
         )
     };
     let threads = plural(r.generator.threads as u64, "thread");
-    let conns = plural(c.connections as u64, "connection");
+    let conns = plural(r.connections.requested as u64, "connection");
     let _ = writeln!(
         out,
         "{} -> {}: {mode}, {conns} x {} B, {threads}{pinned}",
@@ -38,7 +41,10 @@ pub fn render(r: &Report) -> String {
     if r.run.interrupted {
         window.push_str(" (interrupted)");
     }
-    let _ = writeln!(out, "{window}\n");
+    match &r.burst {
+        Some(b) => burst::render(&mut out, b),
+        None => drop(writeln!(out, "{window}\n")),
+    }
 
     let t = &r.throughput;
     let _ = write!(
@@ -80,13 +86,17 @@ pub fn render(r: &Report) -> String {
         Mode::Churn => "opened",
         _ => "reopened",
     };
-    let _ = writeln!(
-        out,
-        "connections  {} of {} up at start   {opened} {}",
-        cn.up_at_start,
-        cn.requested,
-        thousands(cn.established as f64)
-    );
+    let _ = match r.mode {
+        // A burst opens all its connections after the start: none is up at it.
+        Mode::Burst => writeln!(out, "connections  {} of {} opened", cn.established, cn.requested),
+        _ => writeln!(
+            out,
+            "connections  {} of {} up at start   {opened} {}",
+            cn.up_at_start,
+            cn.requested,
+            thousands(cn.established as f64)
+        ),
+    };
 
     let _ = writeln!(
         out,

@@ -162,7 +162,8 @@ impl Worker {
     fn after_echoes(&mut self, i: usize, done: usize, now: u64, sending: bool, tl: &Timeline) {
         let more = sending && now < tl.end_ns;
         match self.plan.mode {
-            Mode::Open => {}
+            // A burst never runs on the load threads (see `burst/`).
+            Mode::Open | Mode::Burst => {}
             Mode::Closed if more => {
                 for _ in 0..done {
                     self.conns[i].queue(
@@ -190,7 +191,8 @@ impl Worker {
     /// Writes what connection `i` has pending (one `write` call); `now` is the time the
     /// messages it completes count as sent.
     pub(super) fn flush(&mut self, i: usize, now: u64) {
-        if let Err(err) = self.conns[i].flush(self.plan.size, now, &mut self.meter) {
+        let (size, split) = (self.plan.size, self.plan.split_writes);
+        if let Err(err) = self.conns[i].flush(size, split, now, &mut self.meter) {
             self.broken(i, now, &err.to_string());
         }
     }

@@ -41,6 +41,8 @@ pub struct Plan {
     pub mode: Mode,
     pub size: usize,
     pub pipeline: usize,
+    /// `--split-writes`: each message in two write calls.
+    pub split_writes: bool,
     pub warmup: Duration,
     pub duration: Duration,
     pub timeout: Duration,

@@ -42,6 +42,11 @@ pub struct ServerArgs {
     /// Bytes of buffer per connection: the most the server holds for one client.
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub buffer: u64,
+
+    /// Leave Nagle's algorithm on for accepted TCP connections (TCP_NODELAY off), to show
+    /// what it costs: an echo written in two pieces then waits for the client's delayed ACK.
+    #[arg(long)]
+    pub nagle: bool,
 }
 
 /// `--workers`, for the models that run one event loop per worker thread.
@@ -69,6 +74,13 @@ impl ServerArgs {
             Some(path) => Endpoint::Unix(path.clone()),
             None => self.addr.clone(),
         }
+    }
+
+    /// Whether accepted TCP connections get TCP_NODELAY: yes, unless `--nagle`. The
+    /// listener carries it ([`Listener::set_nodelay`]) and each connection inherits it, so
+    /// every model's accept path follows without knowing of the flag.
+    pub fn nodelay(&self) -> bool {
+        !self.nagle
     }
 
     /// The limits the model enforces.
@@ -109,6 +121,7 @@ where
     let endpoint = args.endpoint();
     let listener = Listener::bind(&endpoint, args.backlog);
     let listener = or_exit(listener, format!("cannot listen on {endpoint}"));
+    or_exit(listener.set_nodelay(args.nodelay()), "cannot set TCP_NODELAY on the listener");
     or_exit(listener.announce(), "cannot print the ready line");
     let summary = or_exit(model(listener, shutdown, &args.config()), "server failed");
     summary.log(&program());

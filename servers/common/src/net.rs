@@ -132,21 +132,28 @@ impl Listener {
         stdout.flush()
     }
 
-    /// Accepts one connection, with TCP_NODELAY set on TCP streams.
-    ///
-    /// Nagle's algorithm would hold back a small echo until the previous one is acknowledged,
-    /// and delayed ACKs then add about 40 ms; an echo server never wants that. A connection
-    /// on which the option cannot be set is already dead (the client reset it): it is closed
-    /// and the next one taken, so the caller only ever sees errors of `accept` itself.
+    /// Accepts one connection. A TCP stream comes with the listener's TCP_NODELAY setting
+    /// (see [`Listener::set_nodelay`]): Linux clones every accepted socket from its listener,
+    /// options included, so no `setsockopt` is needed per connection.
     pub fn accept(&self) -> io::Result<Stream> {
         match self {
-            Listener::Tcp(listener) => loop {
-                let (stream, _) = listener.accept()?;
-                if stream.set_nodelay(true).is_ok() {
-                    return Ok(Stream::Tcp(stream));
-                }
-            },
+            Listener::Tcp(listener) => Ok(Stream::Tcp(listener.accept()?.0)),
             Listener::Unix(listener, _) => Ok(Stream::Unix(listener.accept()?.0)),
+        }
+    }
+
+    /// Sets TCP_NODELAY on a TCP listener, and so on every connection it accepts from now on
+    /// (they inherit it); a Unix listener has no such option and is left alone.
+    ///
+    /// [`Listener::bind`] and [`Listener::bind_reuseport`] turn it on: Nagle's algorithm
+    /// holds back a small segment while an earlier small one is unacknowledged, and the
+    /// client's delayed ACK then adds about 40 ms to an echo written in two pieces. An echo
+    /// server never wants that, except to show it happening (`--nagle`, which turns it off).
+    /// A listener bound elsewhere keeps whatever setting it was given.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        match self {
+            Listener::Tcp(listener) => socket2::SockRef::from(listener).set_tcp_nodelay(nodelay),
+            Listener::Unix(..) => Ok(()),
         }
     }
 
@@ -181,6 +188,8 @@ fn tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
     // Linux it does not let two servers listen on one port, so a port that is really in use
     // still fails with EADDRINUSE.
     socket.set_reuse_address(true)?;
+    // Inherited by every accepted connection (see `Listener::set_nodelay`).
+    socket.set_tcp_nodelay(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -325,6 +334,38 @@ mod tests {
         let _client = TcpStream::connect(addr).unwrap();
         let Stream::Tcp(accepted) = listener.accept().unwrap() else { panic!("not tcp") };
         assert!(accepted.nodelay().unwrap());
+    }
+
+    #[test]
+    fn nagle_flag_leaves_nodelay_off_on_accepted_streams() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Cli {
+            #[command(flatten)]
+            server: crate::ServerArgs,
+        }
+        for (flags, nodelay) in [(&["echo"][..], true), (&["echo", "--nagle"][..], false)] {
+            let args = Cli::try_parse_from(flags).unwrap().server;
+            let listener = Listener::bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 16).unwrap();
+            listener.set_nodelay(args.nodelay()).unwrap();
+            let Endpoint::Tcp(addr) = listener.local_endpoint().unwrap() else { panic!("tcp") };
+            // The blocking accept and the event loops' accept both hand out inherited streams.
+            let _first = TcpStream::connect(addr).unwrap();
+            let Stream::Tcp(accepted) = listener.accept().unwrap() else { panic!("not tcp") };
+            assert_eq!(accepted.nodelay().unwrap(), nodelay, "{flags:?}, blocking accept");
+            let _second = TcpStream::connect(addr).unwrap();
+            let mio = listener.into_mio().unwrap();
+            let accepted = loop {
+                match mio.accept() {
+                    Ok(MioStream::Tcp(stream)) => break stream,
+                    Ok(MioStream::Unix(_)) => panic!("not tcp"),
+                    // The handshake completed before `connect` returned, but be patient.
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                    Err(err) => panic!("accept: {err}"),
+                }
+            };
+            assert_eq!(accepted.nodelay().unwrap(), nodelay, "{flags:?}, event-loop accept");
+        }
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //!   too: each model's own smoke tests start and talk to its binary with this same harness.
 //! - [`cases`]: one plain function per promise, taking the binary's path and the model's
 //!   extra arguments. Each asserts something that a broken server would fail.
+//! - [`datagram`]: the same for a datagram server (`echo-udp`): the ready line's `udp:`
+//!   forms, every size from 0 to 65,507 bytes one for one, 100 clients each getting only its
+//!   own replies, Unix datagram sockets, signals under a flood, bad input; and
+//!   [`datagram_suite!`], its macro.
 //! - [`conformance_suite!`] turns the cases into one `#[test]` per case, so a model's whole
 //!   `tests/conformance.rs` is one line and `cargo test` lists every case by name:
 //!
@@ -33,6 +37,7 @@
 
 pub mod cases;
 mod client;
+pub mod datagram;
 pub mod proc;
 mod server;
 
@@ -83,6 +88,7 @@ macro_rules! conformance_suite {
             streaming_clients_do_not_stall_a_ping_pong_client,
             never_reading_client_keeps_memory_bounded,
             small_writes_are_not_held_back_by_nagle,
+            nagle_flag_leaves_small_writes_waiting,
             max_conns_closes_extra_connections_and_counts_them,
             max_conns_frees_a_slot_when_a_client_leaves,
             max_conns_counts_only_open_connections,
@@ -108,6 +114,51 @@ macro_rules! conformance_suite {
                     return;
                 }
                 $crate::cases::$case($bin, $extra);
+            }
+        )*
+    };
+}
+
+/// Expands to one `#[test]` per case of the datagram contract ([`datagram`]), run against
+/// `bin` with `extra` arguments appended to every command line, as [`conformance_suite!`]
+/// does for the stream servers. `@cases` runs a chosen few (the ones a flag such as
+/// `--workers 3` could break again).
+///
+/// ```text
+/// echobench_conformance::datagram_suite!(env!("CARGO_BIN_EXE_echo-udp"), &[]);
+/// echobench_conformance::datagram_suite!(@cases env!("CARGO_BIN_EXE_echo-udp"), &["--batch", "32"];
+///     every_size_comes_back_whole_one_for_one);
+/// ```
+#[macro_export]
+macro_rules! datagram_suite {
+    ($bin:expr $(,)?) => {
+        $crate::datagram_suite!($bin, &[]);
+    };
+    ($bin:expr, $extra:expr $(,)?) => {
+        $crate::datagram_suite!(@cases $bin, $extra;
+            ready_line_and_echo_over_udp_ipv4,
+            ready_line_and_echo_over_udp_ipv6,
+            ready_line_and_echo_over_unix_datagrams_then_file_removed,
+            every_size_comes_back_whole_one_for_one,
+            a_datagram_too_large_to_echo_whole_is_not_echoed_cut_short,
+            hundred_clients_each_get_only_their_own_replies,
+            a_unix_client_that_never_reads_does_not_stall_others,
+            sigterm_while_flooded_over_udp_exits_cleanly,
+            sigint_while_flooded_over_udp_exits_cleanly,
+            sigterm_while_flooded_over_unix_removes_the_file,
+            sigint_while_flooded_over_unix_removes_the_file,
+            datagram_rejects_unknown_flag,
+            datagram_rejects_nonsense_addr,
+            datagram_rejects_the_connection_flags,
+            datagram_rejects_port_in_use,
+            datagram_rejects_unbindable_unix_path,
+        );
+    };
+    (@cases $bin:expr, $extra:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::datagram::$case($bin, $extra);
             }
         )*
     };

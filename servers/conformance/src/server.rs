@@ -30,6 +30,10 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Addr {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    /// A datagram server's UDP socket (`listening on udp:ADDR`).
+    Udp(SocketAddr),
+    /// A datagram server's Unix datagram socket (`listening on udp:unix:PATH`).
+    UnixDatagram(PathBuf),
 }
 
 /// A server binary running as a child process. Dropping it kills the server and its
@@ -128,7 +132,7 @@ impl Server {
     pub fn tcp_addr(&self) -> SocketAddr {
         match &self.addr {
             Addr::Tcp(addr) => *addr,
-            Addr::Unix(path) => panic!("server listens on unix:{}, not TCP", path.display()),
+            other => panic!("server listens on {other:?}, not TCP"),
         }
     }
 
@@ -243,9 +247,17 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
     }
 }
 
-/// Parses `listening on 127.0.0.1:PORT`, `listening on [::1]:PORT` or `listening on unix:PATH`.
+/// Parses `listening on 127.0.0.1:PORT`, `listening on [::1]:PORT` or `listening on unix:PATH`,
+/// and a datagram server's `listening on udp:ADDR` and `listening on udp:unix:PATH`.
 fn parse_ready_line(line: &str) -> Option<Addr> {
     let addr = line.strip_prefix("listening on ")?;
+    if let Some(datagram) = addr.strip_prefix("udp:") {
+        return match datagram.strip_prefix("unix:") {
+            Some(path) if !path.is_empty() => Some(Addr::UnixDatagram(PathBuf::from(path))),
+            Some(_) => None,
+            None => datagram.parse().ok().map(Addr::Udp),
+        };
+    }
     match addr.strip_prefix("unix:") {
         Some(path) if !path.is_empty() => Some(Addr::Unix(PathBuf::from(path))),
         Some(_) => None,
@@ -309,7 +321,22 @@ mod tests {
             Some(Addr::Tcp("[::1]:80".parse().unwrap()))
         );
         assert_eq!(parse_ready_line("listening on unix:/tmp/x"), Some(Addr::Unix("/tmp/x".into())));
-        for bad in ["listening on unix:", "listening on 7000", "listening at 127.0.0.1:1", ""] {
+        assert_eq!(
+            parse_ready_line("listening on udp:[::1]:80"),
+            Some(Addr::Udp("[::1]:80".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_ready_line("listening on udp:unix:/tmp/x"),
+            Some(Addr::UnixDatagram("/tmp/x".into()))
+        );
+        for bad in [
+            "listening on unix:",
+            "listening on udp:unix:",
+            "listening on udp:7000",
+            "listening on 7000",
+            "listening at 127.0.0.1:1",
+            "",
+        ] {
             assert_eq!(parse_ready_line(bad), None, "{bad:?}");
         }
     }

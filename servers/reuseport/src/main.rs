@@ -24,6 +24,10 @@ fn main() {
     let endpoint = args.server.endpoint();
     let listeners = echobench_reuseport::bind(&endpoint, args.server.backlog, args.workers.count());
     let listeners = cli::or_exit(listeners, format!("cannot listen on {endpoint}"));
+    for listener in &listeners {
+        let nodelay = listener.set_nodelay(args.server.nodelay());
+        cli::or_exit(nodelay, "cannot set TCP_NODELAY on the listener");
+    }
     // One ready line for the whole group: by now every worker's listener takes connections.
     cli::or_exit(listeners[0].announce(), "cannot print the ready line");
     let served = echobench_reuseport::run(listeners, shutdown, &args.server.config());

@@ -255,16 +255,11 @@ impl AsyncListener {
         })
     }
 
-    /// Waits for the next connection, with TCP_NODELAY set on TCP streams (see
-    /// [`Listener::accept`] for why, and why a stream that refuses it is skipped).
+    /// Waits for the next connection. A TCP stream inherits the listener's TCP_NODELAY
+    /// setting (see [`Listener::set_nodelay`]: on, unless the server runs with `--nagle`).
     async fn accept(&self) -> io::Result<Accepted> {
         match self {
-            AsyncListener::Tcp(listener) => loop {
-                let (stream, _) = listener.accept().await?;
-                if stream.set_nodelay(true).is_ok() {
-                    return Ok(Accepted::Tcp(stream));
-                }
-            },
+            AsyncListener::Tcp(listener) => Ok(Accepted::Tcp(listener.accept().await?.0)),
             AsyncListener::Unix { listener, .. } => Ok(Accepted::Unix(listener.accept().await?.0)),
         }
     }

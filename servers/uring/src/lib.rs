@@ -144,7 +144,6 @@ use std::sync::atomic::AtomicUsize;
 use std::thread;
 
 use echobench_common::{Config, Listener, Shutdown, Summary};
-use socket2::SockRef;
 
 use crate::ring::Stats;
 use crate::worker::Worker;
@@ -190,26 +189,14 @@ pub fn run(
     let Some(first) = listeners.first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener to serve"));
     };
-    // A listener bound by `listen::bind` carries TCP_NODELAY, which accepted sockets
-    // inherit; one bound elsewhere may not, and then each connection gets it on accept.
-    let nodelay_per_connection = match first {
-        Listener::Tcp(tcp) => !SockRef::from(tcp).tcp_nodelay()?,
-        Listener::Unix(..) => false,
-    };
+    // Accepted sockets inherit the listener's TCP_NODELAY (set by `listen::bind`, cleared
+    // by `--nagle`), as in every other model: nothing is set per connection.
     let open = AtomicUsize::new(0);
     let serve = |index: usize| {
         let listener = listeners.get(index).unwrap_or(first);
         let (fd, shutdown_fd) = (listener.as_raw_fd(), shutdown.as_raw_fd());
-        let result = Worker::new(
-            fd,
-            nodelay_per_connection,
-            shutdown_fd,
-            *config,
-            caps,
-            &options.ring,
-            &open,
-        )
-        .and_then(Worker::run);
+        let result =
+            Worker::new(fd, shutdown_fd, *config, caps, &options.ring, &open).and_then(Worker::run);
         match &result {
             // A ring that fails stops the others too, so that the error is not hidden
             // behind a server that half runs.
@@ -264,8 +251,8 @@ mod tests {
         if let Some(reason) = unavailable() {
             return eprintln!("skipped: {reason}");
         }
-        // common's bind sets neither SO_REUSEPORT nor TCP_NODELAY: the two rings share the
-        // listener, and each accepted connection must get TCP_NODELAY itself.
+        // common's bind sets no SO_REUSEPORT, so the two rings share the listener; its
+        // TCP_NODELAY reaches every accepted connection by inheritance.
         let listener = Listener::bind(&Endpoint::parse("127.0.0.1:0").unwrap(), 16).unwrap();
         let Endpoint::Tcp(addr) = listener.local_endpoint().unwrap() else { unreachable!() };
         let shutdown = Shutdown::new().unwrap();

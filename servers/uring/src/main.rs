@@ -52,6 +52,10 @@ fn main() {
         listen::bind(&endpoint, args.server.backlog, workers),
         format!("cannot listen on {endpoint}"),
     );
+    for listener in &listeners {
+        let nodelay = listener.set_nodelay(args.server.nodelay());
+        cli::or_exit(nodelay, "cannot set TCP_NODELAY on the listener");
+    }
     cli::or_exit(listeners[0].announce(), "cannot print the ready line");
     let ring = RingSize {
         sq_entries: args.sq_entries,

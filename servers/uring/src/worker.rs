@@ -37,8 +37,6 @@ pub struct Worker<'a> {
     /// freed only when none of its connection's requests is in flight (see `finish`).
     connections: Slab<Conn>,
     listener: RawFd,
-    /// Set TCP_NODELAY on each accepted socket (the listener does not pass it on).
-    nodelay_per_connection: bool,
     shutdown: RawFd,
     config: Config,
     caps: Capabilities,
@@ -60,7 +58,6 @@ impl<'a> Worker<'a> {
     /// Sets up a ring and its buffers for a worker serving `listener`.
     pub fn new(
         listener: RawFd,
-        nodelay_per_connection: bool,
         shutdown: RawFd,
         config: Config,
         caps: Capabilities,
@@ -77,7 +74,6 @@ impl<'a> Worker<'a> {
             buffers,
             connections: Slab::new(),
             listener,
-            nodelay_per_connection,
             shutdown,
             config,
             caps,

@@ -51,17 +51,11 @@ pub enum MioListener {
 }
 
 impl MioListener {
-    /// Accepts one connection (non-blocking), with TCP_NODELAY set on TCP streams. As with
-    /// [`Listener::accept`], a connection on which the option cannot be set is dead: it is
-    /// closed and the next one taken (`WouldBlock` once there is none).
+    /// Accepts one connection (non-blocking; `WouldBlock` once none is waiting). As with
+    /// [`Listener::accept`], a TCP stream inherits the listener's TCP_NODELAY setting.
     pub fn accept(&self) -> io::Result<MioStream> {
         match self {
-            MioListener::Tcp(listener) => loop {
-                let (stream, _) = listener.accept()?;
-                if stream.set_nodelay(true).is_ok() {
-                    return Ok(MioStream::Tcp(stream));
-                }
-            },
+            MioListener::Tcp(listener) => Ok(MioStream::Tcp(listener.accept()?.0)),
             MioListener::Unix(listener, _) => Ok(MioStream::Unix(listener.accept()?.0)),
         }
     }

@@ -178,6 +178,28 @@ pub fn small_writes_are_not_held_back_by_nagle(bin: &str, extra: &[&str]) {
     }
 }
 
+/// `--nagle` reaches the model's accepted connections: the same 2-byte round trips as above
+/// then wait for the delayed ACK. 20 of them took 0.88 s here (44 ms each; the first few can
+/// be quick while the client still acknowledges at once), so 0.3 s sits far below that and
+/// far above the 0.5 ms they take with TCP_NODELAY.
+pub fn nagle_flag_leaves_small_writes_waiting(bin: &str, extra: &[&str]) {
+    const ROUNDS: usize = 20;
+    const AT_LEAST: Duration = Duration::from_millis(300);
+    let server = start_tcp(bin, extra, &["--buffer", "1", "--nagle"]);
+    let mut client = connect(server.tcp_addr());
+    let started = Instant::now();
+    for round in 0..ROUNDS {
+        round_trip(&mut client, &[b'a' + (round % 26) as u8, b'!']);
+    }
+    let elapsed = started.elapsed();
+    eprintln!("nagle: {ROUNDS} round trips of 2 bytes under --nagle in {elapsed:?}");
+    assert!(
+        elapsed >= AT_LEAST,
+        "{ROUNDS} round trips under --nagle took only {elapsed:?}: the flag did not reach the \
+         accepted connections (TCP_NODELAY is still on)"
+    );
+}
+
 /// Clients that stream 64 KiB writes without pause, and beside them a client doing 50 small
 /// round trips: each of its round trips takes well under 250 ms.
 ///

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use echobench_common::AcceptError;
 use io_uring::opcode;
 use io_uring::types::Fd;
-use socket2::SockRef;
 
 use super::Worker;
 use crate::conn::Conn;
@@ -72,11 +71,6 @@ impl Worker<'_> {
         if self.open.fetch_add(1, Ordering::Relaxed) >= self.config.max_conns {
             self.open.fetch_sub(1, Ordering::Relaxed);
             self.summary.rejected += 1;
-            return;
-        }
-        // A socket that refuses the option is already dead: close it.
-        if self.nodelay_per_connection && SockRef::from(&fd).set_tcp_nodelay(true).is_err() {
-            self.open.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         let key = self.connections.insert(Conn::new(fd));
