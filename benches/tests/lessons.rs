@@ -103,6 +103,39 @@ fn batching_serves_more_messages_per_second_and_fewer_calls_per_message() {
 }
 
 #[test]
+fn an_echo_in_two_pieces_under_nagle_waits_for_the_delayed_ack() {
+    let r = run("nagle", "nagle", &["--quick"]);
+    let held = at(&r, "nagle", "Nagle, echo in 2 pieces").median.latency_us.p50;
+    let prompt = at(&r, "nagle", "TCP_NODELAY, echo in 2 pieces").median.latency_us.p50;
+    // The delayed ACK is 40 ms at least; a busy machine makes it longer, never shorter.
+    assert!(held >= 20_000.0, "with --nagle the median was only {held} us");
+    assert!(prompt < 5_000.0, "with TCP_NODELAY the median was {prompt} us");
+    let whole = at(&r, "nagle", "Nagle, echo whole").median.latency_us.p50;
+    assert!(whole < 5_000.0, "Nagle alone, each echo whole: {whole} us");
+}
+
+#[test]
+fn a_burst_past_a_small_backlog_waits_for_syn_retransmissions() {
+    let r = run("backlog", "backlog", &["--quick"]);
+    let s = r.models[0].scenario("backlog").unwrap();
+    let small = s.points.iter().find(|p| p.point.label == "backlog 16").unwrap();
+    let repeat = &small.repeats[0];
+    let burst = repeat.loadgen.as_ref().and_then(|l| l.burst.as_ref()).expect("a burst report");
+    assert_eq!(burst.each.len(), 80);
+    let slow = burst.each.iter().filter_map(|c| c.connect_us).filter(|&us| us >= 800_000.0);
+    assert!(slow.count() >= 1, "no connect waited for a retransmission: {:?}", burst.each);
+    let overflows = repeat.counters.get("TcpExt:ListenOverflows").copied().unwrap_or(0);
+    assert!(overflows > 0, "the kernel counted no listen overflow: {:?}", repeat.counters);
+    assert_eq!(repeat.stops, Some(1), "stopped once, and resumed");
+    // The default backlog holds the whole burst: every connect at once.
+    let default = s.points.iter().find(|p| p.point.label == "default backlog").unwrap();
+    let burst = default.repeats[0].loadgen.as_ref().and_then(|l| l.burst.as_ref()).unwrap();
+    let late = burst.each.iter().filter_map(|c| c.connect_us).filter(|&us| us >= 800_000.0);
+    assert_eq!(late.count(), 0, "{:?}", burst.each);
+    assert_eq!(burst.outcomes.echoed, 80);
+}
+
+#[test]
 fn the_server_cpus_of_cores_follow_the_cpus_the_machine_allows() {
     let two = placements(&[0, 1]);
     let servers: Vec<Vec<usize>> = two.iter().map(|c| c.server.clone()).collect();

@@ -125,12 +125,24 @@ fn cost(small: &[(&str, &PointResults)]) -> String {
     }
 }
 
-fn small_of(s: &ScenarioResults) -> Option<&PointResults> {
-    s.points.iter().find(|p| !p.point.server_args.is_empty())
+/// Whether any repeat of the point has loadgen's burst report.
+fn has_burst(p: &PointResults) -> bool {
+    p.repeats.iter().any(|r| r.loadgen.as_ref().is_some_and(|l| l.burst.is_some()))
 }
 
+/// The small-backlog point of a model, if it has burst figures.
+fn small_of(s: &ScenarioResults) -> Option<&PointResults> {
+    s.points.iter().find(|p| !p.point.server_args.is_empty() && has_burst(p))
+}
+
+/// The default-backlog point of a model, if it has burst figures.
 fn default_of(s: &ScenarioResults) -> Option<&PointResults> {
-    s.points.iter().find(|p| p.point.server_args.is_empty())
+    s.points.iter().find(|p| p.point.server_args.is_empty() && has_burst(p))
+}
+
+/// A cell from a point's burst figures, "-" without them.
+fn cell(p: &PointResults, f: impl Fn(&PointResults) -> String) -> String {
+    if has_burst(p) { f(p) } else { "-".into() }
 }
 
 impl Scenario for Backlog {
@@ -184,11 +196,11 @@ impl Scenario for Backlog {
 
     fn columns(&self) -> Vec<Column> {
         vec![
-            ("at once", |c| steps(c.point)[0].to_string()),
-            ("after ~1 s", |c| steps(c.point)[1].to_string()),
-            ("after ~3 s", |c| steps(c.point)[2].to_string()),
-            ("later", |c| steps(c.point)[3].to_string()),
-            ("no echo", |c| failed(c.point).to_string()),
+            ("at once", |c| cell(c.point, |p| steps(p)[0].to_string())),
+            ("after ~1 s", |c| cell(c.point, |p| steps(p)[1].to_string())),
+            ("after ~3 s", |c| cell(c.point, |p| steps(p)[2].to_string())),
+            ("later", |c| cell(c.point, |p| steps(p)[3].to_string())),
+            ("no echo", |c| cell(c.point, |p| failed(p).to_string())),
             ("last echo s", |c| last_echo(c.point).map_or("-".into(), sig)),
             ("ListenOverflows", |c| {
                 counter(c.point, COUNTERS[0]).map_or("-".into(), |v| v.to_string())
@@ -202,7 +214,9 @@ impl Scenario for Backlog {
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let small: Vec<(&str, &PointResults)> =
             view.runs().filter_map(|(m, s)| Some((m.name.as_str(), small_of(s)?))).collect();
-        let Some(&(_, first)) = small.first() else { return vec![NO_FIGURES.into()] };
+        if small.is_empty() {
+            return vec![NO_FIGURES.into()];
+        }
         let mut out = Vec::new();
         let each: Vec<String> = small
             .iter()
@@ -237,14 +251,17 @@ impl Scenario for Backlog {
                  holds the backlog plus one); the rest of the {BURST} waited."
             ));
         }
-        if let (Some(o), Some(d)) = (counter(first, COUNTERS[0]), counter(first, COUNTERS[1])) {
-            let late = steps(first)[1..].iter().sum::<usize>();
+        let counted = small.iter().find(|(_, p)| counter(p, COUNTERS[0]).is_some());
+        if let Some(&(name, p)) = counted
+            && let (Some(o), Some(d)) = (counter(p, COUNTERS[0]), counter(p, COUNTERS[1]))
+        {
+            let late = steps(p)[1..].iter().sum::<usize>();
             out.push(format!(
                 "The kernel's own count over {}'s burst: {o} listen overflows and {d} listen \
                  drops, for {late} connections that waited: a SYN is counted each time it finds \
                  the queue full, the first one and every retransmission (and the counters are \
                  machine-wide, so other sockets' drops count too).",
-                small[0].0
+                name
             ));
         }
         let defaults: Vec<String> = view
@@ -275,6 +292,9 @@ impl Scenario for Backlog {
             .runs()
             .filter_map(|(m, s)| {
                 let times = connects(small_of(s)?);
+                if times.is_empty() {
+                    return None;
+                }
                 let top = times.iter().copied().fold(0.0, f64::max);
                 let bins = (top / BIN).floor() as usize + 1;
                 let mut counts = vec![0.0; bins];

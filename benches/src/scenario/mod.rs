@@ -8,6 +8,7 @@
 //! closed-loop load with the point's own connections, size and idle ballast, against a server
 //! started with its usual flags), so a scenario overrides only what it does differently.
 
+mod backlog;
 mod churn;
 mod cores;
 mod idle;
@@ -40,6 +41,7 @@ pub static ALL: &[&dyn Scenario] = &[
     &idle::Idle,
     &latency::Latency,
     &syscalls::Syscalls,
+    &backlog::Backlog,
     &pipeline::Pipeline,
     &stall::Stall,
     &nagle::Nagle,
