@@ -592,8 +592,8 @@ fn the_lessons_findings_come_from_their_figures() {
             BurstConnection { connect_us: Some(connect), echo_us: echo, outcome: Outcome::Echoed }
         })
         .collect();
-    let mut report = loadgen::Report::default();
-    report.burst = Some(Burst { connections: 80, each, ..Burst::default() });
+    let burst = Some(Burst { connections: 80, each, ..Burst::default() });
+    let report = loadgen::Report { burst, ..Default::default() };
     p.repeats.truncate(1);
     p.repeats[0].loadgen = Some(report);
     p.repeats[0].counters =
