@@ -98,6 +98,7 @@ fn environment(md: &mut String, r: &Results) {
         ("Virtualization", e.virtualization.clone().unwrap_or_else(|| "none detected".into())),
         ("net.core.somaxconn", num(e.somaxconn)),
         ("net.ipv4.tcp_tw_reuse", num(e.tcp_tw_reuse)),
+        ("net.ipv4.tcp_syn_linear_timeouts", num(e.tcp_syn_linear_timeouts)),
         ("Ephemeral ports", or(&e.ip_local_port_range)),
         ("Descriptor limit (soft)", num(e.fd_limit)),
         ("Load average (1 min) seen by the generator, the servers' own threads included", {

@@ -7,8 +7,10 @@
 //! The kernel completes handshakes for a listener by itself, with no help from the process,
 //! and queues them until the process accepts: up to the backlog (`listen(fd, 16)` holds 17).
 //! A SYN that finds the queue full is dropped, silently (`ListenOverflows`, `ListenDrops`),
-//! and the client retransmits it after 1 s, then 3 s, 7 s... So a connect either completes at
-//! once or waits a whole retransmission: the connect-latency histogram has steps, not a slope.
+//! and the client retransmits it: after 1 s, then, on kernels since 6.8, every second for the
+//! first `net.ipv4.tcp_syn_linear_timeouts` (4) tries, and only then doubling (older kernels
+//! double from the first: 1 s, 3 s, 7 s). So a connect either completes at once or waits a
+//! whole retransmission: the connect-latency histogram has steps, not a slope.
 //! With the default backlog the same burst all connects at once and only the echoes wait for
 //! the server. How fast each model drains its queue once resumed decides how many wait, so
 //! every model runs it.
@@ -32,7 +34,8 @@ pub const BURST: u32 = 5 * BACKLOG;
 
 /// How long the server stays stopped from before the burst: past the first SYN
 /// retransmission (1 s), so that it too finds the queue full and the connections that missed
-/// the queue wait for the second (3 s), well after the server is running again.
+/// the queue wait for the next one (2 s with linear SYN timeouts, 3 s without), well after the
+/// server is running again.
 pub const PAUSE: Duration = Duration::from_millis(1200);
 
 /// The bound on each connect and each echo (`loadgen --timeout`): past the 7 s retransmission.
@@ -76,18 +79,13 @@ fn connects(p: &PointResults) -> Vec<f64> {
     bursts.flat_map(|b| b.each.iter().filter_map(|c| c.connect_us)).map(|us| us / 1e6).collect()
 }
 
-/// How many connects of a point completed at once, after about 1 s, after about 3 s, and
-/// later: a SYN dropped by a full queue is retransmitted after 1 s, 3 s, 7 s.
-fn steps(p: &PointResults) -> [usize; 4] {
-    let mut out = [0; 4];
+/// How many connects of a point completed at once, after about 1, 2 and 3 s, and later: a
+/// SYN dropped by a full queue is retransmitted after whole seconds (1, 2, 3, 4 s with linear
+/// SYN timeouts; 1, 3, 7 s without).
+fn steps(p: &PointResults) -> [usize; 5] {
+    let mut out = [0; 5];
     for t in connects(p) {
-        let i = match t {
-            t if t < 0.5 => 0,
-            t if t < 2.0 => 1,
-            t if t < 5.0 => 2,
-            _ => 3,
-        };
-        out[i] += 1;
+        out[(t.round() as usize).min(4)] += 1;
     }
     out
 }
@@ -109,6 +107,19 @@ fn last_echo(p: &PointResults) -> Option<f64> {
     let bursts = p.repeats.iter().filter_map(|r| r.loadgen.as_ref()?.burst.as_ref());
     let echoes = bursts.flat_map(|b| b.each.iter().filter_map(|c| c.echo_us));
     echoes.map(|us| us / 1e6).reduce(f64::max)
+}
+
+/// When a client retries a dropped SYN on the machine that ran this, from its
+/// `net.ipv4.tcp_syn_linear_timeouts`.
+fn schedule(linear: Option<u64>) -> String {
+    match linear {
+        Some(n) if n > 0 => format!(
+            "after 1 s, and every second after that for its first {n} tries \
+             (net.ipv4.tcp_syn_linear_timeouts = {n}; before Linux 6.8 the wait doubled: 1 s, \
+             3 s, 7 s)"
+        ),
+        _ => "after 1 s, then 3 s, 7 s (the wait doubles each time)".into(),
+    }
 }
 
 /// "about 3 s" or "1 to 3 s": the connect latencies of those that waited, from the slowest
@@ -198,8 +209,9 @@ impl Scenario for Backlog {
         vec![
             ("at once", |c| cell(c.point, |p| steps(p)[0].to_string())),
             ("after ~1 s", |c| cell(c.point, |p| steps(p)[1].to_string())),
-            ("after ~3 s", |c| cell(c.point, |p| steps(p)[2].to_string())),
-            ("later", |c| cell(c.point, |p| steps(p)[3].to_string())),
+            ("after ~2 s", |c| cell(c.point, |p| steps(p)[2].to_string())),
+            ("after ~3 s", |c| cell(c.point, |p| steps(p)[3].to_string())),
+            ("later", |c| cell(c.point, |p| steps(p)[4].to_string())),
             ("no echo", |c| cell(c.point, |p| failed(p).to_string())),
             ("last echo s", |c| last_echo(c.point).map_or("-".into(), sig)),
             ("ListenOverflows", |c| {
@@ -221,9 +233,10 @@ impl Scenario for Backlog {
         let each: Vec<String> = small
             .iter()
             .map(|(m, p)| {
-                let [now, one, three, later] = steps(p);
+                let [now, one, two, three, later] = steps(p);
                 let mut parts = vec![format!("{now} at once")];
                 parts.extend((one > 0).then(|| format!("{one} after about 1 s")));
+                parts.extend((two > 0).then(|| format!("{two} after about 2 s")));
                 parts.extend((three > 0).then(|| format!("{three} after about 3 s")));
                 parts.extend((later > 0).then(|| format!("{later} later")));
                 format!("{m} {}", join(&parts))
@@ -235,11 +248,12 @@ impl Scenario for Backlog {
              for {}, the connects completed: {}. {} of them waited for a SYN retransmission: \
              the kernel queues completed handshakes up to the backlog while the process does \
              not accept, and drops the SYNs beyond it without a word; the client tries again \
-             after 1 s, then 3 s. A stall of {} cost them {}: a dropped SYN waits for the \
-             client's retransmission timer, not for the server.",
+             {}. A stall of {} cost them {}: a dropped SYN waits for the client's \
+             retransmission timer, not for the server.",
             format_duration(PAUSE),
             each.join("; "),
             waited,
+            schedule(view.results.environment.tcp_syn_linear_timeouts),
             format_duration(PAUSE),
             cost(&small)
         ));
