@@ -289,6 +289,13 @@ fn models(md: &mut String, r: &Results) {
             base.map_or("-".into(), |b| b.threads.to_string()),
             base.map_or("-".into(), |b| b.processes.to_string()),
         );
+        if m.scenarios.is_empty() && m.external.is_none() {
+            notes.push(format!(
+                "{} ran in none of this run's scenarios: each scenario chooses its models (a \
+                 datagram server, say, has no connection for a stream scenario to load).",
+                m.name
+            ));
+        }
         for s in &m.scenarios {
             if let Some(why) = &s.skipped {
                 notes.push(format!("{} {}: {why}.", m.name, s.scenario));

@@ -303,10 +303,17 @@ fn the_lessons_choose_their_models() {
     };
     assert_eq!(runs("stall"), ["mio"]);
     assert_eq!(runs("nagle"), ["mio"]);
-    assert_eq!(runs("pipeline"), plan.models.iter().map(String::as_str).collect::<Vec<_>>());
+    // Every stream model, and no datagram server (echo-udp): it has no connection to load.
+    let streams: Vec<&str> =
+        plan.models.iter().map(String::as_str).filter(|m| *m != "udp").collect();
+    assert!(plan.models.iter().any(|m| m == "udp"), "the registry has the datagram server");
+    assert_eq!(runs("pipeline"), streams);
+    assert_eq!(runs("backlog"), streams);
+    assert_eq!(runs("scale"), streams);
     let cores = runs("cores");
     assert!(cores.contains(&"mio") && cores.contains(&"hybrid") && cores.contains(&"tokio"));
     assert!(!cores.contains(&"thread") && !cores.contains(&"fork"), "{cores:?}");
+    assert!(!cores.contains(&"udp"), "a datagram server with workers is not cores' either");
     // A model the registry does not know runs the scenarios for every stream model only.
     let argv = ["compare", "--bin-dir", "/", "--models", "mine,mio"];
     let plan = CompareArgs::from_argv(argv).unwrap().options().unwrap().plan;
