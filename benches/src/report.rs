@@ -289,7 +289,7 @@ fn models(md: &mut String, r: &Results) {
             base.map_or("-".into(), |b| b.threads.to_string()),
             base.map_or("-".into(), |b| b.processes.to_string()),
         );
-        if m.scenarios.is_empty() && m.external.is_none() {
+        if !r.plan.scenarios.iter().any(|s| r.plan.runs_server(s, &m.name)) {
             notes.push(format!(
                 "{} ran in none of this run's scenarios: each scenario chooses its models (a \
                  datagram server, say, has no connection for a stream scenario to load).",
