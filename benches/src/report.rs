@@ -330,6 +330,11 @@ fn notes(p: &PointResults, s: &Summary, planned: u32) -> String {
     if s.errors > 0.0 {
         n.push(format!("{} errors", thousands(s.errors)));
     }
+    // A server that echoed nothing for a whole window stalled (or the point measures no
+    // window, as a burst does: its figures are its own columns).
+    if s.median.msgs_per_sec == 0.0 && p.point.burst.is_none() {
+        n.push("nothing echoed in the window".into());
+    }
     if s.repeats < planned {
         n.push(format!("{} of {planned} repeats", s.repeats));
     }

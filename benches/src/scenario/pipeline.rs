@@ -129,10 +129,20 @@ impl Scenario for Pipeline {
         if pairs.is_empty() || first == last {
             return vec![NO_FIGURES.into()];
         }
+        // A model that echoed nothing at either end stalled there: no ratio says anything.
+        let echoed = |s: &Summary| s.median.msgs_per_sec > 0.0;
         let gain: Vec<(&str, f64)> = pairs
             .iter()
-            .filter(|(_, a, _, _)| a.median.msgs_per_sec > 0.0)
+            .filter(|(_, a, b, _)| echoed(a) && echoed(b))
             .map(|(n, a, b, _)| (*n, b.median.msgs_per_sec / a.median.msgs_per_sec))
+            .collect();
+        let stalled: Vec<String> = view
+            .runs()
+            .flat_map(|(m, s)| {
+                let dead =
+                    s.points.iter().filter(|p| p.summary.as_ref().is_some_and(|x| !echoed(x)));
+                dead.map(move |p| format!("{} at {}", m.name, p.point.label))
+            })
             .collect();
         let mut sorted = gain.clone();
         sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -190,6 +200,14 @@ impl Scenario for Pipeline {
             last.pipeline,
             ranking(&at_last, true, &|v| format!("{} msgs/s", thousands(v)))
         ));
+        if !stalled.is_empty() {
+            out.push(format!(
+                "Nothing was echoed in the whole window by {}: the server stalled there (its \
+                 p50 is how long the messages waited), so that point is left out of the ratios \
+                 above.",
+                join(&stalled)
+            ));
+        }
         if view.runs().any(|(_, s)| !s.notes.is_empty()) {
             out.push(
                 "System calls were not counted for every model: see the notes under Models.".into(),
