@@ -57,10 +57,12 @@ pub struct Stopper {
 }
 
 impl Stopper {
-    /// Starts `stops` on the process group `group` (the server's pid, which leads its group).
-    /// A schedule whose first stop is at zero stops the server before this returns, so the
-    /// generator started next finds it stopped.
-    pub fn start(group: u32, stops: Stops) -> Stopper {
+    /// Starts `stops` on the process group `group` (the server's pid, which leads its group),
+    /// making no new stop from `until` on (the end of the measured window: a stop during the
+    /// generator's final wait for its last echoes would only prolong it, and a repeating
+    /// schedule would keep doing so). A schedule whose first stop is at zero stops the server
+    /// before this returns, so the generator started next finds it stopped.
+    pub fn start(group: u32, stops: Stops, until: Duration) -> Stopper {
         let group = group as i32;
         let started = Instant::now();
         if stops.after.is_zero() && !interrupted() {
@@ -69,7 +71,7 @@ impl Stopper {
         let (cancel, cancelled) = mpsc::channel::<()>();
         let schedule = thread::Builder::new()
             .name("stopper".into())
-            .spawn(move || run(group, stops, started, &cancelled))
+            .spawn(move || run(group, stops, started, until, &cancelled))
             .ok();
         if schedule.is_none() {
             // No thread, no schedule: never leave the server stopped for want of one.
@@ -99,12 +101,21 @@ impl Drop for Stopper {
 
 /// The schedule: sleeps until each edge (waking at once when cancelled), stopping and
 /// resuming the group. Returns the number of stops, the first one included.
-fn run(group: i32, stops: Stops, started: Instant, cancelled: &mpsc::Receiver<()>) -> u32 {
+fn run(
+    group: i32,
+    stops: Stops,
+    started: Instant,
+    until: Duration,
+    cancelled: &mpsc::Receiver<()>,
+) -> u32 {
     let mut count = 0;
     let mut at = stops.after;
     loop {
         // The first stop at zero was made by `start`.
         if !at.is_zero() || count > 0 {
+            if at >= until {
+                return count;
+            }
             if !wait_until(started + at, cancelled) || interrupted() {
                 return count;
             }

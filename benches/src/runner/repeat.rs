@@ -70,7 +70,7 @@ impl Runner<'_> {
         let before = counters::read(names);
         // The guard resumes the server however this repeat ends, a panic included.
         let stopper = match (point.stops, server.pid()) {
-            (Some(stops), Some(pid)) => Some(Stopper::start(pid, stops)),
+            (Some(stops), Some(pid)) => Some(Stopper::start(pid, stops, expected)),
             _ => None,
         };
         let run = generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);

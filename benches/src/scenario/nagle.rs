@@ -123,7 +123,7 @@ impl Scenario for Nagle {
                 let a = &c.point.point.server_args;
                 if a.is_empty() { "-".into() } else { format!("`{}`", a.join(" ")) }
             }),
-            ("writes per message", |c| {
+            ("client writes per message", |c| {
                 if c.point.point.split_writes { "2".into() } else { "1".into() }
             }),
             col::RATE,
