@@ -153,18 +153,3 @@ fn resume(group: i32) {
     let _ = killpg(Pid::from_raw(group), Signal::SIGCONT);
     let _ = STOPPED_GROUP.compare_exchange(group, 0, Ordering::SeqCst, Ordering::SeqCst);
 }
-
-/// How long a schedule keeps the server stopped within `span` from the generator's start:
-/// for the report's arithmetic (a stall of 100 ms every second is 10% of the time).
-pub fn stopped_within(stops: &Stops, span: Duration) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut at = stops.after;
-    while at < span {
-        total += stops.length.min(span - at);
-        match stops.every {
-            Some(every) if !every.is_zero() => at += every,
-            _ => break,
-        }
-    }
-    total
-}
