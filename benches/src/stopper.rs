@@ -34,7 +34,9 @@ use nix::unistd::Pid;
 use crate::generator::interrupted;
 use crate::plan::Stops;
 
-/// The process group that is stopped right now (0: none), for the Ctrl-C handler.
+/// The process group that is stopped right now (0: none), for the Ctrl-C handler. One is
+/// enough: the harness runs one repeat, so one schedule, at a time (tests that run several
+/// harnesses in one process never press Ctrl-C in it; each guard still resumes its own).
 static STOPPED_GROUP: AtomicI32 = AtomicI32::new(0);
 
 /// Resumes the group that is stopped right now, if any. Async-signal-safe (an atomic load and

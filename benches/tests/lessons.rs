@@ -320,3 +320,32 @@ fn the_lessons_choose_their_models() {
     let plan = CompareArgs::from_argv(argv).unwrap().options().unwrap().plan;
     assert!(plan.runs_server("pipeline", "mine") && !plan.runs_server("stall", "mine"));
 }
+
+#[test]
+fn without_strace_pipeline_runs_and_says_its_calls_were_skipped() {
+    let bin = mio_bin("nostrace");
+    let out = bin.join("results");
+    // An empty PATH: no strace to be found (every binary the harness runs is named by path).
+    let status = Command::new(env!("CARGO_BIN_EXE_echobench"))
+        .args(["compare", "--models", "mio", "--scenarios", "pipeline", "--depths", "1"])
+        .args(["--warmup", "100ms", "--duration", "300ms"])
+        .arg("--bin-dir")
+        .arg(&bin)
+        .arg("--out")
+        .arg(&out)
+        .env("PATH", "")
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let json = std::fs::read_to_string(out.join("latest/results.json")).unwrap();
+    let r: Results = serde_json::from_str(&json).unwrap();
+    let s = r.models[0].scenario("pipeline").unwrap();
+    assert_eq!(s.notes, ["calls/msg skipped: strace not installed"]);
+    let p = &s.points[0];
+    assert_eq!(p.repeats.len(), 1, "the measured repeat ran, the traced one did not");
+    assert!(p.summary.as_ref().unwrap().median.msgs_per_sec > 0.0);
+    let md = std::fs::read_to_string(out.join("latest/report.md")).unwrap();
+    assert!(md.contains("- mio pipeline: calls/msg skipped: strace not installed."), "{md}");
+    let _ = std::fs::remove_dir_all(&bin);
+}
