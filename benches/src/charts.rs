@@ -8,9 +8,12 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 use crate::output::CHART_DIR;
+
+mod kinds;
 use crate::registry;
 use crate::results::Results;
 use crate::scenario::{Scenario, View};
+pub use kinds::Bars;
 
 /// A chart the report embeds.
 #[derive(Debug, Clone)]

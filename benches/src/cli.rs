@@ -258,6 +258,24 @@ impl CompareArgs {
             .filter_map(|s| s.capacity_point())
             .filter(|c| !points.iter().any(|p: &Point| p.same_load(c)))
             .count() as u32;
+        // Each scenario chooses the models it runs; a model the registry does not know and a
+        // server the user started are judged as the registry's `UNKNOWN`.
+        let servers: Vec<&str> = models
+            .iter()
+            .map(String::as_str)
+            .chain(external.iter().map(|e| e.name.as_str()))
+            .collect();
+        let mut models_of = std::collections::BTreeMap::new();
+        for s in &chosen {
+            let runs: Vec<String> = servers
+                .iter()
+                .filter(|m| s.runs(registry::find_or_unknown(m)))
+                .map(|m| m.to_string())
+                .collect();
+            if runs.len() < servers.len() {
+                models_of.insert(s.name().to_string(), runs);
+            }
+        }
         let plan = Plan {
             profile,
             models,
@@ -271,6 +289,7 @@ impl CompareArgs {
             workers: self.workers,
             capacity_probes,
             points,
+            models_of,
         };
         let bin_dir = match &self.bin_dir {
             Some(dir) => dir.clone(),

@@ -51,7 +51,16 @@ pub const COLUMNS: &[&str] = &[
     "window_seconds",
     "wall_seconds",
     "hlog",
+    "pipeline",
+    "server_args",
+    "server_cpus",
+    "traced",
+    "stops",
+    "kernel_counters",
 ];
+
+/// The columns after `hlog`: the point's set-up and what the harness did around the repeat.
+const POINT_TAIL: usize = 6;
 
 /// Renders every repeat of `results` as CSV.
 pub fn render(results: &Results) -> String {
@@ -76,6 +85,17 @@ pub fn render(results: &Results) -> String {
                         status(repeat.status).into(),
                     ];
                     cells.extend(metric_cells(repeat));
+                    let setup = point.server.as_ref();
+                    let counters: Vec<String> =
+                        repeat.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    cells.extend([
+                        p.pipeline.to_string(),
+                        setup.map(|s| s.args.join(" ")).unwrap_or_default(),
+                        setup.map(|s| crate::text::cpu_ids(&s.cpus)).unwrap_or_default(),
+                        repeat.traced.to_string(),
+                        repeat.stops.map(|n| n.to_string()).unwrap_or_default(),
+                        counters.join(" "),
+                    ]);
                     let line: Vec<String> = cells.iter().map(|c| quote(c)).collect();
                     let _ = writeln!(out, "{}", line.join(","));
                 }
@@ -92,7 +112,7 @@ fn metric_cells(repeat: &Repeat) -> Vec<String> {
         repeat.hlog.clone().unwrap_or_default(),
     ];
     let Some(m) = &repeat.metrics else {
-        let blanks = COLUMNS.len() - 11 - tail.len();
+        let blanks = COLUMNS.len() - 11 - tail.len() - POINT_TAIL;
         return std::iter::repeat_n(String::new(), blanks).chain(tail).collect();
     };
     let l = &m.latency_us;

@@ -28,6 +28,12 @@ pub struct Environment {
     pub somaxconn: Option<u64>,
     /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only.
     pub tcp_tw_reuse: Option<u64>,
+    /// `net.ipv4.tcp_syn_linear_timeouts`: how many SYN retransmissions wait a fixed 1 s
+    /// before the wait starts doubling (absent on kernels before 6.8, where it doubles from
+    /// the first: 1 s, 3 s, 7 s). It decides when a connect dropped by a full listen queue
+    /// tries again.
+    #[serde(default)]
+    pub tcp_syn_linear_timeouts: Option<u64>,
     /// `net.ipv4.ip_local_port_range`: the ephemeral ports a client can use.
     pub ip_local_port_range: Option<String>,
     /// Soft limit on open descriptors (RLIMIT_NOFILE) that server and generator inherit.
@@ -48,6 +54,7 @@ impl Environment {
             virtualization: virtualization(),
             somaxconn: read_number("/proc/sys/net/core/somaxconn"),
             tcp_tw_reuse: read_number("/proc/sys/net/ipv4/tcp_tw_reuse"),
+            tcp_syn_linear_timeouts: read_number("/proc/sys/net/ipv4/tcp_syn_linear_timeouts"),
             ip_local_port_range: read_trimmed("/proc/sys/net/ipv4/ip_local_port_range")
                 .map(|r| r.split_whitespace().collect::<Vec<_>>().join("-")),
             fd_limit: nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)

@@ -139,6 +139,10 @@ pub fn interrupted() -> bool {
 }
 
 extern "C" fn on_interrupt(_: libc::c_int) {
+    // A server stopped with SIGSTOP right now is resumed first, whatever happens next: the
+    // schedule stops nothing more once interrupted, and a stopped server must never outlive
+    // the harness (it would ignore the SIGTERM below until continued).
+    crate::stopper::resume_from_signal_handler();
     // A second Ctrl-C means "now": leave at once. Server and generator run in their own
     // process groups, so they do not see the terminal's SIGINT; the server gets SIGTERM from
     // the kernel when we exit (PR_SET_PDEATHSIG) and the generator ends with its duration.
@@ -153,8 +157,8 @@ pub fn install_interrupt_handler() -> anyhow::Result<()> {
     use anyhow::Context;
     let handler = SigHandler::Handler(on_interrupt);
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe,
-        // so it is sound whatever the interrupted thread was doing.
+        // SAFETY: the handler only touches atomics and calls kill and _exit, all
+        // async-signal-safe, so it is sound whatever the interrupted thread was doing.
         unsafe { nix::sys::signal::signal(signal, handler) }
             .with_context(|| format!("cannot install a {signal} handler"))?;
     }

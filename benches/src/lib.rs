@@ -10,9 +10,10 @@
 //! replace the newest trustworthy report).
 //!
 //! Code map: [`registry`] (the models), [`scenario`] (one file per scenario, and the list),
-//! [`plan`] (profiles, points, placement, the time budget), [`cli`] (the flags),
-//! [`server`] (the server child), [`generator`] (the loadgen child, Ctrl-C), [`procstat`]
-//! (/proc sampling), [`runner`] (the loop), [`metrics`] (figures from loadgen's report),
+//! [`plan`] (profiles, placement, the time budget), [`point`] (what one point asks for),
+//! [`cli`] (the flags), [`server`] (the server child), [`generator`] (the loadgen child,
+//! Ctrl-C), [`stopper`] (SIGSTOP schedules, always resumed), [`counters`] (the kernel's
+//! network counters), [`procstat`] (/proc sampling), [`runner`] (the loop), [`metrics`] (figures from loadgen's report),
 //! [`results`] (the schema), [`output`] (the run folder), [`csv`], [`charts`], [`report`],
 //! [`findings`] (the pieces of the prose) and [`caveats`], [`text`] (number formatting),
 //! [`binaries`] (what the bench targets build).
@@ -29,6 +30,7 @@ pub mod binaries;
 pub mod caveats;
 pub mod charts;
 pub mod cli;
+pub mod counters;
 pub mod criterion;
 pub mod csv;
 pub mod env;
@@ -37,6 +39,7 @@ pub mod generator;
 pub mod metrics;
 pub mod output;
 pub mod plan;
+pub mod point;
 pub mod procstat;
 pub mod registry;
 pub mod report;
@@ -44,6 +47,7 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod stopper;
 pub mod strace;
 pub mod target;
 pub mod text;

@@ -6,9 +6,12 @@
 //! [`Plan::estimate`] adds those up. The tests hold the quick profile to about 20 s a model and the
 //! standard one to 20 minutes for every model on the reference machine (2 vCPUs).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::point::{Point, Stops, Trace, plural};
 
 /// Bytes per message wherever the message size is not the variable under study.
 pub const SMALL_MESSAGE: u64 = 64;
@@ -22,6 +25,10 @@ pub const POINT_OVERHEAD: Duration = Duration::from_millis(400);
 /// Time to start and stop one server (one per model and scenario), including the wait for a
 /// forking server's children to exit; used only for the estimate.
 pub const SERVER_OVERHEAD: Duration = Duration::from_millis(400);
+
+/// The window of a traced extra repeat (pipeline's): strace slows the server, so its only
+/// figure is the count of system calls per message, which thousands of messages fix.
+pub const TRACED_WINDOW: Duration = Duration::from_millis(500);
 
 /// How much a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,9 +77,11 @@ impl Profile {
             // 1.5 s windows (2 s until the registry grew to nine models) keep the whole
             // standard run within 20 minutes on 2 CPUs; at 100k+ messages per second a
             // window still holds 150,000 samples, and the repeats' spread stays in the table.
+            // The warm-up went from 500 to 300 ms when the five lessons joined: loadgen opens
+            // every connection before it, and 300 ms is tens of thousands of echoes.
             Profile::Standard => Timing {
                 repeats: 3,
-                warmup: Duration::from_millis(500),
+                warmup: Duration::from_millis(300),
                 duration: Duration::from_millis(1500),
             },
             Profile::Full => Timing {
@@ -82,69 +91,6 @@ impl Profile {
             },
         }
     }
-}
-
-/// One measured point: what the generator is asked to do against one server. A scenario makes
-/// its points (see [`Scenario::points`](crate::scenario::Scenario::points)) and names them, so
-/// that results.json describes itself without the scenario's code.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Point {
-    /// The name of the scenario the point belongs to.
-    pub scenario: String,
-    /// A short label that tells the point apart within its scenario ("100 conns", "1 MiB").
-    #[serde(default)]
-    pub label: String,
-    /// The variable the scenario studies, as a number for tables and charts.
-    #[serde(default)]
-    pub x: f64,
-    /// Active connections (in churn: concurrent clients, each connecting per message).
-    pub connections: u32,
-    /// Bytes per message.
-    pub size: u64,
-    /// A new connection per message.
-    pub churn: bool,
-    /// Extra connections held open and silent.
-    pub idle: u32,
-    /// Open loop at this fraction of the model's measured capacity; closed loop when absent.
-    pub rate_fraction: Option<f64>,
-    /// Runs of this point, when its scenario wants other than the plan's (a traced point
-    /// whose counts do not vary needs one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeats: Option<u32>,
-}
-
-impl Point {
-    /// A closed-loop point of `scenario`: `connections` clients sending `size`-byte messages.
-    pub fn closed(scenario: &str, connections: u32, size: u64) -> Point {
-        Point {
-            scenario: scenario.to_string(),
-            label: String::new(),
-            x: 0.0,
-            connections,
-            size,
-            churn: false,
-            idle: 0,
-            rate_fraction: None,
-            repeats: None,
-        }
-    }
-
-    /// The point with its label and x set.
-    pub fn named(self, label: impl Into<String>, x: f64) -> Point {
-        Point { label: label.into(), x, ..self }
-    }
-
-    /// Whether the two points ask the generator for the same load, whatever their scenario
-    /// and label: a scale point measures the capacity a latency point refers to.
-    pub fn same_load(&self, other: &Point) -> bool {
-        let load = |p: &Point| (p.connections, p.size, p.churn, p.idle, p.rate_fraction);
-        load(self) == load(other)
-    }
-}
-
-/// "1 conn", "100 conns".
-pub fn plural(n: u32, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// Where the server and the generator run: a shorthand for the two CPU lists.
@@ -235,6 +181,11 @@ pub struct Plan {
     pub capacity_probes: u32,
     /// Every point of every selected scenario, in order.
     pub points: Vec<Point>,
+    /// The models and external servers each scenario runs, by scenario name, when it does
+    /// not run them all (each scenario chooses: stall runs one representative model). A
+    /// scenario absent here runs every one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models_of: BTreeMap<String, Vec<String>>,
 }
 
 impl Plan {
@@ -243,15 +194,55 @@ impl Plan {
         self.points.iter().filter(move |p| p.scenario == scenario)
     }
 
-    /// Generator runs the plan makes: every point of every model and external server, repeated.
-    pub fn runs(&self) -> usize {
-        let per_server: u32 = self.points.iter().map(|p| self.repeats_of(p)).sum();
-        self.servers() * per_server as usize
+    /// Whether the scenario `scenario` runs the model or external server `server`: a scenario
+    /// chooses its models (stall needs one representative), and the plan records the choice.
+    pub fn runs_server(&self, scenario: &str, server: &str) -> bool {
+        self.models_of.get(scenario).is_none_or(|m| m.iter().any(|x| x == server))
     }
 
-    /// Runs of `point`: its own count, or the plan's.
+    /// How many of the plan's models and external servers run `scenario`.
+    pub fn servers_of(&self, scenario: &str) -> usize {
+        match self.models_of.get(scenario) {
+            Some(m) => m.len(),
+            None => self.servers(),
+        }
+    }
+
+    /// Generator runs the plan makes: every point of every model and external server that
+    /// runs its scenario, repeated (traced extra repeats included), except those whose figures
+    /// an earlier point measured.
+    pub fn runs(&self) -> usize {
+        let servers = self.models.iter().chain(self.external.iter().map(|e| &e.name));
+        let each = |server: &String| -> u32 {
+            let mine = self.points.iter().filter(|p| self.runs_server(&p.scenario, server));
+            mine.map(|p| match self.measured_before(p, server) {
+                Some(_) => self.runs_of(p) - self.repeats_of(p),
+                None => self.runs_of(p),
+            })
+            .sum()
+        };
+        servers.map(|s| each(s) as usize).sum()
+    }
+
+    /// Measured runs of `point`: its own count, or the plan's.
     pub fn repeats_of(&self, point: &Point) -> u32 {
         point.repeats.unwrap_or(self.repeats)
+    }
+
+    /// Generator runs of `point`: its measured repeats plus a traced extra one if it has one.
+    pub fn runs_of(&self, point: &Point) -> u32 {
+        self.repeats_of(point) + u32::from(point.trace == Trace::Extra)
+    }
+
+    /// The warm-up of `point`: its own, or the plan's.
+    pub fn warmup_of(&self, point: &Point) -> Duration {
+        point.warmup.unwrap_or(self.warmup)
+    }
+
+    /// The measured window of `point` (for a burst, its expected length): its own, or the
+    /// plan's.
+    pub fn duration_of(&self, point: &Point) -> Duration {
+        point.duration.unwrap_or(self.duration)
     }
 
     /// The models and external servers the plan runs.
@@ -259,17 +250,71 @@ impl Plan {
         self.models.len() + self.external.len()
     }
 
-    /// Time one generator run is expected to take.
+    /// Time one generator run of the plan's own timing is expected to take.
     pub fn run_time(&self) -> Duration {
         self.warmup + self.duration + POINT_OVERHEAD
     }
 
-    /// Expected wall time of the whole plan: every run, plus a server start and stop per model
-    /// and scenario, plus the capacity probes.
+    /// Time the runs of `point` are expected to take for one server (a traced extra repeat
+    /// has no warm-up).
+    pub fn point_time(&self, point: &Point) -> Duration {
+        let extra = TRACED_WINDOW.min(self.duration_of(point)) + POINT_OVERHEAD;
+        self.measured_time(point) + extra * u32::from(point.trace == Trace::Extra)
+    }
+
+    /// The window of a traced extra repeat: [`TRACED_WINDOW`], or the point's if shorter.
+    pub fn traced_window(&self, point: &Point) -> Duration {
+        TRACED_WINDOW.min(self.duration_of(point))
+    }
+
+    /// Servers one model starts for `scenario`: one, and another whenever a point asks for
+    /// other server flags or CPUs than the point before.
+    pub fn starts_of(&self, scenario: &str) -> u32 {
+        let setups: Vec<_> = self.points_of(scenario).map(|p| (&p.server_args, &p.cpus)).collect();
+        1 + setups.windows(2).filter(|w| w[0] != w[1]).count() as u32
+    }
+
+    /// The earlier point of another scenario whose figures `point` takes instead of measuring
+    /// the same thing again, for a server that runs both: the same load on the same CPUs with
+    /// at least as many measured repeats (cores' 1-CPU point is scale's 100 connections; the
+    /// runner also checks that the server was started the same way).
+    pub fn measured_before(&self, point: &Point, server: &str) -> Option<&Point> {
+        let placed = point.placed(&self.cpus);
+        let at = self.points.iter().position(|p| p == point)?;
+        self.points[..at].iter().find(|p| {
+            p.scenario != point.scenario
+                && self.runs_server(&p.scenario, server)
+                && self.repeats_of(p) >= self.repeats_of(point)
+                && p.placed(&self.cpus).same_load(&placed)
+        })
+    }
+
+    /// Expected wall time of the whole plan: for every model and external server, every run
+    /// of every scenario it runs (except points whose figures an earlier point measured), each
+    /// server start and stop, and the capacity probes.
     pub fn estimate(&self) -> Duration {
-        let servers = (self.servers() * self.scenarios.len()) as u32;
-        let probes = self.capacity_probes * self.servers() as u32;
-        self.run_time() * (self.runs() as u32 + probes) + SERVER_OVERHEAD * servers
+        let probes = self.run_time() * self.capacity_probes * self.servers() as u32;
+        let servers = self.models.iter().chain(self.external.iter().map(|e| &e.name));
+        let mut total = probes;
+        for server in servers {
+            for s in self.scenarios.iter().filter(|s| self.runs_server(s, server)) {
+                for p in self.points_of(s) {
+                    total += match self.measured_before(p, server) {
+                        // Only its traced repeat, if it has one, still runs.
+                        Some(_) => self.point_time(p).saturating_sub(self.measured_time(p)),
+                        None => self.point_time(p),
+                    };
+                }
+                total += SERVER_OVERHEAD * self.starts_of(s);
+            }
+        }
+        total
+    }
+
+    /// The measured repeats' part of [`Plan::point_time`].
+    fn measured_time(&self, point: &Point) -> Duration {
+        let warmup = if point.burst.is_some() { Duration::ZERO } else { self.warmup_of(point) };
+        (self.duration_of(point) + POINT_OVERHEAD + warmup) * self.repeats_of(point)
     }
 }
 

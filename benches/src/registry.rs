@@ -219,6 +219,26 @@ pub const MODELS: &[Model] = &[
     },
 ];
 
+/// What the harness assumes of a model the registry does not know (a model under
+/// development, a test's server) or of a server the user started: a byte stream, one thread.
+/// Scenarios that run every stream model run it; those that choose a few by name do not.
+pub const UNKNOWN: Model = Model {
+    name: "",
+    package: "",
+    binary: "",
+    transport: Transport::Stream,
+    shape: "(not in the registry)",
+    per_connection: PerConnection::State,
+    cpus: CpuUse::OneThread,
+    args: &[],
+    against: None,
+};
+
+/// The registry's entry for `name`, or [`UNKNOWN`].
+pub fn find_or_unknown(name: &str) -> &'static Model {
+    find(name).unwrap_or(&UNKNOWN)
+}
+
 /// The load generator's package: built with the models, since the harness drives its binary.
 pub const GENERATOR_PACKAGE: &str = "echobench-loadgen";
 

@@ -98,6 +98,7 @@ fn environment(md: &mut String, r: &Results) {
         ("Virtualization", e.virtualization.clone().unwrap_or_else(|| "none detected".into())),
         ("net.core.somaxconn", num(e.somaxconn)),
         ("net.ipv4.tcp_tw_reuse", num(e.tcp_tw_reuse)),
+        ("net.ipv4.tcp_syn_linear_timeouts", num(e.tcp_syn_linear_timeouts)),
         ("Ephemeral ports", or(&e.ip_local_port_range)),
         ("Descriptor limit (soft)", num(e.fd_limit)),
         ("Load average (1 min) seen by the generator, the servers' own threads included", {
@@ -166,6 +167,18 @@ fn section(
     let name = scenario.name();
     let _ = writeln!(md, "## {name}: {}\n", scenario.question());
     let _ = writeln!(md, "*{}*\n", scenario.setup());
+    if let Some(note) = scenario.models_note() {
+        let _ = writeln!(md, "*Models: {note}*\n");
+    }
+    if !scenario.counters().is_empty() {
+        let _ = writeln!(
+            md,
+            "*Kernel counters ({}) are read from /proc/net/netstat and /proc/net/snmp before \
+             and after each repeat. They are machine-wide: every socket on this machine counts, \
+             not only the server's, so on a busy machine they include others' drops.*\n",
+            scenario.counters().join(", ")
+        );
+    }
     let cols = scenario.columns();
     let mut head: Vec<String> = cols.iter().map(|(h, _)| h.to_string()).collect();
     let headline = scenario.headline();
@@ -178,7 +191,8 @@ fn section(
     for point in r.plan.points_of(name) {
         for m in &r.models {
             let Some(s) = m.scenario(name) else { continue };
-            let model = model_label(m);
+            let here = s.points.iter().find(|p| &p.point == point);
+            let model = model_label(m, here.and_then(|p| p.server.as_ref()?.workers));
             let blank = " |".repeat(head.len());
             let Some(p) = s.points.iter().find(|p| &p.point == point) else {
                 let _ = writeln!(md, "| {} | {model} |{blank} not run |", point.label);
@@ -223,10 +237,12 @@ fn section(
     md.push('\n');
 }
 
-/// The model as the tables name it: with its worker count when it has a pool of workers, so
-/// that a figure is never read as a model's best when it ran on one worker.
-fn model_label(m: &ModelResults) -> String {
-    match m.scenarios.iter().find_map(|s| s.server.workers) {
+/// The model as the tables name it: with its worker count when it has a pool of workers (the
+/// point's own, when its server recorded one), so that a figure is never read as a model's
+/// best when it ran on one worker.
+fn model_label(m: &ModelResults, at_point: Option<u32>) -> String {
+    // A point's own server (cores restarts it with more workers) says best what ran there.
+    match at_point.or_else(|| m.scenarios.iter().find_map(|s| s.server.workers)) {
         Some(1) => format!("{} (1 worker)", m.name),
         Some(n) => format!("{} ({n} workers)", m.name),
         None => m.name.clone(),
@@ -273,9 +289,19 @@ fn models(md: &mut String, r: &Results) {
             base.map_or("-".into(), |b| b.threads.to_string()),
             base.map_or("-".into(), |b| b.processes.to_string()),
         );
+        if !r.plan.scenarios.iter().any(|s| r.plan.runs_server(s, &m.name)) {
+            notes.push(format!(
+                "{} ran in none of this run's scenarios: each scenario chooses its models (a \
+                 datagram server, say, has no connection for a stream scenario to load).",
+                m.name
+            ));
+        }
         for s in &m.scenarios {
             if let Some(why) = &s.skipped {
                 notes.push(format!("{} {}: {why}.", m.name, s.scenario));
+            }
+            for note in &s.notes {
+                notes.push(format!("{} {}: {note}.", m.name, s.scenario));
             }
             // A server that spreads connections over workers or children says at exit how
             // evenly it did ("connections per worker: min 3, median 12, max 40"): the spread
@@ -304,11 +330,19 @@ fn notes(p: &PointResults, s: &Summary, planned: u32) -> String {
     if s.errors > 0.0 {
         n.push(format!("{} errors", thousands(s.errors)));
     }
+    // A server that echoed nothing for a whole window stalled (or the point measures no
+    // window, as a burst does: its figures are its own columns).
+    if s.median.msgs_per_sec == 0.0 && p.point.burst.is_none() {
+        n.push("nothing echoed in the window".into());
+    }
     if s.repeats < planned {
         n.push(format!("{} of {planned} repeats", s.repeats));
     }
     if p.repeats.iter().any(|r| r.status != crate::results::RepeatStatus::Ok) {
         n.push("incomplete".into());
+    }
+    if let Some(from) = &p.copied_from {
+        n.push(format!("measured in {from}"));
     }
     n.join(", ")
 }

@@ -5,6 +5,8 @@
 //! report untouched (`loadgen`) beside the figures the report uses (`metrics`), so nothing the
 //! generator measured is lost, and the server tree's costs from /proc (`server`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::env::Environment;
@@ -113,6 +115,10 @@ pub struct ScenarioResults {
     pub skipped: Option<String>,
     /// Points run so far, in plan order.
     pub points: Vec<PointResults>,
+    /// What the harness could not do for this scenario but the rest ran ("system calls not
+    /// counted: strace not installed").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// What happened to one server process.
@@ -210,6 +216,28 @@ pub struct PointResults {
     pub repeats: Vec<Repeat>,
     /// Median and spread over the repeats that produced figures.
     pub summary: Option<Summary>,
+    /// The server this point ran against, when the harness started it: its flags and CPUs
+    /// (a scenario may restart the server between points with other ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Setup>,
+    /// The scenario whose identical point (same load, same server set-up, same model) measured
+    /// these repeats; they were copied rather than measured again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<String>,
+}
+
+/// How the harness started the server of a point.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setup {
+    /// Its flags besides `--addr`: the model's, the scenario's and the point's.
+    pub args: Vec<String>,
+    /// The CPUs it was pinned to; empty when not pinned.
+    pub cpus: Vec<usize>,
+    /// The CPUs the generator was pinned to; empty when not pinned.
+    #[serde(default)]
+    pub generator_cpus: Vec<usize>,
+    /// Workers it was asked for, for a model with workers.
+    pub workers: Option<u32>,
 }
 
 /// One run of the generator against the server.
@@ -233,6 +261,21 @@ pub struct Repeat {
     /// The server's system calls while loadgen ran, for a scenario that counts them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscalls: Option<crate::strace::Syscalls>,
+    /// Whether strace was attached: then the figures are the tracer's, and the summary leaves
+    /// them out unless every repeat was traced.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub traced: bool,
+    /// SIGSTOPs the server got during the repeat (each one resumed), for a point that stops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stops: Option<u32>,
+    /// How much each kernel counter the scenario asked for grew over the repeat (machine-wide:
+    /// /proc/net/netstat and /proc/net/snmp), by `Group:Name`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, i64>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// How a repeat ended.
@@ -334,7 +377,7 @@ pub struct Summary {
 impl Summary {
     /// Summarizes the repeats that have figures; `None` if none has.
     pub fn of(repeats: &[Repeat]) -> Option<Summary> {
-        let all: Vec<&Metrics> = repeats.iter().filter_map(|r| r.metrics.as_ref()).collect();
+        let all: Vec<&Metrics> = measured(repeats).filter_map(|r| r.metrics.as_ref()).collect();
         if all.is_empty() {
             return None;
         }
@@ -384,6 +427,13 @@ impl Summary {
             median: median_metrics,
         })
     }
+}
+
+/// The repeats whose figures describe the server: all of them, except that a traced repeat
+/// (whose figures are the tracer's) is left out when the point has untraced ones.
+pub fn measured(repeats: &[Repeat]) -> impl Iterator<Item = &Repeat> {
+    let untraced = repeats.iter().any(|r| !r.traced && r.metrics.is_some());
+    repeats.iter().filter(move |r| !(untraced && r.traced))
 }
 
 fn median_percentiles(v: &[Percentiles]) -> Percentiles {

@@ -2,25 +2,30 @@
 //! repeats while sampling the server tree, stop the server and check it left cleanly.
 //!
 //! A fresh server per scenario keeps scenarios independent (the idle scenario's memory is not
-//! inflated by what the size scenario allocated before) and confines a crash to one scenario.
+//! inflated by what the size scenario allocated before) and confines a crash to one scenario;
+//! a point that asks for other server flags or CPUs gets a fresh server too (`servers.rs`).
+//! Each repeat (`repeat.rs`) may stop the server on a schedule, trace it, and read kernel
+//! counters around it. A point identical to an earlier
+//! scenario's for the same model takes that point's repeats instead of measuring again.
 //! Results are written after every repeat, so nothing measured is ever lost.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 
-use crate::generator::{self, duration_arg, interrupted};
+use crate::generator::{self, interrupted};
 use crate::output::Output;
 use crate::plan::{Plan, Point};
-use crate::procstat::{self, Sampler, Tracker, Usage};
 use crate::results::*;
 use crate::scenario::{self, Scenario};
 use crate::server::Server;
-use crate::strace;
 use crate::target::{External, Target};
 use crate::text::format_duration;
 use crate::{Options, metrics, registry};
+
+mod repeat;
+mod servers;
+use repeat::Each;
 
 /// How far before the generator's exit, besides the drain it reports, the measured window is
 /// taken to end: loadgen writes its files and closes its connections in the meantime.
@@ -64,7 +69,8 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs every model and scenario of the plan, then every external server, then marks the
-    /// run complete or interrupted.
+    /// run complete or interrupted. A scenario runs only the servers it chose (the plan
+    /// records the choice); the others are simply absent from its results.
     pub fn run(&mut self) -> Result<()> {
         let externals = self.plan().external.clone();
         let models = self.plan().models.iter().map(|m| (m.clone(), None));
@@ -81,7 +87,10 @@ impl<'a> Runner<'a> {
                 external: external.clone(),
                 scenarios: Vec::new(),
             });
-            for (i, name) in self.plan().scenarios.clone().iter().enumerate() {
+            let names: Vec<String> = self.plan().scenarios.clone();
+            let mine: Vec<&String> =
+                names.iter().filter(|s| self.plan().runs_server(s, &model)).collect();
+            for (i, name) in mine.iter().enumerate() {
                 if interrupted() {
                     break;
                 }
@@ -89,24 +98,26 @@ impl<'a> Runner<'a> {
                     anyhow::bail!("the plan names a scenario {name:?} that the harness lacks");
                 };
                 let missing = scenario.tools().iter().find(|t| !scenario::installed(t));
-                let target = match (&external, missing) {
+                let started = match (&external, missing) {
                     (_, Some(tool)) => {
-                        self.skip(scenario, format!("skipped: {tool} not installed"))?
+                        self.skip(scenario, format!("skipped: {tool} not installed"))?;
+                        true
                     }
-                    (Some(e), None) => self.external(e, scenario)?,
-                    (None, None) => self.start(&model, &binary, scenario)?,
+                    (Some(e), None) => {
+                        if let Some(target) = self.external(e, scenario)? {
+                            let setup = self.setup(None, scenario, None)?;
+                            self.points(scenario, Current { setup, target }, None)?;
+                        }
+                        true
+                    }
+                    (None, None) => self.model_scenario(&model, &binary, scenario)?,
                 };
-                match target {
-                    Some(target) => self.scenario(target, scenario)?,
-                    None if external.is_none() && !binary.is_file() => {
-                        // A missing binary fails every scenario the same way: say it once.
-                        let rest = &self.plan().scenarios[i + 1..];
-                        let rest = rest.iter().flat_map(|s| self.plan().points_of(s));
-                        let rest: u32 = rest.map(|p| self.plan().repeats_of(p)).sum();
-                        self.runs_skipped += rest as usize;
-                        break;
-                    }
-                    None => {}
+                if !started && !binary.is_file() {
+                    // A missing binary fails every scenario the same way: say it once.
+                    let rest = mine[i + 1..].iter().flat_map(|s| self.plan().points_of(s));
+                    let rest: u32 = rest.map(|p| self.plan().runs_of(p)).sum();
+                    self.runs_skipped += rest as usize;
+                    break;
                 }
             }
         }
@@ -126,135 +137,100 @@ impl<'a> Runner<'a> {
 
     fn planned_runs(&self, scenario: &dyn Scenario) -> usize {
         let points = self.plan().points_of(scenario.name());
-        points.map(|p| self.plan().repeats_of(p) as usize).sum()
+        points.map(|p| self.plan().runs_of(p) as usize).sum()
     }
 
-    /// Starts a fresh server of `model` for `scenario`; `None` (a fault recorded) if it did not
-    /// start.
-    fn start(
+    /// Runs one scenario's points, starting with `current` and restarting a started model's
+    /// server (`model`: its name and binary) when a point's set-up differs; then stops it.
+    fn points(
         &mut self,
-        model: &str,
-        binary: &std::path::Path,
         scenario: &dyn Scenario,
-    ) -> Result<Option<Target>> {
-        let cpus = self.plan().cpus.server.clone();
-        let server_cpus =
-            if cpus.is_empty() { crate::cli::allowed_cpus()?.len() } else { cpus.len() };
-        let (mut args, workers) = registry::server_args(model, server_cpus, self.plan().workers);
-        args.extend(scenario.server_args());
-        self.model_mut().scenarios.push(ScenarioResults {
-            scenario: scenario.name().to_string(),
-            server: ServerRecord { args: args.clone(), workers, ..ServerRecord::default() },
-            capacity: None,
-            skipped: None,
-            points: Vec::new(),
-        });
-        match Server::start(binary, &args, &cpus) {
-            Ok(server) => Ok(Some(Target::Started(server))),
-            // A server that says this machine cannot run it (io_uring refused by the kernel
-            // or a seccomp profile, say) is skipped here, not counted as a fault.
-            Err(fault) if fault.stderr_tail.iter().any(|l| l.contains(" unavailable")) => {
-                let said = fault.stderr_tail.iter().find(|l| l.contains(" unavailable"));
-                let said = said.cloned().unwrap_or_default();
-                self.model_mut().scenarios.pop();
-                self.skip(scenario, format!("skipped: {said}"))
-            }
-            Err(fault) => {
-                eprintln!("  {model} server failed to start: {}", fault.detail);
-                self.scenario_mut().server.faults.push(fault);
-                self.runs_skipped += self.planned_runs(scenario);
-                self.save()?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Records `scenario` as not run against the current server, and why.
-    fn skip(&mut self, scenario: &dyn Scenario, why: String) -> Result<Option<Target>> {
-        eprintln!("  {} {}: {why}", self.model_mut().name, scenario.name());
-        self.model_mut().scenarios.push(ScenarioResults {
-            scenario: scenario.name().to_string(),
-            server: ServerRecord::default(),
-            capacity: None,
-            skipped: Some(why),
-            points: Vec::new(),
-        });
-        self.runs_skipped += self.planned_runs(scenario);
-        self.save()?;
-        Ok(None)
-    }
-
-    /// The external server `e` as `scenario`'s target, or `None` (the reason recorded) when
-    /// the scenario needs a server the harness controls.
-    fn external(&mut self, e: &External, scenario: &dyn Scenario) -> Result<Option<Target>> {
-        let name = scenario.name();
-        if !scenario.server_args().is_empty() {
-            return self.skip(
-                scenario,
-                format!("skipped: {name} starts its server with flags of its own"),
-            );
-        }
-        let needs_pid = scenario.signals_server() || scenario.counts_syscalls();
-        if needs_pid && e.pid.is_none() {
-            return self.skip(scenario, format!("skipped: {name} needs the server's pid"));
-        }
-        self.model_mut().scenarios.push(ScenarioResults {
-            scenario: name.to_string(),
-            server: ServerRecord::default(),
-            capacity: None,
-            skipped: None,
-            points: Vec::new(),
-        });
-        Ok(Some(Target::External(e.clone())))
-    }
-
-    /// Runs one scenario's points against `target`, then stops it if the harness started it.
-    fn scenario(&mut self, mut target: Target, scenario: &dyn Scenario) -> Result<()> {
+        mut current: Current,
+        model: Option<(&str, &std::path::Path)>,
+    ) -> Result<()> {
         let points: Vec<Point> = self.plan().points_of(scenario.name()).cloned().collect();
-        let planned_runs = self.planned_runs(scenario);
-        // A server may finish setting up (worker threads, say) just after its ready line; give
-        // it a moment so the baseline is the idle server, not a half-started one.
-        std::thread::sleep(SETTLE);
-        let baseline = target.pid().and_then(|pid| Tracker::new(pid).snapshot(true).ok());
-        let record = &mut self.scenario_mut().server;
-        record.address = Some(target.addr().to_string());
-        record.pid = target.pid();
-        record.baseline = baseline.map(|s| Baseline {
-            pss_kib: s.pss_kib.unwrap_or(0),
-            threads: s.threads,
-            processes: s.processes,
-        });
-
-        let mut runs_left = planned_runs;
-        let mut capacity = None;
-        if let Some(capacity_point) = scenario.capacity_point() {
-            capacity = self.capacity(&target, &capacity_point)?;
-        }
+        let mut runs_left = self.planned_runs(scenario);
+        self.record_start(&current.target);
+        let mut capacity: Option<Option<f64>> = None;
         'points: for point in points {
-            let target_rate = match (point.rate_fraction, capacity) {
-                (Some(f), Some(capacity)) => Some((f * capacity).max(1.0).round()),
-                (Some(_), None) => break 'points,
-                (None, _) => None,
+            if let Some((name, binary)) = model {
+                let setup = self.setup(Some(name), scenario, Some(&point))?;
+                if current.setup != setup {
+                    if let Target::Started(server) = current.target {
+                        self.stop(server);
+                    }
+                    match Server::start(binary, &setup.args, &setup.cpus) {
+                        Ok(server) => current = Current { setup, target: Target::Started(server) },
+                        Err(fault) => {
+                            eprintln!("  {name} server failed to start: {}", fault.detail);
+                            self.scenario_mut().server.faults.push(fault);
+                            self.runs_skipped += runs_left;
+                            return self.save();
+                        }
+                    }
+                    std::thread::sleep(SETTLE);
+                }
+            }
+            let target_rate = match (point.rate, point.rate_fraction) {
+                (Some(rate), _) => Some(rate),
+                (None, Some(f)) => {
+                    if capacity.is_none() {
+                        let probe = scenario.capacity_point();
+                        let found = match probe {
+                            Some(p) => self.capacity(&current.target, &p)?,
+                            None => None,
+                        };
+                        capacity = Some(found);
+                    }
+                    match capacity.flatten() {
+                        Some(c) => Some((f * c).max(1.0).round()),
+                        None => break 'points,
+                    }
+                }
+                (None, None) => None,
             };
+            let setup = current.setup.clone();
+            let started = matches!(current.target, Target::Started(_));
             self.scenario_mut().points.push(PointResults {
                 point: point.clone(),
                 target_rate,
                 repeats: Vec::new(),
                 summary: None,
+                server: started.then_some(setup.clone()),
+                copied_from: None,
             });
-            for index in 1..=self.plan().repeats_of(&point) {
+            let measured = self.plan().repeats_of(&point);
+            let copied = self.copy_earlier(&point, &setup);
+            if copied {
+                runs_left -= measured as usize;
+            }
+            for index in 1..=self.plan().runs_of(&point) {
                 if interrupted() {
                     break 'points;
                 }
+                if copied && index <= measured {
+                    continue;
+                }
+                let traced = point.traced(index, measured);
+                if traced && !scenario::installed("strace") {
+                    let note = "calls/msg skipped: strace not installed".to_string();
+                    eprintln!("  {note}");
+                    if !self.scenario_mut().notes.contains(&note) {
+                        self.scenario_mut().notes.push(note);
+                    }
+                    runs_left -= 1;
+                    continue;
+                }
                 self.progress(&point, index);
-                let repeat = self.repeat(&mut target, scenario, &point, target_rate, index);
+                let each = Each { point: &point, setup: &setup, rate: target_rate, index, traced };
+                let repeat = self.repeat(&mut current.target, scenario, each);
                 runs_left -= 1;
                 let died = repeat.status == RepeatStatus::ServerDied;
                 let entry = self.scenario_mut().points.last_mut().expect("point pushed");
                 entry.repeats.push(repeat);
                 entry.summary = Summary::of(&entry.repeats);
                 if let Some(m) = entry.repeats.last().and_then(|r| r.metrics.as_ref()) {
-                    eprintln!("{}", one_line(m, scenario.unit()));
+                    eprintln!("{}", repeat::one_line(m, scenario.unit()));
                 }
                 self.save()?;
                 if died {
@@ -263,19 +239,36 @@ impl<'a> Runner<'a> {
             }
         }
         self.runs_skipped += runs_left;
-        if let Target::Started(server) = target {
-            let stopped = server.stop();
-            let record = &mut self.scenario_mut().server;
-            record.stop_seconds = stopped.seconds;
-            record.exit_code = stopped.code;
-            record.exit_signal = stopped.signal;
-            record.stderr_tail = stopped.stderr_tail;
-            for fault in stopped.faults {
-                eprintln!("  server fault: {}", fault.detail);
-                record.faults.push(fault);
-            }
+        if let Target::Started(server) = current.target {
+            self.stop(server);
         }
         self.save()
+    }
+
+    /// Copies into the current point the measured repeats of an earlier scenario's point of
+    /// this model that asked for the same load of a server started the same way (the plan
+    /// says which: [`Plan::measured_before`]), instead of measuring them again. `false` if
+    /// there is none, or it did not complete.
+    fn copy_earlier(&mut self, point: &Point, setup: &Setup) -> bool {
+        let model = self.results.models.last().expect("a model is running").name.clone();
+        let Some(earlier) = self.plan().measured_before(point, &model).cloned() else {
+            return false;
+        };
+        let done = self.results.models.last().and_then(|m| {
+            let s = m.scenario(&earlier.scenario)?;
+            let p = s.points.iter().find(|p| p.point == earlier)?;
+            let complete = p.repeats.iter().all(|r| r.status == RepeatStatus::Ok);
+            let same = p.server.as_ref() == Some(setup);
+            let repeats: Vec<Repeat> = measured(&p.repeats).cloned().collect();
+            (complete && same && p.summary.is_some()).then_some(repeats)
+        });
+        let Some(repeats) = done else { return false };
+        eprintln!("  {} {}: figures of {} {}", model, point.label, earlier.scenario, earlier.label);
+        let entry = self.scenario_mut().points.last_mut().expect("point pushed");
+        entry.summary = Summary::of(&repeats);
+        entry.repeats = repeats;
+        entry.copied_from = Some(earlier.scenario.clone());
+        true
     }
 
     /// The closed-loop throughput a scenario's rate fractions refer to: the median of this
@@ -291,7 +284,13 @@ impl<'a> Runner<'a> {
             Some(rate) => Some(Capacity { msgs_per_sec: rate, source: CapacitySource::Scale }),
             None => {
                 eprintln!("  probing capacity at {}", probe_point.label);
-                let args = self.loadgen_args(server.addr(), None, probe_point, None, None);
+                let setup = Setup {
+                    generator_cpus: self.plan().cpus.generator.clone(),
+                    ..Setup::default()
+                };
+                let each =
+                    Each { point: probe_point, setup: &setup, rate: None, index: 0, traced: false };
+                let args = self.loadgen_args(server.addr(), None, each, None);
                 let expected = self.plan().warmup + self.plan().duration;
                 let run =
                     generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
@@ -313,153 +312,8 @@ impl<'a> Runner<'a> {
         Ok(capacity.map(|c| c.msgs_per_sec))
     }
 
-    /// One generator run against `server`, with its tree sampled throughout when its pid is
-    /// known.
-    fn repeat(
-        &mut self,
-        server: &mut Target,
-        scenario: &dyn Scenario,
-        point: &Point,
-        rate: Option<f64>,
-        index: u32,
-    ) -> Repeat {
-        let model = &self.results.models.last().expect("a model is running").name;
-        let name = format!("{model}-{}-{}-r{index}", point.scenario, slug(&point.label));
-        let (hlog_abs, hlog_rel) = self.out.hlog_path(&name);
-        let args = self.loadgen_args(server.addr(), Some(scenario), point, rate, Some(&hlog_abs));
-        let expected = self.plan().warmup + self.plan().duration;
-        // The last repeat's connections are closing; a forking server may still be reaping a
-        // thousand children, and that teardown must not be measured as this repeat's work.
-        if let Some(idle) = self.scenario_mut().server.baseline.as_ref().map(|b| b.processes)
-            && let Some(pid) = server.pid()
-            && !procstat::wait_for_processes(pid, idle, SETTLE_LIMIT)
-        {
-            eprintln!("  the server tree had not settled to {idle} processes; measuring anyway");
-        }
-        let sampler = server.pid().and_then(|pid| Sampler::start(pid).ok());
-        let trace = match server.pid() {
-            Some(pid) if scenario.counts_syscalls() => {
-                let out = self.out.run_dir.join(".strace.txt");
-                strace::Trace::attach(pid, &out)
-                    .map_err(|e| eprintln!("  cannot count system calls: {e:#}"))
-                    .ok()
-            }
-            _ => None,
-        };
-        let run = generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
-        let snapshots = sampler.map(Sampler::finish).unwrap_or_default();
-        let received = run.report.as_ref().map_or(0, |r| r.messages.received);
-        let syscalls = trace.and_then(|t| {
-            t.finish(received).map_err(|e| eprintln!("  cannot count system calls: {e:#}")).ok()
-        });
-        let wall = run.ended.duration_since(run.started);
-        self.runs_done += 1;
-        self.run_seconds += wall.as_secs_f64();
-
-        // The measured window ends just before the generator exits and lasts as long as
-        // loadgen says it measured; anchoring at the end keeps connection set-up (seconds, for
-        // thousands of idle connections to a forking server) out of the server's CPU figure.
-        let measured = run.report.as_ref().map(|r| r.run.measured_secs).filter(|&s| s > 0.0);
-        let length = measured.map_or(self.plan().duration, Duration::from_secs_f64);
-        let drain = run.report.as_ref().map_or(0.0, |r| r.run.drain_secs.max(0.0));
-        let tail = WINDOW_TAIL + Duration::from_secs_f64(drain);
-        let to = run.ended.checked_sub(tail).unwrap_or(run.ended).max(run.started);
-        let from = to.checked_sub(length).unwrap_or(run.started).max(run.started);
-        let usage = Usage::over(&snapshots, from, to);
-        let metrics = run.report.as_ref().map(|r| metrics::metrics(r, usage.as_ref()));
-
-        let mut status = if run.interrupted { RepeatStatus::Interrupted } else { RepeatStatus::Ok };
-        if let Some(failure) = &run.failure {
-            status = RepeatStatus::GeneratorFailed;
-            eprintln!("  generator failed: {failure}");
-            let fault = Fault {
-                kind: FaultKind::GeneratorFailed,
-                detail: format!("{}, repeat {index}: {failure}", point.label),
-                stderr_tail: Vec::new(),
-            };
-            self.scenario_mut().server.faults.push(fault);
-        }
-        if let Some(fault) = server.check_alive() {
-            status = RepeatStatus::ServerDied;
-            eprintln!("  server died: {}", fault.detail);
-            self.scenario_mut().server.faults.push(fault);
-        }
-        // The base64 histograms are most of a report's bytes and the hlog file holds them
-        // already; everything else is kept exactly as loadgen wrote it.
-        let mut report = run.report;
-        if let Some(report) = report.as_mut() {
-            report.histograms = loadgen::report::Histograms::default();
-        }
-        Repeat {
-            index,
-            status,
-            wall_seconds: wall.as_secs_f64(),
-            metrics,
-            server: usage,
-            hlog: hlog_abs.is_file().then_some(hlog_rel),
-            loadgen: report,
-            syscalls,
-        }
-    }
-
-    fn loadgen(&self) -> PathBuf {
+    fn loadgen(&self) -> std::path::PathBuf {
         generator::loadgen_binary(&self.options.bin_dir)
-    }
-
-    /// The loadgen command line for `point` (of `scenario`, whose own flags come last).
-    fn loadgen_args(
-        &self,
-        addr: &str,
-        scenario: Option<&dyn Scenario>,
-        point: &Point,
-        rate: Option<f64>,
-        hlog: Option<&std::path::Path>,
-    ) -> Vec<String> {
-        let plan = self.plan();
-        let mut args = vec![
-            "--addr".to_string(),
-            addr.to_string(),
-            "--connections".into(),
-            point.connections.to_string(),
-            "--size".into(),
-            point.size.to_string(),
-            "--warmup".into(),
-            duration_arg(plan.warmup),
-            "--duration".into(),
-            duration_arg(plan.duration),
-        ];
-        if !plan.cpus.generator.is_empty() {
-            let cpus: Vec<String> = plan.cpus.generator.iter().map(|c| c.to_string()).collect();
-            args.extend(["--cpus".into(), cpus.join(",")]);
-        }
-        if point.churn {
-            args.push("--churn".into());
-        }
-        if point.idle > 0 {
-            args.extend(["--idle".into(), point.idle.to_string()]);
-        }
-        if let Some(rate) = rate {
-            args.extend(["--rate".into(), format!("{rate:.0}")]);
-        }
-        if let Some(hlog) = hlog {
-            args.extend(["--hlog".into(), hlog.display().to_string()]);
-        }
-        // The scenario's own flags come last and replace the harness's of the same name.
-        let own = scenario.map(|s| s.loadgen_args(point)).unwrap_or_default();
-        let mut kept = Vec::with_capacity(args.len() + own.len());
-        let mut it = args.into_iter().peekable();
-        while let Some(arg) = it.next() {
-            let takes_value = it.peek().is_some_and(|next| !next.starts_with("--"));
-            if own.contains(&arg) {
-                if takes_value {
-                    it.next();
-                }
-                continue;
-            }
-            kept.push(arg);
-        }
-        kept.extend(own);
-        kept
     }
 
     /// Prints where the run is and how long it has left.
@@ -479,7 +333,7 @@ impl<'a> Runner<'a> {
             self.runs_done + 1,
             point.scenario,
             point.label,
-            self.plan().repeats,
+            self.plan().runs_of(point),
             format_duration(self.started.elapsed()),
             format_duration(Duration::from_secs_f64(per_run * left as f64)),
         );
@@ -493,24 +347,11 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// The figures of a repeat on one line, printed as the run goes.
-fn one_line(m: &Metrics, per: &str) -> String {
-    let cpu = m.server_cpu_per_msg_us.map_or("-".into(), |c| format!("{c:.1} us"));
-    let mut line = format!(
-        "        {:.0} msgs/s, {:.1} MiB/s, p99 {:.0} us, server CPU {cpu}/{per}, {} errors",
-        m.msgs_per_sec, m.mib_per_sec, m.latency_us.p99, m.errors
-    );
-    if m.generator_saturated {
-        line.push_str(", generator saturated");
-    }
-    line
-}
-
-/// A label as a file-name part: "100 conns" becomes "100-conns".
-fn slug(label: &str) -> String {
-    let s: String =
-        label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
+/// The server a scenario's points run against, and how it was set up.
+#[derive(Debug)]
+struct Current {
+    setup: Setup,
+    target: Target,
 }
 
 /// CPU seconds this process has used (its sampling threads included, its children not): the

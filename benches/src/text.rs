@@ -123,3 +123,12 @@ pub fn cpu_list(cpus: &[usize]) -> String {
     let noun = if cpus.len() == 1 { "CPU" } else { "CPUs" };
     format!("{noun} {}", parts.join(","))
 }
+
+/// A CPU list in the form `taskset -c` takes: "0-3,8"; empty when not pinned.
+pub fn cpu_ids(cpus: &[usize]) -> String {
+    let listed = cpu_list(cpus);
+    listed
+        .split_once(' ')
+        .filter(|_| !cpus.is_empty())
+        .map_or(String::new(), |(_, l)| l.to_string())
+}

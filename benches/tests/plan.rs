@@ -20,10 +20,12 @@ fn per_server(plan: &Plan) -> Duration {
 }
 
 #[test]
-fn quick_profile_fits_in_about_twenty_seconds_a_model() {
+fn quick_profile_fits_in_about_half_a_minute_a_model() {
     let quick = plan(&["--quick"]);
     assert_eq!(quick.profile, Profile::Quick);
-    assert!(per_server(&quick) <= Duration::from_secs(20), "{:?}", per_server(&quick));
+    // About 20 s a model until the five lessons joined; a listen-queue overflow takes its
+    // 1 s and 3 s SYN retransmissions whatever the profile.
+    assert!(per_server(&quick) <= Duration::from_secs(30), "{:?}", per_server(&quick));
     // Every scenario still runs, so the quick profile exercises the whole pipeline.
     for scenario in ALL {
         assert!(quick.points_of(scenario.name()).count() >= 1, "{} has no point", scenario.name());
@@ -32,8 +34,11 @@ fn quick_profile_fits_in_about_twenty_seconds_a_model() {
 
 #[test]
 fn standard_profile_fits_in_twenty_minutes_for_every_model() {
-    let standard = plan(&[]);
-    let budget = Duration::from_secs(20 * 60);
+    // The placement `cargo bench` uses (split), where cores' 1-CPU point is scale's.
+    let argv = ["compare", "--bin-dir", "/"];
+    let standard = CompareArgs::from_argv(argv).unwrap().options().unwrap().plan;
+    // 19 minutes: the last of the 20 is kept for the datagram (udp) scenario to come.
+    let budget = Duration::from_secs(19 * 60);
     assert!(standard.estimate() <= budget, "{:?} for {}", standard.estimate(), standard.servers());
     assert!(standard.repeats >= 3);
     let scale: Vec<u32> = standard.points_of("scale").map(|p| p.connections).collect();

@@ -93,9 +93,10 @@ fn synthetic(status: RunStatus) -> Results {
 /// A standard run of every built-in scenario for `models`, with figures made up from
 /// [`rate`] and [`metrics`].
 fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
-    let args = CompareArgs::from_argv(["compare", "--placement", "unpinned", "--bin-dir", "/"]);
-    let mut plan = args.unwrap().options().unwrap().plan;
-    plan.models = models.iter().map(|m| m.to_string()).collect();
+    // The plan of these models, so that each scenario chooses among them.
+    let list = models.join(",");
+    let argv = ["compare", "--placement", "unpinned", "--bin-dir", "/", "--models", &list];
+    let plan = CompareArgs::from_argv(argv).unwrap().options().unwrap().plan;
     let mut results = Results {
         schema_version: SCHEMA_VERSION,
         harness_version: "test".into(),
@@ -124,7 +125,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
             external: None,
             scenarios: vec![],
         };
-        for scenario in &plan.scenarios {
+        for scenario in plan.scenarios.iter().filter(|s| plan.runs_server(s, model)) {
             let server = ServerRecord {
                 workers: (model == "hybrid").then_some(1),
                 baseline: Some(Baseline {
@@ -145,6 +146,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                 capacity: None,
                 skipped: None,
                 points: vec![],
+                notes: vec![],
             };
             for point in plan.points_of(scenario) {
                 let repeats: Vec<Repeat> = (1..=3)
@@ -166,11 +168,22 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                             top: vec![("sendto".into(), 1000)],
                             messages: 1_000,
                         }),
+                        traced: scenario == "syscalls",
+                        stops: None,
+                        counters: Default::default(),
                     })
                     .collect();
                 let target_rate = point.rate_fraction.map(|f| f * rate(model, 10.0));
                 let summary = Summary::of(&repeats);
-                s.points.push(PointResults { point: point.clone(), target_rate, repeats, summary });
+                let server = None;
+                s.points.push(PointResults {
+                    point: point.clone(),
+                    target_rate,
+                    repeats,
+                    summary,
+                    server,
+                    copied_from: None,
+                });
             }
             m.scenarios.push(s);
         }
@@ -187,16 +200,23 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         let heading = format!("## {}: {}", scenario.name(), scenario.question());
         assert!(md.contains(&heading), "{heading}");
     }
-    for model in ["fork", "thread", "mio", "hybrid (1 worker)"] {
+    // One row per point of the standard plan (4 + 4 + 2 + 2 + 3 + 1, then backlog's 2 and
+    // pipeline's 4) for every model; stall (2) and nagle (4) run mio alone, cores (1 or 2 points per CPU
+    // layout of this machine) the worker models and mio. Plus the bare name's row in the
+    // Models table (hybrid's tables name it with its worker count).
+    let cores = results.plan.points_of("cores").count();
+    for (model, own) in
+        [("fork", 0), ("thread", 0), ("mio", 2 + 4 + cores), ("hybrid (1 worker)", cores)]
+    {
         let rows = md
             .lines()
             .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
             .count();
-        // One row per point of the standard plan (4 + 4 + 2 + 2 + 3 + 1), and the bare name's row
-        // in the Models table (hybrid's tables name it with its worker count).
         let models_row = usize::from(!model.contains('('));
-        assert_eq!(rows, 16 + models_row, "{model} rows");
+        assert_eq!(rows, 22 + own + models_row, "{model} rows");
     }
+    // Each lesson says which models it runs and why.
+    assert!(md.contains("*Models: mio only: the lesson is about the measurement"), "{md}");
     // mio has the highest throughput and the least CPU per message in the synthetic data.
     assert!(md.contains("the most messages per second were served by **mio**: "), "{md}");
     assert!(md.contains("the least was spent by **mio**"), "{md}");
@@ -348,11 +368,30 @@ fn the_csv_has_a_row_per_repeat_and_every_column() {
     let text = csv::render(&results);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], csv::COLUMNS.join(","));
-    assert_eq!(lines.len() - 1, 4 * 16 * 3);
+    let points: usize =
+        results.models.iter().flat_map(|m| &m.scenarios).map(|s| s.points.len()).sum();
+    assert_eq!(lines.len() - 1, points * 3);
+    assert!(points > 4 * 22, "the lessons' points are rows too");
     for line in &lines[1..] {
-        assert_eq!(line.split(',').count(), csv::COLUMNS.len(), "{line}");
+        assert_eq!(fields(line), csv::COLUMNS.len(), "{line}");
     }
+    // A label with a comma ("2 CPUs, shared") is quoted.
+    assert!(text.contains(",\"TCP_NODELAY, echo in 2 pieces\","), "{text}");
     assert!(lines.iter().any(|l| l.starts_with("mio,scale,100 conns,100,64,0,false,,,2,ok,")));
+}
+
+/// The fields of one CSV line, quoted ones (which may hold commas) counted once.
+fn fields(line: &str) -> usize {
+    let mut quoted = false;
+    1 + line
+        .chars()
+        .filter(|&c| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            c == ',' && !quoted
+        })
+        .count()
 }
 
 #[test]
@@ -381,9 +420,16 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let results = synthetic_of(RunStatus::Complete, &names);
     let drawn = charts::write_all(&results, ALL, &dir).unwrap();
-    assert_eq!(drawn.len(), 6, "every chart is drawn: {drawn:?}");
+    // Six for the first scenarios, two for pipeline, one each for stall, nagle and cores.
+    assert_eq!(drawn.len(), 11, "every chart is drawn: {drawn:?}");
     let svg = std::fs::read_to_string(dir.join("scale-throughput.svg")).unwrap().to_uppercase();
     for (i, c) in charts::PALETTE.iter().enumerate() {
+        // A datagram model runs no stream scenario, so it has no line in scale's chart.
+        let datagram = harness::registry::find(names[i])
+            .is_some_and(|m| m.transport == harness::registry::Transport::Datagram);
+        if datagram {
+            continue;
+        }
         let hex = format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
         assert!(svg.contains(&hex), "model {} ({}) has no line of its colour {hex}", i, names[i]);
     }
@@ -493,4 +539,79 @@ fn criterions_own_figures_are_read_and_added_to_the_newest_run() {
         assert!(md.contains("| roundtrip | mio | 41.0 us | 40.2 us to 42.2 us (95%) |"), "{md}");
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Sets every repeat's latency percentiles of `model`'s point `label` in `scenario` to `p`.
+fn set_latency(r: &mut Results, model: &str, scenario: &str, label: &str, p: Percentiles) {
+    let m = r.models.iter_mut().find(|m| m.name == model).unwrap();
+    let s = m.scenarios.iter_mut().find(|s| s.scenario == scenario).unwrap();
+    let point = s.points.iter_mut().find(|x| x.point.label == label).unwrap();
+    for rep in &mut point.repeats {
+        rep.metrics.as_mut().unwrap().latency_us = p;
+    }
+    point.summary = Summary::of(&point.repeats);
+}
+
+#[test]
+fn the_lessons_findings_come_from_their_figures() {
+    let mut r = synthetic(RunStatus::Complete);
+    let lat = |p50: f64, p999: f64| Percentiles {
+        p50,
+        p90: p50 * 2.0,
+        p99: p999 / 2.0,
+        p999,
+        p9999: p999,
+        max: p999,
+        mean: p50,
+    };
+    set_latency(&mut r, "mio", "stall", "closed loop", lat(80.0, 2_000.0));
+    set_latency(&mut r, "mio", "stall", "open loop", lat(300.0, 95_000.0));
+    set_latency(&mut r, "mio", "nagle", "Nagle, echo in 2 pieces", lat(44_000.0, 48_000.0));
+    set_latency(&mut r, "mio", "nagle", "TCP_NODELAY, echo in 2 pieces", lat(50.0, 900.0));
+    let md = report::render(&r, ALL, &[], None);
+    // The stall: the open loop's p99.9 against the 100 ms stall, the closed loop's far below.
+    assert!(md.contains("only the open loop's p99.9 comes near it (95% of the stall"), "{md}");
+    assert!(md.contains("the closed loop's is 2.0%"), "{md}");
+    // Nagle: the two medians and their ratio, and the interaction named.
+    assert!(md.contains("median round trip was 44.0 ms, against 50.0 us with TCP_NODELAY (880x)"));
+    assert!(md.contains("delays that ACK (40 ms on Linux)"), "{md}");
+    // Turned around, the figures say the effect did not show, and the why is not claimed.
+    set_latency(&mut r, "mio", "nagle", "Nagle, echo in 2 pieces", lat(60.0, 900.0));
+    let md = report::render(&r, ALL, &[], None);
+    assert!(md.contains("the delayed-ACK wait did not show here"), "{md}");
+    // Backlog: 17 connects at once and 63 after the 3 s retransmission, from each connection's
+    // own record, and the kernel's count beside them; the histogram is drawn.
+    use loadgen::report::burst::{Burst, BurstConnection, Outcome};
+    let m = r.models.iter_mut().find(|m| m.name == "mio").unwrap();
+    let s = m.scenarios.iter_mut().find(|s| s.scenario == "backlog").unwrap();
+    let p = s.points.iter_mut().find(|p| p.point.label == "backlog 16").unwrap();
+    let each = (0..80)
+        .map(|i| {
+            let connect: f64 = if i < 17 { 900.0 } else { 3_010_000.0 };
+            let echo = Some(connect.max(1_200_000.0) + 300.0);
+            BurstConnection { connect_us: Some(connect), echo_us: echo, outcome: Outcome::Echoed }
+        })
+        .collect();
+    let burst = Some(Burst { connections: 80, each, ..Burst::default() });
+    let report = loadgen::Report { burst, ..Default::default() };
+    p.repeats.truncate(1);
+    p.repeats[0].loadgen = Some(report);
+    p.repeats[0].counters =
+        [("TcpExt:ListenOverflows".to_string(), 126), ("TcpExt:ListenDrops".to_string(), 126)]
+            .into();
+    let md = report::render(&r, ALL, &[], None);
+    assert!(md.contains("mio 17 at once and 63 after about 3 s"), "{md}");
+    assert!(md.contains("A stall of 1.2 s cost them 3.01 s"), "{md}");
+    assert!(md.contains("126 listen overflows and 126 listen drops, for 63 connections"), "{md}");
+    assert!(md.contains("| backlog 16 | mio | 17 | 0 | 0 | 63 | 0 |"), "{md}");
+    assert!(md.contains("then 3 s, 7 s (the wait doubles"), "no linear SYN timeouts recorded");
+    assert!(md.contains("They are machine-wide"), "the counters are said to be machine-wide");
+    let dir = scratch("backlog-chart");
+    let drawn = charts::write_all(&r, ALL, &dir).unwrap();
+    assert!(drawn.iter().any(|c| c.file == "charts/backlog-connect.svg"), "{drawn:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    // Pipeline and cores speak of their own points.
+    assert!(md.contains("From 1 to 64 messages in flight per connection, throughput grew by"));
+    assert!(md.contains("Throughput against the server's 1 CPU"), "{md}");
+    assert!(md.contains("*Models: the models with a pool of workers"), "{md}");
 }

@@ -8,11 +8,16 @@
 //! closed-loop load with the point's own connections, size and idle ballast, against a server
 //! started with its usual flags), so a scenario overrides only what it does differently.
 
+mod backlog;
 mod churn;
+mod cores;
 mod idle;
 mod latency;
+mod nagle;
+mod pipeline;
 mod scale;
 mod size;
+mod stall;
 mod syscalls;
 
 use std::fmt;
@@ -21,8 +26,10 @@ use anyhow::{Result, bail};
 
 use crate::charts::{Charts, Dot};
 use crate::plan::{Point, Profile};
+use crate::registry::{Model, Transport};
 use crate::results::{Metrics, ModelResults, PointResults, Results, ScenarioResults, Summary};
 
+pub use cores::placements;
 pub use idle::{IdleCost, idle_cost};
 
 /// Every scenario, in the order a run executes them. A scenario whose rates refer to another's
@@ -34,6 +41,11 @@ pub static ALL: &[&dyn Scenario] = &[
     &idle::Idle,
     &latency::Latency,
     &syscalls::Syscalls,
+    &backlog::Backlog,
+    &pipeline::Pipeline,
+    &stall::Stall,
+    &nagle::Nagle,
+    &cores::Cores,
 ];
 
 /// Whether the program `tool` is on this machine's PATH.
@@ -71,15 +83,23 @@ pub trait Scenario: Sync + fmt::Debug {
     /// The points of `profile`, or those `given` with [`Scenario::flag`].
     fn points(&self, profile: Profile, given: Option<&str>) -> Result<Vec<Point>>;
 
-    /// Flags for the server besides `--addr` and the model's own (none by default).
-    fn server_args(&self) -> Vec<String> {
-        Vec::new()
+    /// Whether the scenario runs `model` (a model the registry does not know, or a server
+    /// the user started, is judged as [`crate::registry::UNKNOWN`]). By default every model that
+    /// echoes a byte stream: a datagram server has no connection to load.
+    fn runs(&self, model: &Model) -> bool {
+        model.transport == Transport::Stream
     }
 
-    /// Whether the scenario signals the server (stops it with SIGSTOP, say): then a server the
-    /// user started is run only if its pid was given.
-    fn signals_server(&self) -> bool {
-        false
+    /// Which models the scenario runs and why, for the report, when that is not simply
+    /// every model.
+    fn models_note(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Flags for the server besides `--addr` and the model's own (none by default); a point
+    /// may add its own ([`Point::server_args`]).
+    fn server_args(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Programs the scenario needs on the machine (`strace`, say): without one it is skipped,
@@ -88,9 +108,10 @@ pub trait Scenario: Sync + fmt::Debug {
         &[]
     }
 
-    /// Whether each repeat's server is traced with `strace -c -f` to count its system calls.
-    fn counts_syscalls(&self) -> bool {
-        false
+    /// The kernel counters (`TcpExt:ListenOverflows`, `Udp:RcvbufErrors`) whose growth over
+    /// each repeat the scenario reads: see [`crate::counters`]. Machine-wide.
+    fn counters(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Flags for loadgen besides those the point's fields say (none by default). A flag given
@@ -224,7 +245,8 @@ impl<'a> View<'a> {
     /// their range at each point, skipping points without the figure.
     pub fn series(&self, figure: impl Fn(&Metrics) -> Option<f64>) -> Vec<crate::charts::Series> {
         self.series_of(|_, p| {
-            p.repeats.iter().filter_map(|r| figure(r.metrics.as_ref()?)).collect()
+            let repeats = crate::results::measured(&p.repeats);
+            repeats.filter_map(|r| figure(r.metrics.as_ref()?)).collect()
         })
     }
 

@@ -7,11 +7,13 @@
 //! say nothing about the model; only the counts are read. One repeat: the counts per message
 //! hardly move between runs.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use super::{Cell, Column, PointsFlag, Scenario, View, counts};
 use crate::findings::{NO_FIGURES, figure, ranking};
-use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
+use crate::plan::{Point, Profile, SMALL_MESSAGE, Trace, plural};
 use crate::registry::PerConnection;
 use crate::results::Summary;
 use crate::strace::Syscalls as Counts;
@@ -21,9 +23,12 @@ use crate::text::{join, sig};
 #[derive(Debug)]
 pub struct Syscalls;
 
+/// A traced point has no warm-up: every message of the run is then counted in
+/// `messages.received`, as every call is.
 fn point(connections: u32) -> Point {
     let p = Point::closed("syscalls", connections, SMALL_MESSAGE);
-    Point { repeats: Some(1), ..p }.named(plural(connections, "conn"), f64::from(connections))
+    Point { repeats: Some(1), trace: Trace::Every, warmup: Some(Duration::ZERO), ..p }
+        .named(plural(connections, "conn"), f64::from(connections))
 }
 
 /// The counts of a point's (first) traced repeat.
@@ -67,15 +72,6 @@ impl Scenario for Syscalls {
 
     fn tools(&self) -> &'static [&'static str] {
         &["strace"]
-    }
-
-    fn counts_syscalls(&self) -> bool {
-        true
-    }
-
-    fn loadgen_args(&self, _point: &Point) -> Vec<String> {
-        // Every message of the run is then counted in `messages.received`, as every call is.
-        vec!["--warmup".into(), "0s".into()]
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -1,0 +1,238 @@
+//! One repeat: the generator run against the server, with everything the point asks for
+//! around it (the /proc sampler, strace, the stop schedule, the kernel counters), and the
+//! loadgen command line a point turns into.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Runner, SETTLE_LIMIT, WINDOW_TAIL};
+use crate::generator::{self, duration_arg};
+use crate::plan::Point;
+use crate::procstat::{self, Sampler, Usage};
+use crate::results::*;
+use crate::scenario::Scenario;
+use crate::stopper::Stopper;
+use crate::target::Target;
+use crate::{counters, metrics, strace};
+
+/// What one repeat is: the point, the set-up it runs against, its rate, its number.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Each<'p> {
+    pub point: &'p Point,
+    pub setup: &'p Setup,
+    /// Open loop: the total rate to offer.
+    pub rate: Option<f64>,
+    /// 1-based.
+    pub index: u32,
+    /// Whether strace is attached to the server.
+    pub traced: bool,
+}
+
+impl Runner<'_> {
+    /// One generator run against `server`, with its tree sampled throughout when its pid is
+    /// known, stopped on the point's schedule, traced if asked.
+    pub(super) fn repeat(
+        &mut self,
+        server: &mut Target,
+        scenario: &dyn Scenario,
+        each: Each<'_>,
+    ) -> Repeat {
+        let Each { point, index, traced, .. } = each;
+        let model = &self.results.models.last().expect("a model is running").name;
+        let name = format!("{model}-{}-{}-r{index}", point.scenario, slug(&point.label));
+        let (hlog_abs, hlog_rel) = self.out.hlog_path(&name);
+        let args = self.loadgen_args(server.addr(), Some(scenario), each, Some(&hlog_abs));
+        let warmup = if traced || point.burst.is_some() {
+            Duration::ZERO
+        } else {
+            self.plan().warmup_of(point)
+        };
+        let expected = warmup + self.window(each);
+        // The last repeat's connections are closing; a forking server may still be reaping a
+        // thousand children, and that teardown must not be measured as this repeat's work.
+        if let Some(idle) = self.scenario_mut().server.baseline.as_ref().map(|b| b.processes)
+            && let Some(pid) = server.pid()
+            && !procstat::wait_for_processes(pid, idle, SETTLE_LIMIT)
+        {
+            eprintln!("  the server tree had not settled to {idle} processes; measuring anyway");
+        }
+        let sampler = server.pid().and_then(|pid| Sampler::start(pid).ok());
+        let trace = match server.pid() {
+            Some(pid) if traced => {
+                let out = self.out.run_dir.join(".strace.txt");
+                strace::Trace::attach(pid, &out)
+                    .map_err(|e| eprintln!("  cannot count system calls: {e:#}"))
+                    .ok()
+            }
+            _ => None,
+        };
+        let names = scenario.counters();
+        let before = counters::read(names);
+        // The guard resumes the server however this repeat ends, a panic included.
+        let stopper = match (point.stops, server.pid()) {
+            (Some(stops), Some(pid)) => Some(Stopper::start(pid, stops, expected)),
+            _ => None,
+        };
+        let run = generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
+        let stops = stopper.map(Stopper::finish);
+        let counters = counters::delta(&before, &counters::read(names));
+        let snapshots = sampler.map(Sampler::finish).unwrap_or_default();
+        let received = run.report.as_ref().map_or(0, |r| r.messages.received);
+        let syscalls = trace.and_then(|t| {
+            t.finish(received).map_err(|e| eprintln!("  cannot count system calls: {e:#}")).ok()
+        });
+        let wall = run.ended.duration_since(run.started);
+        self.runs_done += 1;
+        self.run_seconds += wall.as_secs_f64();
+
+        // The measured window ends just before the generator exits and lasts as long as
+        // loadgen says it measured; anchoring at the end keeps connection set-up (seconds, for
+        // thousands of idle connections to a forking server) out of the server's CPU figure.
+        let measured = run.report.as_ref().map(|r| r.run.measured_secs).filter(|&s| s > 0.0);
+        let length = measured.map_or(self.plan().duration_of(point), Duration::from_secs_f64);
+        let drain = run.report.as_ref().map_or(0.0, |r| r.run.drain_secs.max(0.0));
+        let tail = WINDOW_TAIL + Duration::from_secs_f64(drain);
+        let to = run.ended.checked_sub(tail).unwrap_or(run.ended).max(run.started);
+        let from = to.checked_sub(length).unwrap_or(run.started).max(run.started);
+        let usage = Usage::over(&snapshots, from, to);
+        let metrics = run.report.as_ref().map(|r| metrics::metrics(r, usage.as_ref()));
+
+        let mut status = if run.interrupted { RepeatStatus::Interrupted } else { RepeatStatus::Ok };
+        if let Some(failure) = &run.failure {
+            status = RepeatStatus::GeneratorFailed;
+            eprintln!("  generator failed: {failure}");
+            let fault = Fault {
+                kind: FaultKind::GeneratorFailed,
+                detail: format!("{}, repeat {index}: {failure}", point.label),
+                stderr_tail: Vec::new(),
+            };
+            self.scenario_mut().server.faults.push(fault);
+        }
+        if let Some(fault) = server.check_alive() {
+            status = RepeatStatus::ServerDied;
+            eprintln!("  server died: {}", fault.detail);
+            self.scenario_mut().server.faults.push(fault);
+        }
+        // The base64 histograms are most of a report's bytes and the hlog file holds them
+        // already; everything else is kept exactly as loadgen wrote it.
+        let mut report = run.report;
+        if let Some(report) = report.as_mut() {
+            report.histograms = loadgen::report::Histograms::default();
+        }
+        Repeat {
+            index,
+            status,
+            wall_seconds: wall.as_secs_f64(),
+            metrics,
+            server: usage,
+            hlog: hlog_abs.is_file().then_some(hlog_rel),
+            loadgen: report,
+            syscalls,
+            traced,
+            stops,
+            counters,
+        }
+    }
+
+    /// The measured window of a repeat: the point's, or the shorter one of a traced extra
+    /// repeat.
+    fn window(&self, each: Each<'_>) -> Duration {
+        let extra = each.traced && each.point.trace == crate::plan::Trace::Extra;
+        if extra {
+            self.plan().traced_window(each.point)
+        } else {
+            self.plan().duration_of(each.point)
+        }
+    }
+
+    /// The loadgen command line for a repeat of a point (of `scenario`, whose own flags come
+    /// last).
+    pub(super) fn loadgen_args(
+        &self,
+        addr: &str,
+        scenario: Option<&dyn Scenario>,
+        each: Each<'_>,
+        hlog: Option<&Path>,
+    ) -> Vec<String> {
+        let point = each.point;
+        let plan = self.plan();
+        let mut args = vec!["--addr".to_string(), addr.to_string()];
+        match point.burst {
+            // A burst has no warm-up and no window: each connection sends one message.
+            Some(n) => args.extend(["--burst".into(), n.to_string()]),
+            None => {
+                // A traced repeat has no warm-up: every message it echoes is counted, as every
+                // system call is.
+                let warmup = if each.traced { Duration::ZERO } else { plan.warmup_of(point) };
+                args.extend([
+                    "--connections".into(),
+                    point.connections.to_string(),
+                    "--warmup".into(),
+                    if warmup.is_zero() { "0s".into() } else { duration_arg(warmup) },
+                    "--duration".into(),
+                    duration_arg(self.window(each)),
+                ]);
+            }
+        }
+        args.extend(["--size".into(), point.size.to_string()]);
+        if !each.setup.generator_cpus.is_empty() {
+            let cpus: Vec<String> =
+                each.setup.generator_cpus.iter().map(|c| c.to_string()).collect();
+            args.extend(["--cpus".into(), cpus.join(",")]);
+        }
+        if point.churn {
+            args.push("--churn".into());
+        }
+        if point.idle > 0 {
+            args.extend(["--idle".into(), point.idle.to_string()]);
+        }
+        if point.pipeline > 1 {
+            args.extend(["--pipeline".into(), point.pipeline.to_string()]);
+        }
+        if point.split_writes {
+            args.push("--split-writes".into());
+        }
+        if let Some(rate) = each.rate {
+            args.extend(["--rate".into(), format!("{rate:.0}")]);
+        }
+        if let Some(hlog) = hlog {
+            args.extend(["--hlog".into(), hlog.display().to_string()]);
+        }
+        // The scenario's own flags come last and replace the harness's of the same name.
+        let own = scenario.map(|s| s.loadgen_args(point)).unwrap_or_default();
+        let mut kept = Vec::with_capacity(args.len() + own.len());
+        let mut it = args.into_iter().peekable();
+        while let Some(arg) = it.next() {
+            let takes_value = it.peek().is_some_and(|next| !next.starts_with("--"));
+            if own.contains(&arg) {
+                if takes_value {
+                    it.next();
+                }
+                continue;
+            }
+            kept.push(arg);
+        }
+        kept.extend(own);
+        kept
+    }
+}
+
+/// The figures of a repeat on one line, printed as the run goes.
+pub(super) fn one_line(m: &Metrics, per: &str) -> String {
+    let cpu = m.server_cpu_per_msg_us.map_or("-".into(), |c| format!("{c:.1} us"));
+    let mut line = format!(
+        "        {:.0} msgs/s, {:.1} MiB/s, p99 {:.0} us, server CPU {cpu}/{per}, {} errors",
+        m.msgs_per_sec, m.mib_per_sec, m.latency_us.p99, m.errors
+    );
+    if m.generator_saturated {
+        line.push_str(", generator saturated");
+    }
+    line
+}
+
+/// A label as a file-name part: "100 conns" becomes "100-conns".
+fn slug(label: &str) -> String {
+    let s: String =
+        label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
+}
