@@ -86,6 +86,27 @@ pub fn join(items: &[String]) -> String {
     }
 }
 
+/// Outcomes per model, with the models that share one named together: "in every model, X" when
+/// all of them do, else "in fork and prefork, X; in mio, Y", in the order they first appear.
+/// Nine models that behaved alike read as one fact, not nine.
+pub fn grouped(items: &[(&str, String)]) -> String {
+    let mut groups: Vec<(Vec<String>, &str)> = Vec::new();
+    for (name, outcome) in items {
+        match groups.iter_mut().find(|(_, o)| *o == outcome.as_str()) {
+            Some((names, _)) => names.push(name.to_string()),
+            None => groups.push((vec![name.to_string()], outcome)),
+        }
+    }
+    match groups.as_slice() {
+        [(names, outcome)] if names.len() > 1 => format!("in every model, {outcome}"),
+        _ => {
+            let parts: Vec<String> =
+                groups.iter().map(|(names, o)| format!("in {}, {o}", join(names))).collect();
+            parts.join("; ")
+        }
+    }
+}
+
 /// Memory given in KiB, as the report prints it: "67.1 KiB", or in bytes under 1 KiB
 /// ("44.0 B", "<1 B"), so that a small figure never reads "0.000 KiB"; "-" when it is not a
 /// number.
@@ -131,4 +152,19 @@ pub fn cpu_ids(cpus: &[usize]) -> String {
         .split_once(' ')
         .filter(|_| !cpus.is_empty())
         .map_or(String::new(), |(_, l)| l.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn models_that_behaved_alike_are_named_together() {
+        let same = [("fork", "17 at once".to_string()), ("mio", "17 at once".to_string())];
+        assert_eq!(grouped(&same), "in every model, 17 at once");
+        let mixed =
+            [("fork", "a".to_string()), ("mio", "b".to_string()), ("poll", "a".to_string())];
+        assert_eq!(grouped(&mixed), "in fork and poll, a; in mio, b");
+        assert_eq!(grouped(&[("mio", "b".to_string())]), "in mio, b");
+    }
 }

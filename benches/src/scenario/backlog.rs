@@ -24,7 +24,7 @@ use crate::charts::{Charts, Dot, Series};
 use crate::findings::NO_FIGURES;
 use crate::plan::{Point, Profile, SMALL_MESSAGE, Stops};
 use crate::results::{PointResults, ScenarioResults};
-use crate::text::{format_duration, join, sig};
+use crate::text::{format_duration, grouped, join, sig};
 
 /// The small listen backlog.
 pub const BACKLOG: u32 = 16;
@@ -230,16 +230,16 @@ impl Scenario for Backlog {
             return vec![NO_FIGURES.into()];
         }
         let mut out = Vec::new();
-        let each: Vec<String> = small
+        let each: Vec<(&str, String)> = small
             .iter()
-            .map(|(m, p)| {
+            .map(|&(m, p)| {
                 let [now, one, two, three, later] = steps(p);
                 let mut parts = vec![format!("{now} at once")];
                 parts.extend((one > 0).then(|| format!("{one} after about 1 s")));
                 parts.extend((two > 0).then(|| format!("{two} after about 2 s")));
                 parts.extend((three > 0).then(|| format!("{three} after about 3 s")));
                 parts.extend((later > 0).then(|| format!("{later} later")));
-                format!("{m} {}", join(&parts))
+                (m, join(&parts))
             })
             .collect();
         let waited: usize = small.iter().map(|(_, p)| steps(p)[1..].iter().sum::<usize>()).sum();
@@ -251,7 +251,7 @@ impl Scenario for Backlog {
              {}. A stall of {} cost them {}: a dropped SYN waits for the client's \
              retransmission timer, not for the server.",
             format_duration(PAUSE),
-            each.join("; "),
+            grouped(&each),
             waited,
             schedule(view.results.environment.tcp_syn_linear_timeouts),
             format_duration(PAUSE),
@@ -278,23 +278,25 @@ impl Scenario for Backlog {
                 name
             ));
         }
-        let defaults: Vec<String> = view
-            .runs()
-            .filter_map(|(m, s)| {
-                let p = default_of(s)?;
-                let [now, ..] = steps(p);
-                Some(format!(
-                    "{} {now} of {BURST} at once, last echo at {} s",
-                    m.name,
-                    last_echo(p).map_or("-".into(), sig)
-                ))
-            })
-            .collect();
+        let defaults: Vec<(&str, &PointResults)> =
+            view.runs().filter_map(|(m, s)| Some((m.name.as_str(), default_of(s)?))).collect();
         if !defaults.is_empty() {
+            let each: Vec<(&str, String)> = defaults
+                .iter()
+                .map(|&(m, p)| (m, format!("{} of {BURST} at once", steps(p)[0])))
+                .collect();
+            let last: Vec<f64> = defaults.iter().filter_map(|(_, p)| last_echo(p)).collect();
+            let lo = last.iter().copied().fold(f64::MAX, f64::min);
+            let hi = last.iter().copied().fold(0.0, f64::max);
+            let last = match last.len() {
+                0 => String::new(),
+                _ if hi - lo < 0.05 => format!(", the last echo at {} s", sig(hi)),
+                _ => format!(", the last echo at {} to {} s", sig(lo), sig(hi)),
+            };
             out.push(format!(
-                "With the default backlog: {}. The queue held every handshake, so the connects \
-                 did not wait; the echoes waited for the server to be resumed ({}).",
-                join(&defaults),
+                "With the default backlog: {}{last}. The queue held every handshake, so the \
+                 connects did not wait; the echoes waited for the server to be resumed ({}).",
+                grouped(&each),
                 format_duration(PAUSE)
             ));
         }
