@@ -9,8 +9,8 @@ use crate::env::Environment;
 use crate::idle::Idle;
 use crate::meter::ThreadResult;
 use crate::report::{
-    Connections, Errors, Generator, Histograms, Messages, PinnedCpu, Report, RunInfo,
-    SCHEMA_VERSION, Throughput,
+    Connections, Datagrams, Errors, Generator, Histograms, KernelUdp, Messages, PinnedCpu, Report,
+    RunInfo, SCHEMA_VERSION, Throughput,
 };
 use crate::stats::{self, Counters, Latency, Recorder};
 use crate::target::Target;
@@ -36,6 +36,8 @@ pub struct Parts<'a> {
     pub interrupted: bool,
     pub idle: Idle,
     pub process_cpu: CpuTime,
+    /// UDP mode: how much the kernel's UDP counters rose during the run.
+    pub udp_kernel: Option<KernelUdp>,
 }
 
 pub fn report(p: Parts<'_>) -> Report {
@@ -43,9 +45,11 @@ pub fn report(p: Parts<'_>) -> Report {
     let mode = config.mode();
     let mut counters = Counters::default();
     let mut cpu = CpuTime::default();
+    let mut udp = crate::udp::Counters::default();
     for r in &p.results {
         counters.add(&r.counters);
         cpu = cpu.add(&r.cpu);
+        udp.add(&r.udp);
     }
     let load = ThreadLoad::of(&p.results);
     let measure_ns = config.warmup.as_nanos() as u64;
@@ -170,6 +174,21 @@ pub fn report(p: Parts<'_>) -> Report {
         },
         environment: p.environment,
         burst: None,
+        udp: p.target.is_datagram().then(|| Datagrams {
+            lost: counters.lost,
+            loss_ratio: if counters.sent > 0 {
+                counters.lost as f64 / counters.sent as f64
+            } else {
+                0.0
+            },
+            corrupt: counters.mismatch,
+            duplicated: udp.duplicated,
+            reordered: udp.reordered,
+            late: udp.late,
+            unexpected: udp.unexpected,
+            refused: udp.refused,
+            kernel: p.udp_kernel,
+        }),
         histograms: Histograms {
             latency: encode(&total.corrected),
             latency_uncorrected: encode(uncorrected_hist),

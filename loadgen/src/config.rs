@@ -15,7 +15,8 @@ use crate::target::Target;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default)]
 pub struct Config {
-    /// Echo server to load: `HOST:PORT`, `[V6]:PORT` or `unix:PATH` (the forms the servers print).
+    /// Echo server to load: `HOST:PORT`, `[V6]:PORT` or `unix:PATH` (the forms the servers
+    /// print); a datagram server as `udp:HOST:PORT`, `udp:[V6]:PORT` or `udp:unix:PATH`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
     pub addr: String,
 
@@ -40,6 +41,7 @@ pub struct Config {
 
     /// How long one message may wait for its echo before it counts as a timeout (the
     /// connection is then closed and reopened); also the longest wait for stragglers at the end.
+    /// Over UDP a datagram not echoed by then is lost; there the binary's default is 200ms.
     #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_duration)]
     #[serde(with = "secs")]
     pub timeout: Duration,
@@ -255,6 +257,9 @@ impl Config {
                 );
             }
         }
+        if let Target::Datagram(peer) = &target {
+            crate::udp::check(self, peer)?;
+        }
         let available =
             crate::cpu::allowed_cpus().context("cannot read this process's CPU affinity")?;
         for cpu in &self.cpus {
@@ -387,11 +392,20 @@ mod tests {
             Config { burst: Some(10), churn: true, ..Config::default() },
             Config { burst: Some(10), pipeline: 2, ..Config::default() },
             Config { burst: Some(10), idle: 1, ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), churn: true, ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), idle: 1, ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), burst: Some(4), ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), split_writes: true, ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), size: 7, ..Config::default() },
+            Config { addr: "udp:127.0.0.1:7".to_owned(), size: 65_508, ..Config::default() },
+            Config { addr: "udp:[::1]:7".to_owned(), size: 65_528, ..Config::default() },
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config:?} was accepted");
         }
         assert!(Config::default().validate().is_ok());
+        let largest = Config { addr: "udp:[::1]:7".to_owned(), size: 65_527, ..Config::default() };
+        assert!(largest.validate().is_ok());
     }
 
     #[test]

@@ -21,6 +21,9 @@
 //! - **The generator watches itself.** Load threads read their own CPU time and how long they
 //!   waited for a CPU; a generator that was busy or starved most of the time, or fell behind
 //!   its schedule, is flagged as saturated.
+//! - **Datagrams too.** With `--addr udp:...` the same loops run over UDP (or Unix datagram)
+//!   sockets, one per "connection", and lost, duplicated, reordered and corrupted datagrams
+//!   are each counted beside the kernel's own UDP counters ([`udp`]).
 //! - **Many machines.** Interval logs (`--hlog`) and JSON reports of runs made from several
 //!   hosts merge into one set of percentiles ([`merge`]).
 //!
@@ -31,7 +34,8 @@
 //! with `idle.rs` for the ballast) → `worker/` (the load threads' event loop; `open.rs` for the
 //! open loop's sends) using `conn.rs` (one connection), `payload.rs`, `schedule.rs` (open loop)
 //! and `meter.rs` (counting and timing) → `assemble.rs` (totals and the saturation verdict) →
-//! [`report`] (the JSON schema) and [`summary`] (the text).
+//! [`report`] (the JSON schema) and [`summary`] (the text). UDP mode's load thread, sockets
+//! and counters are [`udp`]; it shares the rest.
 
 pub mod config;
 pub mod env;
@@ -41,6 +45,7 @@ pub mod report;
 pub mod stats;
 pub mod summary;
 pub mod target;
+pub mod udp;
 
 mod assemble;
 mod burst;

@@ -6,7 +6,8 @@ use std::io::IsTerminal;
 use std::process;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use loadgen::{Cancel, Config};
 use nix::sys::signal::{SigSet, Signal};
 
@@ -110,7 +111,12 @@ fn cancel_on_signals(cancel: &Cancel) -> Result<()> {
 /// Parses the command line, or prints one line of error and exits with status 2 (clap's own
 /// messages span several lines); `--help` and `--version` print in full.
 fn parse() -> Cli {
-    match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        udp_default_timeout(&mut cli, &matches);
+        Ok(cli)
+    });
+    match parsed {
         Ok(cli) => cli,
         Err(err) => match err.kind() {
             clap::error::ErrorKind::DisplayHelp
@@ -130,5 +136,21 @@ fn parse() -> Cli {
                 process::exit(2);
             }
         },
+    }
+}
+
+/// With a `udp:` address and no `--timeout`, UDP's own default ([`loadgen::udp::DEFAULT_TIMEOUT`]):
+/// a datagram that is not back by then is lost, and 5 s would hold a closed loop's slot (and
+/// every run's drain) that long for each one.
+fn udp_default_timeout(cli: &mut Cli, matches: &ArgMatches) {
+    let (args, matches) = match (&mut cli.command, matches.subcommand()) {
+        (None, _) => (&mut cli.run, matches),
+        (Some(Command::Run(args)), Some(("run", sub))) => (&mut **args, sub),
+        _ => return,
+    };
+    if matches.value_source("timeout") == Some(ValueSource::DefaultValue)
+        && args.config.addr.starts_with("udp:")
+    {
+        args.config.timeout = loadgen::udp::DEFAULT_TIMEOUT;
     }
 }

@@ -65,6 +65,8 @@ pub struct ThreadResult {
     pub initial_up: u64,
     /// The first error the window's figures include (see [`Meter::error`]).
     pub first_error: Option<String>,
+    /// UDP mode's own counts (all zero in the other modes).
+    pub udp: crate::udp::Counters,
     /// The first error before the window, which no figure includes.
     pub first_warmup_error: Option<String>,
     pub first_mismatch: Option<String>,
@@ -110,6 +112,8 @@ pub struct Meter {
     pub initial_up: u64,
     /// Time spent spinning before scheduled sends, in the measured window.
     pub spin_ns: u64,
+    /// UDP mode's own counts, set by its load thread before [`Meter::finish`].
+    pub udp: crate::udp::Counters,
     /// Whether to keep the uncorrected latency apart (the open loop); otherwise both are one.
     open: bool,
     recorder: Box<Recorder>,
@@ -151,6 +155,7 @@ impl Meter {
             trouble: None,
             initial_up: 0,
             spin_ns: 0,
+            udp: crate::udp::Counters::default(),
             open,
             recorder: Box::new(Recorder::new()),
             thread,
@@ -323,6 +328,7 @@ impl Meter {
             finished_ns,
             initial_up: self.initial_up,
             first_error: self.first_error.take(),
+            udp: self.udp,
             first_warmup_error: self.first_warmup_error.take(),
             first_mismatch: self.first_mismatch.take(),
             trouble: self.trouble.take(),

@@ -14,8 +14,10 @@ use crate::stats::{self, Hist, Latency};
 pub mod burst;
 pub use burst::Burst;
 
-/// The version of the JSON schema in SCHEMA.md.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version of the JSON schema in SCHEMA.md. Version 2 added UDP mode's `udp` section and
+/// `--burst`'s `burst` section; every field of version 1 kept its meaning, and version-1
+/// reports read back (both sections `None`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `Default` is an empty report (nothing measured), for tools and tests that build one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +53,10 @@ pub struct Report {
     /// `--burst` only: each connection's connect and echo latency and outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<Burst>,
+    /// UDP mode only (`--addr udp:...`): what became of the datagrams, and the kernel's UDP
+    /// counters. Absent from reports of other modes and of schema version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<Datagrams>,
     /// Always written by loadgen; a consumer that keeps the histograms elsewhere (the
     /// comparison harness keeps them in interval logs) may store the report without them.
     #[serde(default, skip_serializing_if = "Histograms::is_empty")]
@@ -210,6 +216,56 @@ pub struct Generator {
     pub saturated: bool,
     /// Why `saturated` is set, one sentence per reason.
     pub saturation: Vec<String>,
+}
+
+/// UDP mode's own figures. Lost and corrupt datagrams are also `errors.lost` and
+/// `errors.mismatch`, so `messages.sent = messages.received + lost + corrupt`; the other counts
+/// are of echoes that settle nothing (duplicates, late, unexpected) or settled one out of order.
+/// Like every count, only datagrams that belong to the measured window count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Datagrams {
+    /// Datagrams with no echo within `--timeout` (or still missing when the drain ended or the
+    /// run was cancelled): `errors.lost`.
+    pub lost: u64,
+    /// `lost / messages.sent` (0 when nothing was sent).
+    pub loss_ratio: f64,
+    /// Datagrams whose echo named them but differed (length or bytes): `errors.mismatch`.
+    pub corrupt: u64,
+    /// Extra echoes of a datagram already answered.
+    pub duplicated: u64,
+    /// Intact echoes that arrived after the echo of a later datagram of the same socket
+    /// (received, and counted here too).
+    pub reordered: u64,
+    /// Echoes that arrived after their datagram was declared lost (it stays lost).
+    pub late: u64,
+    /// Datagrams received that answer nothing the socket sent (too short, naming another socket
+    /// or a datagram never sent, or one settled more than 256 datagrams before the socket's
+    /// oldest still waiting).
+    pub unexpected: u64,
+    /// Sends or receives refused with "connection refused" (an ICMP port unreachable came back).
+    pub refused: u64,
+    /// The kernel's UDP counters over the whole run, machine-wide; `None` over Unix datagram
+    /// sockets (they have none) or when /proc could not be read.
+    pub kernel: Option<KernelUdp>,
+}
+
+/// How much the kernel's UDP counters rose from just before the load threads started to just
+/// after they finished (warm-up and drain included). **Machine-wide**: every process's
+/// datagrams of the family count, not only this run's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelUdp {
+    /// `"Udp"` (IPv4, /proc/net/snmp) or `"Udp6"` (IPv6, /proc/net/snmp6).
+    pub family: String,
+    pub in_datagrams: u64,
+    pub out_datagrams: u64,
+    /// Datagrams received that could not be delivered (includes `rcvbuf_errors`).
+    pub in_errors: u64,
+    /// Datagrams dropped because the receiving socket's buffer was full.
+    pub rcvbuf_errors: u64,
+    /// Sends that failed because the sending socket's buffer was full.
+    pub sndbuf_errors: u64,
+    /// Datagrams to a port nobody listened on.
+    pub no_ports: u64,
 }
 
 /// One CPU the load threads were pinned to.

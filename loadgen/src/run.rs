@@ -25,7 +25,7 @@ use crate::schedule::Schedule;
 use crate::stats::Recorder;
 use crate::target::Target;
 use crate::worker::{self, Plan};
-use crate::{Cancel, assemble, env, idle};
+use crate::{Cancel, assemble, env, idle, udp};
 
 /// Runs one load as `config` describes and returns everything it measured.
 ///
@@ -43,7 +43,10 @@ pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
     raise_fd_limit(config.connections.max(config.burst.unwrap_or(0)) + config.idle + 64)?;
     // Nothing listening should be one clear error now, not a run full of connect errors. (Not
     // before a burst: refusals are what it counts, and a probe would take a backlog slot.)
-    if !burst {
+    if let Target::Datagram(peer) = &target {
+        udp::probe(peer, config.size, config.timeout)
+            .with_context(|| format!("no echo from {target}"))?;
+    } else if !burst {
         target
             .connect_blocking(config.timeout)
             .with_context(|| format!("cannot connect to {target}"))?;
@@ -94,6 +97,12 @@ fn coordinate(
         cancel: Cancel::new(),
         received: (0..threads).map(|_| AtomicU64::new(0)).collect(),
     });
+    // UDP mode: the kernel's counters, machine-wide, before and after the load threads.
+    let kernel_family = match target {
+        Target::Datagram(peer) => peer.kernel_family(),
+        _ => None,
+    };
+    let kernel_before = kernel_family.and_then(udp::kernel::read);
     let (tx, rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(threads);
     // Per thread, the way back for its interval recorders once merged and emptied.
@@ -105,7 +114,10 @@ fn coordinate(
             let (shared, tx) = (shared.clone(), tx.clone());
             std::thread::Builder::new()
                 .name(format!("loadgen-{}", plan.thread))
-                .spawn(move || worker::thread_main(plan, poll, shared, (tx, spare_rx)))
+                .spawn(move || match plan.target.is_datagram() {
+                    true => udp::thread_main(plan, poll, shared, (tx, spare_rx)),
+                    false => worker::thread_main(plan, poll, shared, (tx, spare_rx)),
+                })
                 .context("cannot start a load thread")
         });
         match spawned {
@@ -173,6 +185,7 @@ fn coordinate(
             bail!("load thread {thread} panicked; this is a loadgen bug");
         }
     }
+    let kernel_after = kernel_family.and_then(udp::kernel::read);
     let results: Vec<ThreadResult> = results.into_iter().map(Option::unwrap_or_default).collect();
     let measure_ns = config.warmup.as_nanos() as u64;
     let finished_ns = results.iter().map(|r| r.finished_ns).max().unwrap_or(0);
@@ -192,6 +205,7 @@ fn coordinate(
         interrupted: shared.cancel.is_cancelled(),
         idle,
         process_cpu: CpuTime::process().since(&process_cpu),
+        udp_kernel: kernel_before.zip(kernel_after).map(|(b, a)| udp::kernel::delta(&b, &a)),
     }))
 }
 

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::config::Mode;
-use crate::report::Report;
+use crate::report::{Datagrams, Report};
 use crate::stats::Latency;
 
 mod burst;
@@ -27,7 +27,8 @@ pub fn render(r: &Report) -> String {
         )
     };
     let threads = plural(r.generator.threads as u64, "thread");
-    let conns = plural(r.connections.requested as u64, "connection");
+    let conn = if r.udp.is_some() { "socket" } else { "connection" };
+    let conns = plural(r.connections.requested as u64, conn);
     let _ = writeln!(
         out,
         "{} -> {}: {mode}, {conns} x {} B, {threads}{pinned}",
@@ -86,17 +87,21 @@ pub fn render(r: &Report) -> String {
         Mode::Churn => "opened",
         _ => "reopened",
     };
-    let _ = match r.mode {
+    if let Some(udp) = &r.udp {
+        datagram_lines(&mut out, r, udp);
+        let _ = writeln!(out, "sockets      {} of {} open", cn.up_at_start, cn.requested);
+    } else if r.mode == Mode::Burst {
         // A burst opens all its connections after the start: none is up at it.
-        Mode::Burst => writeln!(out, "connections  {} of {} opened", cn.established, cn.requested),
-        _ => writeln!(
+        let _ = writeln!(out, "connections  {} of {} opened", cn.established, cn.requested);
+    } else {
+        let _ = writeln!(
             out,
             "connections  {} of {} up at start   {opened} {}",
             cn.up_at_start,
             cn.requested,
             thousands(cn.established as f64)
-        ),
-    };
+        );
+    }
 
     let _ = writeln!(
         out,
@@ -164,6 +169,48 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "warning: the message counts do not add up; this is a loadgen bug");
     }
     out
+}
+
+/// UDP mode: what became of the datagrams, and the kernel's counters (machine-wide).
+fn datagram_lines(out: &mut String, r: &Report, u: &Datagrams) {
+    let _ = writeln!(
+        out,
+        "datagrams    lost {} ({:.2}%)   corrupt {}   duplicated {}   reordered {}   late {}   \
+         unexpected {}   refused {}",
+        thousands(u.lost as f64),
+        u.loss_ratio * 100.0,
+        u.corrupt,
+        u.duplicated,
+        u.reordered,
+        u.late,
+        u.unexpected,
+        u.refused
+    );
+    match &u.kernel {
+        Some(k) => {
+            let _ = writeln!(
+                out,
+                "kernel {:<6}InErrors +{}   RcvbufErrors +{}   SndbufErrors +{}   NoPorts +{}   \
+                 (machine-wide: every process's datagrams, over the whole run)",
+                k.family, k.in_errors, k.rcvbuf_errors, k.sndbuf_errors, k.no_ports
+            );
+        }
+        None if r.target.starts_with("udp:unix:") => {
+            let _ = writeln!(out, "kernel       (Unix datagram sockets have no loss counters)");
+        }
+        None => {
+            let _ = writeln!(out, "kernel       (the UDP counters in /proc/net could not be read)");
+        }
+    }
+    // A closed loop refills a lost datagram's slot only once it is declared lost.
+    if r.mode == Mode::Closed && u.lost > 0 && r.config.timeout.as_millis() >= 100 {
+        let _ = writeln!(
+            out,
+            "note: each lost datagram held its pipeline slot for --timeout ({:?}); a shorter \
+             --timeout keeps a closed loop busy over a lossy path",
+            r.config.timeout
+        );
+    }
 }
 
 /// One row of the latency table; `-` in every column when nothing was measured.

@@ -1,7 +1,8 @@
 //! The server under load: parsing its address, and opening non-blocking connections to it.
 //!
 //! loadgen must not depend on the servers' crates (it loads any echo server), so the address
-//! forms the servers print (`127.0.0.1:PORT`, `[::1]:PORT`, `unix:PATH`) are parsed here again.
+//! forms the servers print (`127.0.0.1:PORT`, `[::1]:PORT`, `unix:PATH`, and the datagram
+//! server's `udp:...`) are parsed here again.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -20,11 +21,17 @@ use socket2::{Domain, SockAddr, Socket, Type};
 pub enum Target {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    /// A datagram server (`udp:...`): UDP mode, whose sockets are opened in `udp/`, never
+    /// by the stream functions here.
+    Datagram(crate::udp::Peer),
 }
 
 impl Target {
     /// Parses `HOST:PORT`, `[V6]:PORT` or `unix:PATH`; host names are resolved, first wins.
     pub fn parse(text: &str) -> Result<Target> {
+        if let Some(rest) = text.strip_prefix("udp:") {
+            return crate::udp::Peer::parse(rest).map(Target::Datagram);
+        }
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
                 bail!("unix: needs a path, as in unix:/tmp/echo.sock");
@@ -85,6 +92,7 @@ impl Target {
                 socket.set_write_timeout(None)?;
                 Ok(BlockingStream::Unix(socket.into()))
             }
+            Target::Datagram(_) => Err(not_a_stream()),
         }
     }
 
@@ -111,8 +119,18 @@ impl Target {
                 Ok(Stream::Tcp(mio::net::TcpStream::from_std(socket.into())))
             }
             Target::Unix(path) => Ok(Stream::Unix(mio::net::UnixStream::connect(path)?)),
+            Target::Datagram(_) => Err(not_a_stream()),
         }
     }
+
+    /// Whether this is a datagram server (UDP mode).
+    pub fn is_datagram(&self) -> bool {
+        matches!(self, Target::Datagram(_))
+    }
+}
+
+fn not_a_stream() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "a datagram server takes no connections")
 }
 
 /// Asks the kernel to choose the source port at `connect`, knowing the destination, rather
@@ -137,6 +155,7 @@ impl fmt::Display for Target {
         match self {
             Target::Tcp(addr) => write!(f, "{addr}"),
             Target::Unix(path) => write!(f, "unix:{}", path.display()),
+            Target::Datagram(peer) => write!(f, "{peer}"),
         }
     }
 }
@@ -276,6 +295,10 @@ mod tests {
         assert!(Target::parse("unix:").is_err());
         assert!(Target::parse("7000").is_err());
         assert_eq!(Target::parse("[::1]:9").unwrap().to_string(), "[::1]:9");
+        for datagram in ["udp:127.0.0.1:7000", "udp:[::1]:7000", "udp:unix:/tmp/e.sock"] {
+            assert_eq!(Target::parse(datagram).unwrap().to_string(), datagram);
+        }
+        assert!(Target::parse("udp:").is_err());
     }
 
     #[test]

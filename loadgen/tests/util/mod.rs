@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod udp;
+
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
