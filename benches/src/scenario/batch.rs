@@ -131,9 +131,10 @@ impl Scenario for Batch {
         let utilization = |s: &Summary| s.median.server_cpu_utilization;
         if utilization(one) < 0.8 && utilization(many) < 0.8 {
             out.push(format!(
-                "The server used {:.0}% and {:.0}% of its CPU: it was not the limit, so the \
-                 rates are the closed loop's (and the generator's), and the CPU per datagram \
-                 is the figure to compare.",
+                "The server ran {:.0}% and {:.0}% of the window, short of a whole CPU: the \
+                 rates were bounded by the closed loop, the generator or the CPU other \
+                 processes left the server, not by the batch size, so the CPU per datagram is \
+                 the figure to compare.",
                 100.0 * utilization(one),
                 100.0 * utilization(many)
             ));

@@ -36,6 +36,9 @@ pub const CONNECTIONS: u32 = 10;
 /// age, so it is the ceiling of UDP's p99 once more than 1% is lost.
 pub const TIMEOUT: &str = "50ms";
 
+/// [`TIMEOUT`] in microseconds.
+const TIMEOUT_US: f64 = 50_000.0;
+
 /// The kernel counters that say where datagrams were dropped (machine-wide).
 pub const COUNTERS: [&str; 2] = ["Udp:RcvbufErrors", "Udp:InErrors"];
 
@@ -86,7 +89,16 @@ fn loss(p: &PointResults) -> Option<(f64, f64)> {
         lost += r.messages.sent.saturating_sub(r.messages.received);
         n += 1;
     }
-    (n > 0).then(|| (lost as f64 / f64::from(n), if sent > 0 { lost as f64 / sent as f64 } else { 0.0 }))
+    (n > 0).then(|| {
+        (lost as f64 / f64::from(n), if sent > 0 { lost as f64 / sent as f64 } else { 0.0 })
+    })
+}
+
+/// Sends the open loop's schedule called for that never left the generator, per repeat: it
+/// fell behind its schedule, or (TCP) the connection's buffers were full.
+fn held(p: &PointResults) -> f64 {
+    let v: Vec<u64> = reports(p).map(|r| r.messages.backlogged + r.messages.not_sent).collect();
+    if v.is_empty() { 0.0 } else { v.iter().sum::<u64>() as f64 / v.len() as f64 }
 }
 
 /// A kernel counter's growth per repeat of a point (the mean).
@@ -110,6 +122,11 @@ struct Step {
     lost: f64,
     ratio: f64,
     rcvbuf: Option<f64>,
+    /// Sends the schedule called for that never left (per repeat).
+    held: f64,
+    /// Server CPU per message (us) and as a share of one CPU.
+    cpu: Option<f64>,
+    utilization: f64,
     saturated: bool,
 }
 
@@ -133,6 +150,9 @@ fn curves<'a>(view: &View<'a>) -> Vec<(&'a str, bool, Vec<Step>)> {
                         lost,
                         ratio,
                         rcvbuf: counter(p, COUNTERS[0]),
+                        held: held(p),
+                        cpu: sum.median.server_cpu_per_msg_us,
+                        utilization: sum.median.server_cpu_utilization,
                         saturated: sum.saturated,
                     })
                 })
@@ -239,7 +259,8 @@ impl Scenario for Udp {
             ("target msgs/s", |c| c.point.target_rate.map_or("-".into(), thousands)),
             ("achieved", |c| thousands(c.summary.median.msgs_per_sec)),
             ("lost", |c| {
-                loss(c.point).map_or("-".into(), |(n, r)| format!("{} ({})", thousands(n), percent(r)))
+                loss(c.point)
+                    .map_or("-".into(), |(n, r)| format!("{} ({})", thousands(n), percent(r)))
             }),
             col::P50,
             col::P99,
@@ -265,33 +286,47 @@ impl Scenario for Udp {
             } else {
                 let lost: f64 = steps.iter().map(|s| s.lost).sum();
                 // Where the queue began to show: the first rate whose p99 is ten times the
-                // lowest rate's.
-                let bend = steps.iter().find(|s| s.p99 >= 10.0 * first.p99.max(1.0));
+                // lowest p99 of a lower rate (a busy machine's tail at a low rate is noise).
+                let low = |i: usize| steps[..i].iter().min_by(|a, b| a.p99.total_cmp(&b.p99));
+                let bend = (1..steps.len()).find_map(|i| {
+                    Some((&steps[i], low(i)?)).filter(|(s, l)| s.p99 >= 10.0 * l.p99)
+                });
+                let least = steps.iter().min_by(|a, b| a.p99.total_cmp(&b.p99)).unwrap_or(&first);
                 let bent = match bend {
-                    Some(b) => format!(
+                    Some((b, l)) => format!(
                         "its p99 first rose tenfold at {} msgs/s ({} against {} at {}){}",
                         thousands(b.rate),
                         us(b.p99),
-                        us(first.p99),
-                        thousands(first.rate),
+                        us(l.p99),
+                        thousands(l.rate),
                         generator_caveat(b)
                     ),
                     None => format!(
-                        "its p99 never rose tenfold over these rates ({} at {} msgs/s, {} at \
-                         {}): a byte stream coalesces, so a server behind reads many messages \
-                         per call and catches up",
-                        us(first.p99),
-                        thousands(first.rate),
+                        "its p99 never rose tenfold over these rates (the lowest {} at {} \
+                         msgs/s, {} at {}): a byte stream coalesces, so a server behind reads \
+                         many messages per call and catches up",
+                        us(least.p99),
+                        thousands(least.rate),
                         us(last.p99),
                         thousands(last.rate)
                     ),
                 };
+                let short = if last.achieved < 0.95 * last.rate {
+                    format!(
+                        ": the rest was not dropped but never sent in the window ({} per run \
+                         held back: the generator behind its schedule, or the connection's \
+                         buffers full, which is TCP's flow control pushing back on the sender)",
+                        thousands(last.held)
+                    )
+                } else {
+                    String::new()
+                };
                 out.push(format!(
-                    "TCP ({name}) lost {} messages over all rates ({}); {bent}. At {} msgs/s \
-                     offered it achieved {}: what it cannot take now waits in the socket \
-                     queues instead of being dropped.",
+                    "TCP ({name}) lost {} messages over all rates{}; {bent}. At {} msgs/s \
+                     offered it achieved {}{short}. What it cannot take yet waits in the \
+                     socket queues.",
                     thousands(lost),
-                    if lost == 0.0 { "nothing" } else { "some unanswered at the run's end" },
+                    if lost == 0.0 { "" } else { " (unanswered when the run ended)" },
                     thousands(last.rate),
                     thousands(last.achieved)
                 ));
@@ -302,7 +337,8 @@ impl Scenario for Udp {
     }
 
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
-        let t = format!("p99 latency (from the intended send) vs offered rate, {CONNECTIONS} sockets");
+        let t =
+            format!("p99 latency (from the intended send) vs offered rate, {CONNECTIONS} sockets");
         let s = view.series(|m| Some(m.latency_us.p99.max(1.0)));
         charts.log_lines(self.name(), "udp-p99.svg", &t, "offered msgs/s", "p99 us", &s)?;
         let s = view.series_of(|_, p| {
@@ -321,16 +357,15 @@ impl Scenario for Udp {
 /// Where the datagram model's loss first passed [`LOSS_LIMIT`], what its latency did, and
 /// what the kernel counted.
 fn datagram_finding(name: &str, steps: &[Step]) -> String {
-    let worst_echo = steps.iter().map(|s| s.echoed_p99).fold(0.0, f64::max);
     let Some(bend) = steps.iter().find(|s| s.ratio > LOSS_LIMIT) else {
         let last = steps[steps.len() - 1];
         return format!(
             "UDP ({name}) lost at most {} at any rate up to {} msgs/s (achieved {}): its loss \
-             never passed {}, so these rates stayed within what it takes.",
+             never passed {:.0}%, so these rates stayed within what it takes.",
             percent(steps.iter().map(|s| s.ratio).fold(0.0, f64::max)),
             thousands(last.rate),
             thousands(last.achieved),
-            percent(LOSS_LIMIT)
+            LOSS_LIMIT * 100.0
         );
     };
     let kernel = match bend.rcvbuf {
@@ -345,19 +380,47 @@ fn datagram_finding(name: &str, steps: &[Step]) -> String {
         ),
         _ => String::new(),
     };
+    // The server's receive buffer holds a few hundred small datagrams, a millisecond or two of
+    // work: an echo that waited longer than the timeout waited somewhere else.
+    let latency = if bend.echoed_p99 < TIMEOUT_US {
+        format!(
+            "Its latency stayed bounded instead: the echoes that came back there waited a p99 \
+             of {}, because the receive buffer bounds the queue",
+            us(bend.echoed_p99)
+        )
+    } else {
+        format!(
+            "The echoes that came back there waited a p99 of {}: longer than a full receive \
+             buffer explains (a few hundred datagrams, a millisecond or two of work), so they \
+             waited for a CPU (the server's or the generator's), not in the server's queue",
+            us(bend.echoed_p99)
+        )
+    };
+    let last = steps[steps.len() - 1];
+    let share = match last.cpu {
+        Some(cpu) if last.utilization < 0.8 && cpu > 0.0 => format!(
+            " The server used only {:.0}% of its CPU at {} msgs/s while losing {}: the rest of \
+             that CPU went to other processes (see the load average in the caveats), so its \
+             capacity here was its share. At {} us of CPU per datagram, a whole CPU would \
+             echo about {} per second.",
+            100.0 * last.utilization,
+            thousands(last.rate),
+            percent(last.ratio),
+            sig(cpu),
+            thousands(1e6 / cpu)
+        ),
+        _ => String::new(),
+    };
     format!(
-        "UDP ({name}) first lost more than {} at {} msgs/s offered: {} of the datagrams \
-         ({} per run), achieving {}{}. Its latency stayed bounded instead: the echoes that \
-         came back waited at most a p99 of {} at any rate, because the receive buffer bounds \
-         the queue; the corrected p99 ({} there) counts each lost datagram at the {TIMEOUT} \
-         timeout or more.{kernel}",
-        percent(LOSS_LIMIT),
+        "UDP ({name}) first lost more than {:.0}% at {} msgs/s offered: {} of the datagrams \
+         ({} per run), achieving {}{}. {latency}; the corrected p99 ({} there) counts each \
+         lost datagram at the {TIMEOUT} timeout or more.{kernel}{share}",
+        LOSS_LIMIT * 100.0,
         thousands(bend.rate),
         percent(bend.ratio),
         thousands(bend.lost),
         thousands(bend.achieved),
-        generator_caveat(&bend),
-        us(worst_echo),
+        generator_caveat(bend),
         us(bend.p99),
     )
 }
