@@ -20,11 +20,12 @@ use anyhow::{Result, bail};
 
 use super::{Column, Headline, PointsFlag, Scenario, View, col};
 use crate::charts::Charts;
-use crate::findings::NO_FIGURES;
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
 use crate::registry::{Model, Transport};
 use crate::results::{PointResults, measured};
 use crate::text::{sig, thousands};
+
+mod findings;
 
 /// Sockets (UDP) or connections (TCP) the rate is spread over.
 pub const CONNECTIONS: u32 = 10;
@@ -33,17 +34,11 @@ pub const CONNECTIONS: u32 = 10;
 /// receive buffer of small datagrams drains in about a millisecond, so an echo not back in
 /// 50 ms was dropped; a shorter wait would also count as lost the echoes of a server that a
 /// busy 2-CPU machine merely descheduled. A lost datagram enters the corrected latency at this
-/// age, so it is the ceiling of UDP's p99 once more than 1% is lost.
+/// age or more.
 pub const TIMEOUT: &str = "50ms";
-
-/// [`TIMEOUT`] in microseconds.
-const TIMEOUT_US: f64 = 50_000.0;
 
 /// The kernel counters that say where datagrams were dropped (machine-wide).
 pub const COUNTERS: [&str; 2] = ["Udp:RcvbufErrors", "Udp:InErrors"];
-
-/// The loss the findings name the bend of UDP's curve by.
-const LOSS_LIMIT: f64 = 0.01;
 
 /// The udp scenario.
 #[derive(Debug)]
@@ -109,78 +104,6 @@ fn counter(p: &PointResults, name: &str) -> Option<f64> {
 
 fn percent(ratio: f64) -> String {
     if ratio == 0.0 { "0%".into() } else { format!("{}%", sig(ratio * 100.0)) }
-}
-
-/// One model's figures at one rate.
-#[derive(Debug, Clone, Copy)]
-struct Step {
-    rate: f64,
-    achieved: f64,
-    p50: f64,
-    p99: f64,
-    echoed_p99: f64,
-    lost: f64,
-    ratio: f64,
-    rcvbuf: Option<f64>,
-    /// Sends the schedule called for that never left (per repeat).
-    held: f64,
-    /// Server CPU per message (us) and as a share of one CPU.
-    cpu: Option<f64>,
-    utilization: f64,
-    saturated: bool,
-}
-
-/// Each model's steps, in rising rate, with whether it is the datagram model.
-fn curves<'a>(view: &View<'a>) -> Vec<(&'a str, bool, Vec<Step>)> {
-    view.runs()
-        .map(|(m, s)| {
-            let mut steps: Vec<Step> = s
-                .points
-                .iter()
-                .filter_map(|p| {
-                    let sum = p.summary.as_ref()?;
-                    let (lost, ratio) = loss(p)?;
-                    let echoed = sum.median.latency_us_uncorrected.unwrap_or(sum.median.latency_us);
-                    Some(Step {
-                        rate: p.target_rate.or(p.point.rate)?,
-                        achieved: sum.median.msgs_per_sec,
-                        p50: sum.median.latency_us.p50,
-                        p99: sum.median.latency_us.p99,
-                        echoed_p99: echoed.p99,
-                        lost,
-                        ratio,
-                        rcvbuf: counter(p, COUNTERS[0]),
-                        held: held(p),
-                        cpu: sum.median.server_cpu_per_msg_us,
-                        utilization: sum.median.server_cpu_utilization,
-                        saturated: sum.saturated,
-                    })
-                })
-                .collect();
-            steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-            let datagram = reports_of(s).any(|r| r.udp.is_some());
-            (m.name.as_str(), datagram, steps)
-        })
-        .filter(|(_, _, steps)| !steps.is_empty())
-        .collect()
-}
-
-fn reports_of(s: &crate::results::ScenarioResults) -> impl Iterator<Item = &loadgen::Report> {
-    s.points.iter().flat_map(reports)
-}
-
-fn us(v: f64) -> String {
-    if v >= 1000.0 { format!("{} ms", sig(v / 1000.0)) } else { format!("{} us", sig(v)) }
-}
-
-/// "(the generator was saturated there: ...)" when it was, for a sentence about `step`.
-fn generator_caveat(step: &Step) -> &'static str {
-    if step.saturated {
-        " (the generator was saturated there: its own CPU, not only the server, limited what \
-         was offered and read, so the server's own limit may lie higher)"
-    } else {
-        ""
-    }
 }
 
 impl Scenario for Udp {
@@ -274,66 +197,7 @@ impl Scenario for Udp {
     }
 
     fn findings(&self, view: &View<'_>) -> Vec<String> {
-        let curves = curves(view);
-        if curves.is_empty() {
-            return vec![NO_FIGURES.into()];
-        }
-        let mut out = Vec::new();
-        for (name, datagram, steps) in &curves {
-            let (first, last) = (steps[0], steps[steps.len() - 1]);
-            if *datagram {
-                out.push(datagram_finding(name, steps));
-            } else {
-                let lost: f64 = steps.iter().map(|s| s.lost).sum();
-                // Where the queue began to show: the first rate whose p99 is ten times the
-                // lowest p99 of a lower rate (a busy machine's tail at a low rate is noise).
-                let low = |i: usize| steps[..i].iter().min_by(|a, b| a.p99.total_cmp(&b.p99));
-                let bend = (1..steps.len()).find_map(|i| {
-                    Some((&steps[i], low(i)?)).filter(|(s, l)| s.p99 >= 10.0 * l.p99)
-                });
-                let least = steps.iter().min_by(|a, b| a.p99.total_cmp(&b.p99)).unwrap_or(&first);
-                let bent = match bend {
-                    Some((b, l)) => format!(
-                        "its p99 first rose tenfold at {} msgs/s ({} against {} at {}){}",
-                        thousands(b.rate),
-                        us(b.p99),
-                        us(l.p99),
-                        thousands(l.rate),
-                        generator_caveat(b)
-                    ),
-                    None => format!(
-                        "its p99 never rose tenfold over these rates (the lowest {} at {} \
-                         msgs/s, {} at {}): a byte stream coalesces, so a server behind reads \
-                         many messages per call and catches up",
-                        us(least.p99),
-                        thousands(least.rate),
-                        us(last.p99),
-                        thousands(last.rate)
-                    ),
-                };
-                let short = if last.achieved < 0.95 * last.rate {
-                    format!(
-                        ": the rest was not dropped but never sent in the window ({} per run \
-                         held back: the generator behind its schedule, or the connection's \
-                         buffers full, which is TCP's flow control pushing back on the sender)",
-                        thousands(last.held)
-                    )
-                } else {
-                    String::new()
-                };
-                out.push(format!(
-                    "TCP ({name}) lost {} messages over all rates{}; {bent}. At {} msgs/s \
-                     offered it achieved {}{short}. What it cannot take yet waits in the \
-                     socket queues.",
-                    thousands(lost),
-                    if lost == 0.0 { "" } else { " (unanswered when the run ended)" },
-                    thousands(last.rate),
-                    thousands(last.achieved)
-                ));
-            }
-        }
-        out.extend(comparison(&curves));
-        out
+        findings::all(view)
     }
 
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
@@ -352,100 +216,6 @@ impl Scenario for Udp {
         let t = "Messages lost vs offered rate";
         charts.lines(self.name(), "udp-loss.svg", t, "offered msgs/s", "lost (% of sent)", &s)
     }
-}
-
-/// Where the datagram model's loss first passed [`LOSS_LIMIT`], what its latency did, and
-/// what the kernel counted.
-fn datagram_finding(name: &str, steps: &[Step]) -> String {
-    let Some(bend) = steps.iter().find(|s| s.ratio > LOSS_LIMIT) else {
-        let last = steps[steps.len() - 1];
-        return format!(
-            "UDP ({name}) lost at most {} at any rate up to {} msgs/s (achieved {}): its loss \
-             never passed {:.0}%, so these rates stayed within what it takes.",
-            percent(steps.iter().map(|s| s.ratio).fold(0.0, f64::max)),
-            thousands(last.rate),
-            thousands(last.achieved),
-            LOSS_LIMIT * 100.0
-        );
-    };
-    let kernel = match bend.rcvbuf {
-        Some(r) if bend.lost > 0.0 => format!(
-            " The kernel's RcvbufErrors rose by {} in that run against {} datagrams lost{}: \
-             {} dropped at a full receive buffer (the server's, or the generator's: the \
-             counter is machine-wide), not on the wire or in the server.",
-            thousands(r),
-            thousands(bend.lost),
-            if r >= 0.9 * bend.lost { "" } else { " (the rest came back later than the timeout)" },
-            if r >= 0.9 * bend.lost { "they were" } else { "most were" }
-        ),
-        _ => String::new(),
-    };
-    // The server's receive buffer holds a few hundred small datagrams, a millisecond or two of
-    // work: an echo that waited longer than the timeout waited somewhere else.
-    let latency = if bend.echoed_p99 < TIMEOUT_US {
-        format!(
-            "Its latency stayed bounded instead: the echoes that came back there waited a p99 \
-             of {}, because the receive buffer bounds the queue",
-            us(bend.echoed_p99)
-        )
-    } else {
-        format!(
-            "The echoes that came back there waited a p99 of {}: longer than a full receive \
-             buffer explains (a few hundred datagrams, a millisecond or two of work), so they \
-             waited for a CPU (the server's or the generator's), not in the server's queue",
-            us(bend.echoed_p99)
-        )
-    };
-    let last = steps[steps.len() - 1];
-    let share = match last.cpu {
-        Some(cpu) if last.utilization < 0.8 && cpu > 0.0 => format!(
-            " The server used only {:.0}% of its CPU at {} msgs/s while losing {}: the rest of \
-             that CPU went to other processes (see the load average in the caveats), so its \
-             capacity here was its share. At {} us of CPU per datagram, a whole CPU would \
-             echo about {} per second.",
-            100.0 * last.utilization,
-            thousands(last.rate),
-            percent(last.ratio),
-            sig(cpu),
-            thousands(1e6 / cpu)
-        ),
-        _ => String::new(),
-    };
-    format!(
-        "UDP ({name}) first lost more than {:.0}% at {} msgs/s offered: {} of the datagrams \
-         ({} per run), achieving {}{}. {latency}; the corrected p99 ({} there) counts each \
-         lost datagram at the {TIMEOUT} timeout or more.{kernel}{share}",
-        LOSS_LIMIT * 100.0,
-        thousands(bend.rate),
-        percent(bend.ratio),
-        thousands(bend.lost),
-        thousands(bend.achieved),
-        generator_caveat(bend),
-        us(bend.p99),
-    )
-}
-
-/// TCP against UDP at the highest rate both ran.
-fn comparison(curves: &[(&str, bool, Vec<Step>)]) -> Option<String> {
-    let tcp = curves.iter().find(|c| !c.1)?;
-    let udp = curves.iter().find(|c| c.1)?;
-    let t = tcp.2.iter().rev().find(|t| udp.2.iter().any(|u| u.rate == t.rate))?;
-    let u = udp.2.iter().find(|u| u.rate == t.rate)?;
-    Some(format!(
-        "At {} msgs/s, the highest rate both ran: TCP ({}) achieved {} with a p50 of {} and \
-         lost {}; UDP ({}) achieved {} with a p50 of {} and lost {}. The trade: TCP turns \
-         overload into waiting, UDP into loss, and an application over UDP must decide itself \
-         what a lost message means (resend it, and wait after all, or do without).",
-        thousands(t.rate),
-        tcp.0,
-        thousands(t.achieved),
-        us(t.p50),
-        percent(t.ratio),
-        udp.0,
-        thousands(u.achieved),
-        us(u.p50),
-        percent(u.ratio)
-    ))
 }
 
 #[cfg(test)]
