@@ -81,7 +81,7 @@ fn udp_loses_beyond_its_capacity_where_tcp_waits_and_both_sections_render() {
     for want in [
         "## udp: What does UDP trade away, and what does it buy?",
         "| RcvbufErrors |",
-        "UDP (udp) first lost more than 1%",
+        "UDP (udp) lost more than 1% at every rate from",
         "TCP (mio) lost 0 messages",
         "udp-p99.svg",
         "udp-loss.svg",

@@ -105,11 +105,14 @@ fn generator_caveat(step: &Step) -> &'static str {
 fn stream_finding(name: &str, steps: &[Step]) -> String {
     let (first, last) = (steps[0], steps[steps.len() - 1]);
     let lost: f64 = steps.iter().map(|s| s.lost).sum();
-    // Where the queue began to show: the first rate whose p99 is ten times the
-    // lowest p99 of a lower rate (a busy machine's tail at a low rate is noise).
+    // Where the queue began to show: the first rate from which every p99 is ten times the
+    // lowest p99 of the rates below it. A single run's tail on a busy machine is a stall, not
+    // a trend, so a lone high p99 followed by a low one is no bend.
     let low = |i: usize| steps[..i].iter().min_by(|a, b| a.p99.total_cmp(&b.p99));
-    let bend = (1..steps.len())
-        .find_map(|i| Some((&steps[i], low(i)?)).filter(|(s, l)| s.p99 >= 10.0 * l.p99));
+    let bend = (1..steps.len()).find_map(|i| {
+        let l = low(i)?;
+        steps[i..].iter().all(|s| s.p99 >= 10.0 * l.p99).then_some((&steps[i], l))
+    });
     let least = steps.iter().min_by(|a, b| a.p99.total_cmp(&b.p99)).unwrap_or(&first);
     let bent = match bend {
         Some((b, l)) => format!(
@@ -161,7 +164,10 @@ fn stream_finding(name: &str, steps: &[Step]) -> String {
 /// Where the datagram model's loss first passed [`LOSS_LIMIT`], what its latency did, and
 /// what the kernel counted.
 fn datagram_finding(name: &str, steps: &[Step], tcp: Option<&[Step]>) -> String {
-    let Some(bend) = steps.iter().find(|s| s.ratio > LOSS_LIMIT) else {
+    // The first rate from which every rate lost more than the limit: a server descheduled for
+    // longer than its buffer lasts loses at a low rate too, once, on a busy machine.
+    let from = (0..steps.len()).find(|&i| steps[i..].iter().all(|s| s.ratio > LOSS_LIMIT));
+    let Some(bend) = from.map(|i| steps[i]) else {
         let last = steps[steps.len() - 1];
         return format!(
             "UDP ({name}) lost at most {} at any rate up to {} msgs/s (achieved {}): its loss \
@@ -171,6 +177,21 @@ fn datagram_finding(name: &str, steps: &[Step], tcp: Option<&[Step]>) -> String 
             thousands(last.achieved),
             LOSS_LIMIT * 100.0
         );
+    };
+    let spikes: Vec<String> = steps
+        .iter()
+        .filter(|s| s.rate < bend.rate && s.ratio > LOSS_LIMIT)
+        .map(|s| format!("{} at {} msgs/s", percent(s.ratio), thousands(s.rate)))
+        .collect();
+    let spikes = if spikes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Below that it lost {} too, though not at every rate between: a server \
+             descheduled for longer than its buffer lasts loses at any rate, and a busy \
+             machine deschedules it.",
+            crate::text::join(&spikes)
+        )
     };
     let tcp_p99 = tcp.and_then(|t| t.iter().find(|t| t.rate == bend.rate)).map(|t| t.p99);
     let kernel = match bend.rcvbuf {
@@ -219,15 +240,15 @@ fn datagram_finding(name: &str, steps: &[Step], tcp: Option<&[Step]>) -> String 
         _ => String::new(),
     };
     format!(
-        "UDP ({name}) first lost more than {:.0}% at {} msgs/s offered: {} of the datagrams \
-         ({} per run), achieving {}{}. {latency}; the corrected p99 ({} there) counts each \
-         lost datagram at the {TIMEOUT} timeout or more.{kernel}{share}",
+        "UDP ({name}) lost more than {:.0}% at every rate from {} msgs/s up: {} of the \
+         datagrams there ({} per run), achieving {}{}. {latency}; the corrected p99 ({} there) counts each \
+         lost datagram at the {TIMEOUT} timeout or more.{kernel}{spikes}{share}",
         LOSS_LIMIT * 100.0,
         thousands(bend.rate),
         percent(bend.ratio),
         thousands(bend.lost),
         thousands(bend.achieved),
-        generator_caveat(bend),
+        generator_caveat(&bend),
         us(bend.p99),
     )
 }
