@@ -37,8 +37,8 @@ fn standard_profile_fits_in_twenty_minutes_for_every_model() {
     // The placement `cargo bench` uses (split), where cores' 1-CPU point is scale's.
     let argv = ["compare", "--bin-dir", "/"];
     let standard = CompareArgs::from_argv(argv).unwrap().options().unwrap().plan;
-    // 19 minutes: the last of the 20 is kept for the datagram (udp) scenario to come.
-    let budget = Duration::from_secs(19 * 60);
+    // The lessons were held to 19 minutes to leave the last for udp and batch (about 32 s).
+    let budget = Duration::from_secs(20 * 60);
     assert!(standard.estimate() <= budget, "{:?} for {}", standard.estimate(), standard.servers());
     assert!(standard.repeats >= 3);
     let scale: Vec<u32> = standard.points_of("scale").map(|p| p.connections).collect();

@@ -202,11 +202,11 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     }
     // One row per point of the standard plan (4 + 4 + 2 + 2 + 3 + 1, then backlog's 2 and
     // pipeline's 4) for every model; stall (2) and nagle (4) run mio alone, cores (1 or 2 points per CPU
-    // layout of this machine) the worker models and mio. Plus the bare name's row in the
+    // layout of this machine) the worker models and mio, udp (4) mio and the datagram server. Plus the bare name's row in the
     // Models table (hybrid's tables name it with its worker count).
     let cores = results.plan.points_of("cores").count();
     for (model, own) in
-        [("fork", 0), ("thread", 0), ("mio", 2 + 4 + cores), ("hybrid (1 worker)", cores)]
+        [("fork", 0), ("thread", 0), ("mio", 2 + 4 + cores + 4), ("hybrid (1 worker)", cores)]
     {
         let rows = md
             .lines()
@@ -420,8 +420,9 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let results = synthetic_of(RunStatus::Complete, &names);
     let drawn = charts::write_all(&results, ALL, &dir).unwrap();
-    // Six for the first scenarios, two for pipeline, one each for stall, nagle and cores.
-    assert_eq!(drawn.len(), 11, "every chart is drawn: {drawn:?}");
+    // Six for the first scenarios, two for pipeline, one each for stall, nagle and cores, two
+    // for udp (batch has none).
+    assert_eq!(drawn.len(), 13, "every chart is drawn: {drawn:?}");
     let svg = std::fs::read_to_string(dir.join("scale-throughput.svg")).unwrap().to_uppercase();
     for (i, c) in charts::PALETTE.iter().enumerate() {
         // A datagram model runs no stream scenario, so it has no line in scale's chart.

@@ -199,7 +199,12 @@ impl Runner<'_> {
             args.extend(["--hlog".into(), hlog.display().to_string()]);
         }
         // The scenario's own flags come last and replace the harness's of the same name.
-        let own = scenario.map(|s| s.loadgen_args(point)).unwrap_or_default();
+        let mut own = scenario.map(|s| s.loadgen_args(point)).unwrap_or_default();
+        // A `udp:` address is what puts loadgen in its UDP mode (the form echo-udp's ready
+        // line prints).
+        if addr.starts_with("udp:") {
+            own.extend(scenario.map(|s| s.datagram_args(point)).unwrap_or_default());
+        }
         let mut kept = Vec::with_capacity(args.len() + own.len());
         let mut it = args.into_iter().peekable();
         while let Some(arg) = it.next() {

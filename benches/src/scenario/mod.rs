@@ -9,6 +9,7 @@
 //! started with its usual flags), so a scenario overrides only what it does differently.
 
 mod backlog;
+mod batch;
 mod churn;
 mod cores;
 mod idle;
@@ -19,6 +20,7 @@ mod scale;
 mod size;
 mod stall;
 mod syscalls;
+mod udp;
 
 use std::fmt;
 
@@ -46,6 +48,8 @@ pub static ALL: &[&dyn Scenario] = &[
     &stall::Stall,
     &nagle::Nagle,
     &cores::Cores,
+    &udp::Udp,
+    &batch::Batch,
 ];
 
 /// Whether the program `tool` is on this machine's PATH.
@@ -117,6 +121,15 @@ pub trait Scenario: Sync + fmt::Debug {
     /// Flags for loadgen besides those the point's fields say (none by default). A flag given
     /// here replaces the harness's own (a scenario may set its own `--warmup`, say).
     fn loadgen_args(&self, _point: &Point) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Flags for loadgen besides [`Scenario::loadgen_args`] when the server is a datagram one
+    /// (its address is `udp:...`, so loadgen runs its UDP mode): none by default. A scenario
+    /// that runs a stream and a datagram server under one load wants a short `--timeout` for
+    /// the datagrams (a lost one is declared lost only after it) and TCP's long one for the
+    /// stream (a message that waits longer breaks its connection).
+    fn datagram_args(&self, _point: &Point) -> Vec<String> {
         Vec::new()
     }
 
