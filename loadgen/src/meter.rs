@@ -54,9 +54,6 @@ pub struct ThreadResult {
     pub pinned: Option<usize>,
     /// Wall time over which `cpu` was spent.
     pub wall_ns: u64,
-    /// Open loop: time spent polling without sleeping just before a scheduled send (see
-    /// `schedule::Timer`); busy by design, so not a sign of saturation.
-    pub spin_ns: u64,
     /// When this thread stopped sending, in nanoseconds after the start.
     pub stopped_ns: u64,
     /// When this thread finished waiting for stragglers.
@@ -108,8 +105,6 @@ pub struct Meter {
     pub trouble: Option<String>,
     /// Connections up when the run started.
     pub initial_up: u64,
-    /// Time spent spinning before scheduled sends, in the measured window.
-    pub spin_ns: u64,
     /// Whether to keep the uncorrected latency apart (the open loop); otherwise both are one.
     open: bool,
     recorder: Box<Recorder>,
@@ -150,7 +145,6 @@ impl Meter {
             first_mismatch: None,
             trouble: None,
             initial_up: 0,
-            spin_ns: 0,
             open,
             recorder: Box::new(Recorder::new()),
             thread,
@@ -318,7 +312,6 @@ impl Meter {
             run_delay_ns,
             pinned: self.pinned,
             wall_ns,
-            spin_ns: self.spin_ns,
             stopped_ns,
             finished_ns,
             initial_up: self.initial_up,

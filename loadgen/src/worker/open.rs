@@ -6,12 +6,20 @@
 //! reading (`backlogged`), or the generator itself is so far behind that the send is already
 //! older than `--timeout` (`backlogged`, given up in bulk so that a hopeless `--rate` cannot
 //! keep the loop counting for ever).
+//!
+//! The loop wakes once per batch, not once per message: a wake-up sends every message due
+//! within [`SEND_SLACK_NS`] from now, the later ones a little early. Each wake-up costs far
+//! more than a send here (a timer to re-arm, a sleep and a wake-up, and, when the server is
+//! asleep too, a wake-up of the server's thread charged to the sender), so batching is what
+//! lets the CPU follow the rate. A message that leaves early is timed from when it left (its
+//! "intended" time is then its actual one), so no latency is understated and its lag is 0.
 
 use std::time::Duration;
 
 use super::Worker;
 use crate::conn::State;
 use crate::meter::Timeline;
+use crate::schedule::SEND_SLACK_NS;
 
 /// At most this many overdue sends are given up one by one, each at its own age; beyond it
 /// (only a rate far beyond the generator does that) they go in bulk, at `--timeout`.
@@ -25,9 +33,10 @@ impl Worker {
         self.give_up_until(now.saturating_sub(tl.timeout_ns), tl);
         let Some(schedule) = self.schedule.as_mut() else { return };
         let mut burst = 0;
+        let horizon = now + SEND_SLACK_NS;
         loop {
             let due = schedule.due_ns();
-            if due > now || due >= tl.end_ns {
+            if due > horizon || due >= tl.end_ns {
                 break;
             }
             let i = schedule.take();
@@ -52,9 +61,11 @@ impl Worker {
                     self.meter.given_up(now, due, true);
                 }
             } else {
-                conn.queue(self.plan.size, due, now, measured, &mut self.meter);
+                // Sent early (within the slack), a message counts from when it leaves: timed
+                // from its due time, the time it spent before that would go unmeasured.
+                conn.queue(self.plan.size, due.min(now), now, measured, &mut self.meter);
                 if measured {
-                    self.meter.lagged(now - due);
+                    self.meter.lagged(now.saturating_sub(due));
                 }
                 if first_visit {
                     self.dirty.push(i);
@@ -107,28 +118,21 @@ impl Worker {
         }
     }
 
-    /// Arms the timer for the next due send; returns a zero poll timeout if it is due already
-    /// or so close that the loop should spin rather than sleep (then `spinning` is set).
+    /// Arms the timer for the next batch; returns a zero poll timeout if its first send is
+    /// already within the slack (time has passed since [`Worker::send_due`] looked).
     pub(super) fn arm_timer(&mut self, tl: &Timeline) -> Option<Duration> {
-        self.spinning = false;
         let due = self.schedule.as_ref()?.due_ns();
         if due >= tl.end_ns {
             return None;
         }
         let now = tl.now_ns();
-        if due <= now {
+        if due <= now + SEND_SLACK_NS {
             return Some(Duration::ZERO);
         }
         let timer = self.timer.as_mut()?;
-        match timer.wait_for(due, now) {
-            Ok(timeout) => {
-                self.spinning = timeout.is_some();
-                timeout
-            }
-            Err(err) => {
-                self.meter.trouble(|| format!("cannot arm the send timer: {err}"));
-                None
-            }
+        if let Err(err) = timer.wait_for(due, now) {
+            self.meter.trouble(|| format!("cannot arm the send timer: {err}"));
         }
+        None
     }
 }
