@@ -30,6 +30,9 @@ pub struct Parts<'a> {
     pub config: &'a Config,
     pub target: &'a Target,
     pub started_at: SystemTime,
+    /// When the warm-up began (the threads' clock started), on the wall clock; `None` if the
+    /// run never got that far.
+    pub began_at: Option<SystemTime>,
     pub environment: Environment,
     pub results: Vec<ThreadResult>,
     pub total: Recorder,
@@ -110,6 +113,7 @@ pub fn report(p: Parts<'_>) -> Report {
         target: p.target.to_string(),
         config: config.clone(),
         run: RunInfo {
+            began_at: p.began_at.map(|at| humantime::format_rfc3339_micros(at).to_string()),
             warmup_secs: config.warmup.as_secs_f64(),
             measured_secs,
             drain_secs: finished_ns.saturating_sub(stopped_ns) as f64 / 1e9,

@@ -2,7 +2,7 @@
 //! [`Config`] a library caller fills in, and the checks that turn nonsense into one clear error.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,13 @@ pub struct Config {
     #[serde(with = "secs")]
     pub hlog_interval: Duration,
 
+    /// Begin the warm-up at this wall-clock time, after opening the connections, so that
+    /// generators on several machines measure the same window: RFC 3339 in UTC
+    /// (2026-12-07T03:00:00Z) or Unix seconds (@1765080000.5). At most an hour ahead.
+    #[arg(long, value_name = "TIME", value_parser = crate::start::parse)]
+    #[serde(with = "crate::start::opt_rfc3339")]
+    pub start_at: Option<SystemTime>,
+
     /// Draw a progress bar on stderr. Library callers get none unless they ask; the binary
     /// turns it on when stderr is a terminal (and off with --no-progress).
     #[arg(skip)]
@@ -113,6 +120,7 @@ impl Default for Config {
             json: None,
             hlog: None,
             hlog_interval: Duration::from_secs(1),
+            start_at: None,
             progress: false,
         }
     }
@@ -216,6 +224,9 @@ impl Config {
                 self.pipeline == 1,
                 "--pipeline with --churn is not supported: a churn connection carries one message"
             );
+        }
+        if let Some(at) = self.start_at {
+            crate::start::check(at, SystemTime::now())?;
         }
         let available =
             crate::cpu::allowed_cpus().context("cannot read this process's CPU affinity")?;
@@ -343,6 +354,14 @@ mod tests {
             Config { pipeline: 1 << 40, ..Config::default() },
             Config { source_addrs: 1 << 40, churn: true, ..Config::default() },
             Config { threads: Some(1 << 20), ..Config::default() },
+            Config {
+                start_at: Some(SystemTime::now() - Duration::from_secs(60)),
+                ..Config::default()
+            },
+            Config {
+                start_at: Some(SystemTime::now() + Duration::from_secs(7200)),
+                ..Config::default()
+            },
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config:?} was accepted");

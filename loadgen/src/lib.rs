@@ -21,8 +21,9 @@
 //! - **The generator watches itself.** Load threads read their own CPU time and how long they
 //!   waited for a CPU; a generator that was busy or starved most of the time, or fell behind
 //!   its schedule, is flagged as saturated.
-//! - **Many machines.** Interval logs (`--hlog`) and JSON reports of runs made from several
-//!   hosts merge into one set of percentiles ([`merge`]).
+//! - **Many machines.** Generators given the same `--start-at` begin their windows together
+//!   (`start.rs`), and their interval logs (`--hlog`) and JSON reports merge into one set of
+//!   percentiles ([`merge`]).
 //!
 //! The library entry point is [`run`]; the binary (`src/main.rs`) parses flags into a
 //! [`Config`], installs the Ctrl-C handler that sets a [`Cancel`], and prints the summary.
@@ -51,6 +52,7 @@ mod payload;
 mod progress;
 mod run;
 mod schedule;
+mod start;
 mod worker;
 
 use std::sync::Arc;

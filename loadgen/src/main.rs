@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply load and measure (the default when no subcommand is given).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Combine interval logs or JSON reports of runs from several machines into one set of
     /// percentiles.
     Merge(loadgen::merge::MergeArgs),
@@ -49,8 +49,8 @@ struct RunArgs {
 
 fn main() {
     let cli = parse();
-    let outcome = match cli.command.unwrap_or(Command::Run(cli.run)) {
-        Command::Run(args) => run(args),
+    let outcome = match cli.command.unwrap_or(Command::Run(Box::new(cli.run))) {
+        Command::Run(args) => run(*args),
         Command::Merge(args) => loadgen::merge::main(&args),
     };
     match outcome {

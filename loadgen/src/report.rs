@@ -53,6 +53,11 @@ pub struct Report {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
+    /// When the warm-up began, RFC 3339 UTC with microseconds: `config.start_at` when it was
+    /// given and every connection was up by then, else the moment they were. The measured
+    /// window opens `warmup_secs` later.
+    #[serde(default)]
+    pub began_at: Option<String>,
     pub warmup_secs: f64,
     /// The measured window as it really was: from the end of warmup until sending stopped.
     /// Every rate in the report is over this.
