@@ -160,7 +160,9 @@ fn coordinate(
                 let at = due.min(now);
                 let _ = shared.start.set(at);
                 start = Some(at);
-                let wall = SystemTime::now() - now.duration_since(at);
+                // The wall-clock time of `at`: both clocks read together, then stepped back.
+                let (mono, wall) = (Instant::now(), SystemTime::now());
+                let wall = wall - mono.duration_since(at);
                 began_at = Some(wall);
                 // The threads sleep until then (see `worker::Worker::connect_and_wait`).
                 handles.iter().for_each(|h| h.thread().unpark());

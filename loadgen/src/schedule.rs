@@ -124,9 +124,9 @@ pub struct Timer {
     early_ns: u64,
 }
 
-/// The most the timer fires early: within the slack, so an early wake-up can always send.
-/// A wake-up later than this shows as send lag.
-const MAX_EARLY_NS: u64 = if SEND_SLACK_NS < 50_000 { SEND_SLACK_NS } else { 50_000 };
+/// The most the timer fires early: well within the slack, so an early wake-up can always
+/// send. A wake-up later than this shows as send lag.
+const MAX_EARLY_NS: u64 = SEND_SLACK_NS / 2;
 /// How far one wake-up moves the running median: small against the lateness measured (a few
 /// microseconds), so the estimate is steady, yet it crosses the whole range in 40 wake-ups.
 const MEDIAN_STEP_NS: u64 = 500;

@@ -61,8 +61,8 @@ impl Worker {
                     self.meter.given_up(now, due, true);
                 }
             } else {
-                // Sent early (within the slack), a message counts from when it leaves: timed
-                // from its due time, the time it spent before that would go unmeasured.
+                // A message sent early (within the slack) is timed from when it leaves: timed
+                // from its due time, the part of its round trip before that would be lost.
                 conn.queue(self.plan.size, due.min(now), now, measured, &mut self.meter);
                 if measured {
                     self.meter.lagged(now.saturating_sub(due));
