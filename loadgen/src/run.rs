@@ -123,9 +123,13 @@ fn coordinate(
     // Once every thread is ready: when to start them (`--start-at`, or at once).
     let mut start_due: Option<Instant> = None;
     loop {
-        let wait = start_due.map_or(Duration::from_millis(50), |due| {
-            due.saturating_duration_since(Instant::now()).min(Duration::from_millis(50))
-        });
+        // Until the start, no later than it is due; then at the pace of the progress bar.
+        let wait = match (start, start_due) {
+            (None, Some(due)) => {
+                due.saturating_duration_since(Instant::now()).min(Duration::from_millis(50))
+            }
+            _ => Duration::from_millis(50),
+        };
         match rx.recv_timeout(wait) {
             Ok(Msg::Ready) => ready += 1,
             Ok(Msg::Interval { thread, index, mut recorder }) => {

@@ -98,6 +98,10 @@ fn two_generators_given_one_start_time_begin_together_and_merge_to_their_sum() {
         // Each generator scheduled exactly its share of the window: 2,000/s for 400 ms.
         assert_eq!(r.messages.scheduled - r.messages.carried_over, 800, "{:?}", r.messages);
         assert_eq!(r.messages.received, r.messages.scheduled, "{:?}", r.errors);
+        // A light load, and two seconds of waiting: the process must have slept through
+        // both (a coordinator polling its channel without a timeout once did not).
+        let cpu = r.generator.process_cpu_seconds;
+        assert!(cpu < 0.5, "{form}: {cpu} s of CPU for a light run and a wait");
     }
     // The interval logs' start is the window's: the start time plus the warm-up.
     for (_, hlog) in &files {
