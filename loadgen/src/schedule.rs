@@ -92,11 +92,16 @@ impl Schedule {
 /// this much of now, so the loop wakes once per batch rather than once per message.
 ///
 /// At 20k msgs/s on this project's 2-vCPU virtual machine, waking for every message (a send
-/// every 50 us) cost about 30 us of CPU per message whether the last microseconds were spun
-/// or slept: re-arming the timer, the sleep and wake-up, and waking the server's thread from
-/// inside `write`. Batches of two or three messages cut that by about half. 100 us is small
-/// against any latency an echo over TCP shows, and against a connection's own interval at
-/// any rate where batching matters (100 connections at 20k msgs/s: 5 ms).
+/// every 50 us) cost 30 to 40 us of CPU per message whether the last microseconds were spun
+/// or slept, nearly all of it in the kernel: `sendto` (a third of it waking the server's
+/// idle vCPU), the sleep and wake-up in `epoll_wait`, re-arming the timer. Without the spin
+/// and with this slack the loop used about 15% less CPU on a quiet machine (loadgen/README.md,
+/// "Measured here"); sends and echoes still cost a wake-up of an idle vCPU each, which only
+/// batches of a millisecond would amortize, at the price of the schedule's precision.
+/// 100 us is small against any latency an echo over TCP shows, and against a connection's
+/// own interval at any rate where batching matters (100 connections at 20k msgs/s: 5 ms).
+/// (Sending early only on the timer's wake-up, so that echoes do not each carry the next
+/// send out with them, made batches of three but saved no CPU and was dropped.)
 pub const SEND_SLACK_NS: u64 = 100_000;
 
 /// A one-shot `timerfd` with nanosecond resolution, registered in a mio `Poll`, that learns

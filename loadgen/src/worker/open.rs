@@ -7,12 +7,13 @@
 //! older than `--timeout` (`backlogged`, given up in bulk so that a hopeless `--rate` cannot
 //! keep the loop counting for ever).
 //!
-//! The loop wakes once per batch, not once per message: a wake-up sends every message due
-//! within [`SEND_SLACK_NS`] from now, the later ones a little early. Each wake-up costs far
-//! more than a send here (a timer to re-arm, a sleep and a wake-up, and, when the server is
-//! asleep too, a wake-up of the server's thread charged to the sender), so batching is what
-//! lets the CPU follow the rate. A message that leaves early is timed from when it left (its
-//! "intended" time is then its actual one), so no latency is understated and its lag is 0.
+//! The loop never spins: a wake-up sends every message due within [`SEND_SLACK_NS`] from
+//! now, the later ones a little early, and the loop sleeps until the next one is due. A
+//! wake-up costs more than a send here (a timer to re-arm, a sleep and a wake-up, and, when
+//! the server is asleep too, a wake-up of the server's thread charged to the sender), so one
+//! that happens anyway takes the next messages with it. A message that leaves early is timed
+//! from when it left (its "intended" time is then its actual one), so no latency is
+//! understated and its lag is 0.
 
 use std::time::Duration;
 
