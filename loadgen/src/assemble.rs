@@ -30,6 +30,9 @@ pub struct Parts<'a> {
     pub config: &'a Config,
     pub target: &'a Target,
     pub started_at: SystemTime,
+    /// When the warm-up began (the threads' clock started), on the wall clock; `None` if the
+    /// run never got that far.
+    pub began_at: Option<SystemTime>,
     pub environment: Environment,
     pub results: Vec<ThreadResult>,
     pub total: Recorder,
@@ -114,6 +117,7 @@ pub fn report(p: Parts<'_>) -> Report {
         target: p.target.to_string(),
         config: config.clone(),
         run: RunInfo {
+            began_at: p.began_at.map(|at| humantime::format_rfc3339_micros(at).to_string()),
             warmup_secs: config.warmup.as_secs_f64(),
             measured_secs,
             drain_secs: finished_ns.saturating_sub(stopped_ns) as f64 / 1e9,
@@ -161,7 +165,8 @@ pub fn report(p: Parts<'_>) -> Report {
             user_seconds: cpu.user.as_secs_f64(),
             system_seconds: cpu.system.as_secs_f64(),
             process_cpu_seconds: p.process_cpu.total().as_secs_f64(),
-            spin_seconds: load.spin_secs,
+            // The open loop no longer spins (it sends early within a slack instead).
+            spin_seconds: 0.0,
             max_thread_utilization: load.max_utilization,
             run_delay_seconds: load.run_delay_secs,
             max_thread_run_delay: load.max_run_delay,
@@ -202,15 +207,13 @@ pub fn report(p: Parts<'_>) -> Report {
 /// window and drain.
 #[derive(Debug, Default)]
 struct ThreadLoad {
-    spin_secs: f64,
-    /// The busiest thread's CPU time, less spinning, over its wall time.
+    /// The busiest thread's CPU time over its wall time.
     max_utilization: f64,
     /// `None` without scheduler statistics.
     run_delay_secs: Option<f64>,
     /// The largest share of its wall time a thread spent waiting for a CPU.
     max_run_delay: Option<f64>,
-    /// The largest share of its wall time a thread wanted a CPU: running (less spinning) or
-    /// waiting for one.
+    /// The largest share of its wall time a thread wanted a CPU: running or waiting for one.
     max_demand: Option<f64>,
     /// Per pinned CPU, the load threads' summed utilization there.
     pinned: Vec<PinnedCpu>,
@@ -224,10 +227,6 @@ impl ThreadLoad {
         let mut load = ThreadLoad::default();
         for (thread, r) in results.iter().enumerate() {
             let cpu = r.cpu.total().as_secs_f64();
-            // Spinning is timed on the wall clock; a thread preempted mid-poll could count
-            // wall time it never ran, so no thread's spin exceeds its CPU time.
-            let spin = (r.spin_ns as f64 / 1e9).min(cpu);
-            load.spin_secs += spin;
             if let Some(delay) = r.run_delay_ns {
                 *load.run_delay_secs.get_or_insert(0.0) += delay as f64 / 1e9;
             }
@@ -235,7 +234,7 @@ impl ThreadLoad {
                 continue;
             }
             let wall = r.wall_ns as f64 / 1e9;
-            let utilization = (cpu - spin).max(0.0) / wall;
+            let utilization = cpu / wall;
             load.max_utilization = load.max_utilization.max(utilization);
             if let Some(cpu) = r.pinned {
                 match load.pinned.iter_mut().find(|p| p.cpu == cpu) {

@@ -2,7 +2,7 @@
 //! [`Config`] a library caller fills in, and the checks that turn nonsense into one clear error.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
@@ -102,6 +102,13 @@ pub struct Config {
     #[serde(with = "secs")]
     pub hlog_interval: Duration,
 
+    /// Begin the warm-up at this wall-clock time, after opening the connections, so that
+    /// generators on several machines measure the same window: RFC 3339 in UTC
+    /// (2026-12-07T03:00:00Z) or Unix seconds (@1765080000.5). At most an hour ahead.
+    #[arg(long, value_name = "TIME", value_parser = crate::start::parse)]
+    #[serde(with = "crate::start::opt_rfc3339")]
+    pub start_at: Option<SystemTime>,
+
     /// Draw a progress bar on stderr. Library callers get none unless they ask; the binary
     /// turns it on when stderr is a terminal (and off with --no-progress).
     #[arg(skip)]
@@ -129,6 +136,7 @@ impl Default for Config {
             json: None,
             hlog: None,
             hlog_interval: Duration::from_secs(1),
+            start_at: None,
             progress: false,
         }
     }
@@ -256,9 +264,16 @@ impl Config {
                     "--burst with {flag} is not supported: a burst sends one message per connection"
                 );
             }
+            ensure!(
+                self.start_at.is_none(),
+                "--burst with --start-at is not supported: a burst begins as soon as loadgen starts"
+            );
         }
         if let Target::Datagram(peer) = &target {
             crate::udp::check(self, peer)?;
+        }
+        if let Some(at) = self.start_at {
+            crate::start::check(at, SystemTime::now())?;
         }
         let available =
             crate::cpu::allowed_cpus().context("cannot read this process's CPU affinity")?;
@@ -392,6 +407,11 @@ mod tests {
             Config { burst: Some(10), churn: true, ..Config::default() },
             Config { burst: Some(10), pipeline: 2, ..Config::default() },
             Config { burst: Some(10), idle: 1, ..Config::default() },
+            Config {
+                burst: Some(10),
+                start_at: Some(SystemTime::now() + Duration::from_secs(10)),
+                ..Config::default()
+            },
             Config { addr: "udp:127.0.0.1:7".to_owned(), churn: true, ..Config::default() },
             Config { addr: "udp:127.0.0.1:7".to_owned(), idle: 1, ..Config::default() },
             Config { addr: "udp:127.0.0.1:7".to_owned(), burst: Some(4), ..Config::default() },
@@ -399,6 +419,14 @@ mod tests {
             Config { addr: "udp:127.0.0.1:7".to_owned(), size: 7, ..Config::default() },
             Config { addr: "udp:127.0.0.1:7".to_owned(), size: 65_508, ..Config::default() },
             Config { addr: "udp:[::1]:7".to_owned(), size: 65_528, ..Config::default() },
+            Config {
+                start_at: Some(SystemTime::now() - Duration::from_secs(60)),
+                ..Config::default()
+            },
+            Config {
+                start_at: Some(SystemTime::now() + Duration::from_secs(7200)),
+                ..Config::default()
+            },
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config:?} was accepted");

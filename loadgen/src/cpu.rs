@@ -63,18 +63,6 @@ impl CpuTime {
     }
 }
 
-/// The calling thread's CPU time so far, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`: a
-/// system call, unlike the wall clock, so only for rare or idle moments).
-pub fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// The calling thread's run delay so far: nanoseconds it spent runnable, waiting for a CPU.
 /// `None` if the kernel does not keep scheduler statistics (no `CONFIG_SCHED_INFO`).
 pub fn thread_run_delay_ns() -> Option<u64> {
@@ -131,18 +119,6 @@ mod tests {
             }
         }
         assert!(CpuTime::process().total() >= Duration::from_millis(10));
-    }
-
-    #[test]
-    fn the_thread_cpu_clock_moves_with_work_only() {
-        let before = thread_cpu_ns();
-        std::thread::sleep(Duration::from_millis(20));
-        // Sleeping costs (almost) no CPU.
-        assert!(thread_cpu_ns() - before < 10_000_000);
-        let start = std::time::Instant::now();
-        while thread_cpu_ns() - before < 5_000_000 {
-            assert!(start.elapsed() < Duration::from_secs(10), "the thread CPU clock never moved");
-        }
     }
 
     #[test]

@@ -24,8 +24,9 @@
 //! - **Datagrams too.** With `--addr udp:...` the same loops run over UDP (or Unix datagram)
 //!   sockets, one per "connection", and lost, duplicated, reordered and corrupted datagrams
 //!   are each counted beside the kernel's own UDP counters ([`udp`]).
-//! - **Many machines.** Interval logs (`--hlog`) and JSON reports of runs made from several
-//!   hosts merge into one set of percentiles ([`merge`]).
+//! - **Many machines.** Generators given the same `--start-at` begin their windows together
+//!   (`start.rs`), and their interval logs (`--hlog`) and JSON reports merge into one set of
+//!   percentiles ([`merge`]).
 //!
 //! The library entry point is [`run`]; the binary (`src/main.rs`) parses flags into a
 //! [`Config`], installs the Ctrl-C handler that sets a [`Cancel`], and prints the summary.
@@ -53,10 +54,12 @@ mod conn;
 mod cpu;
 mod idle;
 mod meter;
+mod pace;
 mod payload;
 mod progress;
 mod run;
 mod schedule;
+mod start;
 mod worker;
 
 use std::sync::Arc;

@@ -54,9 +54,6 @@ pub struct ThreadResult {
     pub pinned: Option<usize>,
     /// Wall time over which `cpu` was spent.
     pub wall_ns: u64,
-    /// Open loop: time spent polling without sleeping just before a scheduled send (see
-    /// `schedule::Timer`); busy by design, so not a sign of saturation.
-    pub spin_ns: u64,
     /// When this thread stopped sending, in nanoseconds after the start.
     pub stopped_ns: u64,
     /// When this thread finished waiting for stragglers.
@@ -110,8 +107,6 @@ pub struct Meter {
     pub trouble: Option<String>,
     /// Connections up when the run started.
     pub initial_up: u64,
-    /// Time spent spinning before scheduled sends, in the measured window.
-    pub spin_ns: u64,
     /// UDP mode's own counts, set by its load thread before [`Meter::finish`].
     pub udp: crate::udp::Counters,
     /// Whether to keep the uncorrected latency apart (the open loop); otherwise both are one.
@@ -154,7 +149,6 @@ impl Meter {
             first_mismatch: None,
             trouble: None,
             initial_up: 0,
-            spin_ns: 0,
             udp: crate::udp::Counters::default(),
             open,
             recorder: Box::new(Recorder::new()),
@@ -323,7 +317,6 @@ impl Meter {
             run_delay_ns,
             pinned: self.pinned,
             wall_ns,
-            spin_ns: self.spin_ns,
             stopped_ns,
             finished_ns,
             initial_up: self.initial_up,

@@ -65,6 +65,11 @@ pub struct Report {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
+    /// When the warm-up began, RFC 3339 UTC with microseconds: `config.start_at` when it was
+    /// given and every connection was up by then, else the moment they were. The measured
+    /// window opens `warmup_secs` later.
+    #[serde(default)]
+    pub began_at: Option<String>,
     pub warmup_secs: f64,
     /// The measured window as it really was: from the end of warmup until sending stopped.
     /// Every rate in the report is over this.
@@ -186,12 +191,11 @@ pub struct Generator {
     pub system_seconds: f64,
     /// CPU time of the whole loadgen process, setup and warmup included.
     pub process_cpu_seconds: f64,
-    /// Open loop: time the load threads spent in zero-timeout polls that found nothing, in
-    /// the last microseconds before a scheduled send (so it leaves on time); each thread's
-    /// capped at its CPU time. Included in `cpu_seconds`, excluded from
-    /// `max_thread_utilization`.
+    /// Always 0: the open loop used to spin in zero-timeout polls before a send and counted
+    /// that here; it now sleeps and sends early within a slack instead. Kept so that readers
+    /// of version 1 reports still find it.
     pub spin_seconds: f64,
-    /// The busiest load thread's CPU time (less its spinning) over its wall time; 1.0 is a
+    /// The busiest load thread's CPU time over its wall time; 1.0 is a
     /// whole CPU. Above 0.9 the generator counts as saturated.
     pub max_thread_utilization: f64,
     /// Time the load threads were runnable but waiting for a CPU (held by other threads or
@@ -274,7 +278,7 @@ pub struct PinnedCpu {
     pub cpu: usize,
     /// Load threads pinned to it.
     pub threads: usize,
-    /// Their CPU time (less spinning) over their wall time, summed.
+    /// Their CPU time over their wall time, summed.
     pub utilization: f64,
 }
 

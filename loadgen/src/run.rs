@@ -138,8 +138,18 @@ fn coordinate(
     let mut results: Vec<Option<ThreadResult>> = vec![None; threads];
     let mut ready = 0;
     let mut start: Option<Instant> = None;
+    let mut began_at = None;
+    // Once every thread is ready: when to start them (`--start-at`, or at once).
+    let mut start_due: Option<Instant> = None;
     loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
+        // Until the start, no later than it is due; then at the pace of the progress bar.
+        let wait = match (start, start_due) {
+            (None, Some(due)) => {
+                due.saturating_duration_since(Instant::now()).min(Duration::from_millis(50))
+            }
+            _ => Duration::from_millis(50),
+        };
+        match rx.recv_timeout(wait) {
             Ok(Msg::Ready) => ready += 1,
             Ok(Msg::Interval { thread, index, mut recorder }) => {
                 intervals.add(thread, index, &recorder)?;
@@ -164,14 +174,26 @@ fn coordinate(
         }
         let died = handles.iter().zip(&results).any(|(h, r)| h.is_finished() && r.is_none());
         if start.is_none() && (ready == threads || died) {
+            let due = *start_due.get_or_insert_with(|| start_instant(config.start_at));
             let now = Instant::now();
-            let _ = shared.start.set(now);
-            start = Some(now);
-            // The threads sleep until then (see `worker::Worker::connect_and_wait`).
-            handles.iter().for_each(|h| h.thread().unpark());
-            if let Some(log) = hlog.as_mut() {
-                let comment = format!("{} against {target}: {}", crate::tool(), hlog_legend(mode));
-                log.header(SystemTime::now() + config.warmup, &comment)?;
+            if now >= due || died || shared.cancel.is_cancelled() {
+                // The threads' clock starts at the instant asked for, not at this thread's
+                // (later) wake-up: their schedules, and so the windows of generators on other
+                // machines given the same `--start-at`, line up to the microsecond.
+                let at = due.min(now);
+                let _ = shared.start.set(at);
+                start = Some(at);
+                // The wall-clock time of `at`: both clocks read together, then stepped back.
+                let (mono, wall) = (Instant::now(), SystemTime::now());
+                let wall = wall - mono.duration_since(at);
+                began_at = Some(wall);
+                // The threads sleep until then (see `worker::Worker::connect_and_wait`).
+                handles.iter().for_each(|h| h.thread().unpark());
+                if let Some(log) = hlog.as_mut() {
+                    let comment =
+                        format!("{} against {target}: {}", crate::tool(), hlog_legend(mode));
+                    log.header(wall + config.warmup, &comment)?;
+                }
             }
         }
         if let Some(start) = start {
@@ -199,6 +221,7 @@ fn coordinate(
         config,
         target,
         started_at,
+        began_at,
         environment,
         results,
         total: intervals.total,
@@ -207,6 +230,14 @@ fn coordinate(
         process_cpu: CpuTime::process().since(&process_cpu),
         udp_kernel: kernel_before.zip(kernel_after).map(|(b, a)| udp::kernel::delta(&b, &a)),
     }))
+}
+
+/// The instant on this machine's monotonic clock that `start_at` names on its wall clock
+/// (now, without one or when it has passed).
+fn start_instant(start_at: Option<SystemTime>) -> Instant {
+    let now = Instant::now();
+    let ahead = start_at.and_then(|at| at.duration_since(SystemTime::now()).ok());
+    ahead.map_or(now, |ahead| now + ahead)
 }
 
 /// Splits the connections among the threads (round robin by id) with their schedules.

@@ -88,22 +88,38 @@ impl Schedule {
     }
 }
 
+/// How early the open loop may send a message: a wake-up sends every message due within
+/// this much of now, so the loop wakes once per batch rather than once per message.
+///
+/// At 20k msgs/s on this project's 2-vCPU virtual machine, waking for every message (a send
+/// every 50 us) cost 30 to 40 us of CPU per message whether the last microseconds were spun
+/// or slept, nearly all of it in the kernel: `sendto` (a third of it waking the server's
+/// idle vCPU), the sleep and wake-up in `epoll_wait`, re-arming the timer. Without the spin
+/// and with this slack the loop used about 15% less CPU on a quiet machine (loadgen/README.md,
+/// "Measured here"); sends and echoes still cost a wake-up of an idle vCPU each, which only
+/// batches of a millisecond would amortize, at the price of the schedule's precision.
+/// 100 us is small against any latency an echo over TCP shows, and against a connection's
+/// own interval at any rate where batching matters (100 connections at 20k msgs/s: 5 ms).
+/// (Sending early only on the timer's wake-up, so that echoes do not each carry the next
+/// send out with them, made batches of three but saved no CPU and was dropped.)
+pub const SEND_SLACK_NS: u64 = 100_000;
+
 /// A one-shot `timerfd` with nanosecond resolution, registered in a mio `Poll`, that learns
 /// how late it wakes the thread and fires a little early.
 ///
 /// Even a precise timer wakes a sleeping thread some microseconds late in a virtual machine
-/// (the interrupt goes through the host, then the scheduler runs), and every microsecond of
-/// that would be added to each message's corrected latency and charged to the server. So the
-/// timer fires early by the *median* lateness of its recent wake-ups, at most
-/// [`MAX_EARLY_NS`]; a wake-up that comes before the send is due is followed by polls that do
-/// not sleep (spinning) for what is left. Between sends the thread sleeps, so its CPU follows
-/// the rate: the spinning is bounded by the cap per send, and on half of the wake-ups or fewer.
+/// (the interrupt goes through the host, then the scheduler runs: about 30 us here), and
+/// every microsecond of that would be added to each message's corrected latency and charged
+/// to the server. So the timer fires early by the *median* lateness of its recent wake-ups,
+/// at most [`MAX_EARLY_NS`]. A wake-up before the send is due needs no spinning: the loop
+/// may send up to [`SEND_SLACK_NS`] early anyway, and the cap keeps the timer inside that.
+/// (An earlier version spun in zero-timeout polls for the rest of the wait; that cost as much
+/// CPU as it saved lateness.)
 ///
 /// An average of the lateness was used first and failed on a busy machine: a thread woken
-/// milliseconds late now and then (preempted by other work) pulled the average up to its cap
-/// of 100 us, so at 20k msgs/s (a send every 50 us) the loop fired early for every send and
-/// spun between all of them, a whole CPU at any rate. The median ignores how late the
-/// outliers were; they show as send lag, which is where they belong.
+/// milliseconds late now and then (preempted by other work) pulled the average up to its
+/// cap. The median ignores how late the outliers were; they show as send lag, which is where
+/// they belong.
 #[derive(Debug)]
 pub struct Timer {
     fd: OwnedFd,
@@ -113,9 +129,9 @@ pub struct Timer {
     early_ns: u64,
 }
 
-/// The most the timer fires early, and so the longest the loop spins before a send. A
-/// wake-up later than this shows as send lag instead of costing CPU in every interval.
-const MAX_EARLY_NS: u64 = 20_000;
+/// The most the timer fires early: well within the slack, so an early wake-up can always
+/// send. A wake-up later than this shows as send lag.
+const MAX_EARLY_NS: u64 = SEND_SLACK_NS / 2;
 /// How far one wake-up moves the running median: small against the lateness measured (a few
 /// microseconds), so the estimate is steady, yet it crosses the whole range in 40 wake-ups.
 const MEDIAN_STEP_NS: u64 = 500;
@@ -137,18 +153,9 @@ impl Timer {
         registry.register(&mut SourceFd(&self.fd.as_raw_fd()), token, Interest::READABLE)
     }
 
-    /// Prepares to send at `due_ns`: arms the timer to fire early enough, or, when the send is
-    /// nearer than the timer's usual lateness, returns a zero poll timeout (spin instead).
-    pub fn wait_for(
-        &mut self,
-        due_ns: u64,
-        now_ns: u64,
-    ) -> io::Result<Option<std::time::Duration>> {
-        if due_ns <= now_ns + self.early_ns {
-            return Ok(Some(std::time::Duration::ZERO));
-        }
-        self.arm(due_ns - self.early_ns, now_ns)?;
-        Ok(None)
+    /// Prepares to send at `due_ns`: arms the timer to fire early by its usual lateness.
+    pub fn wait_for(&mut self, due_ns: u64, now_ns: u64) -> io::Result<()> {
+        self.arm(due_ns.saturating_sub(self.early_ns), now_ns)
     }
 
     /// The timer's event woke the thread at `woke_ns`: learn how late it was.

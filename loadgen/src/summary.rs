@@ -39,6 +39,12 @@ pub fn render(r: &Report) -> String {
     if c.idle > 0 {
         let _ = write!(window, ", {} idle connections open", r.connections.idle_opened);
     }
+    if c.start_at.is_some()
+        && let Some(began) = &r.run.began_at
+    {
+        // Said only when asked for: then whether it began on time is the point.
+        let _ = write!(window, ", warmup began {began}");
+    }
     if r.run.interrupted {
         window.push_str(" (interrupted)");
     }

@@ -66,6 +66,10 @@ fn nonsense_is_refused_with_one_line_and_no_panic() {
         &["--idle", "18446744073709551615"],
         &["--pipeline", "100000000000"],
         &["--churn", "--source-addrs", "100000000000"],
+        // Start times: not a time, long past, or further ahead than any plan.
+        &["--start-at", "tomorrow"],
+        &["--start-at", "@1000000000"],
+        &["--start-at", "2099-01-01T00:00:00Z"],
     ];
     for args in cases {
         let out = loadgen(args);

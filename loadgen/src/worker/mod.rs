@@ -95,7 +95,6 @@ pub fn thread_main(
         timer: None,
         dirty: Vec::new(),
         next_source: 0,
-        spinning: false,
     };
     worker.dirty.reserve(worker.conns.len());
     if let Some(cpu) = worker.plan.cpu {
@@ -120,8 +119,6 @@ struct Worker {
     dirty: Vec<usize>,
     /// Churn: which source address the next connection binds.
     next_source: usize,
-    /// Open loop: this pass polls without sleeping because a send is microseconds away.
-    spinning: bool,
 }
 
 impl Worker {
@@ -181,27 +178,15 @@ impl Worker {
                 true => HOUSEKEEPING_NS.min(tl.end_ns.saturating_sub(now)),
                 false => HOUSEKEEPING_NS,
             }));
-            self.spinning = false;
             if sending && self.schedule.is_some() {
                 self.send_due(now, &tl);
                 timeout = self.arm_timer(&tl).or(timeout);
             }
-            // Only a spinning pass times its poll, on the thread's CPU clock: a poll during
-            // which the thread was preempted must not count the time it did not run. (That
-            // clock costs a system call; a spinning pass has time to spare by definition.)
-            let poll_began = if self.spinning { crate::cpu::thread_cpu_ns() } else { 0 };
             if let Err(err) = self.poll.poll(&mut events, timeout)
                 && err.kind() != io::ErrorKind::Interrupted
             {
                 self.meter.trouble(|| format!("epoll_wait failed, the thread stopped: {err}"));
                 break;
-            }
-            if self.spinning && events.is_empty() && self.meter.measuring(now) {
-                // Waiting out the last microseconds before a send: the time the timer would
-                // have slept through, kept apart so it is not mistaken for saturation. Only the
-                // zero-timeout poll itself is counted; the pass's other work (sends, writes,
-                // housekeeping) is real work and stays in the utilization.
-                self.meter.spin_ns += crate::cpu::thread_cpu_ns().saturating_sub(poll_began);
             }
             // The moment the poll returned, read once: the timer's lateness is measured to it,
             // not to wherever its event falls in the list after other events' work.

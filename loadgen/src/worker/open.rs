@@ -6,16 +6,21 @@
 //! reading (`backlogged`), or the generator itself is so far behind that the send is already
 //! older than `--timeout` (`backlogged`, given up in bulk so that a hopeless `--rate` cannot
 //! keep the loop counting for ever).
+//!
+//! The loop never spins: a wake-up sends every message due within [`SEND_SLACK_NS`] from
+//! now, the later ones a little early, and the loop sleeps until the next one is due. A
+//! wake-up costs more than a send here (a timer to re-arm, a sleep and a wake-up, and, when
+//! the server is asleep too, a wake-up of the server's thread charged to the sender), so one
+//! that happens anyway takes the next messages with it. A message that leaves early is timed
+//! from when it left (its "intended" time is then its actual one), so no latency is
+//! understated and its lag is 0.
 
 use std::time::Duration;
 
 use super::Worker;
 use crate::conn::State;
 use crate::meter::Timeline;
-
-/// At most this many overdue sends are given up one by one, each at its own age; beyond it
-/// (only a rate far beyond the generator does that) they go in bulk, at `--timeout`.
-const EXACT_GIVE_UP: u64 = 10_000;
+use crate::schedule::SEND_SLACK_NS;
 
 impl Worker {
     /// Sends every message the schedule has made due, then writes each touched connection once.
@@ -25,9 +30,10 @@ impl Worker {
         self.give_up_until(now.saturating_sub(tl.timeout_ns), tl);
         let Some(schedule) = self.schedule.as_mut() else { return };
         let mut burst = 0;
+        let horizon = now + SEND_SLACK_NS;
         loop {
             let due = schedule.due_ns();
-            if due > now || due >= tl.end_ns {
+            if due > horizon || due >= tl.end_ns {
                 break;
             }
             let i = schedule.take();
@@ -52,9 +58,11 @@ impl Worker {
                     self.meter.given_up(now, due, true);
                 }
             } else {
-                conn.queue(self.plan.size, due, now, measured, &mut self.meter);
+                // A message sent early (within the slack) is timed from when it leaves: timed
+                // from its due time, the part of its round trip before that would be lost.
+                conn.queue(self.plan.size, due.min(now), now, measured, &mut self.meter);
                 if measured {
-                    self.meter.lagged(now - due);
+                    self.meter.lagged(now.saturating_sub(due));
                 }
                 if first_visit {
                     self.dirty.push(i);
@@ -78,57 +86,16 @@ impl Worker {
         self.give_up_until(stopped_ns, tl);
     }
 
-    /// Gives up every send due before `until_ns` (within the window) as backlogged: one by
-    /// one at its own age when there are few, in bulk at `--timeout` when there are many.
+    /// Gives up every send due before `until_ns` as backlogged (see [`crate::pace`]).
     fn give_up_until(&mut self, until_ns: u64, tl: &Timeline) {
         let Some(schedule) = self.schedule.as_mut() else { return };
-        let until_ns = until_ns.min(tl.end_ns);
-        if schedule.due_ns() >= until_ns {
-            return;
-        }
         let cancelled = self.shared.cancel.is_cancelled();
-        let end = schedule.index_at(until_ns);
-        let measured_from = schedule.index_at(tl.measure_ns).min(end);
-        let counted = end - measured_from.max(schedule.next());
-        self.meter.counters.scheduled += counted;
-        self.meter.counters.backlogged += counted;
-        if counted > EXACT_GIVE_UP {
-            self.meter.given_up_in_bulk(counted);
-            schedule.skip_to(end);
-            return;
-        }
-        let now = tl.now_ns();
-        while schedule.next() < end {
-            let due = schedule.due_ns();
-            if due >= tl.measure_ns {
-                self.meter.given_up(now, due, !cancelled);
-            }
-            schedule.take();
-        }
+        crate::pace::give_up_until(schedule, &mut self.meter, cancelled, until_ns, tl);
     }
 
-    /// Arms the timer for the next due send; returns a zero poll timeout if it is due already
-    /// or so close that the loop should spin rather than sleep (then `spinning` is set).
+    /// Arms the timer for the next batch (see [`crate::pace::arm_timer`]).
     pub(super) fn arm_timer(&mut self, tl: &Timeline) -> Option<Duration> {
-        self.spinning = false;
-        let due = self.schedule.as_ref()?.due_ns();
-        if due >= tl.end_ns {
-            return None;
-        }
-        let now = tl.now_ns();
-        if due <= now {
-            return Some(Duration::ZERO);
-        }
-        let timer = self.timer.as_mut()?;
-        match timer.wait_for(due, now) {
-            Ok(timeout) => {
-                self.spinning = timeout.is_some();
-                timeout
-            }
-            Err(err) => {
-                self.meter.trouble(|| format!("cannot arm the send timer: {err}"));
-                None
-            }
-        }
+        let schedule = self.schedule.as_ref()?;
+        crate::pace::arm_timer(schedule, self.timer.as_mut(), &mut self.meter, tl)
     }
 }

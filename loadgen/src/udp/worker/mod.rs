@@ -43,8 +43,6 @@ const MAX_HOUSEKEEPING_NS: u64 = 10_000_000;
 const MIN_HOUSEKEEPING_NS: u64 = 1_000_000;
 /// After a cancel, stragglers get this long (at most) before they count as lost.
 const CANCEL_DRAIN_NS: u64 = 200_000_000;
-/// At most this many overdue open-loop sends are given up one by one (as in TCP mode).
-const EXACT_GIVE_UP: u64 = 10_000;
 
 /// Runs one UDP load thread to completion; everything it measured goes to the coordinator.
 pub fn thread_main(
@@ -95,7 +93,6 @@ pub fn thread_main(
         udp: Counters::default(),
         shared,
         timer: None,
-        spinning: false,
         dir: None,
     };
     worker.open(&peer);
@@ -111,8 +108,6 @@ struct Worker {
     shared: Arc<Shared>,
     schedule: Option<Schedule>,
     timer: Option<Timer>,
-    /// Open loop: this pass polls without sleeping because a send is microseconds away.
-    spinning: bool,
     housekeeping_ns: u64,
     /// A datagram sent alone (the open loop's, a closed loop's one at a time), rebuilt for each.
     wbuf: Vec<u8>,
@@ -205,21 +200,15 @@ impl Worker {
                 true => self.housekeeping_ns.min(tl.end_ns.saturating_sub(now)),
                 false => self.housekeeping_ns,
             }));
-            self.spinning = false;
             if sending && self.schedule.is_some() {
                 self.send_due(now, &tl);
                 timeout = self.arm_timer(&tl).or(timeout);
             }
-            let poll_began = if self.spinning { crate::cpu::thread_cpu_ns() } else { 0 };
             if let Err(err) = self.poll.poll(&mut events, timeout)
                 && err.kind() != io::ErrorKind::Interrupted
             {
                 self.meter.trouble(|| format!("epoll_wait failed, the thread stopped: {err}"));
                 break;
-            }
-            if self.spinning && events.is_empty() && self.meter.measuring(now) {
-                // As in TCP mode: waiting out the last microseconds before a send is not work.
-                self.meter.spin_ns += crate::cpu::thread_cpu_ns().saturating_sub(poll_began);
             }
             let woke = if self.timer.is_some() && !events.is_empty() { tl.now_ns() } else { 0 };
             for event in &events {

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use super::{EXACT_GIVE_UP, Worker, full, socket_error};
+use super::{Worker, full, socket_error};
 use crate::meter::Timeline;
+use crate::schedule::SEND_SLACK_NS;
 
 impl Worker {
     /// Sends every datagram the schedule has made due.
@@ -16,15 +17,20 @@ impl Worker {
         // `send_due`): a generator that far behind would spend itself on stale ones.
         self.give_up_until(now.saturating_sub(tl.timeout_ns), tl);
         let Some(schedule) = self.schedule.as_mut() else { return };
+        // As in TCP mode, one wake-up sends every datagram due within the slack.
+        let horizon = now + SEND_SLACK_NS;
         loop {
             let due = schedule.due_ns();
-            if due > now || due >= tl.end_ns {
+            if due > horizon || due >= tl.end_ns {
                 break;
             }
             let i = schedule.take();
             let measured = due >= tl.measure_ns;
             let sent_ns = tl.now_ns();
-            match self.flows[i].send(&mut self.wbuf, due, sent_ns, measured, &mut self.meter) {
+            // A datagram sent early is timed from when it left, as TCP's are: timed from its due
+            // time, the part of its round trip before that would be lost.
+            let intended = due.min(sent_ns);
+            match self.flows[i].send(&mut self.wbuf, intended, sent_ns, measured, &mut self.meter) {
                 Ok(()) => {
                     if measured {
                         self.meter.lagged(sent_ns.saturating_sub(due));
@@ -52,57 +58,16 @@ impl Worker {
         }
     }
 
-    /// Gives up every send due before `until_ns` (within the window) as backlogged: one by
-    /// one at its own age when there are few, in bulk at `--timeout` when there are many.
+    /// Gives up every send due before `until_ns` as backlogged (see [`crate::pace`]).
     pub(super) fn give_up_until(&mut self, until_ns: u64, tl: &Timeline) {
         let Some(schedule) = self.schedule.as_mut() else { return };
-        let until_ns = until_ns.min(tl.end_ns);
-        if schedule.due_ns() >= until_ns {
-            return;
-        }
         let cancelled = self.shared.cancel.is_cancelled();
-        let end = schedule.index_at(until_ns);
-        let measured_from = schedule.index_at(tl.measure_ns).min(end);
-        let counted = end - measured_from.max(schedule.next());
-        self.meter.counters.scheduled += counted;
-        self.meter.counters.backlogged += counted;
-        if counted > EXACT_GIVE_UP {
-            self.meter.given_up_in_bulk(counted);
-            schedule.skip_to(end);
-            return;
-        }
-        let now = tl.now_ns();
-        while schedule.next() < end {
-            let due = schedule.due_ns();
-            if due >= tl.measure_ns {
-                self.meter.given_up(now, due, !cancelled);
-            }
-            schedule.take();
-        }
+        crate::pace::give_up_until(schedule, &mut self.meter, cancelled, until_ns, tl);
     }
 
-    /// Arms the timer for the next due send; returns a zero poll timeout if it is due already
-    /// or so close that the loop should spin rather than sleep (then `spinning` is set).
+    /// Arms the timer for the next batch (see [`crate::pace::arm_timer`]).
     pub(super) fn arm_timer(&mut self, tl: &Timeline) -> Option<Duration> {
-        self.spinning = false;
-        let due = self.schedule.as_ref()?.due_ns();
-        if due >= tl.end_ns {
-            return None;
-        }
-        let now = tl.now_ns();
-        if due <= now {
-            return Some(Duration::ZERO);
-        }
-        let timer = self.timer.as_mut()?;
-        match timer.wait_for(due, now) {
-            Ok(timeout) => {
-                self.spinning = timeout.is_some();
-                timeout
-            }
-            Err(err) => {
-                self.meter.trouble(|| format!("cannot arm the send timer: {err}"));
-                None
-            }
-        }
+        let schedule = self.schedule.as_ref()?;
+        crate::pace::arm_timer(schedule, self.timer.as_mut(), &mut self.meter, tl)
     }
 }
