@@ -601,7 +601,7 @@ fn the_lessons_findings_come_from_their_figures() {
         [("TcpExt:ListenOverflows".to_string(), 126), ("TcpExt:ListenDrops".to_string(), 126)]
             .into();
     let md = report::render(&r, ALL, &[], None);
-    assert!(md.contains("mio 17 at once and 63 after about 3 s"), "{md}");
+    assert!(md.contains("in mio, 17 at once and 63 after about 3 s"), "{md}");
     assert!(md.contains("A stall of 1.2 s cost them 3.01 s"), "{md}");
     assert!(md.contains("126 listen overflows and 126 listen drops, for 63 connections"), "{md}");
     assert!(md.contains("| backlog 16 | mio | 17 | 0 | 0 | 63 | 0 |"), "{md}");
