@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use harness::binaries::{build_release_binaries, env_flag, release_dir, results_root};
-use harness::registry::{self, MODELS};
+use harness::registry::{self, MODELS, Transport};
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 
@@ -55,7 +55,7 @@ fn roundtrip(c: &mut Criterion) {
     pin_self(CLIENT_CPU);
     let mut group = c.benchmark_group("roundtrip");
     group.throughput(Throughput::Elements(1));
-    for model in MODELS.iter().map(|m| m.name) {
+    for model in stream_models() {
         let server = Server::start(&bins, model);
         let mut stream = TcpStream::connect(server.addr).expect("connect");
         stream.set_nodelay(true).expect("TCP_NODELAY");
@@ -80,7 +80,7 @@ fn connect_echo_close(c: &mut Criterion) {
     pin_self(CLIENT_CPU);
     let mut group = c.benchmark_group("connect_echo_close");
     group.throughput(Throughput::Elements(1));
-    for model in MODELS.iter().map(|m| m.name) {
+    for model in stream_models() {
         let server = Server::start(&bins, model);
         group.bench_function(model, |b| {
             b.iter_custom(|iters| {
@@ -151,9 +151,17 @@ impl Drop for Server {
     }
 }
 
+/// The models these benches can measure: those that echo a byte stream. A datagram server
+/// (echo-udp) has no connection to open or to send a message down; the harness's `udp` and
+/// `batch` scenarios measure it.
+fn stream_models() -> impl Iterator<Item = &'static str> {
+    MODELS.iter().filter(|m| m.transport == Transport::Stream).map(|m| m.name)
+}
+
 /// Builds the server binaries (a no-op when they are up to date) and returns their folder.
 fn server_binaries() -> PathBuf {
-    let packages: Vec<&str> = MODELS.iter().map(|m| m.package).collect();
+    let packages: Vec<&str> =
+        MODELS.iter().filter(|m| m.transport == Transport::Stream).map(|m| m.package).collect();
     build_release_binaries(&packages).expect("building the server binaries");
     release_dir().expect("the release folder")
 }

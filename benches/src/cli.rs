@@ -260,17 +260,19 @@ impl CompareArgs {
             .count() as u32;
         // Each scenario chooses the models it runs; a model the registry does not know and a
         // server the user started are judged as the registry's `UNKNOWN`.
-        let servers: Vec<&str> = models
+        // (An external server named like a model, `--external mio=...`, is still the user's
+        // server, not the registry's: it must not be picked by a scenario that runs mio.)
+        let servers: Vec<(&str, &registry::Model)> = models
             .iter()
-            .map(String::as_str)
-            .chain(external.iter().map(|e| e.name.as_str()))
+            .map(|m| (m.as_str(), registry::find_or_unknown(m)))
+            .chain(external.iter().map(|e| (e.name.as_str(), &registry::UNKNOWN)))
             .collect();
         let mut models_of = std::collections::BTreeMap::new();
         for s in &chosen {
             let runs: Vec<String> = servers
                 .iter()
-                .filter(|m| s.runs(registry::find_or_unknown(m)))
-                .map(|m| m.to_string())
+                .filter(|(_, model)| s.runs(model))
+                .map(|(m, _)| m.to_string())
                 .collect();
             if runs.len() < servers.len() {
                 models_of.insert(s.name().to_string(), runs);

@@ -45,8 +45,17 @@ fn parse_unix(text: &str) -> Option<SystemTime> {
         return None;
     }
     let nanos = format!("{frac:0<9}").parse().ok()?;
-    UNIX_EPOCH.checked_add(Duration::new(secs.parse().ok()?, nanos))
+    let secs: u64 = secs.parse().ok()?;
+    // RFC 3339 ends with the year 9999, and the report prints the time in that form; a time
+    // past it is no start time anyone means (and could not be printed in the error).
+    if secs >= LAST_RFC3339_SECOND {
+        return None;
+    }
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
+
+/// 10000-01-01T00:00:00Z in Unix seconds: the first instant RFC 3339 cannot write.
+const LAST_RFC3339_SECOND: u64 = 253_402_300_800;
 
 /// Refuses a start time too far in the past or the future, as seen at `now`.
 pub fn check(at: SystemTime, now: SystemTime) -> Result<()> {
@@ -122,7 +131,18 @@ mod tests {
         assert_eq!(parse("@1.000000001").unwrap(), UNIX_EPOCH + Duration::new(1, 1));
         assert_eq!(format(rfc), "2026-12-07T03:00:00.500000000Z");
         assert_eq!(format(parse("2026-12-07T03:00:00Z").unwrap()), "2026-12-07T03:00:00Z");
-        for bad in ["", "@", "@1.", "@-5", "@1.2.3", "@1.0000000001", "tomorrow", "2026-12-07"] {
+        // The last: the year 10000, which RFC 3339 (and so the error naming it) cannot write.
+        for bad in [
+            "",
+            "@",
+            "@1.",
+            "@-5",
+            "@1.2.3",
+            "@1.0000000001",
+            "tomorrow",
+            "2026-12-07",
+            "@253402300800",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -208,14 +208,15 @@ impl Runner<'_> {
         let mut kept = Vec::with_capacity(args.len() + own.len());
         let mut it = args.into_iter().peekable();
         while let Some(arg) = it.next() {
-            let takes_value = it.peek().is_some_and(|next| !next.starts_with("--"));
+            // A flag is taken with its value, and only flags are compared: a harness value
+            // equal to one of the scenario's (`--warmup 10ms` beside its `--timeout 10ms`)
+            // must not be dropped from its own flag.
+            let value = it.next_if(|next| !next.starts_with("--"));
             if own.contains(&arg) {
-                if takes_value {
-                    it.next();
-                }
                 continue;
             }
             kept.push(arg);
+            kept.extend(value);
         }
         kept.extend(own);
         kept

@@ -116,8 +116,15 @@ impl Runner<'_> {
         let points: Vec<&Point> = self.plan().points_of(name).collect();
         let flags = !scenario.server_args().is_empty()
             || points.iter().any(|p| !p.server_args.is_empty() || p.cpus.is_some());
-        let needs_pid =
-            points.iter().any(|p| p.stops.is_some() || p.trace != crate::plan::Trace::None);
+        let needs_pid = points.iter().any(|p| p.trace != crate::plan::Trace::None);
+        if points.iter().any(|p| p.stops.is_some()) {
+            // SIGSTOP goes to a process group the harness made; a server the user started is
+            // no such group, and one the harness stopped and then could not resume (killed
+            // itself) would stay stopped for good.
+            let why = format!("skipped: {name} stops its server, which it does only to its own");
+            self.skip(scenario, why)?;
+            return Ok(None);
+        }
         if flags {
             let why = format!("skipped: {name} starts its server with flags or CPUs of its own");
             self.skip(scenario, why)?;

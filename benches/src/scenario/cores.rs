@@ -210,11 +210,13 @@ impl Cores {
                 " At {} it shared every CPU with the generator, which needs about as much CPU \
                  per message as the server: a gain there is what a second core buys the pair, a \
                  lower bound for the server alone, and a loss means the generator lost more than \
-                 the server gained. It cannot show what a model does with {} CPUs of its own; \
-                 on a machine with 16 CPUs this scenario runs 1, 2, 4 and 8 server CPUs with the \
-                 generator on the other 8.",
+                 the server gained.{} On a machine with 16 CPUs this scenario runs 1, 2, 4 and 8 \
+                 server CPUs with the generator on the other 8.",
                 s.label,
-                most as u32 * 2
+                match most as u32 {
+                    0 => String::new(),
+                    m => format!(" It cannot show what a model does with {} CPUs of its own.", m * 2),
+                }
             ));
         }
         text

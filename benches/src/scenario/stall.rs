@@ -249,6 +249,14 @@ fn verdict(closed: f64, open: f64, stall: f64) -> String {
         "both loops' p99.9 show it here: with this few messages per stall the closed loop's \
          slow samples reached its 99.9th percentile too"
             .into()
+    } else if closed >= 0.5 * stall {
+        format!(
+            "here the closed loop's p99.9 shows it ({:.0}% of the stall) and the open loop's \
+             does not ({:.0}%): an open loop this slow sends too few messages during a stall \
+             for them to reach its 99.9th percentile",
+            100.0 * closed / stall,
+            100.0 * open / stall
+        )
     } else {
         format!(
             "neither p99.9 comes near it here (the open loop's is {:.0}% of the stall): the run \

@@ -48,7 +48,7 @@ fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<Listener> {
     // As in common's bind: a restarted server may bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    // Nagle would hold back small echoes (see common's `Listener::accept`). Linux clones
+    // Nagle would hold back small echoes (see common's `Listener::set_nodelay`). Linux clones
     // every accepted socket from its listener, options included, so setting TCP_NODELAY
     // here, before any connection can arrive, spares a `setsockopt` call per connection.
     socket.set_tcp_nodelay(true)?;
