@@ -91,10 +91,10 @@ impl Listener {
                 Ok(Listener::Tcp(socket.into()))
             }
             Endpoint::Unix(path) => {
-                remove_stale_socket(path)?;
+                remove_stale_socket(path, Type::STREAM)?;
                 let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
                 socket.bind(&SockAddr::unix(path)?)?;
-                let guard = UnixPathGuard { path: path.clone(), owner: std::process::id() };
+                let guard = UnixPathGuard::claim(path)?;
                 socket.listen(backlog)?;
                 Ok(Listener::Unix(UnixListener::from(OwnedFd::from(socket)), Arc::new(guard)))
             }
@@ -196,31 +196,59 @@ fn tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
-/// Removes a Unix socket's file when its listener (the last of its clones) is dropped, so
-/// that shutdown leaves nothing behind. Only the process that bound it removes it: a forked
-/// child that drops its copy of the listener must not pull the path out from under the parent.
+/// Removes a Unix socket's file when its socket (the last of its clones) is dropped, so that
+/// shutdown leaves nothing behind. Only the process that bound it removes it: a forked child
+/// that drops its copy of the listener must not pull the path out from under the parent. And
+/// only if the file is still the one it bound: a path that someone removed and bound again
+/// in the meantime is theirs.
 #[derive(Debug)]
 pub struct UnixPathGuard {
     path: PathBuf,
     owner: u32,
+    dev: u64,
+    ino: u64,
+}
+
+impl UnixPathGuard {
+    /// Claims the socket file a bind that succeeded has just made at `path`. (A bind that
+    /// failed, the path taken, made nothing, so nothing is claimed before it.)
+    pub fn claim(path: &Path) -> io::Result<UnixPathGuard> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(path)?;
+        let owner = std::process::id();
+        Ok(UnixPathGuard { path: path.to_path_buf(), owner, dev: meta.dev(), ino: meta.ino() })
+    }
+
+    /// The path the guard removes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl Drop for UnixPathGuard {
     fn drop(&mut self) {
-        if std::process::id() == self.owner {
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino);
+        if std::process::id() == self.owner && ours {
             let _ = std::fs::remove_file(&self.path);
         }
     }
 }
 
-/// Removes `path` if it is a Unix socket that nobody listens on any more (left by a server
+/// Removes `path` if it is a Unix socket that nobody is bound to any more (left by a server
 /// that was killed), so that the next bind succeeds. A live socket or any other kind of file
-/// is left alone, and bind then fails with a clear "address in use".
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
+/// is left alone, and bind then fails with a clear "address in use". `kind` is the socket
+/// type the path is for (`Type::STREAM` or `Type::DGRAM`): a connect of that type to a path
+/// nobody is bound to is refused at once, and that refusal is what marks it stale.
+pub fn remove_stale_socket(path: &Path, kind: Type) -> io::Result<()> {
     use std::os::unix::fs::FileTypeExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
-    if meta.file_type().is_socket()
-        && let Err(err) = UnixStream::connect(path)
+    if !meta.file_type().is_socket() {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::UNIX, kind, None)?;
+    if let Err(err) = probe.connect(&SockAddr::unix(path)?)
         && err.kind() == io::ErrorKind::ConnectionRefused
     {
         std::fs::remove_file(path)?;

@@ -10,12 +10,11 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use echobench_common::Endpoint;
+use echobench_common::net::{UnixPathGuard, remove_stale_socket};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// The largest datagram the server echoes, and the size of each of its receive buffers:
@@ -65,7 +64,7 @@ impl fmt::Display for DatagramEndpoint {
 pub struct DatagramSocket {
     socket: Socket,
     /// For Unix sockets, removes the path when the last worker's descriptor is dropped.
-    path: Option<Arc<PathGuard>>,
+    path: Option<Arc<UnixPathGuard>>,
 }
 
 /// What one `recv_from` got.
@@ -103,7 +102,7 @@ impl DatagramSocket {
     /// The endpoint actually bound, with the real port when port 0 was asked for.
     pub fn local_endpoint(&self) -> io::Result<DatagramEndpoint> {
         if let Some(guard) = &self.path {
-            return Ok(DatagramEndpoint::Unix(guard.path.clone()));
+            return Ok(DatagramEndpoint::Unix(guard.path().to_path_buf()));
         }
         let addr = self.socket.local_addr()?.as_socket();
         addr.map(DatagramEndpoint::Udp)
@@ -205,12 +204,12 @@ fn bind_udp(
 }
 
 fn bind_unix(path: &Path) -> io::Result<DatagramSocket> {
-    remove_stale_socket(path)?;
+    // Common's plumbing, as for the stream models' Unix listeners: a stale file left by a
+    // killed server is removed, and the file is removed again at exit, if still ours.
+    remove_stale_socket(path, Type::DGRAM)?;
     let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
     socket.bind(&SockAddr::unix(path)?)?;
-    // Only now is the file ours: a bind that failed (the path taken) created nothing.
-    let meta = std::fs::symlink_metadata(path)?;
-    let guard = PathGuard { path: path.to_path_buf(), dev: meta.dev(), ino: meta.ino() };
+    let guard = UnixPathGuard::claim(path)?;
     // A Unix datagram is refused (EMSGSIZE) when it is larger than the sender's SO_SNDBUF
     // less 32 bytes: make sure our echo of the largest datagram we take can go out.
     let needed = MAX_DATAGRAM + 32;
@@ -220,50 +219,12 @@ fn bind_unix(path: &Path) -> io::Result<DatagramSocket> {
     Ok(DatagramSocket { socket, path: Some(Arc::new(guard)) })
 }
 
-/// Removes a Unix socket's file when the last descriptor of its socket is dropped, so that
-/// shutdown leaves nothing behind, but only if the file is still the one we bound: a path
-/// that someone removed and bound again in the meantime is theirs.
-#[derive(Debug)]
-struct PathGuard {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-}
-
-impl Drop for PathGuard {
-    fn drop(&mut self) {
-        let ours = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino);
-        if ours {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Removes `path` if it is a Unix socket that nobody is bound to any more (left by a server
-/// that was killed), so that the next bind succeeds. A live socket or any other kind of file
-/// is left alone, and bind then fails with a clear "address in use".
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
-    if !meta.file_type().is_socket() {
-        return Ok(());
-    }
-    // Connecting a datagram socket to a path nobody is bound to is refused at once.
-    let probe = UnixDatagram::unbound()?;
-    if let Err(err) = probe.connect(path)
-        && err.kind() == io::ErrorKind::ConnectionRefused
-    {
-        std::fs::remove_file(path)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::net::UdpSocket;
+    use std::os::unix::net::UnixDatagram;
 
     #[test]
     fn endpoints_print_as_the_ready_line_does_and_parse_back() {
