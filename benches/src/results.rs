@@ -429,6 +429,16 @@ impl Summary {
     }
 }
 
+impl PointResults {
+    /// How much the kernel counter `name` rose per measured repeat, on average; `None` when
+    /// no repeat read it. (Machine-wide: see [`crate::counters`].)
+    pub fn counter(&self, name: &str) -> Option<f64> {
+        let v: Vec<i64> =
+            measured(&self.repeats).filter_map(|r| r.counters.get(name).copied()).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<i64>() as f64 / v.len() as f64)
+    }
+}
+
 /// The repeats whose figures describe the server: all of them, except that a traced repeat
 /// (whose figures are the tracer's) is left out when the point has untraced ones.
 pub fn measured(repeats: &[Repeat]) -> impl Iterator<Item = &Repeat> {

@@ -96,12 +96,6 @@ fn failed(p: &PointResults) -> u64 {
     bursts.map(|b| b.outcomes.total() - b.outcomes.echoed).sum()
 }
 
-/// A kernel counter's growth over a point's repeats.
-fn counter(p: &PointResults, name: &str) -> Option<i64> {
-    let v: Vec<i64> = p.repeats.iter().filter_map(|r| r.counters.get(name).copied()).collect();
-    (!v.is_empty()).then(|| v.iter().sum())
-}
-
 /// The latest echo of a point, in seconds.
 fn last_echo(p: &PointResults) -> Option<f64> {
     let bursts = p.repeats.iter().filter_map(|r| r.loadgen.as_ref()?.burst.as_ref());
@@ -215,10 +209,10 @@ impl Scenario for Backlog {
             ("no echo", |c| cell(c.point, |p| failed(p).to_string())),
             ("last echo s", |c| last_echo(c.point).map_or("-".into(), sig)),
             ("ListenOverflows", |c| {
-                counter(c.point, COUNTERS[0]).map_or("-".into(), |v| v.to_string())
+                c.point.counter(COUNTERS[0]).map_or("-".into(), |v| format!("{v:.0}"))
             }),
             ("ListenDrops", |c| {
-                counter(c.point, COUNTERS[1]).map_or("-".into(), |v| v.to_string())
+                c.point.counter(COUNTERS[1]).map_or("-".into(), |v| format!("{v:.0}"))
             }),
         ]
     }
@@ -265,13 +259,13 @@ impl Scenario for Backlog {
                  holds the backlog plus one); the rest of the {BURST} waited."
             ));
         }
-        let counted = small.iter().find(|(_, p)| counter(p, COUNTERS[0]).is_some());
+        let counted = small.iter().find(|(_, p)| p.counter(COUNTERS[0]).is_some());
         if let Some(&(name, p)) = counted
-            && let (Some(o), Some(d)) = (counter(p, COUNTERS[0]), counter(p, COUNTERS[1]))
+            && let (Some(o), Some(d)) = (p.counter(COUNTERS[0]), p.counter(COUNTERS[1]))
         {
             let late = steps(p)[1..].iter().sum::<usize>();
             out.push(format!(
-                "The kernel's own count over {}'s burst: {o} listen overflows and {d} listen \
+                "The kernel's own count over {}'s burst: {o:.0} listen overflows and {d:.0} listen \
                  drops, for {late} connections that waited: a SYN is counted each time it finds \
                  the queue full, the first one and every retransmission (and the counters are \
                  machine-wide, so other sockets' drops count too).",

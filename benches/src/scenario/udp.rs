@@ -97,11 +97,6 @@ fn held(p: &PointResults) -> f64 {
 }
 
 /// A kernel counter's growth per repeat of a point (the mean).
-fn counter(p: &PointResults, name: &str) -> Option<f64> {
-    let v: Vec<i64> = measured(&p.repeats).filter_map(|r| r.counters.get(name).copied()).collect();
-    (!v.is_empty()).then(|| v.iter().sum::<i64>() as f64 / v.len() as f64)
-}
-
 fn percent(ratio: f64) -> String {
     if ratio == 0.0 { "0%".into() } else { format!("{}%", sig(ratio * 100.0)) }
 }
@@ -190,8 +185,8 @@ impl Scenario for Udp {
             ("p99 of echoes us", |c| {
                 c.summary.median.latency_us_uncorrected.map_or("-".into(), |u| sig(u.p99))
             }),
-            ("RcvbufErrors", |c| counter(c.point, COUNTERS[0]).map_or("-".into(), thousands)),
-            ("InErrors", |c| counter(c.point, COUNTERS[1]).map_or("-".into(), thousands)),
+            ("RcvbufErrors", |c| c.point.counter(COUNTERS[0]).map_or("-".into(), thousands)),
+            ("InErrors", |c| c.point.counter(COUNTERS[1]).map_or("-".into(), thousands)),
             col::UTIL,
         ]
     }

@@ -1,6 +1,6 @@
 //! The udp scenario's findings: where each curve bent, computed from the table's figures.
 
-use super::{COUNTERS, TIMEOUT, counter, held, loss, percent, reports};
+use super::{COUNTERS, TIMEOUT, held, loss, percent, reports};
 use crate::findings::NO_FIGURES;
 use crate::scenario::View;
 use crate::text::{sig, thousands};
@@ -67,7 +67,7 @@ fn curves<'a>(view: &View<'a>) -> Vec<(&'a str, bool, Vec<Step>)> {
                         echoed_p99: echoed.p99,
                         lost,
                         ratio,
-                        rcvbuf: counter(p, COUNTERS[0]),
+                        rcvbuf: p.counter(COUNTERS[0]),
                         held: held(p),
                         cpu: sum.median.server_cpu_per_msg_us,
                         utilization: sum.median.server_cpu_utilization,
