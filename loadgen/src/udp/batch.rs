@@ -46,23 +46,7 @@ impl RecvBatch {
         let slot = size + 1;
         let count = wanted.clamp(1, MAX_BATCH).min((MAX_BYTES / slot).max(1));
         let mut bufs = vec![0u8; slot * count];
-        let mut iovecs: Vec<libc::iovec> = bufs
-            .chunks_exact_mut(slot)
-            .map(|buf| libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: slot })
-            .collect();
-        let headers = iovecs
-            .iter_mut()
-            .map(|iov| {
-                // SAFETY: mmsghdr is plain old data (integers and pointers), for which all
-                // zeros is a valid value: no address, no control data, no flags.
-                let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                header.msg_hdr.msg_iov = iov;
-                header.msg_hdr.msg_iovlen = 1;
-                header
-            })
-            .collect();
-        // The pointers point into the vectors' heap buffers, which never move or grow: the
-        // vectors are moved into the struct, not reallocated.
+        let (iovecs, headers) = headers(&mut bufs, slot);
         RecvBatch { bufs, slot, _iovecs: iovecs, headers }
     }
 
@@ -137,23 +121,7 @@ impl SendBatch {
     pub fn new(size: usize, wanted: usize) -> SendBatch {
         let count = wanted.clamp(1, MAX_BATCH).min((MAX_BYTES / size.max(1)).max(1));
         let mut bufs = vec![0u8; size * count];
-        let mut iovecs: Vec<libc::iovec> = (0..count)
-            .map(|k| libc::iovec {
-                // SAFETY: `k * size` is within `bufs`, whose length is `count * size`.
-                iov_base: unsafe { bufs.as_mut_ptr().add(k * size) }.cast(),
-                iov_len: size,
-            })
-            .collect();
-        let headers = iovecs
-            .iter_mut()
-            .map(|iov| {
-                // SAFETY: as in `RecvBatch::new`: all zeros is a valid mmsghdr.
-                let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                header.msg_hdr.msg_iov = iov;
-                header.msg_hdr.msg_iovlen = 1;
-                header
-            })
-            .collect();
+        let (iovecs, headers) = headers(&mut bufs, size);
         SendBatch { bufs, size, _iovecs: iovecs, headers }
     }
 
@@ -183,6 +151,28 @@ impl SendBatch {
         }
         Ok(sent as usize)
     }
+}
+
+/// One `iovec` and one `mmsghdr` for each `slot` bytes of `bufs`, for `recvmmsg` and
+/// `sendmmsg` alike. The pointers point into the vectors' heap buffers, which never move or
+/// grow afterwards: the callers move the vectors into their struct, never reallocate them.
+fn headers(bufs: &mut [u8], slot: usize) -> (Vec<libc::iovec>, Vec<libc::mmsghdr>) {
+    let mut iovecs: Vec<libc::iovec> = bufs
+        .chunks_exact_mut(slot.max(1))
+        .map(|buf| libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() })
+        .collect();
+    let headers = iovecs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: mmsghdr is plain old data (integers and pointers), for which all
+            // zeros is a valid value: no address, no control data, no flags.
+            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+            header
+        })
+        .collect();
+    (iovecs, headers)
 }
 
 #[cfg(test)]
