@@ -188,6 +188,16 @@ pub const THROUGHPUT: Headline = Headline {
     worse: "slower",
 };
 
+/// The 99th percentile of latency, lower being better: the headline of the scenarios about
+/// waiting (latency, udp).
+pub const P99: Headline = Headline {
+    name: "p99",
+    figure: |m| m.latency_us.p99,
+    higher_is_better: false,
+    better: "faster",
+    worse: "slower",
+};
+
 /// A scenario's command-line flag for its points (`--connections 1,10,100`).
 #[derive(Debug, Clone, Copy)]
 pub struct PointsFlag {

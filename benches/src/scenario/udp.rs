@@ -163,13 +163,7 @@ impl Scenario for Udp {
     }
 
     fn headline(&self) -> Headline {
-        Headline {
-            name: "p99",
-            figure: |m| m.latency_us.p99,
-            higher_is_better: false,
-            better: "faster",
-            worse: "slower",
-        }
+        super::P99
     }
 
     fn columns(&self) -> Vec<Column> {
