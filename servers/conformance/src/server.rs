@@ -151,6 +151,19 @@ impl Server {
         self.stop_with(Signal::SIGTERM)
     }
 
+    /// Sends SIGTERM and asserts a clean exit (status 0) that took the server's Unix socket
+    /// file at `path` with it, stream or datagram alike.
+    pub fn terminate_removing(&mut self, path: &std::path::Path) {
+        let exit = self.terminate();
+        assert!(
+            exit.status.success(),
+            "exit after SIGTERM: {:?}; stderr: {}",
+            exit.status,
+            exit.stderr
+        );
+        assert!(!path.exists(), "the socket file {} is still there after SIGTERM", path.display());
+    }
+
     /// Sends `signal` and waits for the server to exit, then collects what it printed.
     /// Panics (after killing the server) if it is still running after `EXIT_TIMEOUT` (5 s).
     pub fn stop_with(&mut self, signal: Signal) -> Exit {
