@@ -96,6 +96,20 @@ impl Target {
         }
     }
 
+    /// [`Target::connect`], with the new stream registered in `registry` under `token` for
+    /// both readable and writable events (edge-triggered, once for the connection's life),
+    /// as every load thread's event loop wants it.
+    pub(crate) fn connect_registered(
+        &self,
+        source: Option<IpAddr>,
+        registry: &Registry,
+        token: Token,
+    ) -> io::Result<Stream> {
+        let mut stream = self.connect(source)?;
+        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        Ok(stream)
+    }
+
     /// Starts a non-blocking connection. For TCP it is usually still in progress when this
     /// returns: the stream turns writable once it is established or has failed, and
     /// [`Stream::finish_connect`] tells which.

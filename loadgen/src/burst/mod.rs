@@ -20,7 +20,7 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
 use crate::config::Config;
 use crate::conn::split_end;
@@ -185,14 +185,7 @@ impl Burst {
 
     /// Starts connection `i`'s connect. A Unix connect completes (or fails) at once.
     fn start_connect(&mut self, target: &Target, i: usize) {
-        let registered = target.connect(None).and_then(|mut stream| {
-            self.poll.registry().register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok(stream)
-        });
+        let registered = target.connect_registered(None, self.poll.registry(), Token(i));
         match registered {
             Ok(stream) => {
                 let unix = matches!(stream, Stream::Unix(_));

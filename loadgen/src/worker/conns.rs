@@ -3,7 +3,7 @@
 
 use std::io::{self, Read};
 
-use mio::{Interest, Token};
+use mio::Token;
 
 use super::Worker;
 use crate::config::Mode;
@@ -21,14 +21,7 @@ impl Worker {
             }
         };
         let conn = &mut self.conns[i];
-        let result = self.plan.target.connect(source).and_then(|mut stream| {
-            self.poll.registry().register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok(stream)
-        });
+        let result = self.plan.target.connect_registered(source, self.poll.registry(), Token(i));
         match result {
             Ok(stream) => {
                 conn.stream = Some(stream);
