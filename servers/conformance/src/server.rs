@@ -59,7 +59,28 @@ pub struct Exit {
     pub stderr: String,
 }
 
+/// How soon after SIGINT or SIGTERM every server must have exited: the contract's "within a
+/// second".
+pub const EXIT_WITHIN: Duration = Duration::from_secs(1);
+
 impl Exit {
+    /// Asserts the exit the contract asks after `signal`: status 0, within [`EXIT_WITHIN`].
+    /// `while_` says what the server was doing ("with connections open", "under load").
+    pub fn assert_prompt_and_clean(&self, signal: Signal, while_: &str) {
+        assert_eq!(
+            self.status.code(),
+            Some(0),
+            "after {signal} {while_} the server ended with {:?}; stderr: {}",
+            self.status,
+            self.stderr
+        );
+        assert!(
+            self.elapsed < EXIT_WITHIN,
+            "the server took {:?} to exit after {signal}",
+            self.elapsed
+        );
+    }
+
     /// Asserts a clean exit (status 0) whose summary on stderr counts `served` connections,
     /// as the models' smoke tests check after SIGTERM.
     pub fn assert_clean_after_serving(&self, served: u64) {
