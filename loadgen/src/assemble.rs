@@ -8,6 +8,7 @@ use crate::cpu::CpuTime;
 use crate::env::Environment;
 use crate::idle::Idle;
 use crate::meter::ThreadResult;
+use crate::pace::Pacing;
 use crate::report::{
     Connections, Datagrams, Errors, Generator, Histograms, KernelUdp, Messages, PinnedCpu, Report,
     RunInfo, SCHEMA_VERSION, Throughput,
@@ -39,6 +40,8 @@ pub struct Parts<'a> {
     pub interrupted: bool,
     pub idle: Idle,
     pub process_cpu: CpuTime,
+    /// Open loop: how early sends could leave, and why.
+    pub pacing: Option<Pacing>,
     /// UDP mode: how much the kernel's UDP counters rose during the run.
     pub udp_kernel: Option<KernelUdp>,
 }
@@ -174,6 +177,17 @@ pub fn report(p: Parts<'_>) -> Report {
             pinned_cpus: load.pinned.clone(),
             cpu_us_per_msg: (counters.received > 0)
                 .then(|| cpu.total().as_secs_f64() * 1e6 / counters.received as f64),
+            send_slack_us: p
+                .results
+                .iter()
+                .filter_map(|r| r.send_slack_ns)
+                .max()
+                .map(|ns| ns as f64 / 1e3),
+            wake_cost_us: p.pacing.map(|pacing| pacing.wake_cost_ns as f64 / 1e3),
+            sends_per_wakeup: (mode == Mode::Open && counters.send_sleeps > 0)
+                .then(|| counters.sent as f64 / counters.send_sleeps as f64),
+            echoes_stamped_by_kernel: (mode == Mode::Open)
+                .then(|| !p.results.is_empty() && p.results.iter().all(|r| r.echoes_stamped)),
             saturated: !saturation.is_empty(),
             saturation,
         },

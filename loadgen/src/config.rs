@@ -64,6 +64,14 @@ pub struct Config {
     #[arg(long, short = 'r', value_name = "MSGS_PER_SEC", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
+    /// Open loop: how early a send may leave, so that one wake-up of the load thread sends
+    /// every message due within it (0: a wake-up for every send). Default: 16 times what one
+    /// sleep and wake-up of a thread costs on this machine, measured at the start, between
+    /// 50us and 1ms.
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    #[serde(with = "opt_secs")]
+    pub send_slack: Option<Duration>,
+
     /// Open a new connection for every message: connect, send, read the echo, close.
     #[arg(long)]
     pub churn: bool,
@@ -128,6 +136,7 @@ impl Default for Config {
             cpus: Vec::new(),
             pipeline: 1,
             rate: None,
+            send_slack: None,
             churn: false,
             source_addrs: 16,
             split_writes: false,
@@ -166,6 +175,8 @@ const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// better written by hand), a billion a second at the most (no generator gets near it).
 const MIN_RATE: f64 = 1e-3;
 const MAX_RATE: f64 = 1e9;
+/// The most `--send-slack` may be: sends any earlier would make a schedule a different one.
+const MAX_SEND_SLACK: Duration = Duration::from_millis(10);
 /// Most connections (load or idle), load threads, and bytes a pipeline may hold per
 /// connection: beyond these the run is a test of loadgen's memory, not of the server.
 const MAX_CONNECTIONS: usize = 1 << 20;
@@ -240,6 +251,14 @@ impl Config {
             ensure!(
                 self.pipeline == 1,
                 "--pipeline is for the closed loop; with --rate the schedule decides what is in flight"
+            );
+        }
+        if let Some(slack) = self.send_slack {
+            ensure!(self.rate.is_some(), "--send-slack is for the open loop: give --rate too");
+            ensure!(
+                slack <= MAX_SEND_SLACK,
+                "--send-slack must be at most {} ms",
+                MAX_SEND_SLACK.as_millis()
             );
         }
         if self.churn {
@@ -348,6 +367,33 @@ pub(crate) mod secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(deserializer)?;
         Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde helper: an optional `Duration` as floating-point seconds, or `null`.
+pub(crate) mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => super::secs::serialize(d, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        match Option::<f64>::deserialize(deserializer)? {
+            Some(secs) => {
+                Duration::try_from_secs_f64(secs).map(Some).map_err(serde::de::Error::custom)
+            }
+            None => Ok(None),
+        }
     }
 }
 

@@ -17,7 +17,8 @@ use crate::target::Stream;
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
     seq: u64,
-    /// When the schedule wanted it sent (open loop), else when it was queued.
+    /// When the schedule wanted it sent (open loop; once written, no later than the write),
+    /// else when it was queued.
     intended_ns: u64,
     /// When it was appended to the write buffer; its timeout runs from here.
     queued_ns: u64,
@@ -213,6 +214,8 @@ impl Conn {
         for k in 0..done - self.wdone {
             let m = &mut self.inflight[first + k];
             m.sent_ns = now_ns;
+            // An open-loop message written before it was due is timed from the write.
+            m.intended_ns = m.intended_ns.min(now_ns);
             if m.measured {
                 meter.counters.sent += 1;
             }
@@ -252,6 +255,9 @@ impl Conn {
             data = rest;
             if self.recv_off == size {
                 self.inflight.pop_front();
+                // An echo is never earlier than its message (a kernel stamp on a real-time
+                // clock that was stepped could say so).
+                let now_ns = now_ns.max(front.sent_ns);
                 meter.in_flight -= 1;
                 if !self.recv_bad {
                     meter.echoed(now_ns);

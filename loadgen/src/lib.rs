@@ -58,6 +58,7 @@ mod pace;
 mod payload;
 mod progress;
 mod run;
+mod rxstamp;
 mod schedule;
 mod start;
 mod worker;

@@ -70,6 +70,10 @@ pub struct ThreadResult {
     /// The first thing that went wrong with the load thread itself (a CPU it could not be
     /// pinned to, no precise timer): a reason to doubt the generator, not the server.
     pub trouble: Option<String>,
+    /// Open loop: every echo this thread read was timed by the kernel's receive stamp.
+    pub echoes_stamped: bool,
+    /// Open loop: how early this thread's sends could leave.
+    pub send_slack_ns: Option<u64>,
 }
 
 /// The run's phases, as nanosecond offsets from the shared start.
@@ -131,6 +135,10 @@ pub struct Meter {
     cpu_start: Option<(CpuTime, Option<u64>, u64)>,
     /// The CPU this thread is pinned to, if any.
     pub pinned: Option<usize>,
+    /// Open loop: every echo was timed by the kernel's receive stamp (set by the load thread).
+    pub echoes_stamped: bool,
+    /// Open loop: how early sends could leave (set by the load thread).
+    pub send_slack_ns: Option<u64>,
 }
 
 impl Meter {
@@ -165,6 +173,8 @@ impl Meter {
             next_publish_ns: 0,
             cpu_start: None,
             pinned: None,
+            echoes_stamped: false,
+            send_slack_ns: None,
         }
     }
 
@@ -325,6 +335,8 @@ impl Meter {
             first_warmup_error: self.first_warmup_error.take(),
             first_mismatch: self.first_mismatch.take(),
             trouble: self.trouble.take(),
+            echoes_stamped: self.echoes_stamped,
+            send_slack_ns: self.send_slack_ns,
         };
         let _ = self.tx.send(Msg::Done { thread: self.thread, last, result: Box::new(result) });
     }

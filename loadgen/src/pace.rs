@@ -1,16 +1,120 @@
-//! What the open loops of both transports share: arming the timer for the next batch of sends,
-//! and giving up the sends a late loop can no longer make. TCP's load thread
-//! (`worker/open.rs`) and UDP's (`udp/worker/open.rs`) differ in how a message leaves, not in
-//! when it is due or how a missed one is booked, so that part is written once, here.
+//! What the open loops of both transports share: how early a send may leave (the slack),
+//! arming the timer for the next batch of sends, and giving up the sends a late loop can no
+//! longer make. TCP's load thread (`worker/open.rs`) and UDP's (`udp/worker/open.rs`) differ
+//! in how a message leaves, not in when it is due or how a missed one is booked, so that part
+//! is written once, here.
 
-use std::time::Duration;
+use std::io;
+use std::time::{Duration, Instant};
 
+use mio::{Events, Poll, Registry, Token};
+
+use crate::cpu::CpuTime;
 use crate::meter::{Meter, Timeline};
-use crate::schedule::{SEND_SLACK_NS, Schedule, Timer};
+use crate::schedule::{Schedule, Timer};
+
+/// How early the open loop may send a message: a wake-up sends every message due within the
+/// slack, so the loop wakes once per batch rather than once per message.
+///
+/// A sleeping thread's wake-up is what the open loop's CPU goes on. On this project's 2-vCPU
+/// virtual machine one sleep and wake-up costs the thread about 30 us of CPU with no work in
+/// it (a C loop of `clock_nanosleep` measured the same), so a loop that woke for each send at
+/// 20k msgs/s (a send every 50 us) spent 0.6 of a core on sleeping alone, and all of a core
+/// once it spun the last microseconds instead. On a physical machine a wake-up costs a few
+/// microseconds. So the slack is not one figure for every machine: loadgen measures what a
+/// sleep and wake-up costs where it runs, and without `--send-slack` allows [`AUTO_FACTOR`]
+/// times that (so sleeping costs at most about 1/16 of a core, however high the rate), between
+/// [`MIN_AUTO_NS`] and [`MAX_AUTO_NS`], and never more than [`MAX_BATCH`] of the thread's
+/// send intervals. Below one send per slack, each send still gets its own wake-up.
+///
+/// The price is that sends due close together leave together, up to the slack early, and
+/// reach the server as a small burst (the report gives the slack and the sends per wake-up).
+/// The batch bound keeps that burst short at high rates, where it would otherwise grow to
+/// dozens of messages queueing at the server. A message that leaves early is timed from when
+/// it left, so no latency is understated and its lag is 0. `--send-slack 0` sends nothing
+/// early, for schedules that must be exact whatever the CPU: the loop then sleeps until each
+/// send, and stays awake for one due sooner than a wake-up takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pacing {
+    /// `--send-slack`, when given.
+    pub given_ns: Option<u64>,
+    /// What one sleep and wake-up cost a thread here, measured at the start.
+    pub wake_cost_ns: u64,
+}
+
+/// The automatic slack's multiple of one wake-up's cost.
+pub const AUTO_FACTOR: u64 = 16;
+/// The automatic slack's bounds: at least this, even where wake-ups are nearly free, since a
+/// batch costs the server fewer wake-ups too; at most this, close to the grain at which other
+/// open-loop generators (wrk2's millisecond timers) send.
+pub const MIN_AUTO_NS: u64 = 50_000;
+pub const MAX_AUTO_NS: u64 = 1_000_000;
+/// The automatic slack is at most this many of a thread's send intervals, so at most about
+/// this many messages leave together.
+pub const MAX_BATCH: f64 = 10.0;
+/// Sleeps timed to find a wake-up's cost, each this long; the median counts.
+const CALIBRATION_SLEEPS: usize = 51;
+const CALIBRATION_SLEEP_NS: u64 = 100_000;
+
+impl Pacing {
+    /// Measures a wake-up's cost (about 6 ms), for the slack `--send-slack` gives or, when
+    /// `None`, the one chosen from it; an error if no timer could be made to time it.
+    pub fn new(send_slack: Option<Duration>) -> io::Result<Pacing> {
+        let given_ns = send_slack.map(|slack| u64::try_from(slack.as_nanos()).unwrap_or(u64::MAX));
+        Ok(Pacing { given_ns, wake_cost_ns: wake_cost_ns()? })
+    }
+
+    /// The slack of a load thread whose sends fall due `interval_ns` apart.
+    pub fn slack_ns(&self, interval_ns: f64) -> u64 {
+        if let Some(given) = self.given_ns {
+            return given;
+        }
+        let cap = (AUTO_FACTOR * self.wake_cost_ns).clamp(MIN_AUTO_NS, MAX_AUTO_NS);
+        // Whole microseconds, so that runs on one machine mostly agree on the figure.
+        let batch = (MAX_BATCH * interval_ns) as u64;
+        cap.min(batch) / 1_000 * 1_000
+    }
+}
+
+/// The CPU time one sleep on a timer and the wake-up after it cost the calling thread: the
+/// median of a few short sleeps, each timed by the thread's own CPU clock (so a sleep that
+/// was woken late by other work costs no more for it).
+pub fn wake_cost_ns() -> io::Result<u64> {
+    let mut timer = Timer::new(0)?;
+    let mut poll = Poll::new()?;
+    timer.register(poll.registry(), Token(0))?;
+    let mut events = Events::with_capacity(1);
+    let base = Instant::now();
+    let mut costs = Vec::with_capacity(CALIBRATION_SLEEPS);
+    for _ in 0..CALIBRATION_SLEEPS {
+        let now = base.elapsed().as_nanos() as u64;
+        timer.arm(now + CALIBRATION_SLEEP_NS, now)?;
+        let before = CpuTime::thread().total();
+        // The timeout only bounds a timer that never fires.
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        costs.push((CpuTime::thread().total().saturating_sub(before)).as_nanos() as u64);
+    }
+    costs.sort_unstable();
+    Ok(costs[costs.len() / 2])
+}
 
 /// At most this many overdue sends are given up one by one, each at its own age; beyond it
 /// (only a rate far beyond the generator does that) they go in bulk, at `--timeout`.
 const EXACT_GIVE_UP: u64 = 10_000;
+
+/// The open loop's timer, registered in `registry` under `token`; `None` if none could be
+/// made, which the report notes: sends may then be late.
+pub(crate) fn timer(
+    schedule: &Schedule,
+    registry: &Registry,
+    token: Token,
+    meter: &mut Meter,
+) -> Option<Timer> {
+    meter.send_slack_ns = Some(schedule.slack_ns());
+    let made =
+        Timer::new(schedule.slack_ns()).and_then(|t| t.register(registry, token).map(|()| t));
+    made.map_err(|err| meter.trouble(|| format!("no precise timer, sends may be late: {err}"))).ok()
+}
 
 /// Gives up every send due before `until_ns` (within the window) as backlogged: one by one at
 /// its own age when there are few, in bulk at `--timeout` when there are many. A send given
@@ -48,7 +152,8 @@ pub(crate) fn give_up_until(
 
 /// Arms `timer` for the schedule's next batch; returns a zero poll timeout if its first send
 /// is already within the slack (time has passed since the loop last sent), else `None`: the
-/// timer wakes the loop. The loop never spins: a wake-up costs more than a send here.
+/// loop sleeps and the timer wakes it (a sleep the report counts). The loop never spins: a
+/// wake-up costs more than a send.
 pub(crate) fn arm_timer(
     schedule: &Schedule,
     timer: Option<&mut Timer>,
@@ -60,11 +165,14 @@ pub(crate) fn arm_timer(
         return None;
     }
     let now = tl.now_ns();
-    if due <= now + SEND_SLACK_NS {
+    if due <= now + schedule.min_sleep_ns() {
         return Some(Duration::ZERO);
     }
     if let Err(err) = timer?.wait_for(due, now) {
         meter.trouble(|| format!("cannot arm the send timer: {err}"));
+    }
+    if meter.measuring(now) {
+        meter.counters.send_sleeps += 1;
     }
     None
 }

@@ -216,6 +216,22 @@ pub struct Generator {
     pub pinned_cpus: Vec<PinnedCpu>,
     /// `cpu_seconds` per message received, in microseconds; `None` when none was.
     pub cpu_us_per_msg: Option<f64>,
+    /// Open loop: how early a send could leave so that one wake-up sent several
+    /// (`--send-slack`, or chosen from `wake_cost_us`).
+    #[serde(default)]
+    pub send_slack_us: Option<f64>,
+    /// Open loop without `--send-slack`: the CPU one sleep and wake-up of a thread cost on
+    /// this machine, measured at the start; the slack is 16 times it, within bounds.
+    #[serde(default)]
+    pub wake_cost_us: Option<f64>,
+    /// Open loop: messages sent per wake-up of a load thread that sent any.
+    #[serde(default)]
+    pub sends_per_wakeup: Option<f64>,
+    /// Open loop: whether every echo was timed by the kernel's receive stamp, taken when it
+    /// arrived, rather than when the load thread read it (which then happens at its next
+    /// send). False over Unix sockets and UDP, whose echoes are read as they come.
+    #[serde(default)]
+    pub echoes_stamped_by_kernel: Option<bool>,
     /// The generator may have limited the result: see `saturation`.
     pub saturated: bool,
     /// Why `saturated` is set, one sentence per reason.

@@ -19,6 +19,7 @@ use crate::config::{Config, Mode};
 use crate::cpu::{self, CpuTime};
 use crate::hlog::{self, HlogWriter};
 use crate::meter::{Msg, Shared, ThreadResult};
+use crate::pace::Pacing;
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::schedule::Schedule;
@@ -107,7 +108,14 @@ fn coordinate(
     let mut handles = Vec::with_capacity(threads);
     // Per thread, the way back for its interval recorders once merged and emptied.
     let mut spares = Vec::with_capacity(threads);
-    for plan in plans(config, target, threads) {
+    // Timed here, before any load thread runs, so that nothing else of loadgen's competes.
+    let pacing = match mode {
+        Mode::Open => Some(Pacing::new(config.send_slack).context(
+            "cannot time a wake-up to choose the open loop's send slack (give --send-slack)",
+        )?),
+        _ => None,
+    };
+    for plan in plans(config, target, threads, pacing.as_ref()) {
         let (spare_tx, spare_rx) = mpsc::channel();
         spares.push(spare_tx);
         let spawned = Poll::new().context("cannot create an epoll instance").and_then(|poll| {
@@ -228,6 +236,7 @@ fn coordinate(
         interrupted: shared.cancel.is_cancelled(),
         idle,
         process_cpu: CpuTime::process().since(&process_cpu),
+        pacing,
         udp_kernel: kernel_before.zip(kernel_after).map(|(b, a)| udp::kernel::delta(&b, &a)),
     }))
 }
@@ -241,7 +250,7 @@ fn start_instant(start_at: Option<SystemTime>) -> Instant {
 }
 
 /// Splits the connections among the threads (round robin by id) with their schedules.
-fn plans(config: &Config, target: &Target, threads: usize) -> Vec<Plan> {
+fn plans(config: &Config, target: &Target, threads: usize, pacing: Option<&Pacing>) -> Vec<Plan> {
     let mode = config.mode();
     let sources =
         if mode == Mode::Churn { target.churn_sources(config.source_addrs) } else { Vec::new() };
@@ -251,9 +260,9 @@ fn plans(config: &Config, target: &Target, threads: usize) -> Vec<Plan> {
                 (thread..config.connections).step_by(threads).map(|id| id as u32).collect();
             Plan {
                 thread,
-                schedule: config
-                    .rate
-                    .map(|rate| Schedule::new(rate, thread, ids.len(), config.connections)),
+                schedule: config.rate.zip(pacing).map(|(rate, pacing)| {
+                    Schedule::new(rate, thread, ids.len(), config.connections, pacing)
+                }),
                 ids,
                 cpu: (!config.cpus.is_empty()).then(|| config.cpus[thread % config.cpus.len()]),
                 target: target.clone(),

@@ -16,6 +16,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use crate::pace::Pacing;
+
 /// The sends one thread owes, numbered from 0.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -27,19 +29,34 @@ pub struct Schedule {
     next: u64,
     /// Connections of this thread, visited round robin.
     conns: usize,
+    /// How early a send may leave, so that one wake-up carries several (see
+    /// [`crate::pace::Pacing`]).
+    slack_ns: u64,
+    /// The shortest sleep worth taking: what a sleep and wake-up cost.
+    min_sleep_ns: u64,
 }
 
 impl Schedule {
     /// The schedule of thread `thread` when `conns` of the run's `total_conns` connections
     /// are its share of `rate` messages per second.
-    pub fn new(rate: f64, thread: usize, conns: usize, total_conns: usize) -> Schedule {
+    /// Sends may leave as early as `pacing` allows at this thread's interval.
+    pub fn new(
+        rate: f64,
+        thread: usize,
+        conns: usize,
+        total_conns: usize,
+        pacing: &Pacing,
+    ) -> Schedule {
         let per_conn_interval_ns = 1e9 * total_conns as f64 / rate;
         let run_interval_ns = 1e9 / rate;
+        let interval_ns = per_conn_interval_ns / conns as f64;
         Schedule {
             first_ns: thread as f64 * run_interval_ns,
-            interval_ns: per_conn_interval_ns / conns as f64,
+            interval_ns,
             next: 0,
             conns,
+            slack_ns: pacing.slack_ns(interval_ns),
+            min_sleep_ns: pacing.wake_cost_ns,
         }
     }
 
@@ -86,23 +103,18 @@ impl Schedule {
     pub fn conns(&self) -> usize {
         self.conns
     }
-}
 
-/// How early the open loop may send a message: a wake-up sends every message due within
-/// this much of now, so the loop wakes once per batch rather than once per message.
-///
-/// At 20k msgs/s on this project's 2-vCPU virtual machine, waking for every message (a send
-/// every 50 us) cost 30 to 40 us of CPU per message whether the last microseconds were spun
-/// or slept, nearly all of it in the kernel: `sendto` (a third of it waking the server's
-/// idle vCPU), the sleep and wake-up in `epoll_wait`, re-arming the timer. Without the spin
-/// and with this slack the loop used about 15% less CPU on a quiet machine (loadgen/README.md,
-/// "Measured here"); sends and echoes still cost a wake-up of an idle vCPU each, which only
-/// batches of a millisecond would amortize, at the price of the schedule's precision.
-/// 100 us is small against any latency an echo over TCP shows, and against a connection's
-/// own interval at any rate where batching matters (100 connections at 20k msgs/s: 5 ms).
-/// (Sending early only on the timer's wake-up, so that echoes do not each carry the next
-/// send out with them, made batches of three but saved no CPU and was dropped.)
-pub const SEND_SLACK_NS: u64 = 100_000;
+    /// How early a send may leave.
+    pub fn slack_ns(&self) -> u64 {
+        self.slack_ns
+    }
+
+    /// The shortest sleep worth taking: what a sleep and wake-up cost (see
+    /// [`crate::pace::Pacing`]). A send due sooner than this is not slept for.
+    pub fn min_sleep_ns(&self) -> u64 {
+        self.min_sleep_ns
+    }
+}
 
 /// A one-shot `timerfd` with nanosecond resolution, registered in a mio `Poll`, that learns
 /// how late it wakes the thread and fires a little early.
@@ -111,8 +123,10 @@ pub const SEND_SLACK_NS: u64 = 100_000;
 /// (the interrupt goes through the host, then the scheduler runs: about 30 us here), and
 /// every microsecond of that would be added to each message's corrected latency and charged
 /// to the server. So the timer fires early by the *median* lateness of its recent wake-ups,
-/// at most [`MAX_EARLY_NS`]. A wake-up before the send is due needs no spinning: the loop
-/// may send up to [`SEND_SLACK_NS`] early anyway, and the cap keeps the timer inside that.
+/// at most half the schedule's slack and at most [`MAX_EARLY_NS`]. A wake-up before the send
+/// is due needs no spinning: the loop may send up to the slack early anyway, and the cap keeps
+/// the timer inside that. (With no slack the timer never fires early, and every wake-up's
+/// lateness shows as send lag.)
 /// (An earlier version spun in zero-timeout polls for the rest of the wait; that cost as much
 /// CPU as it saved lateness.)
 ///
@@ -127,17 +141,20 @@ pub struct Timer {
     armed_ns: u64,
     /// How early to fire: a running median of the lateness of recent wake-ups.
     early_ns: u64,
+    /// The most `early_ns` may grow to.
+    max_early_ns: u64,
 }
 
-/// The most the timer fires early: well within the slack, so an early wake-up can always
-/// send. A wake-up later than this shows as send lag.
-const MAX_EARLY_NS: u64 = SEND_SLACK_NS / 2;
+/// The most the timer fires early (and never more than half the slack, so that an early
+/// wake-up can always send). A wake-up later than this shows as send lag.
+const MAX_EARLY_NS: u64 = 50_000;
 /// How far one wake-up moves the running median: small against the lateness measured (a few
 /// microseconds), so the estimate is steady, yet it crosses the whole range in 40 wake-ups.
 const MEDIAN_STEP_NS: u64 = 500;
 
 impl Timer {
-    pub fn new() -> io::Result<Timer> {
+    /// A timer for a schedule whose sends may leave up to `slack_ns` early.
+    pub fn new(slack_ns: u64) -> io::Result<Timer> {
         // SAFETY: timerfd_create takes no pointers; the result is checked before use.
         let fd = unsafe {
             libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
@@ -146,7 +163,9 @@ impl Timer {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a new descriptor that nothing else owns.
-        Ok(Timer { fd: unsafe { OwnedFd::from_raw_fd(fd) }, armed_ns: u64::MAX, early_ns: 0 })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let max_early_ns = (slack_ns / 2).min(MAX_EARLY_NS);
+        Ok(Timer { fd, armed_ns: u64::MAX, early_ns: 0, max_early_ns })
     }
 
     pub fn register(&self, registry: &Registry, token: Token) -> io::Result<()> {
@@ -166,7 +185,7 @@ impl Timer {
         // A running median: one step towards each wake-up, whatever its size, so the estimate
         // settles where half the wake-ups are later and half earlier.
         if woke_ns > self.armed_ns + self.early_ns {
-            self.early_ns = (self.early_ns + MEDIAN_STEP_NS).min(MAX_EARLY_NS);
+            self.early_ns = (self.early_ns + MEDIAN_STEP_NS).min(self.max_early_ns);
         } else {
             self.early_ns = self.early_ns.saturating_sub(MEDIAN_STEP_NS);
         }
@@ -206,12 +225,14 @@ impl Timer {
 mod tests {
     use super::*;
 
+    const EXACT: Pacing = Pacing { given_ns: Some(0), wake_cost_ns: 0 };
+
     #[test]
     fn threads_share_the_rate_and_connections_share_their_thread() {
         // 1000 msg/s over 4 connections on 2 threads: each connection every 4 ms, each
         // thread every 2 ms, thread 1 offset by the run's 1 ms interval.
-        let mut a = Schedule::new(1000.0, 0, 2, 4);
-        let b = Schedule::new(1000.0, 1, 2, 4);
+        let mut a = Schedule::new(1000.0, 0, 2, 4, &EXACT);
+        let b = Schedule::new(1000.0, 1, 2, 4, &EXACT);
         assert_eq!(a.due_ns(), 0);
         assert_eq!(b.due_ns(), 1_000_000);
         assert_eq!(a.take(), 0);
@@ -223,7 +244,7 @@ mod tests {
 
     #[test]
     fn skipping_counts_the_sends_due_before_a_time() {
-        let mut s = Schedule::new(1000.0, 0, 1, 1); // one send every millisecond from 0
+        let mut s = Schedule::new(1000.0, 0, 1, 1, &EXACT); // one send every millisecond from 0
         assert_eq!(s.index_at(0), 0);
         assert_eq!(s.index_at(1), 1);
         assert_eq!(s.index_at(5_000_000), 5);
@@ -233,7 +254,7 @@ mod tests {
         // Never backwards.
         assert_eq!(s.index_at(0), 5);
         // Rates that do not divide a nanosecond evenly agree with `due_ns` too.
-        let mut odd = Schedule::new(3.0e6, 1, 3, 7);
+        let mut odd = Schedule::new(3.0e6, 1, 3, 7, &EXACT);
         for t in [0, 999, 1_000_001, 123_456_789] {
             let k = odd.index_at(t);
             odd.skip_to(k);
@@ -247,7 +268,7 @@ mod tests {
 
     #[test]
     fn the_timer_fires_early_by_its_median_lateness_not_its_outliers() {
-        let mut timer = Timer::new().unwrap();
+        let mut timer = Timer::new(100_000).unwrap();
         // Wake-ups 8 us late, and one in five 5 ms late (a thread preempted by other work).
         for k in 0..400u64 {
             let at = 1_000_000 * (k + 1);
@@ -268,7 +289,7 @@ mod tests {
     #[test]
     fn the_timer_fires() {
         let mut poll = mio::Poll::new().unwrap();
-        let mut timer = Timer::new().unwrap();
+        let mut timer = Timer::new(100_000).unwrap();
         timer.register(poll.registry(), Token(7)).unwrap();
         timer.arm(2_000_000, 0).unwrap();
         let mut events = mio::Events::with_capacity(4);

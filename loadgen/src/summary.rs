@@ -147,6 +147,9 @@ pub fn render(r: &Report) -> String {
         g.max_thread_utilization * 100.0,
         g.cpu_us_per_msg.map_or("-".to_owned(), |us| format!("{us:.2}"))
     );
+    if let Some(line) = pacing(r) {
+        let _ = writeln!(out, "pacing       {line}");
+    }
     for p in g.pinned_cpus.iter().filter(|p| p.threads > 1) {
         let _ = writeln!(
             out,
@@ -178,6 +181,32 @@ pub fn render(r: &Report) -> String {
 }
 
 /// UDP mode: what became of the datagrams, and the kernel's counters (machine-wide).
+/// The open loop's pacing in one line: how early sends could leave and how many left
+/// together, where that slack came from, and what the echoes were timed by.
+fn pacing(r: &Report) -> Option<String> {
+    let g = &r.generator;
+    let slack = g.send_slack_us?;
+    let mut line = match slack {
+        0.0 => "no send left early (--send-slack 0)".to_owned(),
+        _ => format!("sends left up to {} us early, so that one wake-up sent several", us(slack)),
+    };
+    if let Some(per) = g.sends_per_wakeup {
+        line.push_str(&format!(" ({per:.1} per wake-up)"));
+    }
+    match (r.config.send_slack, g.wake_cost_us) {
+        (None, Some(cost)) => line.push_str(&format!(
+            "; chosen from the {} us of CPU one sleep and wake-up cost here (--send-slack sets it)",
+            us(cost)
+        )),
+        (Some(_), _) if slack > 0.0 => line.push_str(" (--send-slack)"),
+        _ => {}
+    }
+    if g.echoes_stamped_by_kernel == Some(true) {
+        line.push_str("; echoes timed by the kernel's receive stamps");
+    }
+    Some(line)
+}
+
 fn datagram_lines(out: &mut String, r: &Report, u: &Datagrams) {
     let _ = writeln!(
         out,

@@ -43,6 +43,11 @@ impl Worker {
         match result {
             Ok(true) => {
                 self.conns[i].connected();
+                if self.stamps && !self.conns[i].stream.as_ref().is_some_and(crate::rxstamp::enable)
+                {
+                    // No stamps (a Unix socket): echoes are read as they come, as before.
+                    self.stamps = false;
+                }
                 if self.meter.measuring(now) {
                     self.meter.counters.connects += 1;
                     if self.plan.mode == Mode::Churn {
@@ -121,14 +126,33 @@ impl Worker {
         let mut now;
         loop {
             let Some(stream) = self.conns[i].stream.as_mut() else { return };
-            let result = stream.read(&mut self.rbuf);
+            let (result, stamp) = if self.stamps {
+                match crate::rxstamp::read(stream, &mut self.rbuf, &mut self.control) {
+                    Ok((n, stamp)) => (Ok(n), stamp),
+                    Err(err) => (Err(err), None),
+                }
+            } else {
+                (stream.read(&mut self.rbuf), None)
+            };
             // One clock read per read call: the moment these echoes were seen (and, for the
             // write that follows, the moment the next messages leave).
             now = tl.now_ns();
+            // With a kernel stamp, the echoes were seen when they arrived, however long they
+            // then waited for this read.
+            let seen = match stamp {
+                Some(stamp) => now.saturating_sub(crate::rxstamp::age_ns(stamp)),
+                None => {
+                    if self.stamps && matches!(result, Ok(n) if n > 0) {
+                        // A stream that gives no stamp after all: read as echoes come.
+                        self.stamps = false;
+                    }
+                    now
+                }
+            };
             match result {
                 Ok(0) => return self.broken(i, now, "the server closed the connection"),
                 Ok(n) => {
-                    match self.conns[i].receive(&self.rbuf[..n], now, size, &mut self.meter) {
+                    match self.conns[i].receive(&self.rbuf[..n], seen, size, &mut self.meter) {
                         Ok(0) => {}
                         Ok(done) => self.after_echoes(i, done, now, sending, tl),
                         Err(err) => return self.broken(i, now, &err.to_string()),

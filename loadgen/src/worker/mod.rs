@@ -23,6 +23,7 @@ use mio::{Events, Poll, Token};
 use crate::config::Mode;
 use crate::conn::{Conn, Loss, State};
 use crate::meter::{Meter, Msg, Shared, Timeline};
+use crate::rxstamp;
 use crate::schedule::{Schedule, Timer};
 use crate::stats::Recorder;
 use crate::target::Target;
@@ -84,6 +85,7 @@ pub fn thread_main(
         shared.clone(),
         plan.interval.map(|length| length.as_nanos() as u64),
     );
+    let stamps = plan.mode == Mode::Open;
     let mut worker = Worker {
         conns: plan.ids.iter().map(|&id| Conn::new(id, in_flight, in_flight * plan.size)).collect(),
         schedule: plan.schedule.take(),
@@ -93,6 +95,9 @@ pub fn thread_main(
         meter,
         shared,
         timer: None,
+        waits: None,
+        stamps,
+        control: rxstamp::Control::new(),
         dirty: Vec::new(),
         next_source: 0,
     };
@@ -115,6 +120,13 @@ struct Worker {
     shared: Arc<Shared>,
     schedule: Option<Schedule>,
     timer: Option<Timer>,
+    /// Open loop: a poll that holds only the timer, to sleep on between sends while echoes
+    /// wait in their sockets (see [`rxstamp`]).
+    waits: Option<(Poll, Events)>,
+    /// Open loop: every connection has the kernel stamp what it receives, so echoes are
+    /// timed by that stamp and read at the next send rather than as they come.
+    stamps: bool,
+    control: rxstamp::Control,
     /// Open loop: connections given messages since the last flush.
     dirty: Vec<usize>,
     /// Churn: which source address the next connection binds.
@@ -125,13 +137,9 @@ impl Worker {
     fn run(mut self) {
         let timeline = self.connect_and_wait();
         self.meter.begin(&timeline);
-        if self.schedule.is_some() {
-            match Timer::new().and_then(|t| t.register(self.poll.registry(), TIMER).map(|()| t)) {
-                Ok(timer) => self.timer = Some(timer),
-                Err(err) => {
-                    self.meter.trouble(|| format!("no precise timer, sends may be late: {err}"))
-                }
-            }
+        if let Some(schedule) = &self.schedule {
+            self.timer = crate::pace::timer(schedule, self.poll.registry(), TIMER, &mut self.meter);
+            self.prepare_lazy_reads();
         }
         let tl = timeline;
         self.meter.initial_up = self.conns.iter().filter(|c| c.state == State::Up).count() as u64;
@@ -180,7 +188,10 @@ impl Worker {
             }));
             if sending && self.schedule.is_some() {
                 self.send_due(now, &tl);
-                timeout = self.arm_timer(&tl).or(timeout);
+                timeout = match self.arm_timer(&tl) {
+                    Some(zero) => Some(zero),
+                    None => self.sleep_until_due(timeout, &tl),
+                };
             }
             if let Err(err) = self.poll.poll(&mut events, timeout)
                 && err.kind() != io::ErrorKind::Interrupted
@@ -217,6 +228,7 @@ impl Worker {
                 });
             }
         }
+        self.meter.echoes_stamped = self.stamps;
         self.meter.finish(stopped_ns, end);
     }
 

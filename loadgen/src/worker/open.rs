@@ -7,20 +7,27 @@
 //! older than `--timeout` (`backlogged`, given up in bulk so that a hopeless `--rate` cannot
 //! keep the loop counting for ever).
 //!
-//! The loop never spins: a wake-up sends every message due within [`SEND_SLACK_NS`] from
-//! now, the later ones a little early, and the loop sleeps until the next one is due. A
-//! wake-up costs more than a send here (a timer to re-arm, a sleep and a wake-up, and, when
-//! the server is asleep too, a wake-up of the server's thread charged to the sender), so one
-//! that happens anyway takes the next messages with it. A message that leaves early is timed
-//! from when it left (its "intended" time is then its actual one), so no latency is
-//! understated and its lag is 0.
+//! The loop never spins: a wake-up sends every message due within the slack
+//! ([`crate::pace::Pacing`]) from now, the later ones a little early, and the loop sleeps
+//! until the next one is due. A wake-up costs more than a send (a timer to re-arm, a sleep
+//! and a wake-up, and, when the server is asleep too, a wake-up of the server's thread
+//! charged to the sender), so one that happens anyway takes the next messages with it. A
+//! message that leaves early is timed from when it left (its "intended" time is then its
+//! actual one), so no latency is understated and its lag is 0.
+//!
+//! Echoes do not wake the loop while it sends: it sleeps on a poll that holds only its timer,
+//! and reads what came back at each wake-up, timing every echo by the kernel's receive stamp
+//! ([`crate::rxstamp`]). Where the stream gives no stamp (Unix sockets), it sleeps on the
+//! sockets too and reads echoes as they come.
 
+use std::io;
 use std::time::Duration;
 
-use super::Worker;
+use mio::{Events, Poll};
+
+use super::{TIMER, Worker};
 use crate::conn::State;
 use crate::meter::Timeline;
-use crate::schedule::SEND_SLACK_NS;
 
 impl Worker {
     /// Sends every message the schedule has made due, then writes each touched connection once.
@@ -30,7 +37,7 @@ impl Worker {
         self.give_up_until(now.saturating_sub(tl.timeout_ns), tl);
         let Some(schedule) = self.schedule.as_mut() else { return };
         let mut burst = 0;
-        let horizon = now + SEND_SLACK_NS;
+        let horizon = now + schedule.slack_ns();
         loop {
             let due = schedule.due_ns();
             if due > horizon || due >= tl.end_ns {
@@ -58,9 +65,10 @@ impl Worker {
                     self.meter.given_up(now, due, true);
                 }
             } else {
-                // A message sent early (within the slack) is timed from when it leaves: timed
-                // from its due time, the part of its round trip before that would be lost.
-                conn.queue(self.plan.size, due.min(now), now, measured, &mut self.meter);
+                // A message sent early (within the slack) is timed from when it leaves (the
+                // write sets that): timed from its due time, the part of its round trip
+                // before that would be lost.
+                conn.queue(self.plan.size, due, now, measured, &mut self.meter);
                 if measured {
                     self.meter.lagged(now.saturating_sub(due));
                 }
@@ -69,13 +77,11 @@ impl Worker {
                 }
             }
         }
-        if !self.dirty.is_empty() {
-            // The messages leave now, whatever their due time: uncorrected latency counts
-            // from here, corrected latency from when they were due.
-            let now = tl.now_ns();
-            while let Some(i) = self.dirty.pop() {
-                self.flush(i, now);
-            }
+        // The messages leave now, whatever their due time: uncorrected latency counts from
+        // each write (one clock read per write: a batch of writes takes a while), corrected
+        // latency from when they were due or, if that is later, from the write.
+        while let Some(i) = self.dirty.pop() {
+            self.flush(i, tl.now_ns());
         }
     }
 
@@ -91,6 +97,48 @@ impl Worker {
         let Some(schedule) = self.schedule.as_mut() else { return };
         let cancelled = self.shared.cancel.is_cancelled();
         crate::pace::give_up_until(schedule, &mut self.meter, cancelled, until_ns, tl);
+    }
+
+    /// Sets up the sleep between sends that echoes do not interrupt: a poll holding only the
+    /// timer. Without a timer, or without stamps, the loop sleeps on everything as before.
+    pub(super) fn prepare_lazy_reads(&mut self) {
+        let waits = match &self.timer {
+            Some(timer) if self.stamps => {
+                Poll::new().and_then(|poll| timer.register(poll.registry(), TIMER).map(|()| poll))
+            }
+            _ => return self.stamps = false,
+        };
+        match waits {
+            Ok(poll) => self.waits = Some((poll, Events::with_capacity(1))),
+            Err(_) => self.stamps = false,
+        }
+    }
+
+    /// The timer is armed for the next send: with stamped echoes, sleeps until it fires (or
+    /// `timeout`, the housekeeping bound, passes) without waking for echoes, and returns the
+    /// zero timeout with which the loop then collects what came meanwhile. Without stamps,
+    /// returns `timeout`: the loop's own poll sleeps, and wakes for echoes too.
+    pub(super) fn sleep_until_due(
+        &mut self,
+        timeout: Option<Duration>,
+        tl: &Timeline,
+    ) -> Option<Duration> {
+        let (Some((waits, events)), Some(timer), true) =
+            (self.waits.as_mut(), self.timer.as_mut(), self.stamps)
+        else {
+            return timeout;
+        };
+        match waits.poll(events, timeout) {
+            Ok(()) if !events.is_empty() => timer.fired(tl.now_ns()),
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                self.meter.trouble(|| format!("epoll_wait failed on the send timer: {err}"));
+                self.stamps = false;
+                return timeout;
+            }
+        }
+        Some(Duration::ZERO)
     }
 
     /// Arms the timer for the next batch (see [`crate::pace::arm_timer`]).

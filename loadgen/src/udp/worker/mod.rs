@@ -152,13 +152,8 @@ impl Worker {
         self.meter.ready();
         let tl = self.wait_for_start();
         self.meter.begin(&tl);
-        if self.schedule.is_some() {
-            match Timer::new().and_then(|t| t.register(self.poll.registry(), TIMER).map(|()| t)) {
-                Ok(timer) => self.timer = Some(timer),
-                Err(err) => {
-                    self.meter.trouble(|| format!("no precise timer, sends may be late: {err}"))
-                }
-            }
+        if let Some(schedule) = &self.schedule {
+            self.timer = crate::pace::timer(schedule, self.poll.registry(), TIMER, &mut self.meter);
         }
         self.meter.initial_up = self.flows.iter().filter(|f| f.socket.is_some()).count() as u64;
         if self.plan.mode != Mode::Open {

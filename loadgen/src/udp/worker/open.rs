@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use super::{Worker, full, socket_error};
 use crate::meter::Timeline;
-use crate::schedule::SEND_SLACK_NS;
 
 impl Worker {
     /// Sends every datagram the schedule has made due.
@@ -18,7 +17,7 @@ impl Worker {
         self.give_up_until(now.saturating_sub(tl.timeout_ns), tl);
         let Some(schedule) = self.schedule.as_mut() else { return };
         // As in TCP mode, one wake-up sends every datagram due within the slack.
-        let horizon = now + SEND_SLACK_NS;
+        let horizon = now + schedule.slack_ns();
         loop {
             let due = schedule.due_ns();
             if due > horizon || due >= tl.end_ns {
