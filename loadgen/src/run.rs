@@ -26,7 +26,7 @@ use crate::schedule::Schedule;
 use crate::stats::Recorder;
 use crate::target::Target;
 use crate::worker::{self, Plan};
-use crate::{Cancel, assemble, env, idle, udp};
+use crate::{Cancel, assemble, env, idle, rxstamp, udp};
 
 /// Runs one load as `config` describes and returns everything it measured.
 ///
@@ -108,6 +108,8 @@ fn coordinate(
     let mut handles = Vec::with_capacity(threads);
     // Per thread, the way back for its interval recorders once merged and emptied.
     let mut spares = Vec::with_capacity(threads);
+    // Kept for the run (see `rxstamp::switch_on`); only the open loop reads stamps.
+    let _stamping = (mode == Mode::Open && !target.is_datagram()).then(rxstamp::switch_on);
     // Timed here, before any load thread runs, so that nothing else of loadgen's competes.
     let pacing = match mode {
         Mode::Open => Some(Pacing::new(config.send_slack).context(

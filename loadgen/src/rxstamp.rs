@@ -32,6 +32,17 @@ impl Control {
     }
 }
 
+/// Has the kernel start stamping received packets now, and keeps it stamping while the
+/// returned socket lives. The kernel turns stamping on for the whole machine only a moment
+/// after the first socket asks (it patches its receive path from a work queue), so the first
+/// echoes of a run would otherwise arrive unstamped, and the open loop would give up on
+/// stamps for the run.
+pub fn switch_on() -> Option<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).ok()?;
+    setsockopt(&socket, sockopt::ReceiveTimestampns, &true).ok()?;
+    Some(socket)
+}
+
 /// Asks the kernel to stamp what arrives on `stream`; `false` when it cannot (a Unix socket).
 pub fn enable(stream: &Stream) -> bool {
     match stream {
@@ -68,4 +79,69 @@ pub fn read(
 pub fn age_ns(stamp_ns: u64) -> u64 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     now.saturating_sub(stamp_ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::Duration;
+
+    use mio::{Events, Interest, Poll, Token};
+
+    /// Waits (bounded) until `stream` is readable.
+    fn readable(stream: &mut Stream) {
+        let mut poll = Poll::new().unwrap();
+        poll.registry().register(stream, Token(0), Interest::READABLE).unwrap();
+        let mut events = Events::with_capacity(1);
+        poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+        assert!(!events.is_empty(), "the bytes never arrived");
+    }
+
+    fn realtime_ns() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+    }
+
+    #[test]
+    fn tcp_data_carries_the_time_it_arrived() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut sender = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+        let mut stream = Stream::Tcp(mio::net::TcpStream::from_std(accepted));
+        assert!(enable(&stream));
+        // The kernel turns stamping on a moment after it is first asked for (see
+        // `switch_on`): until then data arrives unstamped, after that always stamped.
+        let (mut buf, mut control) = ([0u8; 16], Control::new());
+        let started = std::time::Instant::now();
+        let (before, after, stamp) = loop {
+            assert!(started.elapsed() < Duration::from_secs(5), "no data was ever stamped");
+            let before = realtime_ns();
+            sender.write_all(b"echo").unwrap();
+            readable(&mut stream);
+            let after = realtime_ns();
+            let (n, stamp) = read(&stream, &mut buf, &mut control).unwrap();
+            assert_eq!(&buf[..n], b"echo");
+            if let Some(stamp) = stamp {
+                break (before, after, stamp);
+            }
+        };
+        assert!(
+            (before..=after).contains(&stamp),
+            "stamped {stamp}, sent at {before}, seen by {after}"
+        );
+        assert!(age_ns(stamp) <= realtime_ns() - stamp);
+    }
+
+    #[test]
+    fn unix_sockets_carry_no_stamp() {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut stream = Stream::Unix(mio::net::UnixStream::from_std(a));
+        assert!(!enable(&stream));
+        b.write_all(b"echo").unwrap();
+        readable(&mut stream);
+        let (mut buf, mut control) = ([0u8; 16], Control::new());
+        assert_eq!(read(&stream, &mut buf, &mut control).unwrap(), (4, None));
+    }
 }

@@ -66,6 +66,10 @@ fn nonsense_is_refused_with_one_line_and_no_panic() {
         &["--idle", "18446744073709551615"],
         &["--pipeline", "100000000000"],
         &["--churn", "--source-addrs", "100000000000"],
+        // A send slack outside the open loop, beyond its bound, or not a time.
+        &["--send-slack", "100us"],
+        &["--rate", "1000", "--send-slack", "11ms"],
+        &["--rate", "1000", "--send-slack", "soon"],
         // Start times: not a time, long past, or further ahead than any plan.
         &["--start-at", "tomorrow"],
         &["--start-at", "@1000000000"],
