@@ -616,3 +616,29 @@ fn the_lessons_findings_come_from_their_figures() {
     assert!(md.contains("Throughput against the server's 1 CPU"), "{md}");
     assert!(md.contains("*Models: the models with a pool of workers"), "{md}");
 }
+
+#[test]
+fn the_latency_findings_say_how_loadgen_paced_its_sends() {
+    let mut results = synthetic(RunStatus::Complete);
+    let md = report::render(&results, ALL, &[], None);
+    assert!(!md.contains("At each wake-up loadgen sent"), "no generator said how it paced");
+    for (k, repeat) in results
+        .models
+        .iter_mut()
+        .flat_map(|m| &mut m.scenarios)
+        .filter(|s| s.scenario == "latency")
+        .flat_map(|s| &mut s.points)
+        .flat_map(|p| &mut p.repeats)
+        .enumerate()
+    {
+        let g = &mut repeat.loadgen.as_mut().unwrap().generator;
+        g.send_slack_us = Some(if k == 0 { 400.0 } else { 500.0 });
+        g.sends_per_wakeup = Some(8.0);
+        g.echoes_stamped_by_kernel = Some(true);
+    }
+    let md = report::render(&results, ALL, &[], None);
+    let latency = md.split("## latency").nth(1).expect("a latency section");
+    assert!(latency.contains("every message due within the next 400 to 500 us"), "{latency}");
+    assert!(latency.contains("8.0 per wake-up"), "{latency}");
+    assert!(latency.contains("timed by the kernel's receive stamps"), "{latency}");
+}

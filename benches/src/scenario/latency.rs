@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 
 use super::{Column, Headline, PointsFlag, Scenario, View, col};
 use crate::charts::{Charts, Dot, Series};
-use crate::findings::{NO_FIGURES, ranking};
+use crate::findings::{NO_FIGURES, open_loop_pacing, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
 use crate::results::{ModelResults, Percentiles, Summary};
 use crate::text::{sig, thousands, times};
@@ -136,6 +136,7 @@ impl Scenario for Latency {
                 }
             }
         }
+        out.extend(open_loop_pacing(view));
         out
     }
 
