@@ -183,9 +183,9 @@ pub fn report(p: Parts<'_>) -> Report {
                 .filter_map(|r| r.send_slack_ns)
                 .max()
                 .map(|ns| ns as f64 / 1e3),
-            wake_cost_us: p.pacing.map(|pacing| pacing.wake_cost_ns as f64 / 1e3),
-            sends_per_wakeup: (mode == Mode::Open && counters.send_sleeps > 0)
-                .then(|| counters.sent as f64 / counters.send_sleeps as f64),
+            wake_cost_us: p.pacing.and_then(|pacing| pacing.wake_cost_ns).map(|ns| ns as f64 / 1e3),
+            sends_per_wakeup: (mode == Mode::Open && counters.timer_wakeups > 0)
+                .then(|| counters.sent as f64 / counters.timer_wakeups as f64),
             echoes_stamped_by_kernel: (mode == Mode::Open)
                 .then(|| !p.results.is_empty() && p.results.iter().all(|r| r.echoes_stamped)),
             saturated: !saturation.is_empty(),

@@ -111,6 +111,11 @@ impl Conn {
         self.inflight.len()
     }
 
+    /// Bytes of the oldest in-flight message's echo still to come.
+    pub fn echo_remaining(&self, size: usize) -> usize {
+        size - self.recv_off
+    }
+
     /// When the oldest in-flight message was queued, if any is: it times out from then,
     /// whether it waited for its echo or, behind a full socket, for its own write.
     pub fn oldest_queued_ns(&self) -> Option<u64> {

@@ -67,6 +67,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use config::{Config, Mode};
+pub use pace::auto_send_slack;
 pub use report::Report;
 pub use run::run;
 

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token};
 
-use crate::cpu::CpuTime;
 use crate::meter::{Meter, Timeline};
 use crate::schedule::{Schedule, Timer};
 
@@ -23,23 +22,25 @@ use crate::schedule::{Schedule, Timer};
 /// once it spun the last microseconds instead. On a physical machine a wake-up costs a few
 /// microseconds. So the slack is not one figure for every machine: loadgen measures what a
 /// sleep and wake-up costs where it runs, and without `--send-slack` allows [`AUTO_FACTOR`]
-/// times that (so sleeping costs at most about 1/16 of a core, however high the rate), between
-/// [`MIN_AUTO_NS`] and [`MAX_AUTO_NS`], and never more than [`MAX_BATCH`] of the thread's
-/// send intervals. Below one send per slack, each send still gets its own wake-up.
+/// times that, between [`MIN_AUTO_NS`] and [`MAX_AUTO_NS`] (in steps of [`AUTO_STEP_NS`], so
+/// that runs on one machine mostly agree). Where the rate fills batches, sleeping then costs
+/// at most about 1/16 of a core. Below one send per slack, each send gets its own wake-up.
 ///
 /// The price is that sends due close together leave together, up to the slack early, and
 /// reach the server as a small burst (the report gives the slack and the sends per wake-up).
-/// The batch bound keeps that burst short at high rates, where it would otherwise grow to
-/// dozens of messages queueing at the server. A message that leaves early is timed from when
-/// it left, so no latency is understated and its lag is 0. `--send-slack 0` sends nothing
-/// early, for schedules that must be exact whatever the CPU: the loop then sleeps until each
-/// send, and stays awake for one due sooner than a wake-up takes.
+/// So the slack is never more than [`MAX_BATCH`] of a thread's send intervals, given or not:
+/// at high rates a batch would otherwise grow to dozens of messages queueing at the server
+/// (and the loop's sleeps then cost more than 1/16 of a core). A message that leaves early
+/// is timed from when it was written, so no latency is understated and its lag is 0.
+/// `--send-slack 0` sends nothing early, for schedules that must be exact whatever the CPU:
+/// the loop then sleeps until each send, and a wake-up that comes late shows as lag.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pacing {
-    /// `--send-slack`, when given.
-    pub given_ns: Option<u64>,
-    /// What one sleep and wake-up cost a thread here, measured at the start.
-    pub wake_cost_ns: u64,
+    /// The most a send may leave early: `--send-slack`, or chosen from `wake_cost_ns`.
+    pub cap_ns: u64,
+    /// What one sleep and wake-up cost a thread here, measured at the start; `None` if it
+    /// could not be (no timer: the load threads then say so, and their sends may be late).
+    pub wake_cost_ns: Option<u64>,
 }
 
 /// The automatic slack's multiple of one wake-up's cost.
@@ -49,8 +50,10 @@ pub const AUTO_FACTOR: u64 = 16;
 /// open-loop generators (wrk2's millisecond timers) send.
 pub const MIN_AUTO_NS: u64 = 50_000;
 pub const MAX_AUTO_NS: u64 = 1_000_000;
-/// The automatic slack is at most this many of a thread's send intervals, so at most about
-/// this many messages leave together.
+/// The automatic slack's step.
+pub const AUTO_STEP_NS: u64 = 50_000;
+/// The slack is at most this many of a thread's send intervals, so at most this many
+/// messages (and one more, the one due at the wake-up) leave together.
 pub const MAX_BATCH: f64 = 10.0;
 /// Sleeps timed to find a wake-up's cost, each this long; the median counts.
 const CALIBRATION_SLEEPS: usize = 51;
@@ -58,22 +61,32 @@ const CALIBRATION_SLEEP_NS: u64 = 100_000;
 
 impl Pacing {
     /// Measures a wake-up's cost (about 6 ms), for the slack `--send-slack` gives or, when
-    /// `None`, the one chosen from it; an error if no timer could be made to time it.
-    pub fn new(send_slack: Option<Duration>) -> io::Result<Pacing> {
-        let given_ns = send_slack.map(|slack| u64::try_from(slack.as_nanos()).unwrap_or(u64::MAX));
-        Ok(Pacing { given_ns, wake_cost_ns: wake_cost_ns()? })
+    /// `None`, the one chosen from it (the least, if the cost could not be measured).
+    pub fn new(send_slack: Option<Duration>) -> Pacing {
+        let wake_cost_ns = wake_cost_ns().ok();
+        let cap_ns = match send_slack {
+            Some(slack) => u64::try_from(slack.as_nanos()).unwrap_or(u64::MAX),
+            None => wake_cost_ns.map_or(MIN_AUTO_NS, auto_slack_ns),
+        };
+        Pacing { cap_ns, wake_cost_ns }
     }
 
     /// The slack of a load thread whose sends fall due `interval_ns` apart.
     pub fn slack_ns(&self, interval_ns: f64) -> u64 {
-        if let Some(given) = self.given_ns {
-            return given;
-        }
-        let cap = (AUTO_FACTOR * self.wake_cost_ns).clamp(MIN_AUTO_NS, MAX_AUTO_NS);
-        // Whole microseconds, so that runs on one machine mostly agree on the figure.
-        let batch = (MAX_BATCH * interval_ns) as u64;
-        cap.min(batch) / 1_000 * 1_000
+        self.cap_ns.min((MAX_BATCH * interval_ns) as u64)
     }
+}
+
+/// The slack loadgen chooses for a wake-up that costs `wake_cost_ns`.
+pub fn auto_slack_ns(wake_cost_ns: u64) -> u64 {
+    (AUTO_FACTOR * wake_cost_ns).clamp(MIN_AUTO_NS, MAX_AUTO_NS) / AUTO_STEP_NS * AUTO_STEP_NS
+}
+
+/// The slack loadgen would choose on this machine, measured now (about 6 ms): for a caller
+/// that runs loadgen many times, to pass as `--send-slack` so that every run batches alike
+/// (the comparison harness does).
+pub fn auto_send_slack() -> io::Result<Duration> {
+    Ok(Duration::from_nanos(auto_slack_ns(wake_cost_ns()?)))
 }
 
 /// The CPU time one sleep on a timer and the wake-up after it cost the calling thread: the
@@ -89,13 +102,21 @@ pub fn wake_cost_ns() -> io::Result<u64> {
     for _ in 0..CALIBRATION_SLEEPS {
         let now = base.elapsed().as_nanos() as u64;
         timer.arm(now + CALIBRATION_SLEEP_NS, now)?;
-        let before = CpuTime::thread().total();
+        let before = thread_cpu_ns();
         // The timeout only bounds a timer that never fires.
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
-        costs.push((CpuTime::thread().total().saturating_sub(before)).as_nanos() as u64);
+        costs.push(thread_cpu_ns().saturating_sub(before));
     }
     costs.sort_unstable();
     Ok(costs[costs.len() / 2])
+}
+
+/// The calling thread's CPU time in nanoseconds, the slice it is running in included
+/// (`getrusage` counts whole microseconds, and only the slices already over).
+fn thread_cpu_ns() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
 }
 
 /// At most this many overdue sends are given up one by one, each at its own age; beyond it
@@ -114,6 +135,16 @@ pub(crate) fn timer(
     let made =
         Timer::new(schedule.slack_ns()).and_then(|t| t.register(registry, token).map(|()| t));
     made.map_err(|err| meter.trouble(|| format!("no precise timer, sends may be late: {err}"))).ok()
+}
+
+/// The send timer's event woke the loop at `woke_ns`: the timer learns its lateness, and a
+/// wake-up in the window is counted. Returns whether it was the armed deadline's expiry.
+pub(crate) fn timer_fired(timer: &mut Timer, meter: &mut Meter, woke_ns: u64) -> bool {
+    let fired = timer.fired(woke_ns);
+    if fired && meter.measuring(woke_ns) {
+        meter.counters.timer_wakeups += 1;
+    }
+    fired
 }
 
 /// Gives up every send due before `until_ns` (within the window) as backlogged: one by one at
@@ -165,14 +196,13 @@ pub(crate) fn arm_timer(
         return None;
     }
     let now = tl.now_ns();
-    if due <= now + schedule.min_sleep_ns() {
+    // A send due sooner than a wake-up takes goes now, early, if the slack allows; with less
+    // slack than that the loop still sleeps (and may wake late): it never spins.
+    if due <= now + schedule.min_sleep_ns().min(schedule.slack_ns()) {
         return Some(Duration::ZERO);
     }
     if let Err(err) = timer?.wait_for(due, now) {
         meter.trouble(|| format!("cannot arm the send timer: {err}"));
-    }
-    if meter.measuring(now) {
-        meter.counters.send_sleeps += 1;
     }
     None
 }

@@ -216,15 +216,17 @@ pub struct Generator {
     pub pinned_cpus: Vec<PinnedCpu>,
     /// `cpu_seconds` per message received, in microseconds; `None` when none was.
     pub cpu_us_per_msg: Option<f64>,
-    /// Open loop: how early a send could leave so that one wake-up sent several
-    /// (`--send-slack`, or chosen from `wake_cost_us`).
+    /// Open loop: how early a send could leave so that one wake-up sent several: `--send-slack`
+    /// or chosen from `wake_cost_us`, and at most ten of a thread's send intervals (the
+    /// largest of the threads' figures).
     #[serde(default)]
     pub send_slack_us: Option<f64>,
-    /// Open loop without `--send-slack`: the CPU one sleep and wake-up of a thread cost on
-    /// this machine, measured at the start; the slack is 16 times it, within bounds.
+    /// Open loop: the CPU one sleep and wake-up of a thread cost on this machine, measured at
+    /// the start: the automatic slack is 16 times it, within bounds, and the loop never sleeps
+    /// for less. `None` if it could not be measured.
     #[serde(default)]
     pub wake_cost_us: Option<f64>,
-    /// Open loop: messages sent per wake-up of a load thread that sent any.
+    /// Open loop: messages sent per wake-up of a load thread by its send timer.
     #[serde(default)]
     pub sends_per_wakeup: Option<f64>,
     /// Open loop: whether every echo was timed by the kernel's receive stamp, taken when it

@@ -111,12 +111,7 @@ fn coordinate(
     // Kept for the run (see `rxstamp::switch_on`); only the open loop reads stamps.
     let _stamping = (mode == Mode::Open && !target.is_datagram()).then(rxstamp::switch_on);
     // Timed here, before any load thread runs, so that nothing else of loadgen's competes.
-    let pacing = match mode {
-        Mode::Open => Some(Pacing::new(config.send_slack).context(
-            "cannot time a wake-up to choose the open loop's send slack (give --send-slack)",
-        )?),
-        _ => None,
-    };
+    let pacing = (mode == Mode::Open).then(|| Pacing::new(config.send_slack));
     for plan in plans(config, target, threads, pacing.as_ref()) {
         let (spare_tx, spare_rx) = mpsc::channel();
         spares.push(spare_tx);

@@ -16,8 +16,9 @@
 //! stamp; the loop then reads echoes as they come, as before.
 
 use std::io::{self, IoSliceMut};
-use std::os::fd::AsRawFd;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
 
@@ -36,10 +37,20 @@ impl Control {
 /// returned socket lives. The kernel turns stamping on for the whole machine only a moment
 /// after the first socket asks (it patches its receive path from a work queue), so the first
 /// echoes of a run would otherwise arrive unstamped, and the open loop would give up on
-/// stamps for the run.
-pub fn switch_on() -> Option<socket2::Socket> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).ok()?;
+/// stamps for the run. So this asks, then sends itself datagrams over loopback until one
+/// arrives stamped (a few, each awaited for at most 100 ms).
+pub fn switch_on() -> Option<UdpSocket> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket.connect(socket.local_addr().ok()?).ok()?;
     setsockopt(&socket, sockopt::ReceiveTimestampns, &true).ok()?;
+    socket.set_read_timeout(Some(Duration::from_millis(100))).ok()?;
+    let (mut buf, mut control) = ([0u8; 1], Control::new());
+    for _ in 0..20 {
+        socket.send(&[0]).ok()?;
+        if let Ok((_, Some(_))) = read_fd(socket.as_raw_fd(), &mut buf, &mut control) {
+            break;
+        }
+    }
     Some(socket)
 }
 
@@ -62,6 +73,10 @@ pub fn read(
         Stream::Tcp(s) => s.as_raw_fd(),
         Stream::Unix(s) => s.as_raw_fd(),
     };
+    read_fd(fd, buf, control)
+}
+
+fn read_fd(fd: RawFd, buf: &mut [u8], control: &mut Control) -> io::Result<(usize, Option<u64>)> {
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<()>(fd, &mut iov, Some(&mut control.0), MsgFlags::empty())?;
     let mut stamp = None;

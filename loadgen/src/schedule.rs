@@ -56,7 +56,7 @@ impl Schedule {
             next: 0,
             conns,
             slack_ns: pacing.slack_ns(interval_ns),
-            min_sleep_ns: pacing.wake_cost_ns,
+            min_sleep_ns: pacing.wake_cost_ns.unwrap_or(0),
         }
     }
 
@@ -177,10 +177,13 @@ impl Timer {
         self.arm(due_ns.saturating_sub(self.early_ns), now_ns)
     }
 
-    /// The timer's event woke the thread at `woke_ns`: learn how late it was.
-    pub fn fired(&mut self, woke_ns: u64) {
-        if self.armed_ns == u64::MAX {
-            return;
+    /// The timer's event woke the thread at `woke_ns`: learn how late it was. Returns
+    /// whether it was the expiry of the deadline armed: an event left over from an earlier one
+    /// (the timer is in two polls; each reports every expiry), or a second report of the
+    /// same one, changes nothing.
+    pub fn fired(&mut self, woke_ns: u64) -> bool {
+        if self.armed_ns == u64::MAX || woke_ns < self.armed_ns {
+            return false;
         }
         // A running median: one step towards each wake-up, whatever its size, so the estimate
         // settles where half the wake-ups are later and half earlier.
@@ -190,6 +193,7 @@ impl Timer {
             self.early_ns = self.early_ns.saturating_sub(MEDIAN_STEP_NS);
         }
         self.armed_ns = u64::MAX;
+        true
     }
 
     /// Makes the timer fire at `at_ns` (on the caller's clock, which reads `now_ns` now).
@@ -225,7 +229,7 @@ impl Timer {
 mod tests {
     use super::*;
 
-    const EXACT: Pacing = Pacing { given_ns: Some(0), wake_cost_ns: 0 };
+    const EXACT: Pacing = Pacing { cap_ns: 0, wake_cost_ns: None };
 
     #[test]
     fn threads_share_the_rate_and_connections_share_their_thread() {

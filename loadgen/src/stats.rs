@@ -127,10 +127,10 @@ pub struct Counters {
     /// `scheduled`), and how many of them count in `sent`.
     pub carried: u64,
     pub carried_sent: u64,
-    /// Open loop: how often, in the window, the load thread went to sleep until its next send
-    /// was due (`sent` over this is how many messages one wake-up sent).
+    /// Open loop: how often, in the window, the send timer woke the load thread (`sent` over
+    /// this is how many messages one wake-up sent).
     #[serde(default)]
-    pub send_sleeps: u64,
+    pub timer_wakeups: u64,
     /// Connections established.
     pub connects: u64,
     /// Connection attempts that failed or timed out.
@@ -152,7 +152,7 @@ impl Counters {
         self.scheduled += o.scheduled;
         self.carried += o.carried;
         self.carried_sent += o.carried_sent;
-        self.send_sleeps += o.send_sleeps;
+        self.timer_wakeups += o.timer_wakeups;
         self.connects += o.connects;
         self.connect_errors += o.connect_errors;
         self.io_errors += o.io_errors;

@@ -180,26 +180,25 @@ pub fn render(r: &Report) -> String {
     out
 }
 
-/// UDP mode: what became of the datagrams, and the kernel's counters (machine-wide).
 /// The open loop's pacing in one line: how early sends could leave and how many left
 /// together, where that slack came from, and what the echoes were timed by.
 fn pacing(r: &Report) -> Option<String> {
     let g = &r.generator;
     let slack = g.send_slack_us?;
     let mut line = match slack {
-        0.0 => "no send left early (--send-slack 0)".to_owned(),
-        _ => format!("sends left up to {} us early, so that one wake-up sent several", us(slack)),
+        0.0 => "no send left early".to_owned(),
+        _ => format!("sends could leave up to {} us early", us(slack)),
     };
     if let Some(per) = g.sends_per_wakeup {
-        line.push_str(&format!(" ({per:.1} per wake-up)"));
+        line.push_str(&format!(", {per:.1} per wake-up of the send timer"));
     }
     match (r.config.send_slack, g.wake_cost_us) {
         (None, Some(cost)) => line.push_str(&format!(
             "; chosen from the {} us of CPU one sleep and wake-up cost here (--send-slack sets it)",
             us(cost)
         )),
-        (Some(_), _) if slack > 0.0 => line.push_str(" (--send-slack)"),
-        _ => {}
+        (Some(_), _) => line.push_str(" (--send-slack)"),
+        (None, None) => line.push_str(" (the least: a wake-up's cost could not be measured)"),
     }
     if g.echoes_stamped_by_kernel == Some(true) {
         line.push_str("; echoes timed by the kernel's receive stamps");
@@ -207,6 +206,7 @@ fn pacing(r: &Report) -> Option<String> {
     Some(line)
 }
 
+/// UDP mode: what became of the datagrams, and the kernel's counters (machine-wide).
 fn datagram_lines(out: &mut String, r: &Report, u: &Datagrams) {
     let _ = writeln!(
         out,

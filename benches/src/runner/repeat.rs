@@ -194,6 +194,9 @@ impl Runner<'_> {
         }
         if let Some(rate) = each.rate {
             args.extend(["--rate".into(), format!("{rate:.0}")]);
+            if let Some(slack) = send_slack() {
+                args.extend(["--send-slack".into(), format!("{}us", slack.as_micros())]);
+            }
         }
         if let Some(hlog) = hlog {
             args.extend(["--hlog".into(), hlog.display().to_string()]);
@@ -241,4 +244,13 @@ fn slug(label: &str) -> String {
     let s: String =
         label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
+}
+
+/// The open loop's send slack for the whole comparison: the one loadgen would choose on this
+/// machine, measured once. Left to each run, it would be measured anew every time and vary
+/// with the machine's noise (a wake-up cost 21 to 37 us from one moment to the next here), and
+/// repeats and models would meet differently bunched sends.
+fn send_slack() -> Option<std::time::Duration> {
+    static SLACK: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *SLACK.get_or_init(|| loadgen::auto_send_slack().ok())
 }

@@ -125,22 +125,32 @@ impl Worker {
         let size = self.plan.size;
         let mut now;
         loop {
-            let Some(stream) = self.conns[i].stream.as_mut() else { return };
+            let conn = &mut self.conns[i];
+            // A read's stamp is its newest segment's, so with several echoes outstanding each
+            // read takes one echo at most: an older echo read with a newer one would be timed
+            // as late as the newer.
+            let want = match self.stamps && conn.in_flight() > 1 {
+                true => conn.echo_remaining(size).min(self.rbuf.len()),
+                false => self.rbuf.len(),
+            };
+            let Some(stream) = conn.stream.as_mut() else { return };
             let (result, stamp) = if self.stamps {
-                match crate::rxstamp::read(stream, &mut self.rbuf, &mut self.control) {
+                match crate::rxstamp::read(stream, &mut self.rbuf[..want], &mut self.control) {
                     Ok((n, stamp)) => (Ok(n), stamp),
                     Err(err) => (Err(err), None),
                 }
             } else {
-                (stream.read(&mut self.rbuf), None)
+                (stream.read(&mut self.rbuf[..want]), None)
             };
+            // With a kernel stamp, the echoes were seen when they arrived, however long they
+            // then waited for this read. Its age is read before the run's clock, so that it is
+            // never too long and no echo is placed too early.
+            let age = stamp.map(crate::rxstamp::age_ns);
             // One clock read per read call: the moment these echoes were seen (and, for the
             // write that follows, the moment the next messages leave).
             now = tl.now_ns();
-            // With a kernel stamp, the echoes were seen when they arrived, however long they
-            // then waited for this read.
-            let seen = match stamp {
-                Some(stamp) => now.saturating_sub(crate::rxstamp::age_ns(stamp)),
+            let seen = match age {
+                Some(age) => now.saturating_sub(age),
                 None => {
                     if self.stamps && matches!(result, Ok(n) if n > 0) {
                         // A stream that gives no stamp after all: read as echoes come.
@@ -163,7 +173,7 @@ impl Worker {
                     // A short read drained the socket: any later byte brings a new edge, so
                     // the `read` that would only return `WouldBlock` is skipped. When the
                     // peer has closed, read on to see the end of the stream.
-                    if n < self.rbuf.len() && !closing {
+                    if n < want && !closing {
                         break;
                     }
                 }

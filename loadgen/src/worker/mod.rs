@@ -150,6 +150,8 @@ impl Worker {
             }
         }
         let mut sending = true;
+        // The last poll returned as many events as it takes: more may be ready.
+        let mut events_full = false;
         let (mut stopped_ns, mut drain_until_ns) = (0, 0);
         let mut next_housekeeping_ns = 0;
         loop {
@@ -190,7 +192,7 @@ impl Worker {
                 self.send_due(now, &tl);
                 timeout = match self.arm_timer(&tl) {
                     Some(zero) => Some(zero),
-                    None => self.sleep_until_due(timeout, &tl),
+                    None => self.sleep_until_due(timeout, events_full, &tl),
                 };
             }
             if let Err(err) = self.poll.poll(&mut events, timeout)
@@ -202,11 +204,12 @@ impl Worker {
             // The moment the poll returned, read once: the timer's lateness is measured to it,
             // not to wherever its event falls in the list after other events' work.
             let woke = if self.timer.is_some() && !events.is_empty() { tl.now_ns() } else { 0 };
+            events_full = events.iter().count() >= events.capacity();
             for event in &events {
                 let i = event.token().0;
                 if event.token() == TIMER {
                     if let Some(timer) = self.timer.as_mut() {
-                        timer.fired(woke);
+                        crate::pace::timer_fired(timer, &mut self.meter, woke);
                     }
                     continue;
                 }

@@ -117,10 +117,13 @@ impl Worker {
     /// The timer is armed for the next send: with stamped echoes, sleeps until it fires (or
     /// `timeout`, the housekeeping bound, passes) without waking for echoes, and returns the
     /// zero timeout with which the loop then collects what came meanwhile. Without stamps,
-    /// returns `timeout`: the loop's own poll sleeps, and wakes for echoes too.
+    /// returns `timeout`: the loop's own poll sleeps, and wakes for echoes too. When the
+    /// loop's last poll came back full (`backlog`), more sockets are ready than it took: it
+    /// takes them at once rather than leave echoes waiting a whole sleep.
     pub(super) fn sleep_until_due(
         &mut self,
         timeout: Option<Duration>,
+        backlog: bool,
         tl: &Timeline,
     ) -> Option<Duration> {
         let (Some((waits, events)), Some(timer), true) =
@@ -128,14 +131,25 @@ impl Worker {
         else {
             return timeout;
         };
-        match waits.poll(events, timeout) {
-            Ok(()) if !events.is_empty() => timer.fired(tl.now_ns()),
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => {
-                self.meter.trouble(|| format!("epoll_wait failed on the send timer: {err}"));
-                self.stamps = false;
-                return timeout;
+        if backlog {
+            return Some(Duration::ZERO);
+        }
+        // An expiry the loop's own poll already reported may still wait here: then sleep on
+        // for the one armed now (at most once more, so the loop never hangs on it).
+        for _ in 0..2 {
+            match waits.poll(events, timeout) {
+                Ok(()) if events.is_empty() => break,
+                Ok(()) => {
+                    if crate::pace::timer_fired(timer, &mut self.meter, tl.now_ns()) {
+                        break;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => break,
+                Err(err) => {
+                    self.meter.trouble(|| format!("epoll_wait failed on the send timer: {err}"));
+                    self.stamps = false;
+                    return timeout;
+                }
             }
         }
         Some(Duration::ZERO)

@@ -209,7 +209,7 @@ impl Worker {
             for event in &events {
                 if event.token() == TIMER {
                     if let Some(timer) = self.timer.as_mut() {
-                        timer.fired(woke);
+                        crate::pace::timer_fired(timer, &mut self.meter, woke);
                     }
                     continue;
                 }
