@@ -9,11 +9,12 @@
 //! anyway, and their latency still ends when they arrived.
 //!
 //! The stamp is `SO_TIMESTAMPNS`: the software time at which the packet entered the kernel's
-//! receive path, on the real-time clock. One read may return several segments that TCP merged
-//! in its receive queue; the stamp is then the newest one's, so an older echo read together
-//! with a newer one is timed as late as the newer one: an over-statement, never an
-//! under-statement, and rare, since echoes are read at every send. Unix sockets carry no
-//! stamp; the loop then reads echoes as they come, as before.
+//! receive path, on the real-time clock. A read's stamp is that of the newest segment it
+//! returns (and TCP may merge segments that wait unread into one, with the newer stamp), so
+//! an older echo read together with a newer one is timed as late as the newer one: an
+//! over-statement, never an under-statement, of at most the time between two wake-ups. The
+//! load thread therefore reads one echo at a time while a connection has several outstanding
+//! (`worker/conns.rs`). Unix sockets carry no stamp; the loop then reads echoes as they come.
 
 use std::io::{self, IoSliceMut};
 use std::net::UdpSocket;
