@@ -66,7 +66,7 @@ pub struct Config {
 
     /// Open loop: how early a send may leave, so that one wake-up of the load thread sends
     /// every message due within it; never more than ten of a thread's send intervals (0:
-    /// nothing early). Default: 16 times what one sleep and wake-up of a thread costs on this
+    /// nothing early). Default: 32 times what one sleep and wake-up of a thread costs on this
     /// machine, measured at the start, between 50us and 1ms.
     #[arg(long, value_name = "TIME", value_parser = parse_duration)]
     #[serde(with = "opt_secs")]

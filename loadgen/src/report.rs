@@ -222,7 +222,7 @@ pub struct Generator {
     #[serde(default)]
     pub send_slack_us: Option<f64>,
     /// Open loop: the CPU one sleep and wake-up of a thread cost on this machine, measured at
-    /// the start: the automatic slack is 16 times it, within bounds, and the loop never sleeps
+    /// the start: the automatic slack is 32 times it, within bounds, and the loop never sleeps
     /// for less. `None` if it could not be measured.
     #[serde(default)]
     pub wake_cost_us: Option<f64>,

@@ -76,9 +76,9 @@ fn the_automatic_slack_follows_its_rule_and_the_report_gives_it() {
     let g = &r.generator;
     let cost_ns = (g.wake_cost_us.expect("the open loop measures a wake-up") * 1e3).round() as u64;
     assert!(cost_ns > 0, "a sleep and wake-up cost nothing?");
-    // 16 wake-ups' cost, within 50 us and 1 ms in steps of 50 us, and at most ten send
+    // 32 wake-ups' cost, within 50 us and 1 ms in steps of 50 us, and at most ten send
     // intervals (500 us).
-    let rule_ns = ((16 * cost_ns).clamp(50_000, 1_000_000) / 50_000 * 50_000).min(500_000);
+    let rule_ns = ((32 * cost_ns).clamp(50_000, 1_000_000) / 50_000 * 50_000).min(500_000);
     assert_eq!(g.send_slack_us, Some(rule_ns as f64 / 1e3), "{g:?}");
     assert!(g.sends_per_wakeup.is_some(), "the open loop counts its timer's wake-ups");
     // Batching changes when messages leave, never how many.

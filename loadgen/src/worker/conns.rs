@@ -127,9 +127,11 @@ impl Worker {
         loop {
             let conn = &mut self.conns[i];
             // A read's stamp is its newest segment's, so with several echoes outstanding each
-            // read takes one echo at most: an older echo read with a newer one would be timed
-            // as late as the newer.
-            let want = match self.stamps && conn.in_flight() > 1 {
+            // read after a sleep takes one echo at most: an older echo read with a newer one
+            // would be timed as late as the newer, by up to the sleep. A loop too busy to sleep
+            // reads often, so what it reads together arrived close together, and it reads all
+            // at once: one call per echo would cost it the rate.
+            let want = match self.stamps && self.slept && conn.in_flight() > 1 {
                 true => conn.echo_remaining(size).min(self.rbuf.len()),
                 false => self.rbuf.len(),
             };

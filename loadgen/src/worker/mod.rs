@@ -97,6 +97,7 @@ pub fn thread_main(
         timer: None,
         waits: None,
         stamps,
+        slept: false,
         control: rxstamp::Control::new(),
         dirty: Vec::new(),
         next_source: 0,
@@ -126,6 +127,8 @@ struct Worker {
     /// Open loop: every connection has the kernel stamp what it receives, so echoes are
     /// timed by that stamp and read at the next send rather than as they come.
     stamps: bool,
+    /// Open loop: the loop slept before this pass, so echoes may have waited a while unread.
+    slept: bool,
     control: rxstamp::Control,
     /// Open loop: connections given messages since the last flush.
     dirty: Vec<usize>,
@@ -190,9 +193,15 @@ impl Worker {
             }));
             if sending && self.schedule.is_some() {
                 self.send_due(now, &tl);
+                // The loop sleeps (on its timer, or on everything) unless a send is due at
+                // once or more sockets are ready than its last poll took.
+                self.slept = false;
                 timeout = match self.arm_timer(&tl) {
                     Some(zero) => Some(zero),
-                    None => self.sleep_until_due(timeout, events_full, &tl),
+                    None => {
+                        self.slept = !events_full;
+                        self.sleep_until_due(timeout, events_full, &tl)
+                    }
                 };
             }
             if let Err(err) = self.poll.poll(&mut events, timeout)
