@@ -213,8 +213,9 @@ impl Worker {
             // The moment the poll returned, read once: the timer's lateness is measured to it,
             // not to wherever its event falls in the list after other events' work.
             let woke = if self.timer.is_some() && !events.is_empty() { tl.now_ns() } else { 0 };
-            events_full = events.iter().count() >= events.capacity();
+            let mut taken = 0;
             for event in &events {
+                taken += 1;
                 let i = event.token().0;
                 if event.token() == TIMER {
                     if let Some(timer) = self.timer.as_mut() {
@@ -228,6 +229,7 @@ impl Worker {
                 let closed = event.is_read_closed() || event.is_error();
                 self.on_event(i, event.is_writable(), event.is_readable(), closed, sending, &tl);
             }
+            events_full = taken >= events.capacity();
         }
         let end = tl.now_ns();
         let loss = if self.shared.cancel.is_cancelled() { Loss::Cancelled } else { Loss::Timeout };
