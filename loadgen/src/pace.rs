@@ -186,9 +186,8 @@ pub(crate) fn give_up_until(
 }
 
 /// Arms `timer` for the schedule's next batch; returns a zero poll timeout if its first send
-/// is already within the slack (time has passed since the loop last sent), else `None`: the
-/// loop sleeps and the timer wakes it (a sleep the report counts). The loop never spins: a
-/// wake-up costs more than a send.
+/// is due sooner than a wake-up takes and the slack lets it go now, else `None`: the loop
+/// sleeps and the timer wakes it. The loop never spins: a wake-up costs more than a send.
 pub(crate) fn arm_timer(
     schedule: &Schedule,
     timer: Option<&mut Timer>,

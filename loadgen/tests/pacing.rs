@@ -34,32 +34,29 @@ fn slow(addr: &str) -> Config {
 /// bound between the two leaves a busy machine's round trip a wide margin.
 const WELL_BELOW_THE_READ_DELAY_US: f64 = 3_000.0;
 
-#[test]
-fn echoes_read_at_the_next_wake_up_are_timed_when_they_arrived() {
-    let server = EchoServer::start(Fault::None, 64);
+/// Runs [`slow`] against `server` and checks what timed its echoes: the kernel's stamps
+/// (`stamped`) or reads made as the echoes came. Either way the median is one round trip.
+fn assert_timed_at_arrival(server: &EchoServer, stamped: bool) {
     let r = run(&slow(&server.addr));
     assert_clean(&r);
-    assert_eq!(r.generator.echoes_stamped_by_kernel, Some(true), "{:?}", r.generator);
+    assert_eq!(r.generator.echoes_stamped_by_kernel, Some(stamped), "{:?}", r.generator);
     let median_us = r.latency_us_uncorrected.p50;
     assert!(
         median_us < WELL_BELOW_THE_READ_DELAY_US,
-        "median {median_us} us: timed by the read, not the arrival"
+        "median {median_us} us: timed by a read made later, not by the arrival"
     );
 }
 
 #[test]
+fn echoes_read_at_the_next_wake_up_are_timed_when_they_arrived() {
+    assert_timed_at_arrival(&EchoServer::start(Fault::None, 64), true);
+}
+
+#[test]
 fn over_a_unix_socket_echoes_are_read_as_they_come() {
-    let server = EchoServer::start_unix(Fault::None, 64, "pacing");
-    let r = run(&slow(&server.addr));
-    assert_clean(&r);
     // No receive stamps on Unix sockets: the loop sleeps on the sockets too, and reads each
-    // echo as it comes, so the latency is still one round trip.
-    assert_eq!(r.generator.echoes_stamped_by_kernel, Some(false), "{:?}", r.generator);
-    let median_us = r.latency_us_uncorrected.p50;
-    assert!(
-        median_us < WELL_BELOW_THE_READ_DELAY_US,
-        "median {median_us} us: the echoes waited for a wake-up"
-    );
+    // echo as it comes.
+    assert_timed_at_arrival(&EchoServer::start_unix(Fault::None, 64, "pacing"), false);
 }
 
 #[test]
