@@ -56,6 +56,7 @@ mod idle;
 mod meter;
 mod pace;
 mod payload;
+mod phase;
 mod progress;
 mod run;
 mod rxstamp;

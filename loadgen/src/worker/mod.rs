@@ -23,6 +23,7 @@ use mio::{Events, Poll, Token};
 use crate::config::Mode;
 use crate::conn::{Conn, Loss, State};
 use crate::meter::{Meter, Msg, Shared, Timeline};
+use crate::phase::Phase;
 use crate::rxstamp;
 use crate::schedule::{Schedule, Timer};
 use crate::stats::Recorder;
@@ -65,8 +66,6 @@ const TIMER: Token = Token(usize::MAX - 1);
 const HOUSEKEEPING_NS: u64 = 10_000_000;
 /// Bytes read per call: many echoes at once, but small enough to stay in cache.
 const READ_BUF: usize = 64 * 1024;
-/// After a cancel, stragglers get this long (at most) before they count as lost.
-const CANCEL_DRAIN_NS: u64 = 200_000_000;
 
 /// Runs one load thread to completion; everything it measured goes to the coordinator.
 pub fn thread_main(
@@ -152,20 +151,14 @@ impl Worker {
                 self.on_connected(i, 0, &tl);
             }
         }
-        let mut sending = true;
+        let mut phase = Phase::new(HOUSEKEEPING_NS);
         // The last poll returned as many events as it takes: more may be ready.
         let mut events_full = false;
-        let (mut stopped_ns, mut drain_until_ns) = (0, 0);
-        let mut next_housekeeping_ns = 0;
         loop {
             let now = tl.now_ns();
             self.meter.tick(now);
             let cancelled = self.shared.cancel.is_cancelled();
-            if sending && (now >= tl.end_ns || cancelled) {
-                sending = false;
-                // Nothing due after the end is sent, so a loop that noticed it late still
-                // measured a window of exactly the configured length.
-                stopped_ns = now.min(tl.end_ns);
+            if let Some(stopped_ns) = phase.stop(now, cancelled, &tl) {
                 self.meter.stop_window(stopped_ns);
                 // What fell due before the end goes out now, late (and its lag says so);
                 // only what cannot go at all is given up.
@@ -173,24 +166,15 @@ impl Worker {
                     self.send_due(now, &tl);
                 }
                 self.skip_overdue(stopped_ns, &tl);
-                drain_until_ns = now
-                    + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
             }
-            if !sending
-                && (self.meter.in_flight == 0
-                    || now >= drain_until_ns
-                    || (cancelled && now >= stopped_ns + CANCEL_DRAIN_NS))
-            {
+            if phase.done(now, cancelled, self.meter.in_flight) {
                 break;
             }
-            if now >= next_housekeeping_ns {
+            let sending = phase.sending();
+            if phase.housekeeping_due(now) {
                 self.housekeeping(now, sending, &tl);
-                next_housekeeping_ns = now + HOUSEKEEPING_NS;
             }
-            let mut timeout = Some(Duration::from_nanos(match sending {
-                true => HOUSEKEEPING_NS.min(tl.end_ns.saturating_sub(now)),
-                false => HOUSEKEEPING_NS,
-            }));
+            let mut timeout = Some(phase.timeout(now, &tl));
             if sending && self.schedule.is_some() {
                 self.send_due(now, &tl);
                 // The loop sleeps (on its timer, or on everything) unless a send is due at
@@ -243,7 +227,7 @@ impl Worker {
             }
         }
         self.meter.echoes_stamped = self.stamps;
-        self.meter.finish(stopped_ns, end);
+        self.meter.finish(phase.stopped_ns(), end);
     }
 
     /// Opens every connection, tells the coordinator, and waits for the start signal. Each

@@ -28,6 +28,7 @@ use super::flow::{Flow, Loss};
 use super::{Counters, OwnDir, Peer};
 use crate::config::Mode;
 use crate::meter::{Meter, Msg, Shared, Timeline};
+use crate::phase::Phase;
 use crate::schedule::{Schedule, Timer};
 use crate::stats::Recorder;
 use crate::target::Target;
@@ -41,8 +42,6 @@ const TIMER: Token = Token(usize::MAX - 1);
 /// millisecond (the event loop's poll sleeps in whole milliseconds).
 const MAX_HOUSEKEEPING_NS: u64 = 10_000_000;
 const MIN_HOUSEKEEPING_NS: u64 = 1_000_000;
-/// After a cancel, stragglers get this long (at most) before they count as lost.
-const CANCEL_DRAIN_NS: u64 = 200_000_000;
 
 /// Runs one UDP load thread to completion; everything it measured goes to the coordinator.
 pub fn thread_main(
@@ -163,38 +162,26 @@ impl Worker {
             }
         }
         let mut events = Events::with_capacity(1024);
-        let mut sending = true;
-        let (mut stopped_ns, mut drain_until_ns, mut next_housekeeping_ns) = (0, 0, 0);
+        let mut phase = Phase::new(self.housekeeping_ns);
         loop {
             let now = tl.now_ns();
             self.meter.tick(now);
             let cancelled = self.shared.cancel.is_cancelled();
-            if sending && (now >= tl.end_ns || cancelled) {
-                sending = false;
-                stopped_ns = now.min(tl.end_ns);
+            if let Some(stopped_ns) = phase.stop(now, cancelled, &tl) {
                 self.meter.stop_window(stopped_ns);
                 if self.schedule.is_some() {
                     self.send_due(now, &tl);
                 }
                 self.give_up_until(stopped_ns, &tl);
-                drain_until_ns = now
-                    + if cancelled { tl.timeout_ns.min(CANCEL_DRAIN_NS) } else { tl.timeout_ns };
             }
-            if !sending
-                && (self.meter.in_flight == 0
-                    || now >= drain_until_ns
-                    || (cancelled && now >= stopped_ns + CANCEL_DRAIN_NS))
-            {
+            if phase.done(now, cancelled, self.meter.in_flight) {
                 break;
             }
-            if now >= next_housekeeping_ns {
+            let sending = phase.sending();
+            if phase.housekeeping_due(now) {
                 self.housekeeping(now, sending, &tl);
-                next_housekeeping_ns = now + self.housekeeping_ns;
             }
-            let mut timeout = Some(Duration::from_nanos(match sending {
-                true => self.housekeeping_ns.min(tl.end_ns.saturating_sub(now)),
-                false => self.housekeeping_ns,
-            }));
+            let mut timeout = Some(phase.timeout(now, &tl));
             if sending && self.schedule.is_some() {
                 self.send_due(now, &tl);
                 timeout = self.arm_timer(&tl).or(timeout);
@@ -246,7 +233,7 @@ impl Worker {
             }
         }
         self.meter.udp = self.udp;
-        self.meter.finish(stopped_ns, end);
+        self.meter.finish(phase.stopped_ns(), end);
     }
 
     /// Waits, asleep, for the coordinator to start the run once every thread is ready.
