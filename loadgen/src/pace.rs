@@ -56,8 +56,8 @@ pub const MIN_AUTO_NS: u64 = 50_000;
 pub const MAX_AUTO_NS: u64 = 1_000_000;
 /// The automatic slack's step.
 pub const AUTO_STEP_NS: u64 = 50_000;
-/// The slack is at most this many of a thread's send intervals, so at most this many
-/// messages (and one more, the one due at the wake-up) leave together.
+/// The slack is at most this many of a thread's send intervals, so one pass of the loop sends
+/// at most this many messages and the one due.
 pub const MAX_BATCH: f64 = 10.0;
 /// Sleeps timed to find a wake-up's cost, each this long; the median counts.
 const CALIBRATION_SLEEPS: usize = 51;
