@@ -128,7 +128,8 @@ fn thread_cpu_ns() -> u64 {
 const EXACT_GIVE_UP: u64 = 10_000;
 
 /// The open loop's timer, registered in `registry` under `token`; `None` if none could be
-/// made, which the report notes: sends may then be late.
+/// made, which the report notes: sends may then be late. The thread's slack, which the timer
+/// is made for, goes into the report here too (`generator.send_slack_us`).
 pub(crate) fn timer(
     schedule: &Schedule,
     registry: &Registry,

@@ -93,8 +93,12 @@ fn read_fd(fd: RawFd, buf: &mut [u8], control: &mut Control) -> io::Result<(usiz
 /// the monotonic clock the run is timed on. (The real-time clock may be stepped; a stamp
 /// from the future is taken as now, and the caller keeps an echo no earlier than its send.)
 pub fn age_ns(stamp_ns: u64) -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    now.saturating_sub(stamp_ns)
+    realtime_ns().saturating_sub(stamp_ns)
+}
+
+/// Now on the real-time clock, the stamps' clock, in nanoseconds since the epoch.
+fn realtime_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]
@@ -112,10 +116,6 @@ mod tests {
         let mut events = Events::with_capacity(1);
         poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
         assert!(!events.is_empty(), "the bytes never arrived");
-    }
-
-    fn realtime_ns() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
     }
 
     #[test]
