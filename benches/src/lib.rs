@@ -30,6 +30,7 @@ pub mod binaries;
 pub mod caveats;
 pub mod charts;
 pub mod cli;
+pub mod compare;
 pub mod counters;
 pub mod criterion;
 pub mod csv;
@@ -194,6 +195,9 @@ pub fn run(options: &Options) -> Result<Outcome> {
         },
         environment,
         models: Vec::new(),
+        seed: None,
+        order: Vec::new(),
+        comparisons: Vec::new(),
         criterion: Vec::new(),
     };
     let mut runner = runner::Runner::new(options, &out, results);

@@ -15,8 +15,11 @@ use crate::procstat::Usage;
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
 /// Version 2: the placement records CPU lists (`server_cpus`, `generator_cpus`) instead of one
-/// CPU each; version 1 files still read (see [`Results::upgrade`]).
-pub const SCHEMA_VERSION: u32 = 2;
+/// CPU each. Version 3: every server of a scenario is measured in the same rounds, in a seeded
+/// order (`seed`, `order`, each repeat's `round`), and `comparisons` pairs them round by round;
+/// a point's `repeats` are its rounds. Older files still read (see [`Results::upgrade`]); they
+/// have no rounds, so no comparisons.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Spread (max - min) / median of the repeats' throughput above which a point is marked noisy.
 pub const NOISY_SPREAD: f64 = 0.10;
@@ -49,9 +52,32 @@ pub struct Results {
     pub environment: Environment,
     /// What each model did, in plan order.
     pub models: Vec<ModelResults>,
+    /// The seed of every round's shuffled order (`--seed` repeats it).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// The order each round of each point ran its servers in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<RoundOrder>,
+    /// Every pair of servers at every point, on the scenario's headline figure and on server
+    /// CPU per message: the paired rounds' median ratio, its interval and the verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparisons: Vec<crate::compare::Comparison>,
     /// The criterion benches' figures, when `cargo bench` ran them after this comparison.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub criterion: Vec<crate::criterion::Bench>,
+}
+
+/// The order one round of one point ran its servers in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundOrder {
+    /// The scenario.
+    pub scenario: String,
+    /// The point's label.
+    pub point: String,
+    /// The round, 1-based.
+    pub round: u32,
+    /// The servers, in the order they ran.
+    pub servers: Vec<String>,
 }
 
 /// How far a run got.
@@ -96,6 +122,10 @@ pub struct ModelResults {
     /// stopped it, and sampled it only if its pid was given.
     #[serde(default)]
     pub external: Option<crate::target::External>,
+    /// The model this server is a second instance of, for the control (`--control`): it is
+    /// started and loaded exactly like that model, so its difference from it is noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_of: Option<String>,
     /// One entry per scenario the model started, in plan order.
     pub scenarios: Vec<ScenarioResults>,
 }
@@ -245,6 +275,18 @@ pub struct Setup {
 pub struct Repeat {
     /// 1-based repeat number.
     pub index: u32,
+    /// The round it belongs to (1-based; 0 for a run outside the rounds: a traced extra
+    /// repeat, or a file older than schema version 3). Every server of the point ran once in
+    /// each round, in the order `Results::order` records.
+    #[serde(default)]
+    pub round: u32,
+    /// When the generator was started, RFC 3339 UTC with milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Why this repeat was run again (its steal was above the bound, say): set on the repeat
+    /// that was replaced, which the figures then leave out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
     /// How it ended.
     pub status: RepeatStatus,
     /// Wall seconds from spawning the generator to its exit.
@@ -439,11 +481,12 @@ impl PointResults {
     }
 }
 
-/// The repeats whose figures describe the server: all of them, except that a traced repeat
-/// (whose figures are the tracer's) is left out when the point has untraced ones.
+/// The repeats whose figures describe the server: all of them, except a repeat that was run
+/// again (`replaced`), and a traced repeat (whose figures are the tracer's) when the point has
+/// untraced ones.
 pub fn measured(repeats: &[Repeat]) -> impl Iterator<Item = &Repeat> {
     let untraced = repeats.iter().any(|r| !r.traced && r.metrics.is_some());
-    repeats.iter().filter(move |r| !(untraced && r.traced))
+    repeats.iter().filter(move |r| r.replaced.is_none() && !(untraced && r.traced))
 }
 
 fn median_percentiles(v: &[Percentiles]) -> Percentiles {

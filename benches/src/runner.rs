@@ -85,6 +85,7 @@ impl<'a> Runner<'a> {
                     None => binary.display().to_string(),
                 },
                 external: external.clone(),
+                control_of: None,
                 scenarios: Vec::new(),
             });
             let names: Vec<String> = self.plan().scenarios.clone();

@@ -116,6 +116,9 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
         },
         environment: Environment { host: "testhost".into(), cores: 2, ..Environment::default() },
         models: Vec::new(),
+        seed: Some(1),
+        order: Vec::new(),
+        comparisons: Vec::new(),
         criterion: Vec::new(),
     };
     for &model in models {
@@ -123,6 +126,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
             name: model.into(),
             binary: format!("/bin/echo-{model}"),
             external: None,
+            control_of: None,
             scenarios: vec![],
         };
         for scenario in plan.scenarios.iter().filter(|s| plan.runs_server(s, model)) {
@@ -152,6 +156,9 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                 let repeats: Vec<Repeat> = (1..=3)
                     .map(|index| Repeat {
                         index,
+                        round: index,
+                        started_at: None,
+                        replaced: None,
                         status: RepeatStatus::Ok,
                         wall_seconds: 2.7,
                         metrics: Some(metrics(model, point, index)),

@@ -121,6 +121,9 @@ impl Runner<'_> {
         }
         Repeat {
             index,
+            round: 0,
+            started_at: None,
+            replaced: None,
             status,
             wall_seconds: wall.as_secs_f64(),
             metrics,
