@@ -63,9 +63,24 @@ pub struct CompareArgs {
     /// The full profile: more points, longer windows, 5 repeats.
     #[arg(long)]
     pub full: bool,
-    /// Runs of each point (default: the profile's, 3 in the standard one).
-    #[arg(long)]
+    /// Rounds of each point, at least (default: the profile's, 8 in the standard one). In a
+    /// round every server of the scenario runs the point once, in a shuffled order.
+    #[arg(long, value_name = "N")]
     pub repeats: Option<u32>,
+    /// Rounds of each point at most: more run while a pair of servers is undecided (and, in
+    /// the standard profile, while the run is within its 20-minute budget). Default: the
+    /// profile's, 10 in the standard one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_rounds: Option<u32>,
+    /// The seed of every round's shuffled order; a run's results.json records its seed, and
+    /// the same seed repeats its orders (default: from the clock).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Run a second instance of MODEL as a server of its own, "MODEL (control)", to measure
+    /// how far apart identical servers come out (the standard and full profiles run mio's, or
+    /// the first model's when mio is not run); `none` turns it off.
+    #[arg(long, value_name = "MODEL|none")]
+    pub control: Option<String>,
     /// Measured window of each point, e.g. 2s (default: the profile's).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
@@ -204,6 +219,7 @@ impl CompareArgs {
         };
         let mut timing = profile.timing();
         timing.repeats = self.repeats.unwrap_or(timing.repeats);
+        timing.max_rounds = self.max_rounds.unwrap_or(timing.max_rounds).max(timing.repeats);
         timing.duration = self.duration.unwrap_or(timing.duration);
         timing.warmup = self.warmup.unwrap_or(timing.warmup);
         if timing.repeats == 0 || timing.duration.is_zero() {
@@ -230,6 +246,17 @@ impl CompareArgs {
             }
             external.push(e);
         }
+        let control = match self.control.as_deref().map(str::trim) {
+            Some("none") => None,
+            Some(m) if models.iter().any(|x| x == m) => Some(m.to_string()),
+            Some(m) => {
+                bail!("--control {m}: the control is a second {m}, so --models must run {m}")
+            }
+            None => timing.control.and_then(|c| {
+                let default = models.iter().find(|m| *m == c).or(models.first());
+                default.cloned()
+            }),
+        };
         let mut chosen: Vec<&'static dyn Scenario> = Vec::new();
         for name in &self.scenarios {
             let Some(s) = scenario::find(scenarios, name) else {
@@ -262,9 +289,16 @@ impl CompareArgs {
         // server the user started are judged as the registry's `UNKNOWN`.
         // (An external server named like a model, `--external mio=...`, is still the user's
         // server, not the registry's: it must not be picked by a scenario that runs mio.)
+        let control_name = control.as_deref().map(crate::plan::control_name);
         let servers: Vec<(&str, &registry::Model)> = models
             .iter()
             .map(|m| (m.as_str(), registry::find_or_unknown(m)))
+            .chain(
+                control
+                    .iter()
+                    .zip(&control_name)
+                    .map(|(m, name)| (name.as_str(), registry::find_or_unknown(m))),
+            )
             .chain(external.iter().map(|e| (e.name.as_str(), &registry::UNKNOWN)))
             .collect();
         let mut models_of = std::collections::BTreeMap::new();
@@ -284,6 +318,10 @@ impl CompareArgs {
             external,
             scenarios: chosen.iter().map(|s| s.name().to_string()).collect(),
             repeats: timing.repeats,
+            max_rounds: Some(timing.max_rounds),
+            budget: timing.budget,
+            control,
+            seed: self.seed.unwrap_or_else(clock_seed),
             warmup: timing.warmup,
             duration: timing.duration,
             placement,
@@ -356,6 +394,12 @@ pub fn allowed_cpus() -> Result<Vec<usize>> {
     let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
         .context("cannot read this process's CPU affinity")?;
     Ok((0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect())
+}
+
+/// A seed from the clock, for a run not given `--seed`.
+fn clock_seed() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The folder of the running executable: after `cargo build --release` it holds every binary.

@@ -160,15 +160,18 @@ impl Interval {
 pub struct Figure {
     /// Its name in the results ("msgs/s").
     pub name: &'static str,
-    /// The figure, from one repeat's metrics; `None` (or not finite) where it is unknown.
-    pub of: fn(&crate::results::Metrics) -> Option<f64>,
+    /// The figure, from one repeat's metrics; not finite (NaN) where it is unknown.
+    pub of: fn(&crate::results::Metrics) -> f64,
     /// Whether more is better.
     pub higher_is_better: bool,
 }
 
 /// Server CPU per message: every scenario's second figure, netperf's service demand.
-pub const CPU_PER_MSG: Figure =
-    Figure { name: "server CPU us/msg", of: |m| m.server_cpu_per_msg_us, higher_is_better: false };
+pub const CPU_PER_MSG: Figure = Figure {
+    name: "server CPU us/msg",
+    of: |m| m.server_cpu_per_msg_us.unwrap_or(f64::NAN),
+    higher_is_better: false,
+};
 
 /// Compares `a` and `b` on `figure` from each one's figures by round (`(round, value)`),
 /// pairing the rounds both have. `None` when no round pairs.
@@ -283,8 +286,7 @@ mod tests {
         let mut b: Vec<(u32, f64)> = (1..=8).map(|r| (r, 150.0 + r as f64)).collect();
         // A round only b has is not paired.
         b.push((9, 1.0));
-        let higher =
-            Figure { name: "msgs/s", of: |m| Some(m.msgs_per_sec), higher_is_better: true };
+        let higher = Figure { name: "msgs/s", of: |m| m.msgs_per_sec, higher_is_better: true };
         let c = compare(("scale", "1 conn"), &higher, ("x", &a), ("y", &b)).unwrap();
         assert_eq!(c.rounds, 8);
         assert_eq!(c.better.as_deref(), Some("y"));

@@ -98,20 +98,34 @@ pub struct Outcome {
 pub fn print_plan(options: &Options) {
     let plan = &options.plan;
     eprintln!(
-        "echobench compare: {} profile, models {}{}, scenarios {}",
+        "echobench compare: {} profile, models {}{}{}, scenarios {}",
         plan.profile.name(),
         plan.models.join(","),
+        plan.control
+            .iter()
+            .map(|m| format!(", control {}", plan::control_name(m)))
+            .collect::<String>(),
         plan.external
             .iter()
             .map(|e| format!(", external {} at {}", e.name, e.addr))
             .collect::<String>(),
         plan.scenarios.join(","),
     );
+    let most = plan.max_rounds.unwrap_or(plan.repeats);
+    let extra = match (most > plan.repeats, plan.budget) {
+        (false, _) => String::new(),
+        (true, Some(b)) => {
+            format!(", up to {most} while a pair is undecided within {}", { format_duration(b) })
+        }
+        (true, None) => format!(", up to {most} while a pair is undecided"),
+    };
     eprintln!(
-        "  {} points, {} repeats each (unless a scenario says fewer), {} servers: {} runs of \
-         {} warm-up + {}; placement {} (server {}, generator {})",
+        "  {} points, {} rounds each{extra} (unless a scenario says fewer), every server once a \
+         round in a shuffled order (seed {}); {} servers: {} runs of {} warm-up + {}; \
+         placement {} (server {}, generator {})",
         plan.points.len(),
         plan.repeats,
+        plan.seed,
         plan.servers(),
         plan.runs(),
         format_duration(plan.warmup),

@@ -57,12 +57,20 @@ impl Profile {
 /// points per profile: see [`Scenario::points`](crate::scenario::Scenario::points).)
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
-    /// Runs of every point; the report shows their median and spread.
+    /// Rounds every point runs at least: in each, every server of the scenario runs the point
+    /// once, in a shuffled order.
     pub repeats: u32,
+    /// Rounds a point runs at most: past `repeats`, another round runs while some pair of
+    /// servers is still undecided and the budget allows.
+    pub max_rounds: u32,
+    /// The wall time the extra rounds must leave the run within; `None`: no limit.
+    pub budget: Option<Duration>,
     /// Load before measuring, so connections are open and caches warm. Its errors still count.
     pub warmup: Duration,
     /// The measured window of every point.
     pub duration: Duration,
+    /// The model run twice, the second time as "MODEL (control)", to measure the noise floor.
+    pub control: Option<&'static str>,
 }
 
 impl Profile {
@@ -71,23 +79,33 @@ impl Profile {
         match self {
             Profile::Quick => Timing {
                 repeats: 1,
+                max_rounds: 1,
+                budget: None,
                 warmup: Duration::from_millis(200),
                 duration: Duration::from_millis(800),
+                control: None,
             },
-            // 1.5 s windows (2 s until the registry grew to nine models) keep the whole
-            // standard run within 20 minutes on 2 CPUs; at 100k+ messages per second a
-            // window still holds 150,000 samples, and the repeats' spread stays in the table.
-            // The warm-up went from 500 to 300 ms when the five lessons joined: loadgen opens
-            // every connection before it, and 300 ms is tens of thousands of echoes.
+            // A verdict needs 8 paired rounds (compare.rs: the fewest whose [min, max] reaches
+            // 99%), so every point runs 8, and up to 10 while a pair is undecided and the run
+            // is ahead of its 20-minute budget. Windows are short because pairing removes the
+            // drift that long windows averaged out: a round's servers run within seconds of
+            // each other. At 100k messages per second 600 ms still holds 60,000 samples, and
+            // 60 ticks of a fully busy CPU.
             Profile::Standard => Timing {
-                repeats: 3,
-                warmup: Duration::from_millis(300),
-                duration: Duration::from_millis(1500),
+                repeats: 8,
+                max_rounds: 10,
+                budget: Some(Duration::from_secs(20 * 60)),
+                warmup: Duration::from_millis(200),
+                duration: Duration::from_millis(600),
+                control: Some("mio"),
             },
             Profile::Full => Timing {
-                repeats: 5,
+                repeats: 8,
+                max_rounds: 16,
+                budget: None,
                 warmup: Duration::from_secs(1),
-                duration: Duration::from_secs(5),
+                duration: Duration::from_secs(3),
+                control: Some("mio"),
             },
         }
     }
@@ -159,8 +177,20 @@ pub struct Plan {
     pub external: Vec<crate::target::External>,
     /// Names of the scenarios to run for each model, in order.
     pub scenarios: Vec<String>,
-    /// Runs of every point.
+    /// Rounds of every point, at least (a point's own `repeats` fixes its count instead).
     pub repeats: u32,
+    /// Rounds of every point at most; absent in older files (then `repeats`).
+    #[serde(default)]
+    pub max_rounds: Option<u32>,
+    /// The wall time extra rounds must leave the run within; absent: no limit.
+    #[serde(default, with = "crate::point::opt_secs")]
+    pub budget: Option<Duration>,
+    /// The model run a second time as a server of its own, `MODEL (control)`.
+    #[serde(default)]
+    pub control: Option<String>,
+    /// The seed of every round's order.
+    #[serde(default)]
+    pub seed: u64,
     /// Warm-up before each measured window.
     #[serde(with = "secs")]
     pub warmup: Duration,
@@ -208,11 +238,28 @@ impl Plan {
         }
     }
 
-    /// Generator runs the plan makes: every point of every model and external server that
-    /// runs its scenario, repeated (traced extra repeats included), except those whose figures
-    /// an earlier point measured.
+    /// Every server the plan runs, by the name the results give it: the models, the control,
+    /// then the external servers.
+    pub fn server_names(&self) -> Vec<String> {
+        let models = self.models.iter().cloned();
+        let control = self.control.iter().map(|m| control_name(m));
+        models.chain(control).chain(self.external.iter().map(|e| e.name.clone())).collect()
+    }
+
+    /// The rounds a point runs at most: its own fixed count, or the plan's.
+    pub fn max_rounds_of(&self, point: &Point) -> u32 {
+        match point.repeats {
+            Some(n) => n,
+            None => self.max_rounds.unwrap_or(self.repeats).max(self.repeats),
+        }
+    }
+
+    /// Generator runs the plan makes at the least rounds: every point of every server that
+    /// runs its scenario (traced extra repeats included), except those whose figures an
+    /// earlier point measured.
     pub fn runs(&self) -> usize {
-        let servers = self.models.iter().chain(self.external.iter().map(|e| &e.name));
+        let servers = self.server_names();
+        let servers = servers.iter();
         let each = |server: &String| -> u32 {
             let mine = self.points.iter().filter(|p| self.runs_server(&p.scenario, server));
             mine.map(|p| match self.measured_before(p, server) {
@@ -245,14 +292,20 @@ impl Plan {
         point.duration.unwrap_or(self.duration)
     }
 
-    /// The models and external servers the plan runs.
+    /// The servers the plan runs: models, the control and external servers.
     pub fn servers(&self) -> usize {
-        self.models.len() + self.external.len()
+        self.models.len() + self.control.iter().count() + self.external.len()
     }
 
     /// Time one generator run of the plan's own timing is expected to take.
     pub fn run_time(&self) -> Duration {
         self.warmup + self.duration + POINT_OVERHEAD
+    }
+
+    /// Time one generator run of `point` is expected to take (a burst has no warm-up).
+    pub fn run_time_of(&self, point: &Point) -> Duration {
+        let warmup = if point.burst.is_some() { Duration::ZERO } else { self.warmup_of(point) };
+        warmup + self.duration_of(point) + POINT_OVERHEAD
     }
 
     /// Time the runs of `point` are expected to take for one server (a traced extra repeat
@@ -294,9 +347,8 @@ impl Plan {
     /// server start and stop, and the capacity probes.
     pub fn estimate(&self) -> Duration {
         let probes = self.run_time() * self.capacity_probes * self.servers() as u32;
-        let servers = self.models.iter().chain(self.external.iter().map(|e| &e.name));
         let mut total = probes;
-        for server in servers {
+        for server in &self.server_names() {
             for s in self.scenarios.iter().filter(|s| self.runs_server(s, server)) {
                 for p in self.points_of(s) {
                     total += match self.measured_before(p, server) {
@@ -316,6 +368,11 @@ impl Plan {
         let warmup = if point.burst.is_some() { Duration::ZERO } else { self.warmup_of(point) };
         (self.duration_of(point) + POINT_OVERHEAD + warmup) * self.repeats_of(point)
     }
+}
+
+/// The name the control of `model` goes by in the results: "mio (control)".
+pub fn control_name(model: &str) -> String {
+    format!("{model} (control)")
 }
 
 /// Serializes durations as fractional seconds, the unit every figure in results.json uses.

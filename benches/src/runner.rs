@@ -19,11 +19,12 @@ use crate::plan::{Plan, Point};
 use crate::results::*;
 use crate::scenario::{self, Scenario};
 use crate::server::Server;
-use crate::target::{External, Target};
+use crate::target::Target;
 use crate::text::format_duration;
-use crate::{Options, metrics, registry};
+use crate::{Options, metrics, plan, registry};
 
 mod repeat;
+mod rounds;
 mod servers;
 use repeat::Each;
 
@@ -44,23 +45,58 @@ pub struct Runner<'a> {
     out: &'a Output,
     /// Everything measured so far; written after each repeat.
     pub results: Results,
+    /// The server the runner is acting for: its index in `results.models`.
+    who: usize,
     started: Instant,
     runs_done: usize,
     runs_skipped: usize,
     run_seconds: f64,
+    /// Seconds of the plan's least-rounds work done so far, and in all: extra rounds are
+    /// allowed while the run is ahead of the budget's share of it (`rounds.rs`).
+    planned_done: f64,
+    planned_total: f64,
+}
+
+/// One server of a scenario and where it stands.
+#[derive(Debug)]
+struct Live {
+    /// Its index in `results.models`.
+    who: usize,
+    /// The registry model it runs (the control runs its model's), `None` for an external one.
+    model: Option<String>,
+    /// The running server, once started.
+    current: Option<Current>,
+    /// It cannot go on in this scenario: it failed to start or died.
+    out: bool,
+    /// The rate of its open-loop points once known (`None` inside: no capacity, so none).
+    capacity: Option<Option<f64>>,
+    /// The rate of the current point; `None` for a closed loop.
+    rate: Option<f64>,
+    /// It runs the current point (a rate it could not be given leaves it out).
+    running: bool,
 }
 
 impl<'a> Runner<'a> {
     /// Prepares a run whose results start as `results`.
     pub fn new(options: &'a Options, out: &'a Output, results: Results) -> Runner<'a> {
+        let plan = &options.plan;
+        let planned_total = plan
+            .scenarios
+            .iter()
+            .flat_map(|s| plan.points_of(s).map(move |p| (s, p)))
+            .map(|(s, p)| plan.point_time(p).as_secs_f64() * plan.servers_of(s) as f64)
+            .sum();
         Runner {
             options,
             out,
             results,
+            who: 0,
             started: Instant::now(),
             runs_done: 0,
             runs_skipped: 0,
             run_seconds: 0.0,
+            planned_done: 0.0,
+            planned_total,
         }
     }
 
@@ -68,59 +104,36 @@ impl<'a> Runner<'a> {
         &self.options.plan
     }
 
-    /// Runs every model and scenario of the plan, then every external server, then marks the
-    /// run complete or interrupted. A scenario runs only the servers it chose (the plan
-    /// records the choice); the others are simply absent from its results.
+    /// Runs every scenario of the plan against every server it chose (models, the control,
+    /// external servers), then marks the run complete or interrupted.
     pub fn run(&mut self) -> Result<()> {
-        let externals = self.plan().external.clone();
-        let models = self.plan().models.iter().map(|m| (m.clone(), None));
-        let all: Vec<(String, Option<External>)> =
-            models.chain(externals.into_iter().map(|e| (e.name.clone(), Some(e)))).collect();
-        for (model, external) in all {
+        self.results.seed = Some(self.plan().seed);
+        let control = self.plan().control.clone();
+        for name in self.plan().server_names() {
+            let external = self.plan().external.iter().find(|e| e.name == name).cloned();
+            let control_of = control.clone().filter(|m| plan::control_name(m) == name);
+            let model = control_of.clone().unwrap_or_else(|| name.clone());
             let binary = self.options.bin_dir.join(registry::binary(&model));
             self.results.models.push(ModelResults {
-                name: model.clone(),
+                name,
                 binary: match &external {
                     Some(e) => format!("external, at {}", e.addr),
                     None => binary.display().to_string(),
                 },
-                external: external.clone(),
-                control_of: None,
+                external,
+                control_of,
                 scenarios: Vec::new(),
             });
-            let names: Vec<String> = self.plan().scenarios.clone();
-            let mine: Vec<&String> =
-                names.iter().filter(|s| self.plan().runs_server(s, &model)).collect();
-            for (i, name) in mine.iter().enumerate() {
-                if interrupted() {
-                    break;
-                }
-                let Some(scenario) = scenario::find(&self.options.scenarios, name) else {
-                    anyhow::bail!("the plan names a scenario {name:?} that the harness lacks");
-                };
-                let missing = scenario.tools().iter().find(|t| !scenario::installed(t));
-                let started = match (&external, missing) {
-                    (_, Some(tool)) => {
-                        self.skip(scenario, format!("skipped: {tool} not installed"))?;
-                        true
-                    }
-                    (Some(e), None) => {
-                        if let Some(target) = self.external(e, scenario)? {
-                            let setup = self.setup(None, scenario, None)?;
-                            self.points(scenario, Current { setup, target }, None)?;
-                        }
-                        true
-                    }
-                    (None, None) => self.model_scenario(&model, &binary, scenario)?,
-                };
-                if !started && !binary.is_file() {
-                    // A missing binary fails every scenario the same way: say it once.
-                    let rest = mine[i + 1..].iter().flat_map(|s| self.plan().points_of(s));
-                    let rest: u32 = rest.map(|p| self.plan().runs_of(p)).sum();
-                    self.runs_skipped += rest as usize;
-                    break;
-                }
+        }
+        let names: Vec<String> = self.plan().scenarios.clone();
+        for name in &names {
+            if interrupted() {
+                break;
             }
+            let Some(scenario) = scenario::find(&self.options.scenarios, name) else {
+                anyhow::bail!("the plan names a scenario {name:?} that the harness lacks");
+            };
+            self.scenario(scenario)?;
         }
         self.results.status =
             if interrupted() { RunStatus::Interrupted } else { RunStatus::Complete };
@@ -128,12 +141,140 @@ impl<'a> Runner<'a> {
         self.save()
     }
 
-    fn model_mut(&mut self) -> &mut ModelResults {
-        self.results.models.last_mut().expect("a model is running")
+    /// Runs one scenario: every server it chose, started fresh (and again for a point whose
+    /// set-up differs), each point in rounds that run every server once in a shuffled order,
+    /// then stops them.
+    fn scenario(&mut self, scenario: &dyn Scenario) -> Result<()> {
+        let name = scenario.name();
+        let mine: Vec<usize> = (0..self.results.models.len())
+            .filter(|&i| self.plan().runs_server(name, &self.results.models[i].name))
+            .collect();
+        let missing = scenario.tools().iter().find(|t| !scenario::installed(t));
+        let mut live = Vec::new();
+        for who in mine {
+            self.who = who;
+            let m = &self.results.models[who];
+            let (external, control_of) = (m.external.clone(), m.control_of.clone());
+            let model = external.is_none().then(|| control_of.unwrap_or_else(|| m.name.clone()));
+            if let Some(tool) = missing {
+                self.skip(scenario, format!("skipped: {tool} not installed"))?;
+                continue;
+            }
+            let current = match &external {
+                Some(e) => match self.external(e, scenario)? {
+                    Some(target) => {
+                        self.record_start(&target);
+                        Some(Current { setup: self.setup(None, scenario, None)?, target })
+                    }
+                    None => continue,
+                },
+                None => {
+                    self.open_scenario(scenario)?;
+                    None
+                }
+            };
+            let running = false;
+            live.push(Live {
+                who,
+                model,
+                current,
+                out: false,
+                capacity: None,
+                rate: None,
+                running,
+            });
+        }
+        let points: Vec<Point> = self.plan().points_of(name).cloned().collect();
+        for point in points {
+            if interrupted() || live.iter().all(|l| l.out) {
+                break;
+            }
+            self.prepare(scenario, &point, &mut live)?;
+            if self.copy_earlier(&point, &live) {
+                continue;
+            }
+            self.rounds(scenario, &point, &mut live)?;
+            self.traced_extra(scenario, &point, &mut live)?;
+            self.compare_point(scenario, &point);
+            self.save()?;
+        }
+        for l in &mut live {
+            self.who = l.who;
+            if let Some(Current { target: Target::Started(server), .. }) = l.current.take() {
+                self.stop(server);
+            }
+        }
+        self.save()
     }
 
-    fn scenario_mut(&mut self) -> &mut ScenarioResults {
-        self.model_mut().scenarios.last_mut().expect("a scenario is running")
+    /// Gets every server of the scenario ready for `point`: started, or restarted when the
+    /// point's set-up differs; its rate for an open-loop point; its entry in the results.
+    fn prepare(&mut self, scenario: &dyn Scenario, point: &Point, live: &mut [Live]) -> Result<()> {
+        let runs = self.plan().runs_of(point) as usize;
+        for l in live.iter_mut() {
+            self.who = l.who;
+            l.running = false;
+            if l.out {
+                self.runs_skipped += runs;
+                continue;
+            }
+            if let Some(model) = l.model.clone() {
+                let setup = self.setup(Some(&model), scenario, Some(point))?;
+                if l.current.as_ref().is_none_or(|c| c.setup != setup) {
+                    if let Some(Current { target: Target::Started(server), .. }) = l.current.take()
+                    {
+                        self.stop(server);
+                    }
+                    let binary = self.options.bin_dir.join(registry::binary(&model));
+                    match Server::start(&binary, &setup.args, &setup.cpus) {
+                        Ok(server) => {
+                            let target = Target::Started(server);
+                            self.record_start(&target);
+                            l.current = Some(Current { setup, target });
+                        }
+                        Err(fault) => {
+                            self.start_failed(scenario, fault)?;
+                            l.out = true;
+                            self.runs_skipped += runs;
+                            continue;
+                        }
+                    }
+                }
+            }
+            let current = l.current.as_ref().expect("started or external");
+            l.rate = match (point.rate, point.rate_fraction) {
+                (Some(rate), _) => Some(rate),
+                (None, Some(f)) => {
+                    if l.capacity.is_none() {
+                        let found = match scenario.capacity_point() {
+                            Some(p) => self.capacity(&current.target, &p)?,
+                            None => None,
+                        };
+                        l.capacity = Some(found);
+                    }
+                    match l.capacity.flatten() {
+                        Some(c) => Some((f * c).max(1.0).round()),
+                        None => {
+                            self.runs_skipped += runs;
+                            continue;
+                        }
+                    }
+                }
+                (None, None) => None,
+            };
+            l.running = true;
+            let started = matches!(current.target, Target::Started(_));
+            let server = started.then(|| current.setup.clone());
+            self.scenario_mut().points.push(PointResults {
+                point: point.clone(),
+                target_rate: l.rate,
+                repeats: Vec::new(),
+                summary: None,
+                server,
+                copied_from: None,
+            });
+        }
+        Ok(())
     }
 
     fn planned_runs(&self, scenario: &dyn Scenario) -> usize {
@@ -141,134 +282,55 @@ impl<'a> Runner<'a> {
         points.map(|p| self.plan().runs_of(p) as usize).sum()
     }
 
-    /// Runs one scenario's points, starting with `current` and restarting a started model's
-    /// server (`model`: its name and binary) when a point's set-up differs; then stops it.
-    fn points(
-        &mut self,
-        scenario: &dyn Scenario,
-        mut current: Current,
-        model: Option<(&str, &std::path::Path)>,
-    ) -> Result<()> {
-        let points: Vec<Point> = self.plan().points_of(scenario.name()).cloned().collect();
-        let mut runs_left = self.planned_runs(scenario);
-        self.record_start(&current.target);
-        let mut capacity: Option<Option<f64>> = None;
-        'points: for point in points {
-            if let Some((name, binary)) = model {
-                let setup = self.setup(Some(name), scenario, Some(&point))?;
-                if current.setup != setup {
-                    if let Target::Started(server) = current.target {
-                        self.stop(server);
-                    }
-                    match Server::start(binary, &setup.args, &setup.cpus) {
-                        Ok(server) => current = Current { setup, target: Target::Started(server) },
-                        Err(fault) => {
-                            eprintln!("  {name} server failed to start: {}", fault.detail);
-                            self.scenario_mut().server.faults.push(fault);
-                            self.runs_skipped += runs_left;
-                            return self.save();
-                        }
-                    }
-                    std::thread::sleep(SETTLE);
-                }
-            }
-            let target_rate = match (point.rate, point.rate_fraction) {
-                (Some(rate), _) => Some(rate),
-                (None, Some(f)) => {
-                    if capacity.is_none() {
-                        let probe = scenario.capacity_point();
-                        let found = match probe {
-                            Some(p) => self.capacity(&current.target, &p)?,
-                            None => None,
-                        };
-                        capacity = Some(found);
-                    }
-                    match capacity.flatten() {
-                        Some(c) => Some((f * c).max(1.0).round()),
-                        None => break 'points,
-                    }
-                }
-                (None, None) => None,
-            };
-            let setup = current.setup.clone();
-            let started = matches!(current.target, Target::Started(_));
-            self.scenario_mut().points.push(PointResults {
-                point: point.clone(),
-                target_rate,
-                repeats: Vec::new(),
-                summary: None,
-                server: started.then_some(setup.clone()),
-                copied_from: None,
-            });
-            let measured = self.plan().repeats_of(&point);
-            let copied = self.copy_earlier(&point, &setup);
-            if copied {
-                runs_left -= measured as usize;
-            }
-            for index in 1..=self.plan().runs_of(&point) {
-                if interrupted() {
-                    break 'points;
-                }
-                if copied && index <= measured {
-                    continue;
-                }
-                let traced = point.traced(index, measured);
-                if traced && !scenario::installed("strace") {
-                    let note = "calls/msg skipped: strace not installed".to_string();
-                    eprintln!("  {note}");
-                    if !self.scenario_mut().notes.contains(&note) {
-                        self.scenario_mut().notes.push(note);
-                    }
-                    runs_left -= 1;
-                    continue;
-                }
-                self.progress(&point, index);
-                let each = Each { point: &point, setup: &setup, rate: target_rate, index, traced };
-                let repeat = self.repeat(&mut current.target, scenario, each);
-                runs_left -= 1;
-                let died = repeat.status == RepeatStatus::ServerDied;
-                let entry = self.scenario_mut().points.last_mut().expect("point pushed");
-                entry.repeats.push(repeat);
-                entry.summary = Summary::of(&entry.repeats);
-                if let Some(m) = entry.repeats.last().and_then(|r| r.metrics.as_ref()) {
-                    eprintln!("{}", repeat::one_line(m, scenario.unit()));
-                }
-                self.save()?;
-                if died {
-                    break 'points;
-                }
-            }
-        }
-        self.runs_skipped += runs_left;
-        if let Target::Started(server) = current.target {
-            self.stop(server);
-        }
-        self.save()
+    fn model_mut(&mut self) -> &mut ModelResults {
+        &mut self.results.models[self.who]
     }
 
-    /// Copies into the current point the measured repeats of an earlier scenario's point of
-    /// this model that asked for the same load of a server started the same way (the plan
-    /// says which: [`Plan::measured_before`]), instead of measuring them again. `false` if
-    /// there is none, or it did not complete.
-    fn copy_earlier(&mut self, point: &Point, setup: &Setup) -> bool {
-        let model = self.results.models.last().expect("a model is running").name.clone();
-        let Some(earlier) = self.plan().measured_before(point, &model).cloned() else {
+    fn scenario_mut(&mut self) -> &mut ScenarioResults {
+        self.model_mut().scenarios.last_mut().expect("a scenario is running")
+    }
+
+    fn point_mut(&mut self) -> &mut PointResults {
+        self.scenario_mut().points.last_mut().expect("a point is running")
+    }
+
+    /// Copies into `point`, for every server running it, the measured repeats of an earlier
+    /// scenario's point that asked for the same load of a server started the same way (the
+    /// plan says which: [`Plan::measured_before`]), instead of measuring them again. All or
+    /// none: the copies keep their rounds, which pair only with rounds measured together, so
+    /// one server measured afresh would pair with nothing. `false` if any has no such point.
+    fn copy_earlier(&mut self, point: &Point, live: &[Live]) -> bool {
+        let mut copies = Vec::new();
+        for l in live.iter().filter(|l| l.running) {
+            let m = &self.results.models[l.who];
+            let Some(earlier) = self.plan().measured_before(point, &m.name) else { return false };
+            let setup = m.scenarios.last().and_then(|s| s.points.last()?.server.clone());
+            let done = m.scenario(&earlier.scenario).and_then(|s| {
+                let p = s.points.iter().find(|p| &p.point == earlier)?;
+                let complete = p.repeats.iter().all(|r| r.status == RepeatStatus::Ok);
+                let same = p.server == setup;
+                let repeats: Vec<Repeat> = measured(&p.repeats).cloned().collect();
+                (complete && same && p.summary.is_some()).then_some(repeats)
+            });
+            let Some(repeats) = done else { return false };
+            copies.push((l.who, earlier.clone(), repeats));
+        }
+        if copies.is_empty() {
             return false;
-        };
-        let done = self.results.models.last().and_then(|m| {
-            let s = m.scenario(&earlier.scenario)?;
-            let p = s.points.iter().find(|p| p.point == earlier)?;
-            let complete = p.repeats.iter().all(|r| r.status == RepeatStatus::Ok);
-            let same = p.server.as_ref() == Some(setup);
-            let repeats: Vec<Repeat> = measured(&p.repeats).cloned().collect();
-            (complete && same && p.summary.is_some()).then_some(repeats)
-        });
-        let Some(repeats) = done else { return false };
-        eprintln!("  {} {}: figures of {} {}", model, point.label, earlier.scenario, earlier.label);
-        let entry = self.scenario_mut().points.last_mut().expect("point pushed");
-        entry.summary = Summary::of(&repeats);
-        entry.repeats = repeats;
-        entry.copied_from = Some(earlier.scenario.clone());
+        }
+        for (who, earlier, repeats) in copies {
+            self.who = who;
+            let name = &self.results.models[who].name;
+            eprintln!(
+                "  {name} {}: figures of {} {}",
+                point.label, earlier.scenario, earlier.label
+            );
+            self.runs_skipped += self.plan().repeats_of(point) as usize;
+            let entry = self.point_mut();
+            entry.summary = Summary::of(&repeats);
+            entry.repeats = repeats;
+            entry.copied_from = Some(earlier.scenario.clone());
+        }
         true
     }
 
@@ -318,8 +380,8 @@ impl<'a> Runner<'a> {
     }
 
     /// Prints where the run is and how long it has left.
-    fn progress(&self, point: &Point, index: u32) {
-        let total = self.plan().runs().saturating_sub(self.runs_skipped);
+    fn progress(&self, point: &Point, round: u32) {
+        let total = self.plan().runs().saturating_sub(self.runs_skipped).max(self.runs_done + 1);
         let left = total.saturating_sub(self.runs_done);
         // Estimate from the runs so far once there are some; the plan's figure before that.
         let per_run = if self.runs_done > 0 {
@@ -328,13 +390,14 @@ impl<'a> Runner<'a> {
         } else {
             self.plan().run_time().as_secs_f64()
         };
-        let model = &self.results.models.last().expect("a model is running").name;
+        let (least, most) = (self.plan().repeats_of(point), self.plan().max_rounds_of(point));
+        let rounds = if least == most { format!("{most}") } else { format!("{least}-{most}") };
         eprintln!(
-            "[{:>3}/{total}] {model} · {} · {} · repeat {index}/{} · {} elapsed, about {} left",
+            "[{:>3}/{total}] {} · {} · {} · round {round}/{rounds} · {} elapsed, about {} left",
             self.runs_done + 1,
+            self.results.models[self.who].name,
             point.scenario,
             point.label,
-            self.plan().runs_of(point),
             format_duration(self.started.elapsed()),
             format_duration(Duration::from_secs_f64(per_run * left as f64)),
         );
@@ -363,6 +426,11 @@ fn own_cpu_seconds() -> f64 {
         let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
         t(u.user_time()) + t(u.system_time())
     })
+}
+
+/// The current time as RFC 3339 UTC with milliseconds: when a repeat started.
+fn now_rfc3339_millis() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 /// The current time as RFC 3339 UTC, the form results.json uses.

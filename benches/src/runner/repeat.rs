@@ -38,7 +38,7 @@ impl Runner<'_> {
         each: Each<'_>,
     ) -> Repeat {
         let Each { point, index, traced, .. } = each;
-        let model = &self.results.models.last().expect("a model is running").name;
+        let model = slug(&self.results.models[self.who].name);
         let name = format!("{model}-{}-{}-r{index}", point.scenario, slug(&point.label));
         let (hlog_abs, hlog_rel) = self.out.hlog_path(&name);
         let args = self.loadgen_args(server.addr(), Some(scenario), each, Some(&hlog_abs));

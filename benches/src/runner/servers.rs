@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 
-use super::{Current, Runner, SETTLE};
+use super::{Runner, SETTLE};
 use crate::plan::Point;
 use crate::procstat::Tracker;
 use crate::registry;
@@ -43,16 +43,13 @@ impl Runner<'_> {
         Ok(Setup { args, cpus: cpus.server, generator_cpus: cpus.generator, workers })
     }
 
-    /// Runs `scenario` against fresh servers of `model`: one at the start, and a new one
-    /// whenever a point asks for other flags or CPUs. `false` if the first did not start.
-    pub(super) fn model_scenario(
-        &mut self,
-        model: &str,
-        binary: &std::path::Path,
-        scenario: &dyn Scenario,
-    ) -> Result<bool> {
+    /// Opens the current server's record of `scenario` (a model's: its server starts with
+    /// the scenario's first point).
+    pub(super) fn open_scenario(&mut self, scenario: &dyn Scenario) -> Result<()> {
+        let model = self.results.models[self.who].control_of.clone();
+        let model = model.unwrap_or_else(|| self.results.models[self.who].name.clone());
         let first = self.plan().points_of(scenario.name()).next().cloned();
-        let setup = self.setup(Some(model), scenario, first.as_ref())?;
+        let setup = self.setup(Some(&model), scenario, first.as_ref())?;
         self.model_mut().scenarios.push(ScenarioResults {
             scenario: scenario.name().to_string(),
             server: ServerRecord {
@@ -65,29 +62,24 @@ impl Runner<'_> {
             points: Vec::new(),
             notes: Vec::new(),
         });
-        match Server::start(binary, &setup.args, &setup.cpus) {
-            Ok(server) => {
-                let current = Current { setup, target: Target::Started(server) };
-                self.points(scenario, current, Some((model, binary)))?;
-                Ok(true)
-            }
-            // A server that says this machine cannot run it (io_uring refused by the kernel
-            // or a seccomp profile, say) is skipped here, not counted as a fault.
-            Err(fault) if fault.stderr_tail.iter().any(|l| l.contains(" unavailable")) => {
-                let said = fault.stderr_tail.iter().find(|l| l.contains(" unavailable"));
-                let said = said.cloned().unwrap_or_default();
+        Ok(())
+    }
+
+    /// Records that the current server did not start for `scenario`: a fault, except for a
+    /// server that says this machine cannot run it (io_uring refused by the kernel or a
+    /// seccomp profile, say), which is skipped instead.
+    pub(super) fn start_failed(&mut self, scenario: &dyn Scenario, fault: Fault) -> Result<()> {
+        let said = fault.stderr_tail.iter().find(|l| l.contains(" unavailable")).cloned();
+        if let Some(said) = said {
+            let points = self.scenario_mut().points.len();
+            if points == 0 {
                 self.model_mut().scenarios.pop();
-                self.skip(scenario, format!("skipped: {said}"))?;
-                Ok(true)
-            }
-            Err(fault) => {
-                eprintln!("  {model} server failed to start: {}", fault.detail);
-                self.scenario_mut().server.faults.push(fault);
-                self.runs_skipped += self.planned_runs(scenario);
-                self.save()?;
-                Ok(false)
+                return self.skip(scenario, format!("skipped: {said}"));
             }
         }
+        eprintln!("  {} server failed to start: {}", self.model_mut().name, fault.detail);
+        self.scenario_mut().server.faults.push(fault);
+        self.save()
     }
 
     /// Records `scenario` as not run against the current server, and why.
