@@ -26,6 +26,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::Point;
+use crate::results::{RepeatStatus, Results, measured};
+
 /// The practical margin: differences smaller than 3% are not findings.
 pub const MARGIN: f64 = 0.03;
 
@@ -173,6 +176,12 @@ pub const CPU_PER_MSG: Figure = Figure {
     higher_is_better: false,
 };
 
+/// Messages (or connections) echoed per second.
+pub const RATE: Figure = Figure { name: "msgs/s", of: |m| m.msgs_per_sec, higher_is_better: true };
+
+/// The 99th percentile of latency.
+pub const P99: Figure = Figure { name: "p99", of: |m| m.latency_us.p99, higher_is_better: false };
+
 /// Compares `a` and `b` on `figure` from each one's figures by round (`(round, value)`),
 /// pairing the rounds both have. `None` when no round pairs.
 pub fn compare(
@@ -209,6 +218,41 @@ pub fn compare(
         rounds: i.rounds as u32,
         higher_is_better: figure.higher_is_better,
     })
+}
+
+/// Every pair of the servers that ran `point` (in the results' order), compared on `figure`
+/// from the rounds each has: a repeat that was run again, or traced while others were not, is
+/// left out, as in the summaries, and so is one that did not end well.
+pub fn at_point(results: &Results, point: &Point, figure: &Figure) -> Vec<Comparison> {
+    let by_round = rounds(results, point, figure);
+    let mut out = Vec::new();
+    for (i, (a, ra)) in by_round.iter().enumerate() {
+        for (b, rb) in &by_round[i + 1..] {
+            let at = (point.scenario.as_str(), point.label.as_str());
+            out.extend(compare(at, figure, (a, ra), (b, rb)));
+        }
+    }
+    out
+}
+
+/// Each server's `figure` at `point`, by round.
+pub fn rounds<'a>(
+    results: &'a Results,
+    point: &Point,
+    f: &Figure,
+) -> Vec<(&'a str, Vec<(u32, f64)>)> {
+    let at = results.models.iter().filter_map(|m| {
+        let s = m.scenario(&point.scenario)?;
+        Some((m.name.as_str(), s.points.iter().find(|p| &p.point == point)?))
+    });
+    at.map(|(name, p)| {
+        let values = measured(&p.repeats)
+            .filter(|r| r.round > 0 && r.status == RepeatStatus::Ok)
+            .filter_map(|r| Some((r.round, (f.of)(r.metrics.as_ref()?))))
+            .collect();
+        (name, values)
+    })
+    .collect()
 }
 
 impl Comparison {

@@ -4,7 +4,9 @@
 //! Every sentence is built from medians in the results, never from expectations: if thread
 //! beats mio on some machine, the report says so.
 
-use crate::results::{Metrics, Summary};
+use crate::compare::{self, Comparison, Figure, Verdict};
+use crate::plan::Point;
+use crate::results::Summary;
 use crate::scenario::View;
 use crate::text::{join, sig, times};
 
@@ -21,54 +23,123 @@ pub fn cpu_figure<'a>(at: &[(&'a str, &Summary)]) -> Vec<(&'a str, f64)> {
     figure(at, |s| s.median.server_cpu_per_msg_us.unwrap_or(f64::NAN))
 }
 
-/// Two models closer than this ratio are called a tie: run-to-run noise on a shared 2-core VM
-/// is of that order.
-pub const TIE: f64 = 1.05;
+/// How `of` stands against `other` on `figure` at `point`: "0.93x (0.85-1.02)" with what the
+/// run's paired rounds say of it (compare.rs). `None` when the two have no paired round.
+pub fn against(
+    view: &View<'_>,
+    point: &Point,
+    figure: &Figure,
+    of: &str,
+    other: &str,
+) -> Option<(Comparison, String)> {
+    let all = compare::at_point(view.results, point, figure);
+    let c = all.into_iter().find(|c| c.between(of, other))?;
+    let (r, lo, hi) = c.seen_from(of);
+    let verdict = match (c.verdict, &c.better) {
+        (Verdict::Different, Some(b)) if b == of => "better".to_string(),
+        (Verdict::Different, _) => "worse".to_string(),
+        (Verdict::Equivalent, _) => format!("equivalent within {:.0}%", compare::MARGIN * 100.0),
+        (Verdict::Undecided, _) if c.confidence < compare::CONFIDENCE => {
+            format!("not decided in {} rounds", c.rounds)
+        }
+        (Verdict::Undecided, _) => "no measurable difference".to_string(),
+    };
+    let text = format!("{} ({}-{}), {verdict}", times(r), ratio2(lo), ratio2(hi));
+    Some((c, text))
+}
 
-/// "**mio**: 151,234 msgs/s (hybrid 140,012 msgs/s, 0.93x; thread 65,001 msgs/s, 0.43x)":
-/// the best first (highest when `higher`, else lowest), then each other model with its ratio
-/// to the best. Notes a tie at the top. A figure that is not finite, or a ratio to a best of
-/// zero, has no meaning and is left out or shown as "-".
-pub fn ranking(entries: &[(&str, f64)], higher: bool, fmt: &dyn Fn(f64) -> String) -> String {
-    let mut e: Vec<(&str, f64)> = entries.iter().copied().filter(|(_, v)| v.is_finite()).collect();
+/// A ratio with two decimals, as intervals print them.
+fn ratio2(r: f64) -> String {
+    format!("{r:.2}")
+}
+
+/// "**mio**: 151,234 msgs/s (hybrid 140,012 msgs/s, 0.93x (0.90-0.95), worse; ...)": the
+/// servers at `point` by their median `figure`, the best first, each other with its paired
+/// ratio to the best, that ratio's interval and the verdict (compare.rs). The best is named
+/// alone only where every other server is called worse; otherwise the sentence names those the
+/// run could not tell from it. Without paired rounds (an older file, a single round) it lists
+/// the medians and claims no order.
+pub fn ranking(
+    view: &View<'_>,
+    point: &Point,
+    figure: &Figure,
+    fmt: &dyn Fn(f64) -> String,
+) -> String {
+    let higher = figure.higher_is_better;
+    let mut e: Vec<(&str, f64)> = view
+        .at(point)
+        .into_iter()
+        .map(|(n, s)| (n, (figure.of)(&s.median)))
+        .filter(|(_, v)| v.is_finite())
+        .collect();
     e.sort_by(|a, b| if higher { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) });
     let Some(&(best, bv)) = e.first() else { return "no model (no figures)".into() };
-    let ratio = |v: f64| if bv != 0.0 { times(v / bv) } else { "-".into() };
-    let others: Vec<String> =
-        e[1..].iter().map(|&(name, v)| format!("{name} {}, {}", fmt(v), ratio(v))).collect();
-    let mut out = format!("**{best}**: {}", fmt(bv));
-    if !others.is_empty() {
-        out.push_str(&format!(" ({})", others.join("; ")));
+    if e.len() == 1 {
+        return format!("{best}: {} (the only one measured)", fmt(bv));
     }
-    if let Some(&(second, sv)) = e.get(1) {
-        let ratio = if higher { bv / sv } else { sv / bv };
-        if ratio.is_finite() && ratio < TIE {
-            let gap = ((ratio - 1.0) * 100.0).ceil().max(1.0);
-            out.push_str(&format!(
-                "; {best} and {second} are within {gap:.0}% of each other, too close to call here"
-            ));
-        }
+    let paired: Vec<Option<(Comparison, String)>> =
+        e[1..].iter().map(|&(name, _)| against(view, point, figure, name, best)).collect();
+    if paired.iter().all(Option::is_none) {
+        let medians: Vec<String> = e.iter().map(|&(n, v)| format!("{n} {}", fmt(v))).collect();
+        return format!(
+            "no server by a paired comparison (this run has no paired rounds here; medians: {})",
+            medians.join(", ")
+        );
+    }
+    let others: Vec<String> = e[1..]
+        .iter()
+        .zip(&paired)
+        .map(|(&(name, v), p)| match p {
+            Some((_, text)) => format!("{name} {}, {text}", fmt(v)),
+            None => format!("{name} {}, not paired", fmt(v)),
+        })
+        .collect();
+    let tied: Vec<&str> = e[1..]
+        .iter()
+        .zip(&paired)
+        .filter(|(_, p)| p.as_ref().is_none_or(|(c, _)| c.better.as_deref() != Some(best)))
+        .map(|(&(name, _), _)| name)
+        .collect();
+    let mut out = format!("**{best}**: {} ({})", fmt(bv), others.join("; "));
+    if !tied.is_empty() {
+        out.push_str(&format!(
+            "; the run could not tell {best} from {}, so no single server leads",
+            join(&tied.iter().map(|t| t.to_string()).collect::<Vec<_>>())
+        ));
     }
     out
 }
 
-/// "So mio served 2.3x the messages of thread at 0.42x the server CPU per message": the
-/// throughput leader against the last, when both CPU figures exist.
-pub fn leader_vs_last(at: &[(&str, &Summary)], what: &str, per: &str) -> Option<String> {
+/// "fork 557 us, thread 120 us, mio 40 us": the medians of a figure the run does not compare in
+/// paired rounds (a figure derived from several, or counted in one traced repeat), best first
+/// by median but with no claim that the order is real.
+pub fn listing(entries: &[(&str, f64)], higher: bool, fmt: &dyn Fn(f64) -> String) -> String {
+    let mut e: Vec<(&str, f64)> = entries.iter().copied().filter(|(_, v)| v.is_finite()).collect();
+    e.sort_by(|a, b| if higher { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) });
+    let items: Vec<String> = e.iter().map(|&(n, v)| format!("{n} {}", fmt(v))).collect();
+    items.join(", ")
+}
+
+/// "So mio served 2.3x (2.1-2.5) the messages of thread at 0.42x (0.40-0.45) the server CPU
+/// per message": the throughput leader by median against the last, each ratio with its paired
+/// interval and verdict. Said only where the throughput difference is called.
+pub fn leader_vs_last(view: &View<'_>, point: &Point, what: &str, per: &str) -> Option<String> {
+    let at = view.at(point);
     let mut by_rate: Vec<&(&str, &Summary)> = at.iter().collect();
     by_rate.sort_by(|a, b| b.1.median.msgs_per_sec.total_cmp(&a.1.median.msgs_per_sec));
-    let (best, last) = (by_rate.first()?, by_rate.last()?);
-    let (bc, lc) = (best.1.median.server_cpu_per_msg_us?, last.1.median.server_cpu_per_msg_us?);
-    let (br, lr) = (best.1.median.msgs_per_sec, last.1.median.msgs_per_sec);
-    (by_rate.len() >= 2 && lr > 0.0 && lc > 0.0).then(|| {
-        format!(
-            "So {} served {} the {what} of {} at {} the server CPU per {per}.",
-            best.0,
-            times(br / lr),
-            last.0,
-            times(bc / lc),
-        )
-    })
+    let (best, last) = (by_rate.first()?.0, by_rate.last()?.0);
+    if by_rate.len() < 2 {
+        return None;
+    }
+    let (c, rate_text) = against(view, point, &compare::RATE, best, last)?;
+    if c.verdict != Verdict::Different {
+        return None;
+    }
+    let cpu = against(view, point, &compare::CPU_PER_MSG, best, last)
+        .map_or("an unmeasured".to_string(), |(_, t)| t);
+    Some(format!(
+        "So {best} served {rate_text}, the {what} of {last}, at {cpu}, the server CPU per {per}."
+    ))
 }
 
 /// How each model's `figure` changed from the scenario's first point to its last:
@@ -91,34 +162,38 @@ pub fn growth(view: &View<'_>, what: &str, figure: fn(&Summary) -> f64) -> Optio
     })
 }
 
-/// One figure of a neighbours sentence: its name, how to read it off a point's median, and its
-/// unit.
-pub type Figure = (&'static str, fn(&Metrics) -> Option<f64>, &'static str);
+/// One figure of a neighbours sentence: its name, the figure (how to read it off a repeat or
+/// a median, and which way is better), and its unit.
+pub type Shown = (&'static str, Figure, &'static str);
 
 /// Each model set beside the neighbour the registry names for it, at the scenario's deciding
 /// point: "prefork against fork (what forking before the connection arrives saves): conns/s
-/// 3,450 against 1,100 (3.1x), server CPU per connection 105 against 557 us (0.19x)."
-pub fn neighbours(view: &View<'_>, figures: &[Figure]) -> Vec<String> {
+/// 3,450 against 1,100 (3.1x (2.9-3.3), better), server CPU per connection 105 against 557 us
+/// (0.19x (0.17-0.20), better)." Each ratio is the paired rounds' with its interval and
+/// verdict, so a neighbour the run cannot tell apart is said to be so.
+pub fn neighbours(view: &View<'_>, figures: &[Shown]) -> Vec<String> {
     let Some((point, at)) = view.deciding() else { return Vec::new() };
     let find = |name: &str| at.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
     let mut out = Vec::new();
     for (name, summary) in &at {
-        let Some(against) = crate::registry::find(name).and_then(|m| m.against) else { continue };
-        let Some(other) = find(against.model) else { continue };
+        let Some(neighbour) = crate::registry::find(name).and_then(|m| m.against) else {
+            continue;
+        };
+        let Some(other) = find(neighbour.model) else { continue };
         let parts: Vec<String> = figures
             .iter()
             .filter_map(|(label, f, unit)| {
-                let (a, b) = (f(&summary.median)?, f(&other.median)?);
-                (a.is_finite() && b.is_finite() && b > 0.0).then(|| {
-                    format!("{label} {} against {}{unit} ({})", sig(a), sig(b), times(a / b))
-                })
+                let (a, b) = ((f.of)(&summary.median), (f.of)(&other.median));
+                let (_, ratio) = against(view, point, f, name, neighbour.model)?;
+                (a.is_finite() && b.is_finite())
+                    .then(|| format!("{label} {} against {}{unit} ({ratio})", sig(a), sig(b)))
             })
             .collect();
         if !parts.is_empty() {
             out.push(format!(
                 "{name} against {} ({}), at {}: {}.",
-                against.model,
-                against.lesson,
+                neighbour.model,
+                neighbour.lesson,
                 point.label,
                 parts.join(", ")
             ));

@@ -20,7 +20,7 @@ pub const SMALL_MESSAGE: u64 = 64;
 /// generator, connecting, waiting for in-flight echoes, reading /proc, writing the results.
 /// About 0.1 s was measured on the reference machine, more for thousands of idle connections
 /// to a forking server; this errs on the long side. Used only for the estimate.
-pub const POINT_OVERHEAD: Duration = Duration::from_millis(400);
+pub const POINT_OVERHEAD: Duration = Duration::from_millis(200);
 
 /// Time to start and stop one server (one per model and scenario), including the wait for a
 /// forking server's children to exit; used only for the estimate.
@@ -89,14 +89,14 @@ impl Profile {
             // 99%), so every point runs 8, and up to 10 while a pair is undecided and the run
             // is ahead of its 20-minute budget. Windows are short because pairing removes the
             // drift that long windows averaged out: a round's servers run within seconds of
-            // each other. At 100k messages per second 600 ms still holds 60,000 samples, and
-            // 60 ticks of a fully busy CPU.
+            // each other. At 100k messages per second 500 ms still holds 50,000 samples, and
+            // 50 ticks of a fully busy CPU.
             Profile::Standard => Timing {
                 repeats: 8,
                 max_rounds: 10,
                 budget: Some(Duration::from_secs(20 * 60)),
                 warmup: Duration::from_millis(200),
-                duration: Duration::from_millis(600),
+                duration: Duration::from_millis(500),
                 control: Some("mio"),
             },
             Profile::Full => Timing {

@@ -40,7 +40,11 @@ fn standard_profile_fits_in_twenty_minutes_for_every_model() {
     // The lessons were held to 19 minutes to leave the last for udp and batch (about 32 s).
     let budget = Duration::from_secs(20 * 60);
     assert!(standard.estimate() <= budget, "{:?} for {}", standard.estimate(), standard.servers());
-    assert!(standard.repeats >= 3);
+    // A verdict needs 8 paired rounds (compare.rs), and the control runs beside every model.
+    assert!(standard.repeats >= harness::compare::ROUNDS_FOR_VERDICT as u32);
+    assert_eq!(standard.control.as_deref(), Some("mio"));
+    assert!(standard.server_names().contains(&"mio (control)".to_string()));
+    assert_eq!(standard.budget, Some(budget));
     let scale: Vec<u32> = standard.points_of("scale").map(|p| p.connections).collect();
     assert_eq!(scale, [1, 10, 100, 1000]);
 }
@@ -58,8 +62,14 @@ fn latency_capacity_comes_from_a_scale_point_unless_scale_is_left_out() {
 fn labels_read_naturally() {
     let p = plan(&[]);
     let labels: Vec<&str> = p.points.iter().map(|p| p.label.as_str()).collect();
-    for want in ["1 conn", "1000 conns", "64 B", "1 MiB", "8 clients", "4000 idle", "75% load"] {
+    for want in ["1 conn", "1000 conns", "64 B", "1 MiB", "1 client", "1000 idle", "75% load"] {
         assert!(labels.contains(&want), "{want} not in {labels:?}");
+    }
+    // The points the standard profile leaves out for its paired rounds stay in the full one.
+    let full = plan(&["--full"]);
+    let labels: Vec<&str> = full.points.iter().map(|p| p.label.as_str()).collect();
+    for want in ["4 KiB", "8 clients", "4000 idle", "50% load"] {
+        assert!(labels.contains(&want), "{want} not in the full profile's {labels:?}");
     }
     assert_eq!(format_duration(Duration::from_secs(754)), "12 min 34 s");
     assert_eq!(format_bytes(65536), "64 KiB");
@@ -107,4 +117,24 @@ fn split_placement_halves_the_cpus_and_cpu_lists_override_it() {
         .options()
         .unwrap_err();
     assert!(err.to_string().starts_with("--server-cpus: CPU 4095 is not one"), "{err}");
+}
+
+#[test]
+fn the_control_is_a_second_model_and_must_be_one_the_run_has() {
+    let p = plan(&["--models", "fork,thread"]);
+    // Without mio, the control is the first model's twin.
+    assert_eq!(p.control.as_deref(), Some("fork"));
+    assert_eq!(p.server_names(), ["fork", "thread", "fork (control)"]);
+    assert_eq!(plan(&["--control", "none"]).control, None);
+    assert_eq!(plan(&["--quick"]).control, None, "the quick profile runs no control");
+    let argv = ["compare", "--bin-dir", "/", "--models", "fork", "--control", "mio"];
+    let err = CompareArgs::from_argv(argv).unwrap().options().unwrap_err().to_string();
+    assert!(err.starts_with("--control mio"), "{err}");
+    assert_eq!(plan(&["--seed", "42"]).seed, 42);
+    let rounds = plan(&["--repeats", "12", "--max-rounds", "5"]);
+    assert_eq!(
+        (rounds.repeats, rounds.max_rounds),
+        (12, Some(12)),
+        "the most is never below the least"
+    );
 }

@@ -157,41 +157,13 @@ impl Runner<'_> {
 }
 
 /// Every pair of servers at `point` of `scenario`, on its headline figure and on server CPU
-/// per message, from the rounds each has (a repeat that was run again, or traced while
-/// others were not, is left out, as in the summaries).
+/// per message.
 pub fn comparisons(results: &Results, scenario: &dyn Scenario, point: &Point) -> Vec<Comparison> {
     let h = scenario.headline();
     let headline = Figure { name: h.name, of: h.figure, higher_is_better: h.higher_is_better };
-    let mut figures = vec![headline];
+    let mut out = compare::at_point(results, point, &headline);
     if headline.name != compare::CPU_PER_MSG.name {
-        figures.push(compare::CPU_PER_MSG);
-    }
-    let servers: Vec<(&str, &PointResults)> = results
-        .models
-        .iter()
-        .filter_map(|m| {
-            let s = m.scenario(&point.scenario)?;
-            Some((m.name.as_str(), s.points.iter().find(|p| &p.point == point)?))
-        })
-        .collect();
-    let mut out = Vec::new();
-    for f in &figures {
-        let by_round: Vec<(&str, Vec<(u32, f64)>)> = servers
-            .iter()
-            .map(|(name, p)| {
-                let values = measured(&p.repeats)
-                    .filter(|r| r.round > 0 && r.status == RepeatStatus::Ok)
-                    .filter_map(|r| Some((r.round, (f.of)(r.metrics.as_ref()?))))
-                    .collect();
-                (*name, values)
-            })
-            .collect();
-        for (i, (a, ra)) in by_round.iter().enumerate() {
-            for (b, rb) in &by_round[i + 1..] {
-                let at = (point.scenario.as_str(), point.label.as_str());
-                out.extend(compare::compare(at, f, (a, ra), (b, rb)));
-            }
-        }
+        out.extend(compare::at_point(results, point, &compare::CPU_PER_MSG));
     }
     out
 }

@@ -6,10 +6,18 @@ use anyhow::Result;
 
 use super::{Cell, Column, Headline, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
-use crate::findings::{NO_FIGURES, neighbours, ranking};
+use crate::compare;
+use crate::findings::{NO_FIGURES, listing, neighbours, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
 use crate::results::{PointResults, ScenarioResults};
 use crate::text::{join, memory, sig, thousands};
+
+/// Peak PSS in MiB, smaller being better.
+const PSS_MIB: compare::Figure = compare::Figure {
+    name: "peak PSS",
+    of: |m| m.server_peak_pss_kib / 1024.0,
+    higher_is_better: false,
+};
 
 /// The idle scenario.
 #[derive(Debug)]
@@ -73,7 +81,9 @@ impl Scenario for Idle {
             Some(text) => counts("idle", text)?,
             None => match profile {
                 Profile::Quick => vec![200],
-                Profile::Standard => vec![1000, 4000],
+                // One count in the standard profile (8 paired rounds a point): a thousand
+                // connections resolve a page of PSS to 4 bytes each. The full profile adds more.
+                Profile::Standard => vec![1000],
                 Profile::Full => vec![1000, 4000, 8000],
             },
         };
@@ -124,26 +134,27 @@ impl Scenario for Idle {
         let kib: Vec<(&str, f64)> = costs.iter().map(|(n, c)| (*n, c.kib_per_conn)).collect();
         if !kib.is_empty() {
             out.push(format!(
-                "Holding {} idle connections beside {} active, the least memory (PSS) per \
-                 connection was used by {}.",
+                "Holding {} idle connections beside {} active, memory (PSS) per connection, by \
+                 median: {}. The paired rounds compare the servers' peak PSS (results.json's \
+                 comparisons); the table's per-connection figure subtracts each idle baseline.",
                 thousands(f64::from(point.idle)),
                 point.connections,
-                ranking(&kib, false, &|v| memory(v))
+                listing(&kib, false, &|v| memory(v))
             ));
             out.extend(why(&costs));
         }
         out.extend(neighbours(
             view,
             &[
-                ("the active client's p99", |m| Some(m.latency_us.p99), " us"),
-                ("server CPU per message", |m| m.server_cpu_per_msg_us, " us"),
-                ("peak PSS", |m| Some(m.server_peak_pss_kib / 1024.0), " MiB"),
+                ("the active client's p99", compare::P99, " us"),
+                ("server CPU per message", compare::CPU_PER_MSG, " us"),
+                ("peak PSS", PSS_MIB, " MiB"),
             ],
         ));
         if !latency.is_empty() {
             out.push(format!(
-                "The one active client's p99 beside them: lowest was {}.",
-                ranking(&latency, false, &|v| format!("{} us", sig(v)))
+                "The one active client's p99 beside them, lowest first: {}.",
+                ranking(view, point, &compare::P99, &|v| format!("{} us", sig(v)))
             ));
         }
         out

@@ -60,7 +60,9 @@ impl Scenario for Latency {
             }
             None => match profile {
                 Profile::Quick => vec![0.25, 0.75],
-                Profile::Standard => vec![0.25, 0.5, 0.75],
+                // A quarter and three quarters in the standard profile (8 paired rounds a
+                // point): light and heavy load; the full profile fills in between.
+                Profile::Standard => vec![0.25, 0.75],
                 Profile::Full => vec![0.25, 0.5, 0.75, 0.9],
             },
         };
@@ -101,13 +103,12 @@ impl Scenario for Latency {
         let Some(&(_, point, _, _)) = at.first() else {
             return vec![NO_FIGURES.into()];
         };
-        let p99: Vec<(&str, f64)> =
-            at.iter().map(|(n, _, s, _)| (*n, s.median.latency_us.p99)).collect();
         let mut out = vec![format!(
-            "At {} of each model's own capacity, the lowest p99 was {}. Each model runs at its \
-             own rate here, so this compares how gracefully each behaves near its limit.",
+            "At {} of each model's own capacity, p99 latency, lowest first, each against the \
+             first in paired rounds: {}. Each model runs at its own rate here, so this compares \
+             how gracefully each behaves near its limit.",
             point.label.replace(" load", ""),
-            ranking(&p99, false, &|v| format!("{} us", sig(v)))
+            ranking(view, point, &crate::compare::P99, &|v| format!("{} us", sig(v)))
         )];
         for &(name, _, s, target) in &at {
             if let Some(target) = target

@@ -193,12 +193,11 @@ impl Scenario for Pipeline {
                 last.pipeline
             ));
         }
-        let at_last: Vec<(&str, f64)> =
-            pairs.iter().map(|(n, _, b, _)| (*n, b.median.msgs_per_sec)).collect();
         out.push(format!(
-            "At depth {}, the most messages per second: {}.",
+            "At depth {}, messages per second, most first, each against the first in paired \
+             rounds: {}.",
             last.pipeline,
-            ranking(&at_last, true, &|v| format!("{} msgs/s", thousands(v)))
+            ranking(view, last, &crate::compare::RATE, &|v| format!("{} msgs/s", thousands(v)))
         ));
         if !stalled.is_empty() {
             out.push(format!(

@@ -5,13 +5,19 @@ use anyhow::Result;
 
 use super::{Cell, Column, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
-use crate::findings::{
-    NO_FIGURES, cpu_figure, figure, growth, leader_vs_last, neighbours, ranking,
-};
+use crate::compare::{self, RATE};
+use crate::findings::{NO_FIGURES, growth, leader_vs_last, neighbours, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
 use crate::registry::named;
 use crate::results::Summary;
 use crate::text::{sig, thousands, times};
+
+/// Context switches per message, fewer being better.
+const CTX_PER_MSG: compare::Figure = compare::Figure {
+    name: "context switches/msg",
+    of: |m| m.server_ctx_switches_per_msg.unwrap_or(f64::NAN),
+    higher_is_better: false,
+};
 
 /// The scale scenario.
 #[derive(Debug)]
@@ -88,28 +94,27 @@ impl Scenario for Scale {
         let Some((point, at)) = view.deciding() else {
             return vec![NO_FIGURES.into()];
         };
-        let rates = figure(&at, |s| s.median.msgs_per_sec);
-        let cpu = cpu_figure(&at);
         let mut out = vec![
             format!(
-                "At {}, the most messages per second were served by {}.",
+                "At {}, messages per second, most first, each against the first in paired \
+                 rounds: {}.",
                 point.label,
-                ranking(&rates, true, &|v| format!("{} msgs/s", thousands(v)))
+                ranking(view, point, &RATE, &|v| format!("{} msgs/s", thousands(v)))
             ),
             format!(
-                "Server CPU per message at {}: the least was spent by {}.",
+                "Server CPU per message at {}, least first: {}.",
                 point.label,
-                ranking(&cpu, false, &|v| format!("{} us", sig(v)))
+                ranking(view, point, &compare::CPU_PER_MSG, &|v| format!("{} us", sig(v)))
             ),
         ];
-        out.extend(leader_vs_last(&at, "messages", "message"));
+        out.extend(leader_vs_last(view, point, "messages", "message"));
         out.extend(why(&at, view.cores()));
         out.extend(neighbours(
             view,
             &[
-                ("msgs/s", |m| Some(m.msgs_per_sec), ""),
-                ("server CPU per message", |m| m.server_cpu_per_msg_us, " us"),
-                ("context switches per message", |m| m.server_ctx_switches_per_msg, ""),
+                ("msgs/s", RATE, ""),
+                ("server CPU per message", compare::CPU_PER_MSG, " us"),
+                ("context switches per message", CTX_PER_MSG, ""),
             ],
         ));
         out.extend(growth(view, "messages/s", |s| s.median.msgs_per_sec));

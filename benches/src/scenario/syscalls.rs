@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{Cell, Column, PointsFlag, Scenario, View, counts};
-use crate::findings::{NO_FIGURES, figure, ranking};
+use crate::findings::{NO_FIGURES, figure, listing};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, Trace, plural};
 use crate::registry::PerConnection;
 use crate::results::Summary;
@@ -98,9 +98,10 @@ impl Scenario for Syscalls {
             return vec![NO_FIGURES.into()];
         }
         let mut out = vec![format!(
-            "At {}, the fewest system calls per message were made by {}.",
+            "At {}, system calls per message, fewest first (counted in one traced run each, \
+             so not compared in paired rounds): {}.",
             point.label,
-            ranking(&per, false, &|v| format!("{} calls", sig(v)))
+            listing(&per, false, &|v| format!("{} calls", sig(v)))
         )];
         // The CPU the same models spent per message in the scale scenario, beside it: the
         // calls are what that CPU mostly goes to.
