@@ -63,8 +63,9 @@ pub struct CompareArgs {
     /// The full profile: more points, longer windows, 5 repeats.
     #[arg(long)]
     pub full: bool,
-    /// Rounds of each point, at least (default: the profile's, 8 in the standard one). In a
-    /// round every server of the scenario runs the point once, in a shuffled order.
+    /// Rounds of each point (default: the profile's, 8 to 10 in the standard one); with
+    /// --max-rounds, the least. In a round every server of the scenario runs the point once,
+    /// in a shuffled order.
     #[arg(long, value_name = "N")]
     pub repeats: Option<u32>,
     /// Rounds of each point at most: more run while a pair of servers is undecided (and, in
@@ -218,8 +219,14 @@ impl CompareArgs {
             _ => Profile::Standard,
         };
         let mut timing = profile.timing();
+        // `--repeats N` alone asks for N rounds, no more; `--max-rounds` lets them grow.
+        let most = match (self.repeats, self.max_rounds) {
+            (_, Some(most)) => most,
+            (Some(least), None) => least,
+            (None, None) => timing.max_rounds,
+        };
         timing.repeats = self.repeats.unwrap_or(timing.repeats);
-        timing.max_rounds = self.max_rounds.unwrap_or(timing.max_rounds).max(timing.repeats);
+        timing.max_rounds = most.max(timing.repeats);
         timing.duration = self.duration.unwrap_or(timing.duration);
         timing.warmup = self.warmup.unwrap_or(timing.warmup);
         if timing.repeats == 0 || timing.duration.is_zero() {

@@ -38,6 +38,7 @@ pub mod env;
 pub mod findings;
 pub mod generator;
 pub mod metrics;
+pub mod noise;
 pub mod output;
 pub mod plan;
 pub mod point;

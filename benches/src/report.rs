@@ -29,6 +29,7 @@ pub fn render(
     if let Some(base) = baseline {
         crate::baseline::section(&mut md, results, scenarios, base);
     }
+    crate::noise::section(&mut md, results);
     environment(&mut md, results);
     models(&mut md, results);
     faults(&mut md, results);
@@ -58,12 +59,14 @@ fn header(md: &mut String, r: &Results, run: &[&dyn Scenario]) {
     };
     let _ = writeln!(
         md,
-        "Measured {} on `{}`, {} profile: {} repeat(s) of {} warm-up + {} per point, {} in all \
-         (estimated {}). Status: {status}.\n",
+        "Measured {} on `{}`, {} profile: {} of {} warm-up + {} per point, every server of a \
+         scenario once a round in a shuffled order (seed {}), {} in all (estimated {}). Status: \
+         {status}.\n",
         r.started_at.get(..10).unwrap_or(&r.started_at),
         r.environment.host,
         r.plan.profile.name(),
-        r.plan.repeats,
+        rounds(r),
+        r.seed.unwrap_or(r.plan.seed),
         format_duration(r.plan.warmup),
         format_duration(r.plan.duration),
         format_duration(std::time::Duration::from_secs_f64(r.elapsed_seconds)),
@@ -86,6 +89,13 @@ fn header(md: &mut String, r: &Results, run: &[&dyn Scenario]) {
         }
     }
     md.push('\n');
+}
+
+/// "8 to 10 rounds (each scenario's own in its table)": the rounds the plan asked of a point.
+fn rounds(r: &Results) -> String {
+    let (least, most) = (r.plan.repeats, r.plan.max_rounds.unwrap_or(r.plan.repeats));
+    let range = if most > least { format!("{least} to {most}") } else { least.to_string() };
+    format!("{range} round(s) (a scenario may run fewer: see its notes)")
 }
 
 fn environment(md: &mut String, r: &Results) {
@@ -336,7 +346,9 @@ fn notes(p: &PointResults, s: &Summary, planned: u32) -> String {
         n.push("nothing echoed in the window".into());
     }
     if s.repeats < planned {
-        n.push(format!("{} of {planned} repeats", s.repeats));
+        n.push(format!("{} of {planned} rounds", s.repeats));
+    } else if s.repeats > planned {
+        n.push(format!("{} rounds", s.repeats));
     }
     if p.repeats.iter().any(|r| r.status != crate::results::RepeatStatus::Ok) {
         n.push("incomplete".into());

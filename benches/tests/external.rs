@@ -55,16 +55,18 @@ fn a_users_python_server_is_compared_beside_the_models() {
     let json = std::fs::read_to_string(out.join("latest/results.json")).unwrap();
     let r: Results = serde_json::from_str(&json).unwrap();
     let names: Vec<&str> = r.models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["mio", "py", "py-nopid"]);
-    for m in &r.models[1..] {
+    // The standard profile's control, a second mio, runs beside the model and the user's.
+    assert_eq!(names, ["mio", "mio (control)", "py", "py-nopid"]);
+    assert_eq!(r.models[1].control_of.as_deref(), Some("mio"));
+    for m in &r.models[2..] {
         let s = m.scenario("scale").unwrap().points[0].summary.as_ref().unwrap();
         assert!(s.median.received > 0.0, "{} echoed", m.name);
         assert_eq!(s.errors, 0.0, "{} echoed correctly", m.name);
         assert_eq!(m.external.as_ref().unwrap().addr, addr);
     }
-    let sampled = r.models[1].scenario("scale").unwrap().points[0].summary.as_ref().unwrap();
+    let sampled = r.models[2].scenario("scale").unwrap().points[0].summary.as_ref().unwrap();
     assert!(sampled.median.server_cpu_per_msg_us.is_some(), "with a pid, its CPU is sampled");
-    let blind = r.models[2].scenario("scale").unwrap().points[0].summary.as_ref().unwrap();
+    let blind = r.models[3].scenario("scale").unwrap().points[0].summary.as_ref().unwrap();
     assert!(blind.median.server_cpu_per_msg_us.is_none(), "without one, it is not");
 
     let md = std::fs::read_to_string(out.join("latest/report.md")).unwrap();

@@ -153,7 +153,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                 notes: vec![],
             };
             for point in plan.points_of(scenario) {
-                let repeats: Vec<Repeat> = (1..=3)
+                let repeats: Vec<Repeat> = (1..=plan.repeats)
                     .map(|index| Repeat {
                         index,
                         round: index,
@@ -317,7 +317,7 @@ fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
     assert!(md.contains("**interrupted**"));
     assert!(md.contains("| fork | size | crashed | the server exited under load"), "{md}");
     assert!(md.contains("segfault at 0x0"));
-    assert!(md.contains("1 of 3 repeats, incomplete"), "{md}");
+    assert!(md.contains("1 of 8 rounds, incomplete"), "{md}");
     assert!(md.contains("| 1 MiB | fork |"), "points the crash prevented are listed");
     assert!(md.contains(" not run |"));
     assert_eq!(harness::fault_count(&results), 1);
