@@ -124,18 +124,31 @@ pub struct CompareArgs {
 #[derive(Debug, Clone, Args)]
 pub struct BaselineArgs {
     /// An earlier run's folder (e.g. results/2026-11-21-vm): every table gains a change
-    /// column and the report a "Changes" section.
+    /// column and the report a "Changes" section. Servers are compared through their ratio to
+    /// a reference server measured in the same rounds, which cancels the machine's speed; a
+    /// baseline without rounds (schema version 2 or older) cannot be compared so.
     #[arg(long, value_name = "DIR")]
     pub baseline: Option<PathBuf>,
-    /// Exit non-zero (after writing the report) when any point got worse than the baseline
-    /// by more than PCT percent beyond noise.
+    /// The server both runs are read through, which must have run in both (default: the
+    /// run's control, or the control's model when the baseline has no control; a run without
+    /// a control needs this flag).
+    #[arg(long, value_name = "MODEL", requires = "baseline")]
+    pub reference: Option<String>,
+    /// Exit non-zero (after writing the report) when a server got worse relative to the
+    /// reference: the two runs' intervals of its ratio to the reference are apart by more
+    /// than the 3% margin, the bad way, and its median ratio moved by more than PCT percent
+    /// (|new median ratio / old median ratio - 1|). Also exits non-zero, in one line, when the
+    /// baseline cannot be compared (no rounds, no reference both runs have, or no point with
+    /// the 8 rounds in each run a verdict needs).
     #[arg(long, value_name = "PCT", requires = "baseline", value_parser = parse_pct)]
     pub fail_on_regression: Option<f64>,
 }
 
 impl BaselineArgs {
     fn load(&self, scenarios: &[&dyn Scenario]) -> Result<Option<crate::baseline::Baseline>> {
-        self.baseline.as_deref().map(|d| crate::baseline::Baseline::load(d, scenarios)).transpose()
+        let reference = self.reference.as_deref();
+        let load = |dir: &Path| crate::baseline::Baseline::load(dir, scenarios, reference);
+        self.baseline.as_deref().map(load).transpose()
     }
 }
 

@@ -79,8 +79,9 @@ pub struct Options {
     pub handle_ctrl_c: bool,
     /// A stored run to compare every point with (`--baseline`).
     pub baseline: Option<baseline::Baseline>,
-    /// Fail (after writing the report) when a point got worse than the baseline by more than
-    /// this many percent beyond noise (`--fail-on-regression`).
+    /// Fail (after writing the report) when a server got worse than in the baseline, relative
+    /// to the reference, by more than this many percent (`--fail-on-regression`; see
+    /// [`check_regressions`]).
     pub fail_on_regression: Option<f64>,
 }
 
@@ -250,20 +251,29 @@ pub fn main(options: &Options) -> Result<i32> {
     }
 }
 
-/// Fails, naming them, when points got worse than `base` by more than `pct` percent beyond
-/// noise: `--fail-on-regression`, for a user's own CI.
+/// Fails, naming them, when servers got worse relative to the reference than in `base`:
+/// `--fail-on-regression`, for a user's own CI. A regression is a change called worse (the two
+/// runs' intervals of the server's ratio to the reference are apart by more than
+/// [`compare::MARGIN`], the bad way) whose median ratio moved by more than `pct` percent. Fails
+/// too, in one line, when the runs cannot be compared that way (see [`baseline::regressions`]):
+/// a check that cannot see a regression must not pass as if it had looked.
 pub fn check_regressions(
     results: &results::Results,
     scenarios: &[&dyn Scenario],
     base: &baseline::Baseline,
     pct: f64,
 ) -> Result<()> {
-    let worse = baseline::regressions(results, scenarios, base, pct);
+    let worse = match baseline::regressions(results, scenarios, base, pct) {
+        Ok(worse) => worse,
+        Err(why) => {
+            bail!("--fail-on-regression: cannot compare with {}: {why}", base.dir.display())
+        }
+    };
     if worse.is_empty() {
         return Ok(());
     }
     bail!(
-        "{} point(s) regressed by more than {pct}% beyond noise: {}",
+        "{} point(s) regressed by more than {pct}% relative to the reference: {}",
         worse.len(),
         worse.join("; ")
     )

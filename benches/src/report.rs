@@ -215,13 +215,7 @@ fn section(
             let cell = Cell { model: m, scenario: s, point: p, summary: sum };
             let mut cells: Vec<String> = cols.iter().map(|(_, f)| f(&cell)).collect();
             if let Some(base) = baseline {
-                let old = crate::baseline::find(base, &m.name, point);
-                let change = old.and_then(|old| crate::baseline::change(p, old, &headline));
-                cells.push(match (old, change) {
-                    (None, _) => "new".into(),
-                    (Some(_), None) => "-".into(),
-                    (Some(_), Some(c)) => crate::baseline::cell(&c, &headline),
-                });
+                cells.push(crate::baseline::cell(r, base, &m.name, p, &headline));
             }
             let _ = writeln!(
                 md,
