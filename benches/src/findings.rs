@@ -44,8 +44,20 @@ pub fn against(
         }
         (Verdict::Undecided, _) => "no measurable difference".to_string(),
     };
-    let text = format!("{} ({}-{}), {verdict}", times(r), ratio2(lo), ratio2(hi));
+    let text = format!("{}, {verdict}", interval_text(r, lo, hi));
     Some((c, text))
+}
+
+/// "5.0x (4.80-5.20)": a paired ratio and its interval.
+fn interval_text(r: f64, lo: f64, hi: f64) -> String {
+    format!("{} ({}-{})", times(r), ratio2(lo), ratio2(hi))
+}
+
+/// Whether the run's paired rounds call `a` and `b` different on `figure` at `point`: the test
+/// every sentence that explains a difference passes before it says anything.
+pub fn called(view: &View<'_>, point: &Point, figure: &Figure, a: &str, b: &str) -> bool {
+    let all = compare::at_point(view.results, point, figure);
+    all.iter().any(|c| c.between(a, b) && c.verdict == Verdict::Different)
 }
 
 /// A ratio with two decimals, as intervals print them.
@@ -131,14 +143,27 @@ pub fn leader_vs_last(view: &View<'_>, point: &Point, what: &str, per: &str) -> 
     if by_rate.len() < 2 {
         return None;
     }
-    let (c, rate_text) = against(view, point, &compare::RATE, best, last)?;
+    let (c, _) = against(view, point, &compare::RATE, best, last)?;
     if c.verdict != Verdict::Different {
         return None;
     }
-    let cpu = against(view, point, &compare::CPU_PER_MSG, best, last)
-        .map_or("an unmeasured".to_string(), |(_, t)| t);
+    let (r, lo, hi) = c.seen_from(best);
+    let cpu = match against(view, point, &compare::CPU_PER_MSG, best, last) {
+        None => "an unmeasured server CPU".to_string(),
+        Some((c, text)) => {
+            let (r, lo, hi) = c.seen_from(best);
+            let uncalled = if c.verdict == Verdict::Different {
+                String::new()
+            } else {
+                format!(" ({})", text.rsplit(", ").next().unwrap_or_default())
+            };
+            format!("{} the server CPU{uncalled}", interval_text(r, lo, hi))
+        }
+    };
     Some(format!(
-        "So {best} served {rate_text}, the {what} of {last}, at {cpu}, the server CPU per {per}."
+        "So {best} served {} the {what} of {last}, at {cpu} per {per}; each ratio is the paired \
+         rounds' median with its interval.",
+        interval_text(r, lo, hi)
     ))
 }
 

@@ -66,9 +66,9 @@ fn header(md: &mut String, r: &Results, run: &[&dyn Scenario]) {
         r.environment.host,
         r.plan.profile.name(),
         rounds(r),
-        r.seed.unwrap_or(r.plan.seed),
         format_duration(r.plan.warmup),
         format_duration(r.plan.duration),
+        r.seed.unwrap_or(r.plan.seed),
         format_duration(std::time::Duration::from_secs_f64(r.elapsed_seconds)),
         format_duration(std::time::Duration::from_secs_f64(r.estimated_seconds)),
     );

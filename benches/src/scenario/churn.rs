@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::{Column, Headline, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
 use crate::compare::{self, RATE};
-use crate::findings::{NO_FIGURES, figure, leader_vs_last, neighbours, ranking};
+use crate::findings::{NO_FIGURES, called, figure, leader_vs_last, neighbours, ranking};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
 use crate::registry::{self, PerConnection};
 use crate::results::Summary;
@@ -112,7 +112,7 @@ impl Scenario for Churn {
             view,
             &[("conns/s", RATE, ""), ("server CPU per connection", compare::CPU_PER_MSG, " us")],
         ));
-        out.extend(why(&at));
+        out.extend(why(view, point, &at));
         let connect = figure(&at, |s| s.median.connect_us.map_or(f64::NAN, |c| c.p99));
         if connect.iter().any(|(_, v)| v.is_finite()) {
             out.push(format!(
@@ -132,7 +132,9 @@ impl Scenario for Churn {
 
 /// What the costliest model creates per connection that the cheapest does not, from the
 /// registry's description of the model and the CPU figures.
-fn why(at: &[(&str, &Summary)]) -> Option<String> {
+/// Why the dearest connection cost what it did: said only where the run's paired rounds call
+/// its CPU per connection different from the cheapest's.
+fn why(view: &View<'_>, point: &Point, at: &[(&str, &Summary)]) -> Option<String> {
     let cpu = |s: &Summary| s.median.server_cpu_per_msg_us;
     let mut by_cpu: Vec<(&str, f64)> = at.iter().filter_map(|(n, s)| Some((*n, cpu(s)?))).collect();
     by_cpu.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -149,7 +151,8 @@ fn why(at: &[(&str, &Summary)]) -> Option<String> {
     } else {
         ""
     };
-    (c > 0.0 && d > 1.5 * c).then(|| {
+    let real = called(view, point, &compare::CPU_PER_MSG, cheap, dear);
+    (real && c > 0.0 && d > 1.5 * c).then(|| {
         format!(
             "Why: for every connection {dear} {creates}, which cost it {} us of server CPU per \
              connection, {} {cheap}'s {} us{there}.",
