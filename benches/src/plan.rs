@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::point::{Point, Stops, Trace, plural};
+use crate::point::secs;
+pub use crate::point::{Cpus, Point, Stops, Trace, plural};
 
 /// Bytes per message wherever the message size is not the variable under study.
 pub const SMALL_MESSAGE: u64 = 64;
@@ -54,7 +55,7 @@ impl Profile {
 }
 
 /// The timings of one profile, before any command-line override. (Each scenario has its own
-/// points per profile: see [`Scenario::points`](crate::scenario::Scenario::points).)
+/// points per profile: see [`Measure::points`](crate::measure::Measure::points).)
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
     /// Runs of every point; the report shows their median and spread.
@@ -107,15 +108,6 @@ pub enum Placement {
     /// CPU lists given with `--server-cpus` / `--generator-cpus`.
     #[value(skip)]
     Custom,
-}
-
-/// The CPUs server and generator are pinned to; an empty list means not pinned.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cpus {
-    /// The server tree's CPUs.
-    pub server: Vec<usize>,
-    /// The generator's load threads' CPUs (`loadgen --cpus`, one load thread each).
-    pub generator: Vec<usize>,
 }
 
 impl Placement {
@@ -315,19 +307,5 @@ impl Plan {
     fn measured_time(&self, point: &Point) -> Duration {
         let warmup = if point.burst.is_some() { Duration::ZERO } else { self.warmup_of(point) };
         (self.duration_of(point) + POINT_OVERHEAD + warmup) * self.repeats_of(point)
-    }
-}
-
-/// Serializes durations as fractional seconds, the unit every figure in results.json uses.
-pub(crate) mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs_f64(f64::deserialize(d)?))
     }
 }
