@@ -1,7 +1,7 @@
 //! What changed since an earlier run: `--baseline DIR` compares every point with the same point
 //! of a stored run, the way criterion's "change: -4.1%, regressed" line does.
 //!
-//! Each scenario names its headline figure ([`Scenario::headline`]). A point's change is its
+//! Each scenario names its headline figure ([`Measure::headline`](crate::measure::Measure::headline)). A point's change is its
 //! median against the baseline's median; whether the change is real is decided by the repeats'
 //! spread: when the ranges (min to max) of the two runs overlap, or the medians differ by less
 //! than the noise threshold, the change is "within noise". Points or models that only one side
@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::measure::{self, Headline};
 use crate::plan::Point;
+use crate::present::Scenario;
 use crate::results::{Metrics, PointResults, Results};
-use crate::scenario::{Headline, Scenario};
 use crate::text::cpu_list;
 
 /// Medians closer than this are within noise whatever the spread: a run-to-run difference of
@@ -115,7 +116,7 @@ pub fn significant<'a>(
     let mut out = Vec::new();
     for m in &results.models {
         for s in &m.scenarios {
-            let Some(scenario) = crate::scenario::find(scenarios, &s.scenario) else { continue };
+            let Some(scenario) = measure::find(scenarios, &s.scenario) else { continue };
             let h = scenario.headline();
             for p in &s.points {
                 let Some(old) = find(base, &m.name, &p.point) else { continue };

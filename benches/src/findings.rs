@@ -4,8 +4,8 @@
 //! Every sentence is built from medians in the results, never from expectations: if thread
 //! beats mio on some machine, the report says so.
 
+use crate::present::View;
 use crate::results::{Metrics, Summary};
-use crate::scenario::View;
 use crate::text::{join, sig, times};
 
 /// What a scenario's findings say when no model produced a figure.

@@ -477,7 +477,7 @@ impl Results {
 
     /// Brings a file of an older schema version up to this one, in memory: version 1's single
     /// CPUs become lists, and points get the labels and x values their scenario gives them.
-    pub fn upgrade(&mut self, scenarios: &[&dyn crate::scenario::Scenario]) {
+    pub fn upgrade<S: crate::measure::Measure + ?Sized>(&mut self, scenarios: &[&S]) {
         let p = &mut self.placement;
         if p.server_cpus.is_empty() && p.generator_cpus.is_empty() {
             p.server_cpus.extend(p.server_cpu);

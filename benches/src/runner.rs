@@ -7,21 +7,23 @@
 //! Each repeat (`repeat.rs`) may stop the server on a schedule, trace it, and read kernel
 //! counters around it. A point identical to an earlier
 //! scenario's for the same model takes that point's repeats instead of measuring again.
-//! Results are written after every repeat, so nothing measured is ever lost.
+//! Results are written after every repeat, so nothing measured is ever lost; the report is
+//! drawn from them once the run is over, by the caller ([`crate::compare`]), never from here.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 
 use crate::generator::{self, interrupted};
+// The loop reads a scenario's measuring half only, under the names it always used.
+use crate::measure::{self as scenario, Job as Options, Measure as Scenario};
 use crate::output::Output;
 use crate::plan::{Plan, Point};
 use crate::results::*;
-use crate::scenario::{self, Scenario};
 use crate::server::Server;
 use crate::target::{External, Target};
 use crate::text::format_duration;
-use crate::{Options, metrics, registry};
+use crate::{metrics, registry};
 
 mod repeat;
 mod servers;
@@ -40,7 +42,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// Drives one run and keeps its results.
 #[derive(Debug)]
 pub struct Runner<'a> {
-    options: &'a Options,
+    options: &'a Options<'a>,
     out: &'a Output,
     /// Everything measured so far; written after each repeat.
     pub results: Results,
@@ -52,7 +54,7 @@ pub struct Runner<'a> {
 
 impl<'a> Runner<'a> {
     /// Prepares a run whose results start as `results`.
-    pub fn new(options: &'a Options, out: &'a Output, results: Results) -> Runner<'a> {
+    pub fn new(options: &'a Options<'a>, out: &'a Output, results: Results) -> Runner<'a> {
         Runner {
             options,
             out,
@@ -339,11 +341,11 @@ impl<'a> Runner<'a> {
         );
     }
 
-    /// Writes everything measured so far.
+    /// Writes everything measured so far (results.json only: the report is drawn at the end).
     fn save(&mut self) -> Result<()> {
         self.results.elapsed_seconds = self.started.elapsed().as_secs_f64();
         self.results.harness_cpu_seconds = own_cpu_seconds();
-        self.out.write(&self.results, &self.options.scenarios, self.options.baseline.as_ref())
+        self.out.save(&self.results)
     }
 }
 
