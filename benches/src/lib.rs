@@ -16,7 +16,8 @@
 //! - **Measuring**: [`plan`] (profiles, placement, the time budget), [`point`] (what one point
 //!   asks for), [`measure`] (a scenario's measuring half, [`measure::Measure`]), [`runner`]
 //!   (the loop), [`server`] (the server child), [`target`] (a started or external server),
-//!   [`generator`] (the loadgen child, Ctrl-C), [`stopper`] (SIGSTOP schedules, always
+//!   [`generator`] (the loadgen child, the Ctrl-C handler), [`interrupt`] (whether
+//!   Ctrl-C was pressed), [`stopper`] (SIGSTOP schedules, always
 //!   resumed), [`counters`] (the kernel's network counters), [`procstat`] (/proc sampling),
 //!   [`strace`], [`env`] (the machine), [`registry`] (the models), [`metrics`] (figures from
 //!   loadgen's report), [`results`] (the schema), [`criterion`] (criterion's figures) and
@@ -54,6 +55,7 @@ pub mod csv;
 pub mod env;
 pub mod findings;
 pub mod generator;
+pub mod interrupt;
 pub mod measure;
 pub mod metrics;
 pub mod output;
