@@ -40,7 +40,7 @@ impl Baseline {
             .with_context(|| format!("--baseline: cannot read {}", path.display()))?;
         let mut results: Results = serde_json::from_str(&text)
             .with_context(|| format!("--baseline: {} is not a results file", path.display()))?;
-        results.upgrade(scenarios);
+        results.upgrade(|profile| measure::all_points(scenarios, profile));
         Ok(Baseline { dir: dir.to_path_buf(), results })
     }
 }

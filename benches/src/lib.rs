@@ -15,7 +15,7 @@
 //!
 //! - **Measuring**: [`plan`] (profiles, placement, the time budget), [`point`] (what one point
 //!   asks for), [`measure`] (a scenario's measuring half, [`measure::Measure`]), [`runner`]
-//!   (the loop), [`server`] (the server child), [`target`] (a started or external server),
+//!   (the loop), [`server`] (the server child), [`target`] (a started or [`external`] server),
 //!   [`generator`] (the loadgen child, the Ctrl-C handler), [`interrupt`] (whether
 //!   Ctrl-C was pressed), [`stopper`] (SIGSTOP schedules, always
 //!   resumed), [`counters`] (the kernel's network counters), [`procstat`] (/proc sampling),
@@ -53,6 +53,7 @@ pub mod counters;
 pub mod criterion;
 pub mod csv;
 pub mod env;
+pub mod external;
 pub mod findings;
 pub mod generator;
 pub mod interrupt;

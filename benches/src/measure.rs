@@ -151,6 +151,12 @@ pub fn find<'a, S: Measure + ?Sized>(list: &[&'a S], name: &str) -> Option<&'a S
     list.iter().copied().find(|s| s.name() == name.trim())
 }
 
+/// Every point the scenarios of `list` make for `profile` with no points flag given: what
+/// names the unlabelled points of an old results file ([`crate::results::Results::upgrade`]).
+pub fn all_points<S: Measure + ?Sized>(list: &[&S], profile: Profile) -> Vec<Point> {
+    list.iter().filter_map(|s| s.points(profile, None).ok()).flatten().collect()
+}
+
 /// Whether the program `tool` is on this machine's PATH.
 pub fn installed(tool: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -148,7 +148,7 @@ pub struct Plan {
     pub models: Vec<String>,
     /// Servers the user started (`--external`), run after the models.
     #[serde(default)]
-    pub external: Vec<crate::target::External>,
+    pub external: Vec<crate::external::External>,
     /// Names of the scenarios to run for each model, in order.
     pub scenarios: Vec<String>,
     /// Runs of every point.

@@ -79,7 +79,7 @@ pub fn rerender(
     baseline: Option<&Baseline>,
 ) -> Result<(Results, Vec<String>)> {
     let mut results = read(dir)?;
-    results.upgrade(scenarios);
+    results.upgrade(|profile| measure::all_points(scenarios, profile));
     let runs = results.models.iter_mut().flat_map(|m| m.scenarios.iter_mut());
     for point in runs.flat_map(|s| s.points.iter_mut()) {
         for repeat in &mut point.repeats {

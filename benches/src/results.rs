@@ -95,7 +95,7 @@ pub struct ModelResults {
     /// Set for a server the user started (`--external`): the harness neither started nor
     /// stopped it, and sampled it only if its pid was given.
     #[serde(default)]
-    pub external: Option<crate::target::External>,
+    pub external: Option<crate::external::External>,
     /// One entry per scenario the model started, in plan order.
     pub scenarios: Vec<ScenarioResults>,
 }
@@ -476,8 +476,9 @@ impl Results {
     }
 
     /// Brings a file of an older schema version up to this one, in memory: version 1's single
-    /// CPUs become lists, and points get the labels and x values their scenario gives them.
-    pub fn upgrade<S: crate::measure::Measure + ?Sized>(&mut self, scenarios: &[&S]) {
+    /// CPUs become lists, and points get the labels and x values their scenario gives them
+    /// (`points`: every scenario's points of a profile, see [`crate::measure::all_points`]).
+    pub fn upgrade(&mut self, points: impl Fn(crate::plan::Profile) -> Vec<Point>) {
         let p = &mut self.placement;
         if p.server_cpus.is_empty() && p.generator_cpus.is_empty() {
             p.server_cpus.extend(p.server_cpu);
@@ -501,8 +502,7 @@ impl Results {
         }
         // Version 1 points had no label: the scenario that made them names them again.
         let profile = self.plan.profile;
-        let named: Vec<Point> =
-            scenarios.iter().filter_map(|s| s.points(profile, None).ok()).flatten().collect();
+        let named: Vec<Point> = points(profile);
         let relabel = |p: &mut Point| {
             if p.label.is_empty()
                 && let Some(n) = named.iter().find(|n| n.scenario == p.scenario && n.same_load(p))
