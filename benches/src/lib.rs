@@ -10,31 +10,32 @@
 //! run ends, completed or stopped by Ctrl-C, it draws `results.csv`, the SVG charts and
 //! `report.md` from those results; `echobench rerender DIR` draws them again.
 //!
-//! The harness is in layers, and they depend on each other one way (tests/layers.rs checks
-//! it, and that no modules form a cycle):
+//! The harness is in layers, and they depend on each other one way (tests/layers checks it,
+//! and that no modules form a cycle):
 //!
 //! - **Measuring**: [`plan`] (profiles, placement, the time budget), [`point`] (what one point
 //!   asks for), [`measure`] (a scenario's measuring half, [`measure::Measure`]), [`runner`]
-//!   (the loop), [`server`] (the server child), [`target`] (a started or [`external`] server),
-//!   [`generator`] (the loadgen child, the Ctrl-C handler), [`interrupt`] (whether
-//!   Ctrl-C was pressed), [`stopper`] (SIGSTOP schedules, always
-//!   resumed), [`counters`] (the kernel's network counters), [`procstat`] (/proc sampling),
-//!   [`strace`], [`env`] (the machine), [`registry`] (the models), [`metrics`] (figures from
-//!   loadgen's report), [`results`] (the schema), [`criterion`] (criterion's figures) and
-//!   [`output`] (the run folder and results.json). It never refers to the rendering side.
+//!   (the loop), [`server`] (the server child), [`target`] (a started or [`external`]
+//!   server), [`generator`] (the loadgen child, the Ctrl-C handler), [`interrupt`] (whether
+//!   Ctrl-C was pressed), [`stopper`] (SIGSTOP schedules, always resumed), [`counters`] (the
+//!   kernel's network counters), [`procstat`] (/proc sampling), [`strace`], [`env`](mod@env) (the
+//!   machine), [`registry`] (the models), [`binaries`] (what the bench targets build),
+//!   [`metrics`] (figures from loadgen's report), [`results`] (the schema), [`criterion`]
+//!   (criterion's figures) and [`output`] (the run folder and results.json). It never refers
+//!   to the rendering side.
 //! - **Rendering**: [`render`] (the entry: CSV, charts, report.md from the results),
 //!   [`present`] (a scenario's presenting half, [`present::Present`], the whole
 //!   [`present::Scenario`], and the [`present::View`] findings read), [`report`], [`charts`],
 //!   [`csv`], [`findings`] (the pieces of the prose), [`caveats`] and [`baseline`]. It reads
-//!   the measuring side's types, never runs anything.
+//!   the measuring side's types and runs nothing.
 //! - **Scenarios**: [`scenario`], one file per scenario implementing both halves, and the
 //!   list [`scenario::ALL`].
 //! - **The top**: [`compare`] (measure, then render, then the exit status) and [`cli`] (the
 //!   flags), which alone hold whole scenarios and use both layers.
 //!
-//! [`text`] (number formatting) and [`binaries`] (what the bench targets build) are leaves
-//! that refer to no other module. This file only declares the modules and re-exports the
-//! entry points; modules name the module that defines an item, never `crate::Item`.
+//! [`text`] (number formatting) is a leaf that refers to no other module. This file only
+//! declares the modules and re-exports the entry points; modules name the module that
+//! defines an item, never `crate::Item`.
 //!
 //! `cargo bench --bench compare` calls [`run`] in-process; the `echobench` binary calls
 //! [`cli::main`].

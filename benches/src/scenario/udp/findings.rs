@@ -2,7 +2,7 @@
 
 use super::{COUNTERS, TIMEOUT, held, loss, percent, reports};
 use crate::findings::NO_FIGURES;
-use crate::scenario::View;
+use crate::present::View;
 use crate::text::{sig, thousands};
 
 /// The p99 of echoes under which UDP's latency counts as bounded by the receive buffer
