@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
-use crate::compare::{self, Options};
 use crate::plan::{Cpus, Placement, Plan, Point, Profile};
 use crate::scenario::{self, Scenario};
+use crate::session::{self, Options};
 use crate::{registry, render};
 
 /// `echobench`: the comparison harness.
@@ -381,7 +381,7 @@ fn rerender(dir: &Path, args: &BaselineArgs) -> Result<i32> {
     }
     eprintln!("rewrote {}", dir.join("report.md").display());
     if let (Some(base), Some(pct)) = (&baseline, args.fail_on_regression) {
-        compare::check_regressions(&results, scenario::ALL, base, pct)?;
+        session::check_regressions(&results, scenario::ALL, base, pct)?;
     }
     if !errors.is_empty() {
         bail!("{} rendering error(s); see the end of report.md", errors.len());
@@ -403,10 +403,10 @@ pub fn main() -> i32 {
     let outcome = match cli.command {
         Command::Compare(args) => match args.options() {
             Ok(options) if args.dry_run => {
-                compare::print_plan(&options);
+                session::print_plan(&options);
                 Ok(0)
             }
-            Ok(options) => compare::main(&options),
+            Ok(options) => session::main(&options),
             Err(e) => {
                 eprintln!("echobench: {e:#}");
                 return 2;

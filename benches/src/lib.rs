@@ -30,7 +30,7 @@
 //!   the measuring side's types and runs nothing.
 //! - **Scenarios**: [`scenario`], one file per scenario implementing both halves, and the
 //!   list [`scenario::ALL`].
-//! - **The top**: [`compare`] (measure, then render, then the exit status) and [`cli`] (the
+//! - **The top**: [`session`] (measure, then render, then the exit status) and [`cli`] (the
 //!   flags), which alone hold whole scenarios and use both layers.
 //!
 //! [`text`] (number formatting) is a leaf that refers to no other module. This file only
@@ -49,7 +49,6 @@ pub mod binaries;
 pub mod caveats;
 pub mod charts;
 pub mod cli;
-pub mod compare;
 pub mod counters;
 pub mod criterion;
 pub mod csv;
@@ -72,10 +71,11 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod session;
 pub mod stopper;
 pub mod strace;
 pub mod target;
 pub mod text;
 
 pub use cli::CompareArgs;
-pub use compare::{Options, Outcome, check_regressions, fault_count, main, print_plan, run};
+pub use session::{Options, Outcome, check_regressions, fault_count, main, print_plan, run};

@@ -89,7 +89,7 @@ pub trait Measure: Sync + fmt::Debug {
 
 /// What the measuring layer is given for one run: the plan, the measuring halves of the
 /// scenarios its names refer to, and where the binaries are. (The top of the harness,
-/// [`crate::compare`], holds the whole scenarios and hands this layer only their measuring
+/// [`crate::session`], holds the whole scenarios and hands this layer only their measuring
 /// half, so the runner cannot reach the report even by accident.)
 #[derive(Debug, Clone)]
 pub struct Job<'a> {

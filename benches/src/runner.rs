@@ -8,7 +8,7 @@
 //! counters around it. A point identical to an earlier
 //! scenario's for the same model takes that point's repeats instead of measuring again.
 //! Results are written after every repeat, so nothing measured is ever lost; the report is
-//! drawn from them once the run is over, by the caller ([`crate::compare`]), never from here.
+//! drawn from them once the run is over, by the caller ([`crate::session`]), never from here.
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -42,7 +42,7 @@ const MEASURING: &[&str] = &[
 const RENDERING: &[&str] =
     &["baseline", "caveats", "charts", "csv", "findings", "present", "render", "report"];
 const SCENARIOS: &[&str] = &["scenario"];
-const TOP: &[&str] = &["cli", "compare"];
+const TOP: &[&str] = &["cli", "session"];
 const LEAVES: &[&str] = &["text"];
 
 /// Which layers each layer may refer to.

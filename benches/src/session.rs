@@ -1,4 +1,4 @@
-//! A comparison from start to end: measure every point (the measuring side writes
+//! A comparison session from start to end: measure every point (the measuring side writes
 //! results.json after every repeat), then render the report from what was measured, then
 //! judge the run (faults, regressions against a baseline, rendering errors) for the exit
 //! status.
