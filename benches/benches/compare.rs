@@ -91,6 +91,12 @@ fn run() -> Result<ExitCode> {
         eprintln!("compare: {faults} fault(s) recorded; see the Faults section of the report");
         return Ok(ExitCode::FAILURE);
     }
+    if !outcome.render_errors.is_empty() {
+        // Each was printed as it happened; every measurement is in results.json regardless.
+        let n = outcome.render_errors.len();
+        eprintln!("compare: {n} rendering error(s); see the end of report.md");
+        return Ok(ExitCode::FAILURE);
+    }
     if outcome.results.status == RunStatus::Interrupted {
         // As a shell reports a program ended by Ctrl-C; the report was written all the same.
         return Ok(ExitCode::from(130));

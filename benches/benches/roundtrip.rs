@@ -189,7 +189,7 @@ fn main() {
     }
     let home = harness::criterion::home(&release_dir().expect("the release folder"));
     let figures = harness::criterion::read(&home, &["roundtrip", "connect_echo_close"]);
-    match harness::criterion::attach(&results_root(), figures, harness::scenario::ALL) {
+    match harness::render::attach(&results_root(), figures, harness::scenario::ALL) {
         Ok(Some(dir)) => {
             eprintln!("roundtrip: figures added to {}", dir.join("report.md").display())
         }

@@ -33,9 +33,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::compare::{CONFIDENCE, Interval, MARGIN, ROUNDS_FOR_VERDICT};
+use crate::measure::{self, Headline};
 use crate::plan::Point;
+use crate::present::Scenario;
 use crate::results::{PointResults, Results, measured, median};
-use crate::scenario::{Headline, Scenario};
 
 pub use section::{cell, section};
 
@@ -63,7 +64,7 @@ impl Baseline {
             .with_context(|| format!("--baseline: cannot read {}", path.display()))?;
         let mut results: Results = serde_json::from_str(&text)
             .with_context(|| format!("--baseline: {} is not a results file", path.display()))?;
-        results.upgrade(scenarios);
+        results.upgrade(|profile| measure::all_points(scenarios, profile));
         if let Some(name) = reference
             && results.model(name).is_none()
         {
@@ -276,7 +277,7 @@ pub fn changes<'a>(
     let (mut rows, mut unpaired) = (Vec::new(), Vec::new());
     for m in results.models.iter().filter(|m| m.name != reference.name) {
         for s in &m.scenarios {
-            let Some(scenario) = crate::scenario::find(scenarios, &s.scenario) else { continue };
+            let Some(scenario) = measure::find(scenarios, &s.scenario) else { continue };
             let headline = scenario.headline();
             for p in s.points.iter().filter(|p| find(base, &m.name, &p.point).is_some()) {
                 let (model, point) = (m.name.as_str(), p.point.label.as_str());

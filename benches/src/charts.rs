@@ -7,13 +7,13 @@ use anyhow::{Context, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use crate::output::CHART_DIR;
-
 mod kinds;
 use crate::registry;
 use crate::results::Results;
-use crate::scenario::{Scenario, View};
 pub use kinds::Bars;
+
+/// Subfolder of the SVG charts.
+pub const CHART_DIR: &str = "charts";
 
 /// A chart the report embeds.
 #[derive(Debug, Clone)]
@@ -82,22 +82,19 @@ pub struct Charts {
     drawn: Vec<Chart>,
 }
 
-/// Draws every scenario's charts into `dir`; returns them in report order.
-pub fn write_all(results: &Results, scenarios: &[&dyn Scenario], dir: &Path) -> Result<Vec<Chart>> {
-    let models = results.models.iter().map(|m| m.name.clone()).collect();
-    let mut charts = Charts { dir: dir.to_path_buf(), models, drawn: Vec::new() };
-    for name in &results.plan.scenarios {
-        if let Some(scenario) = crate::scenario::find(scenarios, name) {
-            let view = View { results, scenario: name };
-            scenario
-                .charts(&view, &mut charts)
-                .with_context(|| format!("cannot draw {name}'s charts"))?;
-        }
-    }
-    Ok(charts.drawn)
-}
-
 impl Charts {
+    /// An empty set of charts of `results`, to be drawn into `dir` (each scenario draws its
+    /// own: see [`crate::render`]).
+    pub fn new(results: &Results, dir: &Path) -> Charts {
+        let models = results.models.iter().map(|m| m.name.clone()).collect();
+        Charts { dir: dir.to_path_buf(), models, drawn: Vec::new() }
+    }
+
+    /// The charts drawn, in the order they were drawn (the report's).
+    pub fn drawn(self) -> Vec<Chart> {
+        self.drawn
+    }
+
     fn add(&mut self, scenario: &str, file: &str, title: &str, drawn: Result<bool>) -> Result<()> {
         if drawn.with_context(|| format!("cannot draw {file}"))? {
             let file = format!("{CHART_DIR}/{file}");

@@ -13,7 +13,8 @@ use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
 use crate::plan::{Cpus, Placement, Plan, Point, Profile};
 use crate::scenario::{self, Scenario};
-use crate::{Options, output, registry};
+use crate::session::{self, Options};
+use crate::{registry, render};
 
 /// `echobench`: the comparison harness.
 #[derive(Debug, Parser)]
@@ -368,7 +369,7 @@ impl CompareArgs {
 
     /// The placement and its CPU lists, checked against the CPUs this process may use.
     fn placement(&self) -> Result<(Placement, Cpus)> {
-        let allowed = allowed_cpus()?;
+        let allowed = crate::env::allowed_cpus()?;
         let mut cpus = self.placement.cpus(&allowed);
         let mut placement = self.placement;
         for (given, list, flag) in [
@@ -409,13 +410,6 @@ pub fn parse_cpus(text: &str) -> Result<Vec<usize>, String> {
     Ok(cpus)
 }
 
-/// The CPUs this process may run on, in order.
-pub fn allowed_cpus() -> Result<Vec<usize>> {
-    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
-        .context("cannot read this process's CPU affinity")?;
-    Ok((0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect())
-}
-
 /// A seed from the clock, for a run not given `--seed`.
 fn clock_seed() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
@@ -443,12 +437,18 @@ fn first_line(e: &clap::Error) -> String {
 }
 
 /// `echobench rerender DIR [--baseline OTHER [--fail-on-regression PCT]]`.
-fn rerender(dir: &Path, compare: &BaselineArgs) -> Result<i32> {
-    let baseline = compare.load(scenario::ALL)?;
-    let results = output::rerender(dir, scenario::ALL, baseline.as_ref())?;
+fn rerender(dir: &Path, args: &BaselineArgs) -> Result<i32> {
+    let baseline = args.load(scenario::ALL)?;
+    let (results, errors) = render::rerender(dir, scenario::ALL, baseline.as_ref())?;
+    for e in &errors {
+        eprintln!("echobench: {e}");
+    }
     eprintln!("rewrote {}", dir.join("report.md").display());
-    if let (Some(base), Some(pct)) = (&baseline, compare.fail_on_regression) {
-        crate::check_regressions(&results, scenario::ALL, base, pct)?;
+    if let (Some(base), Some(pct)) = (&baseline, args.fail_on_regression) {
+        session::check_regressions(&results, scenario::ALL, base, pct)?;
+    }
+    if !errors.is_empty() {
+        bail!("{} rendering error(s); see the end of report.md", errors.len());
     }
     Ok(0)
 }
@@ -467,10 +467,10 @@ pub fn main() -> i32 {
     let outcome = match cli.command {
         Command::Compare(args) => match args.options() {
             Ok(options) if args.dry_run => {
-                crate::print_plan(&options);
+                session::print_plan(&options);
                 Ok(0)
             }
-            Ok(options) => crate::main(&options),
+            Ok(options) => session::main(&options),
             Err(e) => {
                 eprintln!("echobench: {e:#}");
                 return 2;

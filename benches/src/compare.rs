@@ -24,9 +24,8 @@
 //! or about one false call in 40 runs over the control's 50 or so comparisons. The control
 //! (`--control`) measures this in every run: the report says when it failed.
 
-use serde::{Deserialize, Serialize};
-
 use crate::plan::Point;
+pub use crate::results::{Comparison, Verdict};
 use crate::results::{RepeatStatus, Results, measured};
 
 /// The practical margin: differences smaller than 3% are not findings.
@@ -51,50 +50,6 @@ pub struct Interval {
     pub confidence: f64,
     /// The paired rounds it was made from.
     pub rounds: usize,
-}
-
-/// What a comparison concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The interval lies beyond the margin: one server is better.
-    Different,
-    /// The interval lies inside the margin: the servers are the same at this resolution.
-    Equivalent,
-    /// Neither: no measurable difference at this run's resolution.
-    Undecided,
-}
-
-/// One comparison of two servers at one point on one figure: an entry of results.json's
-/// `comparisons`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Comparison {
-    /// The scenario.
-    pub scenario: String,
-    /// The point's label.
-    pub point: String,
-    /// The figure's name ("msgs/s", "server CPU us/msg").
-    pub figure: String,
-    /// The first server (in plan order).
-    pub a: String,
-    /// The second server.
-    pub b: String,
-    /// The median of the paired rounds' ratios, b over a.
-    pub ratio: f64,
-    /// The interval's lower end.
-    pub low: f64,
-    /// Its upper end.
-    pub high: f64,
-    /// The confidence of the interval.
-    pub confidence: f64,
-    /// The better server's name where the verdict is `different`, else null.
-    pub better: Option<String>,
-    /// Different, equivalent or undecided.
-    pub verdict: Verdict,
-    /// Paired rounds behind it.
-    pub rounds: u32,
-    /// Whether more of the figure is better.
-    pub higher_is_better: bool,
 }
 
 /// `P(Binomial(n, 1/2) <= k)`.

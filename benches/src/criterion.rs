@@ -5,16 +5,12 @@
 //! nanoseconds, each estimate with its confidence interval) under its home, `target/criterion`.
 //! The figure taken is the one criterion prints as `time:`: the slope of its linear sampling
 //! when it has one, else the mean. The roundtrip bench runs after the comparison and attaches
-//! what it measured to the newest run folder ([`attach`]).
+//! what it measured to the newest run folder ([`crate::render::attach`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-
-use crate::results::Results;
-use crate::scenario::Scenario;
 
 /// One criterion benchmark's figure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,43 +87,4 @@ pub fn read(home: &Path, groups: &[&str]) -> Vec<Bench> {
     }
     out.sort_by(|a, b| (&a.group, &a.model).cmp(&(&b.group, &b.model)));
     out
-}
-
-/// Adds `benches` to the newest run folder under `root` (and to `latest/` when that is a copy
-/// of it) and rewrites its report. Returns the folder, or `None` when there is no run.
-pub fn attach(
-    root: &Path,
-    benches: Vec<Bench>,
-    scenarios: &[&dyn Scenario],
-) -> Result<Option<PathBuf>> {
-    let newest = fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name() != "latest")
-        .filter_map(|e| {
-            let json = e.path().join("results.json");
-            Some((fs::metadata(&json).ok()?.modified().ok()?, e.path()))
-        })
-        .max_by_key(|(time, _)| *time);
-    let Some((_, dir)) = newest else { return Ok(None) };
-    let mut targets = vec![dir.clone()];
-    let started = |d: &Path| -> Option<String> {
-        let text = fs::read_to_string(d.join("results.json")).ok()?;
-        Some(serde_json::from_str::<Results>(&text).ok()?.started_at)
-    };
-    let latest = root.join("latest");
-    if started(&latest).is_some() && started(&latest) == started(&dir) {
-        targets.push(latest);
-    }
-    for target in targets {
-        let path = target.join("results.json");
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut results: Results = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a results file", path.display()))?;
-        results.criterion = benches.clone();
-        crate::output::write_all(&target, &results, scenarios)?;
-    }
-    Ok(Some(dir))
 }

@@ -8,6 +8,7 @@
 use std::fs;
 use std::process::Command;
 
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// The environment of a run.
@@ -113,6 +114,13 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).stderr(std::process::Stdio::null()).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (!text.is_empty() && (out.status.success() || text == "none")).then_some(text)
+}
+
+/// The CPUs this process may run on, in order.
+pub fn allowed_cpus() -> Result<Vec<usize>> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .context("cannot read this process's CPU affinity")?;
+    Ok((0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect())
 }
 
 #[cfg(test)]

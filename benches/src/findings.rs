@@ -6,8 +6,8 @@
 
 use crate::compare::{self, Comparison, Figure, Verdict};
 use crate::plan::Point;
+use crate::present::View;
 use crate::results::Summary;
-use crate::scenario::View;
 use crate::text::{join, sig, times};
 
 /// What a scenario's findings say when no model produced a figure.

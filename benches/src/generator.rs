@@ -10,13 +10,13 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigHandler, Signal, kill};
 use nix::unistd::Pid;
 
+pub use crate::interrupt::{interrupted, request_interrupt};
 use crate::server::describe;
 
 /// Slack past the expected end of a point before the generator is declared hung and killed.
@@ -129,15 +129,6 @@ pub fn duration_arg(d: Duration) -> String {
     format!("{}ms", d.as_millis().max(1))
 }
 
-/// Ctrl-C presses seen so far. The handler only bumps this counter (an async-signal-safe
-/// store); the runner polls it between and during points.
-static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether the user pressed Ctrl-C (or the harness got SIGTERM).
-pub fn interrupted() -> bool {
-    INTERRUPTS.load(Ordering::Relaxed) > 0
-}
-
 extern "C" fn on_interrupt(_: libc::c_int) {
     // A server stopped with SIGSTOP right now is resumed first, whatever happens next: the
     // schedule stops nothing more once interrupted, and a stopped server must never outlive
@@ -146,7 +137,7 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     // A second Ctrl-C means "now": leave at once. Server and generator run in their own
     // process groups, so they do not see the terminal's SIGINT; the server gets SIGTERM from
     // the kernel when we exit (PR_SET_PDEATHSIG) and the generator ends with its duration.
-    if INTERRUPTS.fetch_add(1, Ordering::Relaxed) >= 1 {
+    if crate::interrupt::count() >= 1 {
         // SAFETY: _exit is async-signal-safe and takes no pointer.
         unsafe { libc::_exit(130) };
     }
@@ -163,9 +154,4 @@ pub fn install_interrupt_handler() -> anyhow::Result<()> {
             .with_context(|| format!("cannot install a {signal} handler"))?;
     }
     Ok(())
-}
-
-/// Flags the run as interrupted, as Ctrl-C does (for tests and for callers that stop a run).
-pub fn request_interrupt() {
-    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
 }

@@ -1,8 +1,13 @@
-//! The run folder: `results/<date>-<host>/` with every file of the report, mirrored into
-//! `results/latest/` after every write, so that a crash or Ctrl-C leaves a readable report
-//! of everything measured up to then. A quick run keeps to its own folder
+//! The run folder: `results/<date>-<host>/`, where the measuring side writes results.json
+//! after every repeat and mirrors it into `results/latest/`, so that a crash or Ctrl-C leaves
+//! everything measured up to then. A quick run keeps to its own folder
 //! (`<date>-<host>-quick`): its figures are too rough to stand as the newest report, so
 //! `latest/` stays the newest standard or full run.
+//!
+//! This module writes only what was measured (results.json, and the histogram logs loadgen
+//! writes into [`HLOG_DIR`]). The report, the CSV and the charts are drawn from results.json
+//! by [`crate::render`], at the end of a run or by `echobench rerender`, and then mirrored
+//! with [`Output::mirror`].
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,11 +15,8 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use crate::baseline::Baseline;
 use crate::plan::Profile;
-use crate::results::{Results, Summary};
-use crate::scenario::Scenario;
-use crate::{charts, csv, metrics, report};
+use crate::results::Results;
 
 /// Where a run writes.
 #[derive(Debug, Clone)]
@@ -28,8 +30,6 @@ pub struct Output {
 
 /// Subfolder of the HdrHistogram logs.
 pub const HLOG_DIR: &str = "hlog";
-/// Subfolder of the SVG charts.
-pub const CHART_DIR: &str = "charts";
 
 impl Output {
     /// Creates a fresh run folder under `root` and, unless the profile is quick, empties
@@ -77,16 +77,15 @@ impl Output {
         self.run_dir.join(".loadgen.json")
     }
 
-    /// Writes results.json, results.csv, the charts and report.md, then mirrors them to latest
-    /// (if this run has it).
-    pub fn write(
-        &self,
-        results: &Results,
-        scenarios: &[&dyn Scenario],
-        baseline: Option<&Baseline>,
-    ) -> Result<()> {
+    /// Writes results.json, then mirrors the run folder to latest (if this run has it): what
+    /// the runner calls after every repeat.
+    pub fn save(&self, results: &Results) -> Result<()> {
         write_json(&self.run_dir, results)?;
-        write_derived(&self.run_dir, results, scenarios, baseline)?;
+        self.mirror()
+    }
+
+    /// Mirrors the run folder to latest (if this run has it), after the report was drawn.
+    pub fn mirror(&self) -> Result<()> {
         match &self.latest_dir {
             Some(latest) => mirror(&self.run_dir, latest),
             None => Ok(()),
@@ -99,15 +98,9 @@ impl Output {
     }
 }
 
-/// Writes results.json and everything derived from it into `dir` (no baseline).
-pub fn write_all(dir: &Path, results: &Results, scenarios: &[&dyn Scenario]) -> Result<()> {
-    write_json(dir, results)?;
-    write_derived(dir, results, scenarios, None)
-}
-
 /// Writes `dir/results.json`, indented by one space: readable, at about two thirds the size
 /// of the usual indentation (every repeat nests loadgen's whole report).
-fn write_json(dir: &Path, results: &Results) -> Result<()> {
+pub fn write_json(dir: &Path, results: &Results) -> Result<()> {
     use serde::Serialize;
     let mut bytes = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
@@ -117,54 +110,8 @@ fn write_json(dir: &Path, results: &Results) -> Result<()> {
     write_atomic(&dir.join("results.json"), &bytes)
 }
 
-/// Writes what is derived from the results (results.csv, the charts, report.md) into `dir`.
-pub fn write_derived(
-    dir: &Path,
-    results: &Results,
-    scenarios: &[&dyn Scenario],
-    baseline: Option<&Baseline>,
-) -> Result<()> {
-    write_atomic(&dir.join("results.csv"), csv::render(results).as_bytes())?;
-    let chart_dir = dir.join(CHART_DIR);
-    fs::create_dir_all(&chart_dir)
-        .with_context(|| format!("cannot create {}", chart_dir.display()))?;
-    let charts = charts::write_all(results, scenarios, &chart_dir)?;
-    let markdown = report::render(results, scenarios, &charts, baseline);
-    write_atomic(&dir.join("report.md"), markdown.as_bytes())
-}
-
-/// Rewrites the run folder `dir` from its raw figures: each repeat's metrics again from its
-/// loadgen report and /proc usage, the summaries, then results.json, the CSV, the charts and
-/// the report. A better report (or a figure added since) can then be had from old
-/// measurements without measuring again. Files of an older schema are upgraded on the way.
-/// Returns the results as rewritten.
-pub fn rerender(
-    dir: &Path,
-    scenarios: &[&dyn Scenario],
-    baseline: Option<&Baseline>,
-) -> Result<Results> {
-    let path = dir.join("results.json");
-    let text =
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut results: Results = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a comparison results file", path.display()))?;
-    results.upgrade(scenarios);
-    let runs = results.models.iter_mut().flat_map(|m| m.scenarios.iter_mut());
-    for point in runs.flat_map(|s| s.points.iter_mut()) {
-        for repeat in &mut point.repeats {
-            if let Some(report) = &repeat.loadgen {
-                repeat.metrics = Some(metrics::metrics(report, repeat.server.as_ref()));
-            }
-        }
-        point.summary = Summary::of(&point.repeats);
-    }
-    write_json(dir, &results)?;
-    write_derived(dir, &results, scenarios, baseline)?;
-    Ok(results)
-}
-
 /// Writes through a temporary file and a rename, so a reader (or a crash) never sees half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))

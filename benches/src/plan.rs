@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::point::{Point, Stops, Trace, plural};
+use crate::point::secs;
+pub use crate::point::{Cpus, Point, Stops, Trace, plural};
 
 /// Bytes per message wherever the message size is not the variable under study.
 pub const SMALL_MESSAGE: u64 = 64;
@@ -54,7 +55,7 @@ impl Profile {
 }
 
 /// The timings of one profile, before any command-line override. (Each scenario has its own
-/// points per profile: see [`Scenario::points`](crate::scenario::Scenario::points).)
+/// points per profile: see [`Measure::points`](crate::measure::Measure::points).)
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
     /// Rounds every point runs at least: in each, every server of the scenario runs the point
@@ -127,15 +128,6 @@ pub enum Placement {
     Custom,
 }
 
-/// The CPUs server and generator are pinned to; an empty list means not pinned.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cpus {
-    /// The server tree's CPUs.
-    pub server: Vec<usize>,
-    /// The generator's load threads' CPUs (`loadgen --cpus`, one load thread each).
-    pub generator: Vec<usize>,
-}
-
 impl Placement {
     /// The CPU lists of the shorthand on a machine whose harness may run on `allowed`.
     /// Split gives the server the first half (at least one CPU) and the generator the rest;
@@ -174,7 +166,7 @@ pub struct Plan {
     pub models: Vec<String>,
     /// Servers the user started (`--external`), run after the models.
     #[serde(default)]
-    pub external: Vec<crate::target::External>,
+    pub external: Vec<crate::external::External>,
     /// Names of the scenarios to run for each model, in order.
     pub scenarios: Vec<String>,
     /// Rounds of every point, at least (a point's own `repeats` fixes its count instead).
@@ -373,18 +365,4 @@ impl Plan {
 /// The name the control of `model` goes by in the results: "mio (control)".
 pub fn control_name(model: &str) -> String {
     format!("{model} (control)")
-}
-
-/// Serializes durations as fractional seconds, the unit every figure in results.json uses.
-pub(crate) mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs_f64(f64::deserialize(d)?))
-    }
 }

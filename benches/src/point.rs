@@ -1,7 +1,7 @@
 //! One measured point: what the generator is asked to do, against which server set-up, and
 //! what the harness does to that server meanwhile (stop it, trace it).
 //!
-//! A scenario makes its points (see [`Scenario::points`](crate::scenario::Scenario::points))
+//! A scenario makes its points (see [`Measure::points`](crate::measure::Measure::points))
 //! and names them, so that results.json describes itself without the scenario's code: every
 //! field that changes what a point measures is here, as data, not hidden in a scenario's
 //! flags. The fields after `repeats` were added for the lessons (backlog, stall, nagle,
@@ -11,7 +11,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Cpus, secs};
+/// The CPUs server and generator are pinned to; an empty list means not pinned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpus {
+    /// The server tree's CPUs.
+    pub server: Vec<usize>,
+    /// The generator's load threads' CPUs (`loadgen --cpus`, one load thread each).
+    pub generator: Vec<usize>,
+}
 
 /// One measured point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,5 +212,19 @@ pub(crate) mod opt_secs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.map(Duration::from_secs_f64))
+    }
+}
+
+/// Serializes durations as fractional seconds, the unit every figure in results.json uses.
+pub(crate) mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs_f64(f64::deserialize(d)?))
     }
 }

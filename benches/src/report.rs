@@ -10,9 +10,10 @@ use std::fmt::Write;
 use crate::baseline::Baseline;
 use crate::caveats::{self, caveats};
 use crate::charts::Chart;
+use crate::measure;
+use crate::present::{Cell, Scenario, View};
 use crate::registry;
 use crate::results::{FaultKind, ModelResults, PointResults, Results, RunStatus, Summary};
-use crate::scenario::{self, Cell, Scenario, View};
 use crate::text::{cpu_list, format_duration, thousands};
 
 /// Renders the whole report.
@@ -24,7 +25,7 @@ pub fn render(
 ) -> String {
     let mut md = String::new();
     let run: Vec<&dyn Scenario> =
-        results.plan.scenarios.iter().filter_map(|n| scenario::find(scenarios, n)).collect();
+        results.plan.scenarios.iter().filter_map(|n| measure::find(scenarios, n)).collect();
     header(&mut md, results, &run);
     if let Some(base) = baseline {
         crate::baseline::section(&mut md, results, scenarios, base);

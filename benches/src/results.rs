@@ -61,10 +61,54 @@ pub struct Results {
     /// Every pair of servers at every point, on the scenario's headline figure and on server
     /// CPU per message: the paired rounds' median ratio, its interval and the verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub comparisons: Vec<crate::compare::Comparison>,
+    pub comparisons: Vec<Comparison>,
     /// The criterion benches' figures, when `cargo bench` ran them after this comparison.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub criterion: Vec<crate::criterion::Bench>,
+}
+
+/// What a comparison concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The interval lies beyond the margin: one server is better.
+    Different,
+    /// The interval lies inside the margin: the servers are the same at this resolution.
+    Equivalent,
+    /// Neither: no measurable difference at this run's resolution.
+    Undecided,
+}
+
+/// One comparison of two servers at one point on one figure: an entry of results.json's
+/// `comparisons`, made by [`crate::compare`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The scenario.
+    pub scenario: String,
+    /// The point's label.
+    pub point: String,
+    /// The figure's name ("msgs/s", "server CPU us/msg").
+    pub figure: String,
+    /// The first server (in plan order).
+    pub a: String,
+    /// The second server.
+    pub b: String,
+    /// The median of the paired rounds' ratios, b over a.
+    pub ratio: f64,
+    /// The interval's lower end.
+    pub low: f64,
+    /// Its upper end.
+    pub high: f64,
+    /// The confidence of the interval.
+    pub confidence: f64,
+    /// The better server's name where the verdict is `different`, else null.
+    pub better: Option<String>,
+    /// Different, equivalent or undecided.
+    pub verdict: Verdict,
+    /// Paired rounds behind it.
+    pub rounds: u32,
+    /// Whether more of the figure is better.
+    pub higher_is_better: bool,
 }
 
 /// The order one round of one point ran its servers in.
@@ -121,7 +165,7 @@ pub struct ModelResults {
     /// Set for a server the user started (`--external`): the harness neither started nor
     /// stopped it, and sampled it only if its pid was given.
     #[serde(default)]
-    pub external: Option<crate::target::External>,
+    pub external: Option<crate::external::External>,
     /// The model this server is a second instance of, for the control (`--control`): it is
     /// started and loaded exactly like that model, so its difference from it is noise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -519,8 +563,9 @@ impl Results {
     }
 
     /// Brings a file of an older schema version up to this one, in memory: version 1's single
-    /// CPUs become lists, and points get the labels and x values their scenario gives them.
-    pub fn upgrade(&mut self, scenarios: &[&dyn crate::scenario::Scenario]) {
+    /// CPUs become lists, and points get the labels and x values their scenario gives them
+    /// (`points`: every scenario's points of a profile, see [`crate::measure::all_points`]).
+    pub fn upgrade(&mut self, points: impl Fn(crate::plan::Profile) -> Vec<Point>) {
         let p = &mut self.placement;
         if p.server_cpus.is_empty() && p.generator_cpus.is_empty() {
             p.server_cpus.extend(p.server_cpu);
@@ -544,8 +589,7 @@ impl Results {
         }
         // Version 1 points had no label: the scenario that made them names them again.
         let profile = self.plan.profile;
-        let named: Vec<Point> =
-            scenarios.iter().filter_map(|s| s.points(profile, None).ok()).flatten().collect();
+        let named: Vec<Point> = points(profile);
         let relabel = |p: &mut Point| {
             if p.label.is_empty()
                 && let Some(n) = named.iter().find(|n| n.scenario == p.scenario && n.same_load(p))

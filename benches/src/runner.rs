@@ -1,27 +1,30 @@
-//! The run itself: for each model and scenario, start a fresh server, run every point's
-//! repeats while sampling the server tree, stop the server and check it left cleanly.
+//! The run itself: for each scenario, start every server it runs (models, the control,
+//! external servers), measure each point in rounds that run every server once in a shuffled
+//! order (`rounds.rs`), then stop the servers and check they left cleanly.
 //!
 //! A fresh server per scenario keeps scenarios independent (the idle scenario's memory is not
 //! inflated by what the size scenario allocated before) and confines a crash to one scenario;
 //! a point that asks for other server flags or CPUs gets a fresh server too (`servers.rs`).
-//! Each repeat (`repeat.rs`) may stop the server on a schedule, trace it, and read kernel
-//! counters around it. A point identical to an earlier
-//! scenario's for the same model takes that point's repeats instead of measuring again.
-//! Results are written after every repeat, so nothing measured is ever lost.
+//! The servers not being measured wait idle. Each repeat (`repeat.rs`) may stop the server on
+//! a schedule, trace it, and read kernel counters around it. A point identical to an earlier
+//! scenario's takes that point's rounds for every server instead of measuring again.
+//! Results are written after every repeat, so nothing measured is ever lost; the report is
+//! drawn from them once the run is over, by the caller ([`crate::session`]), never from here.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 
 use crate::generator::{self, interrupted};
+// The loop reads a scenario's measuring half only, under the names it always used.
+use crate::measure::{self as scenario, Job as Options, Measure as Scenario};
 use crate::output::Output;
 use crate::plan::{Plan, Point};
 use crate::results::*;
-use crate::scenario::{self, Scenario};
 use crate::server::Server;
 use crate::target::Target;
 use crate::text::format_duration;
-use crate::{Options, metrics, plan, registry};
+use crate::{metrics, plan, registry};
 
 mod repeat;
 mod rounds;
@@ -41,7 +44,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// Drives one run and keeps its results.
 #[derive(Debug)]
 pub struct Runner<'a> {
-    options: &'a Options,
+    options: &'a Options<'a>,
     out: &'a Output,
     /// Everything measured so far; written after each repeat.
     pub results: Results,
@@ -78,7 +81,7 @@ struct Live {
 
 impl<'a> Runner<'a> {
     /// Prepares a run whose results start as `results`.
-    pub fn new(options: &'a Options, out: &'a Output, results: Results) -> Runner<'a> {
+    pub fn new(options: &'a Options<'a>, out: &'a Output, results: Results) -> Runner<'a> {
         let plan = &options.plan;
         let planned_total = plan
             .scenarios
@@ -403,11 +406,11 @@ impl<'a> Runner<'a> {
         );
     }
 
-    /// Writes everything measured so far.
+    /// Writes everything measured so far (results.json only: the report is drawn at the end).
     fn save(&mut self) -> Result<()> {
         self.results.elapsed_seconds = self.started.elapsed().as_secs_f64();
         self.results.harness_cpu_seconds = own_cpu_seconds();
-        self.out.write(&self.results, &self.options.scenarios, self.options.baseline.as_ref())
+        self.out.save(&self.results)
     }
 }
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::generator::interrupted;
+use crate::interrupt::interrupted;
 use crate::plan::Stops;
 
 /// The process group that is stopped right now (0: none), for the Ctrl-C handler. One is

@@ -1,4 +1,4 @@
-//! Extension by addition: a scenario written here, through the public trait alone, is planned
+//! Extension by addition: a scenario written here, through the public traits alone, is planned
 //! from the command line's flags, run against a real server (echo-mio) with the real loadgen,
 //! and rendered into the report with its own table, findings and chart. No other file knows it.
 
@@ -6,7 +6,7 @@ use anyhow::Result;
 use harness::CompareArgs;
 use harness::charts::Charts;
 use harness::plan::{Point, Profile};
-use harness::scenario::{self, Column, Scenario, View, col};
+use harness::scenario::{self, Column, Measure, Present, Scenario, View, col};
 
 mod util;
 use util::{bin_dir, built};
@@ -15,17 +15,9 @@ use util::{bin_dir, built};
 #[derive(Debug)]
 struct Throwaway;
 
-impl Scenario for Throwaway {
+impl Measure for Throwaway {
     fn name(&self) -> &'static str {
         "throwaway"
-    }
-
-    fn question(&self) -> &'static str {
-        "Does a scenario from outside the crate run?"
-    }
-
-    fn setup(&self) -> String {
-        "Two connections, 32-byte messages, three idle ones beside them.".into()
     }
 
     fn points(&self, _profile: Profile, _given: Option<&str>) -> Result<Vec<Point>> {
@@ -33,8 +25,18 @@ impl Scenario for Throwaway {
         Ok(vec![Point { idle: 3, ..p }.named("2 busy", 2.0)])
     }
 
-    fn loadgen_args(&self, _point: &Point) -> Vec<String> {
-        vec!["--timeout".into(), "2s".into()]
+    fn loadgen(&self, _point: &Point, config: &mut loadgen::Config) {
+        config.timeout = std::time::Duration::from_secs(2);
+    }
+}
+
+impl Present for Throwaway {
+    fn question(&self) -> &'static str {
+        "Does a scenario from outside the crate run?"
+    }
+
+    fn setup(&self) -> String {
+        "Two connections, 32-byte messages, three idle ones beside them.".into()
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -7,7 +7,7 @@ use harness::plan::{Placement, Point, Profile};
 use harness::procstat::Usage;
 use harness::results::*;
 use harness::scenario::{self, ALL};
-use harness::{CompareArgs, charts, csv, env::Environment, output::Output, report};
+use harness::{CompareArgs, charts, csv, env::Environment, output::Output, render, report};
 
 mod util;
 use util::scratch;
@@ -328,13 +328,29 @@ fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
     assert_eq!(harness::fault_count(&results), 1);
 }
 
+/// What a run leaves: results.json (the measuring side's), then the report drawn from it, then
+/// the mirror to latest/.
+fn write(out: &Output, results: &Results) {
+    out.save(results).unwrap();
+    let errors = render::render(&out.run_dir, results, ALL, None).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    out.mirror().unwrap();
+}
+
+/// Every scenario's charts of `results`, drawn into `dir` without an error.
+fn draw(results: &Results, dir: &std::path::Path) -> Vec<charts::Chart> {
+    let (drawn, errors) = render::charts(results, ALL, dir);
+    assert!(errors.is_empty(), "{errors:?}");
+    drawn
+}
+
 #[test]
 fn files_are_written_mirrored_to_latest_and_parse_back() {
     let root = scratch("output");
     let results = synthetic(RunStatus::Complete);
     let out = Output::create(&root, "test host", Profile::Full, SystemTime::UNIX_EPOCH).unwrap();
     assert!(out.run_dir.ends_with("1970-01-01-test_host-full"));
-    out.write(&results, ALL, None).unwrap();
+    write(&out, &results);
     let latest = out.latest_dir.clone().expect("a full run writes latest/");
     for dir in [&out.run_dir, &latest] {
         let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
@@ -354,7 +370,8 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
     }
     // --rerender recomputes every figure from the raw loadgen reports kept in results.json
     // (the synthetic ones report 1 msg/s) and rewrites the files.
-    harness::output::rerender(&out.run_dir, ALL, None).unwrap();
+    let (_, errors) = render::rerender(&out.run_dir, ALL, None).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
     let json = std::fs::read_to_string(out.run_dir.join("results.json")).unwrap();
     let back: Results = serde_json::from_str(&json).unwrap();
     let summary = back.models[0].scenarios[0].points[0].summary.as_ref().unwrap();
@@ -363,7 +380,7 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
     let quick = Output::create(&root, "test host", Profile::Quick, SystemTime::UNIX_EPOCH).unwrap();
     assert!(quick.run_dir.ends_with("1970-01-01-test_host-quick"));
     assert!(quick.latest_dir.is_none());
-    quick.write(&results, ALL, None).unwrap();
+    write(&quick, &results);
     assert!(quick.run_dir.join("report.md").is_file());
     let kept = std::fs::read_to_string(latest.join("results.json")).unwrap();
     assert!(kept.contains("\"harness_version\": \"test\""), "latest/ is still the full run");
@@ -413,7 +430,7 @@ fn charts_are_drawn_only_for_scenarios_with_figures() {
     for m in &mut results.models {
         m.scenarios.retain(|s| s.scenario == "size");
     }
-    let drawn = charts::write_all(&results, ALL, &dir).unwrap();
+    let drawn = draw(&results, &dir);
     assert_eq!(drawn.len(), 1, "{drawn:?}");
     assert_eq!(drawn[0].scenario, "size");
     assert!(dir.join("size-throughput.svg").is_file());
@@ -431,7 +448,7 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     owned.extend((0..fillers).map(|i| format!("m{}", i + 1)));
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let results = synthetic_of(RunStatus::Complete, &names);
-    let drawn = charts::write_all(&results, ALL, &dir).unwrap();
+    let drawn = draw(&results, &dir);
     // Six for the first scenarios, two for pipeline, one each for stall, nagle and cores, two
     // for udp (batch has none).
     assert_eq!(drawn.len(), 13, "every chart is drawn: {drawn:?}");
@@ -551,8 +568,8 @@ fn criterions_own_figures_are_read_and_added_to_the_newest_run() {
     assert_eq!((benches[1].group.as_str(), benches[1].ns), ("roundtrip", 41_000.0), "the slope");
     let results = synthetic(RunStatus::Complete);
     let out = Output::create(&root, "h", Profile::Standard, SystemTime::UNIX_EPOCH).unwrap();
-    out.write(&results, ALL, None).unwrap();
-    let dir = harness::criterion::attach(&root, benches, ALL).unwrap().unwrap();
+    write(&out, &results);
+    let dir = render::attach(&root, benches, ALL).unwrap().unwrap();
     assert_eq!(dir, out.run_dir);
     for d in [&out.run_dir, &root.join("latest")] {
         let md = std::fs::read_to_string(d.join("report.md")).unwrap();
@@ -628,7 +645,7 @@ fn the_lessons_findings_come_from_their_figures() {
     assert!(md.contains("then 3 s, 7 s (the wait doubles"), "no linear SYN timeouts recorded");
     assert!(md.contains("They are machine-wide"), "the counters are said to be machine-wide");
     let dir = scratch("backlog-chart");
-    let drawn = charts::write_all(&r, ALL, &dir).unwrap();
+    let drawn = draw(&r, &dir);
     assert!(drawn.iter().any(|c| c.file == "charts/backlog-connect.svg"), "{drawn:?}");
     let _ = std::fs::remove_dir_all(&dir);
     // Pipeline and cores speak of their own points.
@@ -687,4 +704,55 @@ fn a_lead_the_paired_rounds_do_not_back_is_not_called_a_lead() {
         "{line}"
     );
     assert!(line.contains("hybrid") && line.contains("no measurable difference"), "{line}");
+}
+
+/// A scale scenario whose charts cannot be drawn.
+#[derive(Debug)]
+struct Inkless;
+
+impl scenario::Measure for Inkless {
+    fn name(&self) -> &'static str {
+        "scale"
+    }
+
+    fn points(&self, _profile: Profile, _given: Option<&str>) -> anyhow::Result<Vec<Point>> {
+        Ok(Vec::new())
+    }
+}
+
+impl scenario::Present for Inkless {
+    fn question(&self) -> &'static str {
+        "Can a report be drawn without one chart?"
+    }
+
+    fn setup(&self) -> String {
+        String::new()
+    }
+
+    fn columns(&self) -> Vec<scenario::Column> {
+        vec![scenario::col::RATE]
+    }
+
+    fn findings(&self, _view: &scenario::View<'_>) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn charts(&self, _view: &scenario::View<'_>, _c: &mut charts::Charts) -> anyhow::Result<()> {
+        anyhow::bail!("out of ink")
+    }
+}
+
+#[test]
+fn a_chart_that_fails_costs_that_chart_and_is_recorded() {
+    let dir = scratch("inkless");
+    let results = synthetic(RunStatus::Complete);
+    let mut list: Vec<&dyn scenario::Scenario> = vec![&Inkless];
+    list.extend(ALL.iter().copied().filter(|s| s.name() != "scale"));
+    let errors = render::render(&dir, &results, &list, None).unwrap();
+    assert_eq!(errors, ["cannot draw scale's charts: out of ink"]);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("## Rendering errors\n\n- cannot draw scale's charts: out of ink"), "{md}");
+    assert!(dir.join("charts/size-throughput.svg").is_file(), "the other scenarios' charts");
+    assert!(dir.join("results.csv").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
 }

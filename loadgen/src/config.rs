@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::target::Target;
 
+mod args;
+
 /// Everything a run needs. Build one in code with `Config { connections: 100,
 /// ..Config::default() }`, or let the binary parse it from flags (same names, same defaults).
 /// Durations serialize as seconds (floating point) in the JSON report.

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use super::{Baseline, Row, Verdict, absolute, change, changes, describe, find, reference};
 use crate::compare::{CONFIDENCE, MARGIN, ROUNDS_FOR_VERDICT};
+use crate::measure::Headline;
+use crate::present::Scenario;
 use crate::results::{PointResults, Results};
-use crate::scenario::{Headline, Scenario};
 use crate::text::cpu_list;
 
 /// The table's change cell for `model` at `point`: the change relative to the reference (or

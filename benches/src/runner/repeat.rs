@@ -6,11 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Runner, SETTLE_LIMIT, WINDOW_TAIL};
-use crate::generator::{self, duration_arg};
+use crate::generator;
+use crate::measure::Measure as Scenario;
 use crate::plan::Point;
 use crate::procstat::{self, Sampler, Usage};
 use crate::results::*;
-use crate::scenario::Scenario;
 use crate::stopper::Stopper;
 use crate::target::Target;
 use crate::{counters, metrics, strace};
@@ -148,8 +148,9 @@ impl Runner<'_> {
         }
     }
 
-    /// The loadgen command line for a repeat of a point (of `scenario`, whose own flags come
-    /// last).
+    /// The loadgen command line for a repeat of a point: loadgen's own [`loadgen::Config`],
+    /// filled in from the point and then adjusted by `scenario`, which has the last word, and
+    /// turned into flags only at the end.
     pub(super) fn loadgen_args(
         &self,
         addr: &str,
@@ -159,74 +160,55 @@ impl Runner<'_> {
     ) -> Vec<String> {
         let point = each.point;
         let plan = self.plan();
-        let mut args = vec!["--addr".to_string(), addr.to_string()];
+        let mut config = loadgen::Config {
+            addr: addr.to_string(),
+            size: point.size as usize,
+            cpus: each.setup.generator_cpus.clone(),
+            churn: point.churn,
+            idle: point.idle as usize,
+            pipeline: point.pipeline.max(1) as usize,
+            split_writes: point.split_writes,
+            hlog: hlog.map(Path::to_path_buf),
+            ..loadgen::Config::default()
+        };
+        // A `udp:` address is what puts loadgen in its UDP mode (the form echo-udp's ready
+        // line prints); there the binary's own default timeout is UDP's, and so is the one
+        // the harness starts from.
+        let datagram = addr.starts_with("udp:");
+        if datagram {
+            config.timeout = loadgen::udp::DEFAULT_TIMEOUT;
+        }
         match point.burst {
             // A burst has no warm-up and no window: each connection sends one message.
-            Some(n) => args.extend(["--burst".into(), n.to_string()]),
+            Some(n) => config.burst = Some(n as usize),
             None => {
                 // A traced repeat has no warm-up: every message it echoes is counted, as every
                 // system call is.
                 let warmup = if each.traced { Duration::ZERO } else { plan.warmup_of(point) };
-                args.extend([
-                    "--connections".into(),
-                    point.connections.to_string(),
-                    "--warmup".into(),
-                    if warmup.is_zero() { "0s".into() } else { duration_arg(warmup) },
-                    "--duration".into(),
-                    duration_arg(self.window(each)),
-                ]);
+                config.connections = point.connections as usize;
+                config.warmup = whole_millis(warmup);
+                config.duration = whole_millis(self.window(each)).max(Duration::from_millis(1));
             }
-        }
-        args.extend(["--size".into(), point.size.to_string()]);
-        if !each.setup.generator_cpus.is_empty() {
-            let cpus: Vec<String> =
-                each.setup.generator_cpus.iter().map(|c| c.to_string()).collect();
-            args.extend(["--cpus".into(), cpus.join(",")]);
-        }
-        if point.churn {
-            args.push("--churn".into());
-        }
-        if point.idle > 0 {
-            args.extend(["--idle".into(), point.idle.to_string()]);
-        }
-        if point.pipeline > 1 {
-            args.extend(["--pipeline".into(), point.pipeline.to_string()]);
-        }
-        if point.split_writes {
-            args.push("--split-writes".into());
         }
         if let Some(rate) = each.rate {
-            args.extend(["--rate".into(), format!("{rate:.0}")]);
-            if let Some(slack) = send_slack(&each.setup.generator_cpus) {
-                args.extend(["--send-slack".into(), format!("{}us", slack.as_micros())]);
+            config.rate = Some(rate.round());
+            // Whole microseconds, as the harness has always passed it.
+            let micros = |d: Duration| Duration::from_micros(d.as_micros() as u64);
+            config.send_slack = send_slack(&each.setup.generator_cpus).map(micros);
+        }
+        if let Some(scenario) = scenario {
+            scenario.loadgen(point, &mut config);
+            if datagram {
+                scenario.datagram(point, &mut config);
             }
         }
-        if let Some(hlog) = hlog {
-            args.extend(["--hlog".into(), hlog.display().to_string()]);
-        }
-        // The scenario's own flags come last and replace the harness's of the same name.
-        let mut own = scenario.map(|s| s.loadgen_args(point)).unwrap_or_default();
-        // A `udp:` address is what puts loadgen in its UDP mode (the form echo-udp's ready
-        // line prints).
-        if addr.starts_with("udp:") {
-            own.extend(scenario.map(|s| s.datagram_args(point)).unwrap_or_default());
-        }
-        let mut kept = Vec::with_capacity(args.len() + own.len());
-        let mut it = args.into_iter().peekable();
-        while let Some(arg) = it.next() {
-            // A flag is taken with its value, and only flags are compared: a harness value
-            // equal to one of the scenario's (`--warmup 10ms` beside its `--timeout 10ms`)
-            // must not be dropped from its own flag.
-            let value = it.next_if(|next| !next.starts_with("--"));
-            if own.contains(&arg) {
-                continue;
-            }
-            kept.push(arg);
-            kept.extend(value);
-        }
-        kept.extend(own);
-        kept
+        config.to_args()
     }
+}
+
+/// `d` cut to whole milliseconds, the resolution the harness's windows have always had.
+fn whole_millis(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
 }
 
 /// The figures of a repeat on one line, printed as the run goes.

@@ -10,9 +10,9 @@ use anyhow::Result;
 use super::{Live, Runner, now_rfc3339_millis};
 use crate::compare::{self, Comparison, Figure, Verdict};
 use crate::generator::interrupted;
+use crate::measure::Measure;
 use crate::plan::Point;
 use crate::results::*;
-use crate::scenario::Scenario;
 
 use super::repeat::{self, Each};
 
@@ -20,7 +20,7 @@ impl Runner<'_> {
     /// Runs the rounds of `point` over the servers running it.
     pub(super) fn rounds(
         &mut self,
-        scenario: &dyn Scenario,
+        scenario: &dyn Measure,
         point: &Point,
         live: &mut [Live],
     ) -> Result<()> {
@@ -70,7 +70,7 @@ impl Runner<'_> {
     /// after its rounds and outside them: strace slows the server, so it pairs with nothing.
     pub(super) fn traced_extra(
         &mut self,
-        scenario: &dyn Scenario,
+        scenario: &dyn Measure,
         point: &Point,
         live: &mut [Live],
     ) -> Result<()> {
@@ -91,7 +91,7 @@ impl Runner<'_> {
     /// server died and can go on no longer.
     fn measure(
         &mut self,
-        scenario: &dyn Scenario,
+        scenario: &dyn Measure,
         point: &Point,
         l: &mut Live,
         index: u32,
@@ -99,7 +99,7 @@ impl Runner<'_> {
         traced: bool,
     ) -> Result<bool> {
         self.who = l.who;
-        if traced && !crate::scenario::installed("strace") {
+        if traced && !crate::measure::installed("strace") {
             let note = "calls/msg skipped: strace not installed".to_string();
             if !self.scenario_mut().notes.contains(&note) {
                 eprintln!("  {note}");
@@ -129,7 +129,7 @@ impl Runner<'_> {
 
     /// Whether every pair of servers at `point` is decided (different, or equivalent within
     /// the margin) on both figures.
-    fn decided(&self, scenario: &dyn Scenario, point: &Point) -> bool {
+    fn decided(&self, scenario: &dyn Measure, point: &Point) -> bool {
         let all = comparisons(&self.results, scenario, point);
         all.iter().all(|c| c.verdict != Verdict::Undecided)
     }
@@ -148,7 +148,7 @@ impl Runner<'_> {
 
     /// Makes `point`'s comparisons and puts them in the results, replacing any earlier ones
     /// of the point.
-    pub(super) fn compare_point(&mut self, scenario: &dyn Scenario, point: &Point) {
+    pub(super) fn compare_point(&mut self, scenario: &dyn Measure, point: &Point) {
         let made = comparisons(&self.results, scenario, point);
         let same = |c: &Comparison| c.scenario == point.scenario && c.point == point.label;
         self.results.comparisons.retain(|c| !same(c));
@@ -158,7 +158,7 @@ impl Runner<'_> {
 
 /// Every pair of servers at `point` of `scenario`, on its headline figure and on server CPU
 /// per message.
-pub fn comparisons(results: &Results, scenario: &dyn Scenario, point: &Point) -> Vec<Comparison> {
+pub fn comparisons(results: &Results, scenario: &dyn Measure, point: &Point) -> Vec<Comparison> {
     let h = scenario.headline();
     let headline = Figure { name: h.name, of: h.figure, higher_is_better: h.higher_is_better };
     let mut out = compare::at_point(results, point, &headline);

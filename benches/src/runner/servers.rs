@@ -6,11 +6,11 @@
 use anyhow::Result;
 
 use super::{Runner, SETTLE};
+use crate::measure::Measure as Scenario;
 use crate::plan::Point;
 use crate::procstat::Tracker;
 use crate::registry;
 use crate::results::*;
-use crate::scenario::Scenario;
 use crate::server::Server;
 use crate::target::{External, Target};
 
@@ -29,7 +29,7 @@ impl Runner<'_> {
             return Ok(Setup { generator_cpus: cpus.generator, ..Setup::default() });
         };
         let count = if cpus.server.is_empty() {
-            crate::cli::allowed_cpus()?.len()
+            crate::env::allowed_cpus()?.len()
         } else {
             cpus.server.len()
         };

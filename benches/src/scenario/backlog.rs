@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{Column, Headline, Scenario, View};
 use crate::charts::{Charts, Dot, Series};
 use crate::findings::NO_FIGURES;
+use crate::measure::{Headline, Measure};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, Stops};
+use crate::present::{Column, Present, View};
 use crate::results::{PointResults, ScenarioResults};
 use crate::text::{format_duration, grouped, join, sig};
 
@@ -39,7 +40,7 @@ pub const BURST: u32 = 5 * BACKLOG;
 pub const PAUSE: Duration = Duration::from_millis(1200);
 
 /// The bound on each connect and each echo (`loadgen --timeout`): past the 7 s retransmission.
-pub const TIMEOUT: &str = "10s";
+pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The counters the kernel keeps of handshakes a full queue turned away.
 const COUNTERS: [&str; 2] = ["TcpExt:ListenOverflows", "TcpExt:ListenDrops"];
@@ -150,39 +151,17 @@ fn cell(p: &PointResults, f: impl Fn(&PointResults) -> String) -> String {
     if has_burst(p) { f(p) } else { "-".into() }
 }
 
-impl Scenario for Backlog {
+impl Measure for Backlog {
     fn name(&self) -> &'static str {
         "backlog"
-    }
-
-    fn question(&self) -> &'static str {
-        "What happens when connections arrive faster than the server accepts them?"
-    }
-
-    fn setup(&self) -> String {
-        format!(
-            "The server's whole process tree is stopped (SIGSTOP); {BURST} connections are \
-             opened at once (`loadgen --burst {BURST}`), each sending one {SMALL_MESSAGE}-byte \
-             message; the server is resumed (SIGCONT) {} after it was stopped. Once with \
-             `--backlog {BACKLOG}`, once with the server's default. Every connect and echo is \
-             bounded by {TIMEOUT}; latencies count from the burst's start.",
-            format_duration(PAUSE)
-        )
-    }
-
-    fn models_note(&self) -> Option<&'static str> {
-        Some(
-            "every model: how fast each drains its accept queue once resumed decides how many \
-             connections wait for a retransmission.",
-        )
     }
 
     fn points(&self, _profile: Profile, _given: Option<&str>) -> Result<Vec<Point>> {
         Ok(vec![point(true), point(false)])
     }
 
-    fn loadgen_args(&self, _point: &Point) -> Vec<String> {
-        vec!["--timeout".into(), TIMEOUT.into()]
+    fn loadgen(&self, _point: &Point, config: &mut loadgen::Config) {
+        config.timeout = TIMEOUT;
     }
 
     fn counters(&self) -> &'static [&'static str] {
@@ -197,6 +176,31 @@ impl Scenario for Backlog {
             better: "faster",
             worse: "slower",
         }
+    }
+}
+
+impl Present for Backlog {
+    fn question(&self) -> &'static str {
+        "What happens when connections arrive faster than the server accepts them?"
+    }
+
+    fn setup(&self) -> String {
+        let timeout = humantime::format_duration(TIMEOUT);
+        format!(
+            "The server's whole process tree is stopped (SIGSTOP); {BURST} connections are \
+             opened at once (`loadgen --burst {BURST}`), each sending one {SMALL_MESSAGE}-byte \
+             message; the server is resumed (SIGCONT) {} after it was stopped. Once with \
+             `--backlog {BACKLOG}`, once with the server's default. Every connect and echo is \
+             bounded by {timeout}; latencies count from the burst's start.",
+            format_duration(PAUSE)
+        )
+    }
+
+    fn models_note(&self) -> Option<&'static str> {
+        Some(
+            "every model: how fast each drains its accept queue once resumed decides how many \
+             connections wait for a retransmission.",
+        )
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -8,11 +8,14 @@
 //! several datagrams, which a pipelined load keeps it doing. So the figure to read is the
 //! server's CPU per datagram; the rate follows it only where the server is the limit.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
-use super::{Column, Scenario, View, col};
 use crate::findings::NO_FIGURES;
+use crate::measure::Measure;
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
+use crate::present::{Column, Present, View, col};
 use crate::registry::{Model, Transport};
 use crate::results::Summary;
 use crate::text::{sig, thousands};
@@ -28,7 +31,7 @@ pub const BATCHES: [u32; 2] = [1, 32];
 
 /// A lost datagram's slot in a closed loop is refilled only when it is declared lost, so the
 /// wait must be short (loadgen's README): on loopback an echo not back in 10 ms was dropped.
-pub const TIMEOUT: &str = "10ms";
+pub const TIMEOUT: Duration = Duration::from_millis(10);
 
 /// The batch scenario.
 #[derive(Debug)]
@@ -58,37 +61,40 @@ fn lost(s: &Summary) -> f64 {
     if m.sent > 0.0 { (m.sent - m.received).max(0.0) / m.sent } else { 0.0 }
 }
 
-impl Scenario for Batch {
+impl Measure for Batch {
     fn name(&self) -> &'static str {
         "batch"
-    }
-
-    fn question(&self) -> &'static str {
-        "What does batching buy a datagram server?"
-    }
-
-    fn setup(&self) -> String {
-        format!(
-            "Closed loop over {SOCKETS} UDP sockets with {PIPELINE} datagrams in flight on \
-             each (`loadgen --pipeline {PIPELINE} --timeout {TIMEOUT}`), {SMALL_MESSAGE}-byte \
-             datagrams, against echo-udp started with `--batch 1` and with `--batch 32`."
-        )
     }
 
     fn runs(&self, model: &Model) -> bool {
         model.transport == Transport::Datagram
     }
 
-    fn models_note(&self) -> Option<&'static str> {
-        Some("the datagram server only: `--batch` is its flag (`recvmmsg`/`sendmmsg`).")
-    }
-
     fn points(&self, profile: Profile, _given: Option<&str>) -> Result<Vec<Point>> {
         Ok(BATCHES.iter().map(|&b| point(b, profile)).collect())
     }
 
-    fn loadgen_args(&self, _point: &Point) -> Vec<String> {
-        vec!["--timeout".into(), TIMEOUT.into()]
+    fn loadgen(&self, _point: &Point, config: &mut loadgen::Config) {
+        config.timeout = TIMEOUT;
+    }
+}
+
+impl Present for Batch {
+    fn question(&self) -> &'static str {
+        "What does batching buy a datagram server?"
+    }
+
+    fn setup(&self) -> String {
+        let timeout = humantime::format_duration(TIMEOUT);
+        format!(
+            "Closed loop over {SOCKETS} UDP sockets with {PIPELINE} datagrams in flight on \
+             each (`loadgen --pipeline {PIPELINE} --timeout {timeout}`), {SMALL_MESSAGE}-byte \
+             datagrams, against echo-udp started with `--batch 1` and with `--batch 32`."
+        )
+    }
+
+    fn models_note(&self) -> Option<&'static str> {
+        Some("the datagram server only: `--batch` is its flag (`recvmmsg`/`sendmmsg`).")
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -3,11 +3,12 @@
 
 use anyhow::Result;
 
-use super::{Column, Headline, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
 use crate::compare::{self, RATE};
 use crate::findings::{NO_FIGURES, called, figure, leader_vs_last, neighbours, ranking};
+use crate::measure::{Headline, Measure, PointsFlag, counts};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
+use crate::present::{Column, Present, View, col};
 use crate::registry::{self, PerConnection};
 use crate::results::Summary;
 use crate::text::{sig, thousands, times};
@@ -28,20 +29,9 @@ fn point(clients: u32) -> Point {
     Point { churn: true, ..p }.named(plural(clients, "client"), f64::from(clients))
 }
 
-impl Scenario for Churn {
+impl Measure for Churn {
     fn name(&self) -> &'static str {
         "churn"
-    }
-
-    fn question(&self) -> &'static str {
-        "What does a new connection cost?"
-    }
-
-    fn setup(&self) -> String {
-        format!(
-            "Each client connects, sends {SMALL_MESSAGE} bytes, reads the echo and closes, over \
-             and over. Server CPU per connection covers accept, echo and teardown."
-        )
     }
 
     fn flag(&self) -> Option<PointsFlag> {
@@ -72,7 +62,20 @@ impl Scenario for Churn {
     }
 
     fn headline(&self) -> Headline {
-        Headline { name: "conns/s", ..super::THROUGHPUT }
+        Headline { name: "conns/s", ..crate::measure::THROUGHPUT }
+    }
+}
+
+impl Present for Churn {
+    fn question(&self) -> &'static str {
+        "What does a new connection cost?"
+    }
+
+    fn setup(&self) -> String {
+        format!(
+            "Each client connects, sends {SMALL_MESSAGE} bytes, reads the echo and closes, over \
+             and over. Server CPU per connection covers accept, echo and teardown."
+        )
     }
 
     fn columns(&self) -> Vec<Column> {

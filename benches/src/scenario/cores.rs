@@ -11,10 +11,11 @@
 
 use anyhow::Result;
 
-use super::{Column, Scenario, View, col};
 use crate::charts::Charts;
 use crate::findings::NO_FIGURES;
+use crate::measure::Measure;
 use crate::plan::{Cpus, Point, Profile, SMALL_MESSAGE, plural};
+use crate::present::{Column, Present, View, col};
 use crate::registry::{CpuUse, Model, Transport};
 use crate::text::{cpu_list, join, thousands, times};
 
@@ -64,11 +65,23 @@ fn point(cpus: Cpus, profile: Profile) -> Point {
     Point { cpus: Some(cpus), repeats, ..p }.named(label, f64::from(n))
 }
 
-impl Scenario for Cores {
+impl Measure for Cores {
     fn name(&self) -> &'static str {
         "cores"
     }
 
+    fn runs(&self, model: &Model) -> bool {
+        let pool = matches!(model.cpus, CpuUse::Workers { .. });
+        model.transport == Transport::Stream && (pool || model.name == "mio")
+    }
+
+    fn points(&self, profile: Profile, _given: Option<&str>) -> Result<Vec<Point>> {
+        let allowed = crate::env::allowed_cpus()?;
+        Ok(placements(&allowed).into_iter().map(|c| point(c, profile)).collect())
+    }
+}
+
+impl Present for Cores {
     fn question(&self) -> &'static str {
         "What does another core buy each model?"
     }
@@ -82,21 +95,11 @@ impl Scenario for Cores {
         )
     }
 
-    fn runs(&self, model: &Model) -> bool {
-        let pool = matches!(model.cpus, CpuUse::Workers { .. });
-        model.transport == Transport::Stream && (pool || model.name == "mio")
-    }
-
     fn models_note(&self) -> Option<&'static str> {
         Some(
             "the models with a pool of workers, which more CPUs can help, and mio, one event \
              loop on one thread, as the flat line they cannot.",
         )
-    }
-
-    fn points(&self, profile: Profile, _given: Option<&str>) -> Result<Vec<Point>> {
-        let allowed = crate::cli::allowed_cpus()?;
-        Ok(placements(&allowed).into_iter().map(|c| point(c, profile)).collect())
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -4,11 +4,12 @@
 
 use anyhow::Result;
 
-use super::{Cell, Column, Headline, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
 use crate::compare;
 use crate::findings::{NO_FIGURES, listing, neighbours, ranking};
+use crate::measure::{Headline, Measure, PointsFlag, counts};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
+use crate::present::{Cell, Column, Present, View, col};
 use crate::results::{PointResults, ScenarioResults};
 use crate::text::{join, memory, sig, thousands};
 
@@ -53,19 +54,9 @@ pub fn idle_cost(s: &ScenarioResults, p: &PointResults) -> Option<IdleCost> {
     })
 }
 
-impl Scenario for Idle {
+impl Measure for Idle {
     fn name(&self) -> &'static str {
         "idle"
-    }
-
-    fn question(&self) -> &'static str {
-        "What does holding a connection cost?"
-    }
-
-    fn setup(&self) -> String {
-        "Thousands of connections open and silent, plus one active closed-loop client. Memory \
-         per connection is (peak PSS - idle server PSS) / connections."
-            .into()
     }
 
     fn flag(&self) -> Option<PointsFlag> {
@@ -98,6 +89,18 @@ impl Scenario for Idle {
             better: "smaller",
             worse: "larger",
         }
+    }
+}
+
+impl Present for Idle {
+    fn question(&self) -> &'static str {
+        "What does holding a connection cost?"
+    }
+
+    fn setup(&self) -> String {
+        "Thousands of connections open and silent, plus one active closed-loop client. Memory \
+         per connection is (peak PSS - idle server PSS) / connections."
+            .into()
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -3,16 +3,18 @@
 
 use anyhow::{Result, bail};
 
-use super::{Column, Headline, PointsFlag, Scenario, View, col};
+use super::scale::{self, LATENCY_CONNECTIONS};
 use crate::charts::{Charts, Dot, Series};
 use crate::findings::{NO_FIGURES, open_loop_pacing, ranking};
+use crate::measure::{Headline, Measure, PointsFlag};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
+use crate::present::{Column, Present, View, col};
 use crate::results::{ModelResults, Percentiles, Summary};
 use crate::text::{sig, thousands, times};
 
-/// Connections of the open loop. The scale scenario measures this same count, so its
-/// throughput is the capacity the fractions refer to.
-pub const CONNECTIONS: u32 = 10;
+/// Connections of the open loop: scale's [`LATENCY_CONNECTIONS`], whose throughput is the
+/// capacity the fractions refer to.
+pub const CONNECTIONS: u32 = LATENCY_CONNECTIONS;
 
 /// The latency scenario.
 #[derive(Debug)]
@@ -24,21 +26,9 @@ fn point(fraction: f64) -> Point {
         .named(format!("{:.0}% load", fraction * 100.0), fraction)
 }
 
-impl Scenario for Latency {
+impl Measure for Latency {
     fn name(&self) -> &'static str {
         "latency"
-    }
-
-    fn question(&self) -> &'static str {
-        "What does a user wait under load?"
-    }
-
-    fn setup(&self) -> String {
-        format!(
-            "Open loop over {CONNECTIONS} connections at fixed fractions of each model's \
-             closed-loop capacity at {CONNECTIONS} connections. Latency is measured from the \
-             intended send time (corrected for coordinated omission)."
-        )
     }
 
     fn flag(&self) -> Option<PointsFlag> {
@@ -70,11 +60,25 @@ impl Scenario for Latency {
     }
 
     fn capacity_point(&self) -> Option<Point> {
-        Some(super::scale::point(CONNECTIONS))
+        Some(scale::point(CONNECTIONS))
     }
 
     fn headline(&self) -> Headline {
-        super::P99
+        crate::measure::P99
+    }
+}
+
+impl Present for Latency {
+    fn question(&self) -> &'static str {
+        "What does a user wait under load?"
+    }
+
+    fn setup(&self) -> String {
+        format!(
+            "Open loop over {CONNECTIONS} connections at fixed fractions of each model's \
+             closed-loop capacity at {CONNECTIONS} connections. Latency is measured from the \
+             intended send time (corrected for coordinated omission)."
+        )
     }
 
     fn columns(&self) -> Vec<Column> {

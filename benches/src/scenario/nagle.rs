@@ -16,10 +16,11 @@
 
 use anyhow::Result;
 
-use super::{Column, Headline, Scenario, View, col};
 use crate::charts::{Bars, Charts};
 use crate::findings::NO_FIGURES;
+use crate::measure::{Headline, Measure};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
+use crate::present::{Column, Present, View, col};
 use crate::registry::Model;
 use crate::results::Summary;
 use crate::text::{sig, times};
@@ -73,34 +74,13 @@ fn ms(us: f64) -> String {
     if us >= 1000.0 { format!("{} ms", sig(us / 1000.0)) } else { format!("{} us", sig(us)) }
 }
 
-impl Scenario for Nagle {
+impl Measure for Nagle {
     fn name(&self) -> &'static str {
         "nagle"
     }
 
-    fn question(&self) -> &'static str {
-        "Why do some echoes take 40 ms?"
-    }
-
-    fn setup(&self) -> String {
-        format!(
-            "One connection, closed loop, {SMALL_MESSAGE}-byte messages. The server is started \
-             with `--buffer {SMALL_BUFFER}` to make it write each echo in two pieces, with \
-             `--nagle` to leave Nagle's algorithm on (TCP_NODELAY off); the last point has the \
-             client write each message in two calls (`loadgen --split-writes`) instead. The \
-             client always sets TCP_NODELAY."
-        )
-    }
-
     fn runs(&self, model: &Model) -> bool {
         model.name == "mio"
-    }
-
-    fn models_note(&self) -> Option<&'static str> {
-        Some(
-            "mio only: Nagle's algorithm and delayed ACKs are the kernel's, the same under \
-             every model, so one representative shows them.",
-        )
     }
 
     fn points(&self, profile: Profile, _given: Option<&str>) -> Result<Vec<Point>> {
@@ -115,6 +95,29 @@ impl Scenario for Nagle {
             better: "faster",
             worse: "slower",
         }
+    }
+}
+
+impl Present for Nagle {
+    fn question(&self) -> &'static str {
+        "Why do some echoes take 40 ms?"
+    }
+
+    fn setup(&self) -> String {
+        format!(
+            "One connection, closed loop, {SMALL_MESSAGE}-byte messages. The server is started \
+             with `--buffer {SMALL_BUFFER}` to make it write each echo in two pieces, with \
+             `--nagle` to leave Nagle's algorithm on (TCP_NODELAY off); the last point has the \
+             client write each message in two calls (`loadgen --split-writes`) instead. The \
+             client always sets TCP_NODELAY."
+        )
+    }
+
+    fn models_note(&self) -> Option<&'static str> {
+        Some(
+            "mio only: Nagle's algorithm and delayed ACKs are the kernel's, the same under \
+             every model, so one representative shows them.",
+        )
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -11,10 +11,11 @@
 
 use anyhow::{Result, bail};
 
-use super::{Cell, Column, PointsFlag, Scenario, View, col};
 use crate::charts::Charts;
 use crate::findings::{NO_FIGURES, ranking};
+use crate::measure::{Measure, PointsFlag};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, Trace};
+use crate::present::{Cell, Column, Present, View, col};
 use crate::results::{ScenarioResults, Summary};
 use crate::strace::Syscalls as Counts;
 use crate::text::{join, sig, thousands, times};
@@ -50,11 +51,35 @@ fn calls(s: &ScenarioResults, depth: u32) -> Option<f64> {
     p.repeats.iter().find_map(|r| r.syscalls.as_ref()?.per_message())
 }
 
-impl Scenario for Pipeline {
+impl Measure for Pipeline {
     fn name(&self) -> &'static str {
         "pipeline"
     }
 
+    fn flag(&self) -> Option<PointsFlag> {
+        Some(PointsFlag {
+            long: "depths",
+            value_name: "K,K,...",
+            help: "Pipeline depths of the pipeline scenario, comma-separated (e.g. 1,16)",
+        })
+    }
+
+    fn points(&self, profile: Profile, given: Option<&str>) -> Result<Vec<Point>> {
+        let depths = match given {
+            Some(text) => crate::measure::counts("depths", text)?,
+            None => match profile {
+                Profile::Quick => vec![1, 16],
+                Profile::Standard | Profile::Full => vec![1, 4, 16, 64],
+            },
+        };
+        if depths.iter().any(|&d| d > 4096) {
+            bail!("--depths must be at most 4096 messages in flight per connection");
+        }
+        Ok(depths.into_iter().map(|d| point(d, profile)).collect())
+    }
+}
+
+impl Present for Pipeline {
     fn question(&self) -> &'static str {
         "What does batching buy?"
     }
@@ -73,28 +98,6 @@ impl Scenario for Pipeline {
             "every model: batching is about how each model reads and writes, and every model \
              does both.",
         )
-    }
-
-    fn flag(&self) -> Option<PointsFlag> {
-        Some(PointsFlag {
-            long: "depths",
-            value_name: "K,K,...",
-            help: "Pipeline depths of the pipeline scenario, comma-separated (e.g. 1,16)",
-        })
-    }
-
-    fn points(&self, profile: Profile, given: Option<&str>) -> Result<Vec<Point>> {
-        let depths = match given {
-            Some(text) => super::counts("depths", text)?,
-            None => match profile {
-                Profile::Quick => vec![1, 16],
-                Profile::Standard | Profile::Full => vec![1, 4, 16, 64],
-            },
-        };
-        if depths.iter().any(|&d| d > 4096) {
-            bail!("--depths must be at most 4096 messages in flight per connection");
-        }
-        Ok(depths.into_iter().map(|d| point(d, profile)).collect())
     }
 
     fn columns(&self) -> Vec<Column> {

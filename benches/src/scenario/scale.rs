@@ -3,11 +3,12 @@
 
 use anyhow::Result;
 
-use super::{Cell, Column, PointsFlag, Scenario, View, col, counts};
 use crate::charts::Charts;
 use crate::compare::{self, RATE};
 use crate::findings::{NO_FIGURES, called, growth, leader_vs_last, neighbours, ranking};
+use crate::measure::{Measure, PointsFlag, counts};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
+use crate::present::{Cell, Column, Present, View, col};
 use crate::registry::named;
 use crate::results::Summary;
 use crate::text::{sig, thousands, times};
@@ -23,26 +24,20 @@ const CTX_PER_MSG: compare::Figure = compare::Figure {
 #[derive(Debug)]
 pub struct Scale;
 
+/// Connections of the latency scenario's open loop. Scale always measures this count, so the
+/// capacity latency's fractions refer to comes from a measured point rather than a probe. (It
+/// is defined here, not in latency.rs, so that the two files refer to each other one way.)
+pub const LATENCY_CONNECTIONS: u32 = 10;
+
 /// The scale point at `connections`: also the closed-loop capacity the latency scenario scales.
 pub fn point(connections: u32) -> Point {
     Point::closed("scale", connections, SMALL_MESSAGE)
         .named(plural(connections, "conn"), f64::from(connections))
 }
 
-impl Scenario for Scale {
+impl Measure for Scale {
     fn name(&self) -> &'static str {
         "scale"
-    }
-
-    fn question(&self) -> &'static str {
-        "How does each model hold up as connections grow?"
-    }
-
-    fn setup(&self) -> String {
-        format!(
-            "Closed loop: each connection sends a {SMALL_MESSAGE}-byte message and waits for its \
-             echo. Rows are medians over the repeats."
-        )
     }
 
     fn flag(&self) -> Option<PointsFlag> {
@@ -54,9 +49,8 @@ impl Scenario for Scale {
     }
 
     fn points(&self, profile: Profile, given: Option<&str>) -> Result<Vec<Point>> {
-        // The latency scenario's connection count is always among them, so its capacity comes
-        // from a measured point rather than a probe.
-        let lat = super::latency::CONNECTIONS;
+        // The latency scenario's connection count is always among them.
+        let lat = LATENCY_CONNECTIONS;
         let counts = match given {
             Some(text) => counts("connections", text)?,
             None => match profile {
@@ -66,6 +60,19 @@ impl Scenario for Scale {
             },
         };
         Ok(counts.into_iter().map(point).collect())
+    }
+}
+
+impl Present for Scale {
+    fn question(&self) -> &'static str {
+        "How does each model hold up as connections grow?"
+    }
+
+    fn setup(&self) -> String {
+        format!(
+            "Closed loop: each connection sends a {SMALL_MESSAGE}-byte message and waits for its \
+             echo. Rows are medians over the repeats."
+        )
     }
 
     fn columns(&self) -> Vec<Column> {

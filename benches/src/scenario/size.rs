@@ -3,11 +3,12 @@
 
 use anyhow::{Result, bail};
 
-use super::{Column, Headline, PointsFlag, Scenario, View, col};
 use crate::charts::Charts;
 use crate::compare::Figure;
 use crate::findings::{NO_FIGURES, growth, ranking};
+use crate::measure::{Headline, Measure, PointsFlag};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
+use crate::present::{Column, Present, View, col};
 use crate::text::{format_bytes, sig, times};
 
 /// Connections that carry the big messages: "few", so that the figure is about moving bytes
@@ -24,20 +25,9 @@ fn point(size: u64) -> Point {
     Point::closed("size", CONNECTIONS, size).named(format_bytes(size), size as f64)
 }
 
-impl Scenario for Size {
+impl Measure for Size {
     fn name(&self) -> &'static str {
         "size"
-    }
-
-    fn question(&self) -> &'static str {
-        "What happens with big messages?"
-    }
-
-    fn setup(&self) -> String {
-        format!(
-            "Closed loop over {CONNECTIONS} connections, growing message sizes. MiB/s counts \
-             payload echoed."
-        )
     }
 
     fn flag(&self) -> Option<PointsFlag> {
@@ -75,7 +65,20 @@ impl Scenario for Size {
     }
 
     fn headline(&self) -> Headline {
-        Headline { name: "MiB/s", figure: |m| m.mib_per_sec, ..super::THROUGHPUT }
+        Headline { name: "MiB/s", figure: |m| m.mib_per_sec, ..crate::measure::THROUGHPUT }
+    }
+}
+
+impl Present for Size {
+    fn question(&self) -> &'static str {
+        "What happens with big messages?"
+    }
+
+    fn setup(&self) -> String {
+        format!(
+            "Closed loop over {CONNECTIONS} connections, growing message sizes. MiB/s counts \
+             payload echoed."
+        )
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{Column, Headline, Scenario, View, col};
 use crate::charts::{Bars, Charts};
 use crate::findings::NO_FIGURES;
+use crate::measure::{Headline, Measure};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, Stops};
+use crate::present::{Column, Present, View, col};
 use crate::registry::Model;
 use crate::results::{Percentiles, Summary};
 use crate::text::{format_duration, sig, thousands};
@@ -74,7 +75,7 @@ fn both<'a>(view: &View<'a>) -> Option<(&'a str, &'a Summary, &'a Summary, Stops
 }
 
 /// A percentile of the open loop measured from the actual send ("-" for the closed loop).
-fn uncorrected(c: &super::Cell<'_>, f: fn(&Percentiles) -> f64) -> String {
+fn uncorrected(c: &crate::present::Cell<'_>, f: fn(&Percentiles) -> f64) -> String {
     c.summary.median.latency_us_uncorrected.map_or("-".into(), |u| sig(f(&u)))
 }
 
@@ -82,11 +83,31 @@ fn ms(us: f64) -> String {
     format!("{} ms", sig(us / 1000.0))
 }
 
-impl Scenario for Stall {
+impl Measure for Stall {
     fn name(&self) -> &'static str {
         "stall"
     }
 
+    fn runs(&self, model: &Model) -> bool {
+        model.name == "mio"
+    }
+
+    fn points(&self, profile: Profile, _given: Option<&str>) -> Result<Vec<Point>> {
+        Ok(vec![point(false, profile), point(true, profile)])
+    }
+
+    fn headline(&self) -> Headline {
+        Headline {
+            name: "p99.9",
+            figure: |m| m.latency_us.p999,
+            higher_is_better: false,
+            better: "faster",
+            worse: "slower",
+        }
+    }
+}
+
+impl Present for Stall {
     fn question(&self) -> &'static str {
         "What does a benchmark miss when the server stalls?"
     }
@@ -104,29 +125,11 @@ impl Scenario for Stall {
         )
     }
 
-    fn runs(&self, model: &Model) -> bool {
-        model.name == "mio"
-    }
-
     fn models_note(&self) -> Option<&'static str> {
         Some(
             "mio only: the lesson is about the measurement, not the model, so one \
              representative shows it.",
         )
-    }
-
-    fn points(&self, profile: Profile, _given: Option<&str>) -> Result<Vec<Point>> {
-        Ok(vec![point(false, profile), point(true, profile)])
-    }
-
-    fn headline(&self) -> Headline {
-        Headline {
-            name: "p99.9",
-            figure: |m| m.latency_us.p999,
-            higher_is_better: false,
-            better: "faster",
-            worse: "slower",
-        }
     }
 
     fn columns(&self) -> Vec<Column> {

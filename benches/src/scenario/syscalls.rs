@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{Cell, Column, PointsFlag, Scenario, View, counts};
 use crate::findings::{NO_FIGURES, figure, listing};
+use crate::measure::{Measure, PointsFlag, counts};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, Trace, plural};
+use crate::present::{Cell, Column, Present, View};
 use crate::registry::PerConnection;
 use crate::results::Summary;
 use crate::strace::Syscalls as Counts;
@@ -36,22 +37,9 @@ fn counts_of<'a>(c: &Cell<'a>) -> Option<&'a Counts> {
     c.point.repeats.iter().find_map(|r| r.syscalls.as_ref())
 }
 
-impl Scenario for Syscalls {
+impl Measure for Syscalls {
     fn name(&self) -> &'static str {
         "syscalls"
-    }
-
-    fn question(&self) -> &'static str {
-        "How many system calls does each model make per message?"
-    }
-
-    fn setup(&self) -> String {
-        format!(
-            "Closed loop, {SMALL_MESSAGE}-byte messages, no warm-up, one repeat, with `strace -c -f` \
-             attached to the server's process tree (every thread and child it creates). strace \
-             slows the server many times over, so only the counts mean anything here: calls \
-             while loadgen ran, divided by the messages echoed."
-        )
     }
 
     fn flag(&self) -> Option<PointsFlag> {
@@ -72,6 +60,21 @@ impl Scenario for Syscalls {
 
     fn tools(&self) -> &'static [&'static str] {
         &["strace"]
+    }
+}
+
+impl Present for Syscalls {
+    fn question(&self) -> &'static str {
+        "How many system calls does each model make per message?"
+    }
+
+    fn setup(&self) -> String {
+        format!(
+            "Closed loop, {SMALL_MESSAGE}-byte messages, no warm-up, one repeat, with `strace -c -f` \
+             attached to the server's process tree (every thread and child it creates). strace \
+             slows the server many times over, so only the counts mean anything here: calls \
+             while loadgen ran, divided by the messages echoed."
+        )
     }
 
     fn columns(&self) -> Vec<Column> {

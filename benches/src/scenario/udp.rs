@@ -16,11 +16,14 @@
 //! with `recvmmsg` saves the calls, not the packets: see the batch scenario). On loopback that
 //! makes TCP the one with more capacity; the findings say where each curve bent.
 
+use std::time::Duration;
+
 use anyhow::{Result, bail};
 
-use super::{Column, Headline, PointsFlag, Scenario, View, col};
 use crate::charts::Charts;
+use crate::measure::{Headline, Measure, PointsFlag};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
+use crate::present::{Column, Present, View, col};
 use crate::registry::{Model, Transport};
 use crate::results::{PointResults, measured};
 use crate::text::{sig, thousands};
@@ -35,7 +38,7 @@ pub const CONNECTIONS: u32 = 10;
 /// 50 ms was dropped; a shorter wait would also count as lost the echoes of a server that a
 /// busy 2-CPU machine merely descheduled. A lost datagram enters the corrected latency at this
 /// age or more.
-pub const TIMEOUT: &str = "50ms";
+pub const TIMEOUT: Duration = Duration::from_millis(50);
 
 /// The kernel counters that say where datagrams were dropped (machine-wide).
 pub const COUNTERS: [&str; 2] = ["Udp:RcvbufErrors", "Udp:InErrors"];
@@ -101,26 +104,9 @@ fn percent(ratio: f64) -> String {
     if ratio == 0.0 { "0%".into() } else { format!("{}%", sig(ratio * 100.0)) }
 }
 
-impl Scenario for Udp {
+impl Measure for Udp {
     fn name(&self) -> &'static str {
         "udp"
-    }
-
-    fn question(&self) -> &'static str {
-        "What does UDP trade away, and what does it buy?"
-    }
-
-    fn setup(&self) -> String {
-        format!(
-            "Open loop at the same fixed total rates for both, over {CONNECTIONS} TCP \
-             connections (mio) or {CONNECTIONS} UDP sockets (echo-udp, default receive buffer, \
-             `--batch 1`), {SMALL_MESSAGE}-byte messages. Latency is measured from the \
-             intended send time; a datagram with no echo within {TIMEOUT} is lost and counts \
-             in it at that age (`loadgen --timeout {TIMEOUT}` for UDP; TCP keeps loadgen's \
-             5 s). Both servers run one thread on one CPU, so the rates mean the same on a \
-             bigger machine. The kernel counters are machine-wide: every socket's drops \
-             count, the generator's too."
-        )
     }
 
     fn flag(&self) -> Option<PointsFlag> {
@@ -147,15 +133,8 @@ impl Scenario for Udp {
         model.name == "mio" || model.transport == Transport::Datagram
     }
 
-    fn models_note(&self) -> Option<&'static str> {
-        Some(
-            "mio and the datagram server: one TCP model stands for all (what TCP does under \
-             overload is the kernel's, the same under every model), beside the one UDP model.",
-        )
-    }
-
-    fn datagram_args(&self, _point: &Point) -> Vec<String> {
-        vec!["--timeout".into(), TIMEOUT.into()]
+    fn datagram(&self, _point: &Point, config: &mut loadgen::Config) {
+        config.timeout = TIMEOUT;
     }
 
     fn counters(&self) -> &'static [&'static str] {
@@ -163,7 +142,34 @@ impl Scenario for Udp {
     }
 
     fn headline(&self) -> Headline {
-        super::P99
+        crate::measure::P99
+    }
+}
+
+impl Present for Udp {
+    fn question(&self) -> &'static str {
+        "What does UDP trade away, and what does it buy?"
+    }
+
+    fn setup(&self) -> String {
+        let timeout = humantime::format_duration(TIMEOUT);
+        format!(
+            "Open loop at the same fixed total rates for both, over {CONNECTIONS} TCP \
+             connections (mio) or {CONNECTIONS} UDP sockets (echo-udp, default receive buffer, \
+             `--batch 1`), {SMALL_MESSAGE}-byte messages. Latency is measured from the \
+             intended send time; a datagram with no echo within {timeout} is lost and counts \
+             in it at that age (`loadgen --timeout {timeout}` for UDP; TCP keeps loadgen's \
+             5 s). Both servers run one thread on one CPU, so the rates mean the same on a \
+             bigger machine. The kernel counters are machine-wide: every socket's drops \
+             count, the generator's too."
+        )
+    }
+
+    fn models_note(&self) -> Option<&'static str> {
+        Some(
+            "mio and the datagram server: one TCP model stands for all (what TCP does under \
+             overload is the kernel's, the same under every model), beside the one UDP model.",
+        )
     }
 
     fn columns(&self) -> Vec<Column> {

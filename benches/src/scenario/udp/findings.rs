@@ -2,7 +2,7 @@
 
 use super::{COUNTERS, TIMEOUT, held, loss, percent, reports};
 use crate::findings::NO_FIGURES;
-use crate::scenario::View;
+use crate::present::View;
 use crate::text::{sig, thousands};
 
 /// The p99 of echoes under which UDP's latency counts as bounded by the receive buffer
@@ -239,10 +239,11 @@ fn datagram_finding(name: &str, steps: &[Step], tcp: Option<&[Step]>) -> String 
         ),
         _ => String::new(),
     };
+    let timeout = humantime::format_duration(TIMEOUT);
     format!(
         "UDP ({name}) lost more than {:.0}% at every rate from {} msgs/s up: {} of the \
          datagrams there ({} per run), achieving {}{}. {latency}; the corrected p99 ({} there) counts each \
-         lost datagram at the {TIMEOUT} timeout or more.{kernel}{spikes}{share}",
+         lost datagram at the {timeout} timeout or more.{kernel}{spikes}{share}",
         LOSS_LIMIT * 100.0,
         thousands(bend.rate),
         percent(bend.ratio),
