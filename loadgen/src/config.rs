@@ -119,6 +119,13 @@ pub struct Config {
     #[serde(with = "crate::start::opt_rfc3339")]
     pub start_at: Option<SystemTime>,
 
+    /// Print `window start` on stdout when the measured window opens and `window end` when it
+    /// closes, each the moment it happens, for a caller that measures the server over the same
+    /// window (the echobench harness). No marks in burst mode, which has no window.
+    #[arg(long)]
+    #[serde(default)]
+    pub marks: bool,
+
     /// Draw a progress bar on stderr. Library callers get none unless they ask; the binary
     /// turns it on when stderr is a terminal (and off with --no-progress).
     #[arg(skip)]
@@ -148,6 +155,7 @@ impl Default for Config {
             hlog: None,
             hlog_interval: Duration::from_secs(1),
             start_at: None,
+            marks: false,
             progress: false,
         }
     }

@@ -41,6 +41,7 @@
 pub mod config;
 pub mod env;
 pub mod hlog;
+pub mod marks;
 pub mod merge;
 pub mod report;
 pub mod stats;
@@ -68,6 +69,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use config::{Config, Mode};
+pub use marks::Mark;
 pub use pace::auto_send_slack;
 pub use report::Report;
 pub use run::run;

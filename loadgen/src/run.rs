@@ -18,6 +18,7 @@ use crate::assemble::Parts;
 use crate::config::{Config, Mode};
 use crate::cpu::{self, CpuTime};
 use crate::hlog::{self, HlogWriter};
+use crate::marks::Marks;
 use crate::meter::{Msg, Shared, ThreadResult};
 use crate::pace::Pacing;
 use crate::progress::Progress;
@@ -146,14 +147,17 @@ fn coordinate(
     let mut began_at = None;
     // Once every thread is ready: when to start them (`--start-at`, or at once).
     let mut start_due: Option<Instant> = None;
+    // `--marks`: set at the start, when the window's edges become known.
+    let mut marks: Option<Marks> = None;
     loop {
-        // Until the start, no later than it is due; then at the pace of the progress bar.
-        let wait = match (start, start_due) {
-            (None, Some(due)) => {
-                due.saturating_duration_since(Instant::now()).min(Duration::from_millis(50))
-            }
-            _ => Duration::from_millis(50),
+        // Until the start, no later than it is due; then at the pace of the progress bar, or
+        // sooner when a mark falls due.
+        let due = match (start, start_due) {
+            (None, Some(due)) => Some(due),
+            _ => marks.as_ref().and_then(Marks::next_due),
         };
+        let tick = Duration::from_millis(50);
+        let wait = due.map_or(tick, |due| due.saturating_duration_since(Instant::now()).min(tick));
         match rx.recv_timeout(wait) {
             Ok(Msg::Ready) => ready += 1,
             Ok(Msg::Interval { thread, index, mut recorder }) => {
@@ -194,6 +198,9 @@ fn coordinate(
                 began_at = Some(wall);
                 // The threads sleep until then (see `worker::Worker::connect_and_wait`).
                 handles.iter().for_each(|h| h.thread().unpark());
+                if config.marks {
+                    marks = Some(Marks::new(at, config.warmup, config.duration));
+                }
                 if let Some(log) = hlog.as_mut() {
                     let comment =
                         format!("{} against {target}: {}", crate::tool(), hlog_legend(mode));
@@ -201,10 +208,16 @@ fn coordinate(
                 }
             }
         }
+        if let Some(marks) = marks.as_mut() {
+            marks.print_due(Instant::now(), shared.cancel.is_cancelled());
+        }
         if let Some(start) = start {
             let received = shared.received.iter().map(|r| r.load(Ordering::Relaxed)).sum();
             progress.update(start.elapsed(), received);
         }
+    }
+    if let Some(marks) = marks.as_mut() {
+        marks.finish();
     }
     progress.finish();
     for (thread, handle) in handles.into_iter().enumerate() {

@@ -250,3 +250,47 @@ fn ctrl_c_stops_the_run_and_writes_what_was_measured() {
 fn via_json<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
     serde_json::from_str(&serde_json::to_string(value).unwrap()).unwrap()
 }
+
+#[test]
+fn marks_announce_the_window_as_it_opens_and_closes() {
+    use std::io::{BufRead, BufReader};
+    let server = EchoServer::start(Fault::None, 64);
+    let dir = tempdir("marks");
+    let json = dir.join("marks.json");
+    let args = quick(&server.addr, &["--marks", "--json", path(&json)]);
+    let mut child =
+        Command::new(LOADGEN).args(&args).stdout(Stdio::piped()).spawn().expect("run loadgen");
+    // Each mark is timed as it arrives, the way the harness reads them.
+    let mut marks = Vec::new();
+    let mut other = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        match loadgen::Mark::parse(&line) {
+            Some(mark) => marks.push((mark, Instant::now())),
+            None => other += 1,
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let kinds: Vec<loadgen::Mark> = marks.iter().map(|(m, _)| *m).collect();
+    assert_eq!(kinds, [loadgen::Mark::Start, loadgen::Mark::End], "in order, once each");
+    assert!(other > 0, "the summary still follows the marks");
+    // The marks are as far apart as the window loadgen reports (300 ms), within a timer
+    // wake-up and a pipe's read each (40 ms allows for a busy machine); a mark printed with
+    // the summary, or at the end of the drain, would miss by the whole window.
+    let apart = marks[1].1.duration_since(marks[0].1).as_secs_f64();
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report.config.marks);
+    let measured = report.run.measured_secs;
+    assert!((apart - measured).abs() < 0.04, "marks {apart:.3} s apart, window {measured:.3} s");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn without_marks_nothing_but_the_summary_is_printed() {
+    let server = EchoServer::start(Fault::None, 64);
+    let out = loadgen(&quick(&server.addr, &[]));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().all(|l| loadgen::Mark::parse(l).is_none()), "{stdout}");
+    assert!(!stdout.is_empty());
+}

@@ -39,6 +39,7 @@ impl Config {
             hlog,
             hlog_interval,
             start_at,
+            marks,
             progress: _,
         } = self;
         let default = Config::default();
@@ -106,6 +107,9 @@ impl Config {
         if let Some(at) = start_at {
             flag("start-at", Some(crate::start::format(*at)));
         }
+        if *marks {
+            flag("marks", None);
+        }
         args
     }
 }
@@ -164,6 +168,7 @@ mod tests {
             hlog: Some(PathBuf::from("x.hlog")),
             hlog_interval: Duration::from_millis(250),
             start_at: Some(SystemTime::UNIX_EPOCH + Duration::new(1_765_080_000, 500_000_001)),
+            marks: true,
             progress: false,
         };
         let fields = serde_json::to_value(&config).unwrap();
