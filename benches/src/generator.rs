@@ -6,7 +6,7 @@
 //! on Ctrl-C the harness forwards SIGINT, and loadgen writes what it measured so far.
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,16 +38,33 @@ pub struct GeneratorRun {
     pub interrupted: bool,
 }
 
+/// What the harness does the moment loadgen marks its window's start or end (`--marks`).
+pub type OnMark = Box<dyn FnMut(loadgen::Mark) + Send>;
+
 /// Runs `loadgen` with `args` plus `--json json_path`, for at most `expected + HANG_SLACK`.
 pub fn run(loadgen: &Path, args: &[String], json_path: &Path, expected: Duration) -> GeneratorRun {
+    run_marked(loadgen, args, json_path, expected, None)
+}
+
+/// [`run`], with `--marks` added when `on_mark` is given: loadgen then prints a line as its
+/// measured window opens and another as it closes, and `on_mark` is called with each from the
+/// thread reading loadgen's stdout, as soon as the line arrives (a pipe's wake-up later).
+pub fn run_marked(
+    loadgen: &Path,
+    args: &[String],
+    json_path: &Path,
+    expected: Duration,
+    on_mark: Option<OnMark>,
+) -> GeneratorRun {
     let _ = fs::remove_file(json_path);
     let started = Instant::now();
     let spawned = Command::new(loadgen)
         .args(args)
+        .args(on_mark.is_some().then_some("--marks"))
         .arg("--json")
         .arg(json_path)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(if on_mark.is_some() { Stdio::piped() } else { Stdio::null() })
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn();
@@ -69,6 +86,18 @@ pub fn run(loadgen: &Path, args: &[String], json_path: &Path, expected: Duration
         let mut text = String::new();
         let _ = stderr.read_to_string(&mut text);
         text
+    });
+    // The marks, read line by line; the rest of stdout (the summary) is read and dropped, so
+    // that loadgen never blocks on a full pipe.
+    let stdout_reader = child.stdout.take().zip(on_mark).map(|(stdout, mut on_mark)| {
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(mark) = loadgen::Mark::parse(&line) {
+                    on_mark(mark);
+                }
+            }
+        })
     });
 
     let deadline = started + expected + HANG_SLACK;
@@ -92,6 +121,9 @@ pub fn run(loadgen: &Path, args: &[String], json_path: &Path, expected: Duration
     };
     let ended = Instant::now();
     let stderr_text = stderr_reader.join().unwrap_or_default();
+    if let Some(reader) = stdout_reader {
+        let _ = reader.join();
+    }
 
     let report =
         fs::read_to_string(json_path).ok().and_then(|t| loadgen::Report::from_json(&t).ok());

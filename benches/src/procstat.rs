@@ -4,7 +4,9 @@
 //! for fork. Each figure needs care to count every member once:
 //!
 //! - Members: the root plus every process whose parent chain leads to it, found by reading
-//!   the parent pid in every `/proc/PID/stat` (this kernel has no `task/*/children` files).
+//!   the parent pid in every `/proc/PID/stat`. (`task/*/children` would list a root's
+//!   children in one read, but only on kernels built with CONFIG_PROC_CHILDREN; 6.18 here has
+//!   it. Most of a walk's cost is reading the members themselves, which it would not save.)
 //! - CPU: the root's utime+stime (its exited threads included) plus its cutime+cstime, which
 //!   is where the kernel adds a child's time once the root has reaped it; plus every live
 //!   descendant's run time from `task/*/schedstat`, in nanoseconds. Why not every member's
@@ -15,24 +17,22 @@
 //! - Memory: PSS from `smaps_rollup`, summed. A page shared by N processes counts 1/N in each,
 //!   so the sum is the tree's real footprint; summed RSS would count fork's shared pages N times.
 //! - Context switches: `/proc/PID/status` has only the main thread's, so every task's
-//!   `task/TID/status` is read. Tasks that exit between two samples are lost; the tracker keeps
-//!   a running total so that a task that exits after being seen keeps what it contributed.
+//!   `task/TID/status` is read (a one-thread process's own `status` is its one task's). Tasks
+//!   that exit between two snapshots are lost; the tracker keeps a running total so that a
+//!   task that exits after being seen keeps what it contributed. CPU and switches are read at
+//!   the measured window's edges only, and the peaks between them ([`Sampler`]).
 
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use loadgen::Mark;
 use serde::{Deserialize, Serialize};
 
-/// How often the sampler reads the tree, at most. It backs off when reading takes long (a fork
-/// server with thousands of processes), so that sampling never costs more than a fifth of a CPU.
-pub const SAMPLE_PERIOD: Duration = Duration::from_millis(150);
-
-/// How often PSS is read, at most: `smaps_rollup` walks the page tables, the costliest read here.
-pub const PSS_PERIOD: Duration = Duration::from_millis(500);
+mod sampler;
+pub use sampler::{Marker, PEAK_PACE, PEAK_PERIOD, Sampler};
 
 /// The tree at one instant. CPU and context switches are running totals; diff two snapshots.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +55,36 @@ pub struct Snapshot {
     pub threads: u32,
     /// Summed PSS in KiB, when this snapshot read it.
     pub pss_kib: Option<u64>,
+    /// Whether the CPU and switch figures were read; a snapshot taken only for the peaks
+    /// ([`Snapshot::peaks`]) leaves them at 0.
+    pub cpu: bool,
+    /// The generator's mark this snapshot answered (taken the moment it came), if any.
+    pub mark: Option<Mark>,
+}
+
+impl Snapshot {
+    /// Reads only what the peaks need: the members and their threads (one walk of
+    /// `/proc/*/stat`), and PSS when `with_pss`. About a third of a full snapshot's reads,
+    /// which add every task's `status` and `schedstat`.
+    pub fn peaks(root: u32, with_pss: bool) -> io::Result<Snapshot> {
+        let started = Instant::now();
+        let members = tree(root)?;
+        let at = started + started.elapsed() / 2;
+        let pss = with_pss.then(|| members.iter().map(|p| read_pss_kib(p.pid).unwrap_or(0)).sum());
+        Ok(Snapshot {
+            at,
+            cpu_ns: 0,
+            user_ticks: 0,
+            sys_ticks: 0,
+            ctx_voluntary: 0,
+            ctx_involuntary: 0,
+            processes: members.len() as u32,
+            threads: members.iter().map(|p| p.threads).sum(),
+            pss_kib: pss,
+            cpu: false,
+            mark: None,
+        })
+    }
 }
 
 /// What the tree cost over one point, as results.json records it.
@@ -84,16 +114,20 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Measures `samples` over the window `from..to`: CPU and switches between the first
-    /// snapshot at or after `from` and the last at or before `to` (or the outermost snapshots if
-    /// the window holds fewer than two), peaks over all of them.
+    /// Measures `samples` over the window `from..to`: CPU and switches between the snapshots
+    /// taken at the generator's marks when there are both (the window's edges as loadgen saw
+    /// them: `from` and `to` are then not needed), else between the first CPU snapshot at or
+    /// after `from` and the last at or before `to` (or the outermost CPU snapshots if the window
+    /// holds fewer than two); peaks over all of them.
     pub fn over(samples: &[Snapshot], from: Instant, to: Instant) -> Option<Usage> {
+        let cpu: Vec<&Snapshot> = samples.iter().filter(|s| s.cpu).collect();
+        let marked = |mark| cpu.iter().copied().find(|s| s.mark == Some(mark));
         let inside: Vec<&Snapshot> =
-            samples.iter().filter(|s| s.at >= from && s.at <= to).collect();
-        let (first, last) = if inside.len() >= 2 {
-            (inside[0], inside[inside.len() - 1])
-        } else {
-            (samples.first()?, samples.last()?)
+            cpu.iter().copied().filter(|s| s.at >= from && s.at <= to).collect();
+        let (first, last) = match (marked(Mark::Start), marked(Mark::End)) {
+            (Some(start), Some(end)) => (start, end),
+            _ if inside.len() >= 2 => (inside[0], inside[inside.len() - 1]),
+            _ => (*cpu.first()?, *cpu.last()?),
         };
         let cpu = last.cpu_ns.saturating_sub(first.cpu_ns) as f64 / 1e9;
         let user = last.user_ticks.saturating_sub(first.user_ticks) as f64;
@@ -247,12 +281,14 @@ impl Tracker {
                 processes: members.len() as u32,
                 threads: 0,
                 pss_kib: None,
+                cpu: true,
+                mark: None,
             };
             for (i, p) in members.iter().enumerate() {
                 snap.user_ticks += p.utime;
                 snap.sys_ticks += p.stime;
                 snap.threads += p.threads;
-                let run_ns = self.read_tasks(p.pid);
+                let run_ns = self.read_tasks(p.pid, p.threads);
                 if i > 0 {
                     snap.cpu_ns += run_ns;
                 }
@@ -284,14 +320,23 @@ impl Tracker {
 
     /// Reads every task (thread) of `pid`: adds its context switches to the running totals and
     /// returns the tasks' summed run time in nanoseconds (`schedstat`'s first field).
-    fn read_tasks(&mut self, pid: u32) -> u64 {
-        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    ///
+    /// A process with one thread (each child of a forking server) is read at /proc/PID, whose
+    /// `status` and `schedstat` are then its one task's: listing its task folder would add a
+    /// third of the reads, thousands of them for a forking server.
+    fn read_tasks(&mut self, pid: u32, threads: u32) -> u64 {
+        let dirs: Vec<(u32, std::path::PathBuf)> = if threads == 1 {
+            vec![(pid, format!("/proc/{pid}").into())]
+        } else {
+            let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+            tasks
+                .flatten()
+                .filter_map(|t| Some((t.file_name().to_str()?.parse().ok()?, t.path())))
+                .collect()
+        };
         let mut run_ns = 0;
-        for task in tasks.flatten() {
-            let Some(tid) = task.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(status) = fs::read_to_string(task.path().join("status")) else { continue };
+        for (tid, path) in dirs {
+            let Ok(status) = fs::read_to_string(path.join("status")) else { continue };
             let now = (status_field(&status, "voluntary_ctxt_switches:"), {
                 status_field(&status, "nonvoluntary_ctxt_switches:")
             });
@@ -305,7 +350,7 @@ impl Tracker {
             self.voluntary += now.0.saturating_sub(before.0);
             self.involuntary += now.1.saturating_sub(before.1);
             self.tasks.insert(tid, now);
-            if let Ok(schedstat) = fs::read_to_string(task.path().join("schedstat")) {
+            if let Ok(schedstat) = fs::read_to_string(path.join("schedstat")) {
                 let first = schedstat.split_whitespace().next();
                 run_ns += first.and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
             }
@@ -330,53 +375,4 @@ pub fn read_pss_kib(pid: u32) -> io::Result<u64> {
         .find_map(|l| l.strip_prefix("Pss:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0))
-}
-
-/// A thread that snapshots a tree until told to stop.
-#[derive(Debug)]
-pub struct Sampler {
-    stop: mpsc::Sender<()>,
-    handle: thread::JoinHandle<Vec<Snapshot>>,
-}
-
-impl Sampler {
-    /// Starts sampling the tree under `root` right away.
-    pub fn start(root: u32) -> io::Result<Sampler> {
-        let (stop, stopped) = mpsc::channel();
-        let handle = thread::Builder::new().name("procstat".into()).spawn(move || {
-            let mut tracker = Tracker::new(root);
-            let mut samples = Vec::new();
-            let mut last_pss: Option<Instant> = None;
-            loop {
-                let began = Instant::now();
-                let with_pss = last_pss.is_none_or(|t| t.elapsed() >= PSS_PERIOD);
-                // The root is gone: the server died or is stopping; what we have is the record.
-                let Ok(snap) = tracker.snapshot(with_pss) else { break };
-                if with_pss {
-                    last_pss = Some(began);
-                }
-                samples.push(snap);
-                let pause = SAMPLE_PERIOD.max(began.elapsed() * 4);
-                match stopped.recv_timeout(pause) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    // Asked to stop (or the owner is gone): take one last snapshot, so that the
-                    // window ends as close to the end of the load as possible.
-                    _ => {
-                        if let Ok(snap) = tracker.snapshot(false) {
-                            samples.push(snap);
-                        }
-                        break;
-                    }
-                }
-            }
-            samples
-        })?;
-        Ok(Sampler { stop, handle })
-    }
-
-    /// Stops sampling and returns every snapshot, oldest first.
-    pub fn finish(self) -> Vec<Snapshot> {
-        let _ = self.stop.send(());
-        self.handle.join().unwrap_or_default()
-    }
 }

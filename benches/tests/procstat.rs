@@ -105,3 +105,63 @@ fn waiting_for_the_tree_to_settle_sees_its_children_reaped() {
     assert!(settled, "the children exited and were reaped");
     assert_eq!(members, 1);
 }
+
+/// A snapshot as the sampler would take it: CPU read when `cpu_ns` is given.
+fn snap(at: Instant, cpu_ns: Option<u64>, processes: u32, mark: Option<loadgen::Mark>) -> Snapshot {
+    Snapshot {
+        at,
+        cpu_ns: cpu_ns.unwrap_or(0),
+        user_ticks: 0,
+        sys_ticks: 0,
+        ctx_voluntary: 0,
+        ctx_involuntary: 0,
+        processes,
+        threads: processes,
+        pss_kib: Some(u64::from(processes) * 100),
+        cpu: cpu_ns.is_some(),
+        mark,
+    }
+}
+
+#[test]
+fn the_window_runs_from_mark_to_mark_and_peak_reads_count_only_for_peaks() {
+    use loadgen::Mark;
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let samples = [
+        snap(ms(0), Some(0), 1, None),
+        snap(ms(100), Some(50_000_000), 3, Some(Mark::Start)),
+        // A peak read: its CPU fields were never read and must not end the window.
+        snap(ms(200), None, 9, None),
+        snap(ms(1100), Some(550_000_000), 4, Some(Mark::End)),
+        snap(ms(1300), Some(600_000_000), 1, None),
+    ];
+    // The caller's own guess at the window is off by 50 ms; the marks decide.
+    let usage = Usage::over(&samples, ms(150), ms(1150)).unwrap();
+    assert!((usage.window_seconds - 1.0).abs() < 1e-9, "{usage:?}");
+    assert!((usage.cpu_seconds - 0.5).abs() < 1e-9, "{usage:?}");
+    assert_eq!(usage.peak_processes, 9, "the peak read counts for the peaks");
+    assert_eq!(usage.peak_pss_kib, 900);
+    // Without marks the CPU snapshots inside the window are used, never a peak read.
+    let unmarked: Vec<Snapshot> = samples.iter().map(|s| Snapshot { mark: None, ..*s }).collect();
+    let usage = Usage::over(&unmarked, ms(50), ms(1200)).unwrap();
+    assert!((usage.cpu_seconds - 0.5).abs() < 1e-9, "{usage:?}");
+}
+
+#[test]
+fn the_sampler_reads_cpu_when_marked_and_not_in_between() {
+    use loadgen::Mark;
+    let mut child = Command::new("sleep").arg("5").stdin(Stdio::null()).spawn().unwrap();
+    let sampler = Sampler::start(child.id()).unwrap();
+    let marker = sampler.marker();
+    marker.mark(Mark::Start);
+    marker.mark(Mark::End);
+    let samples = sampler.finish();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let cpu: Vec<Option<Mark>> = samples.iter().filter(|s| s.cpu).map(|s| s.mark).collect();
+    // The first read, one per mark, the last: CPU is never read on the peaks' schedule.
+    assert_eq!(cpu, [None, Some(Mark::Start), Some(Mark::End), None]);
+    let end = samples.iter().position(|s| s.mark == Some(Mark::End)).unwrap();
+    assert!(samples[end + 1].pss_kib.is_some_and(|p| p > 0), "PSS is read as the window closes");
+}

@@ -206,6 +206,14 @@ fn a_quick_compare_of_echo_mio_end_to_end() {
     assert_eq!(scale.server.exit_code, Some(0));
     let idle = &r.models[0].scenarios[1].points[0].summary.as_ref().unwrap().median;
     assert_eq!(idle.server_peak_processes, 1.0);
+    for s in &r.models[0].scenarios {
+        let repeat = &s.points[0].repeats[0];
+        // loadgen marked its window and the server's CPU was read at the marks: the window
+        // is loadgen's 300 ms, not the span between two periodic samples.
+        let window = repeat.server.unwrap().window_seconds;
+        let measured = repeat.loadgen.as_ref().unwrap().run.measured_secs;
+        assert!((window - measured).abs() < 0.05, "window {window} s, loadgen's {measured} s");
+    }
     let run_dir = std::fs::read_dir(&out).unwrap().flatten().find(|e| e.file_name() != "latest");
     let hlogs = run_dir.unwrap().path().join("hlog");
     assert_eq!(std::fs::read_dir(hlogs).unwrap().count(), 2, "one histogram log per repeat");

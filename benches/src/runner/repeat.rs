@@ -56,7 +56,14 @@ impl Runner<'_> {
         {
             eprintln!("  the server tree had not settled to {idle} processes; measuring anyway");
         }
-        let sampler = server.pid().and_then(|pid| Sampler::start(pid).ok());
+        let gen_cpus = &each.setup.generator_cpus;
+        let sampler = server.pid().and_then(|pid| Sampler::start_avoiding(pid, gen_cpus).ok());
+        // loadgen marks its window's edges and the sampler reads the tree's CPU at each, so
+        // the figure covers exactly loadgen's window without walking the tree in between.
+        let on_mark = sampler.as_ref().map(|s| {
+            let marker = s.marker();
+            Box::new(move |mark| marker.mark(mark)) as generator::OnMark
+        });
         let trace = match server.pid() {
             Some(pid) if traced => {
                 let out = self.out.run_dir.join(".strace.txt");
@@ -73,7 +80,8 @@ impl Runner<'_> {
             (Some(stops), Some(pid)) => Some(Stopper::start(pid, stops, expected)),
             _ => None,
         };
-        let run = generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
+        let json = self.out.scratch_json();
+        let run = generator::run_marked(&self.loadgen(), &args, &json, expected, on_mark);
         let stops = stopper.map(Stopper::finish);
         let counters = counters::delta(&before, &counters::read(names));
         let snapshots = sampler.map(Sampler::finish).unwrap_or_default();
