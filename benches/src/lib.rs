@@ -18,7 +18,8 @@
 //!   (the loop), [`server`] (the server child), [`target`] (a started or [`external`]
 //!   server), [`generator`] (the loadgen child, the Ctrl-C handler), [`interrupt`] (whether
 //!   Ctrl-C was pressed), [`stopper`] (SIGSTOP schedules, always resumed), [`counters`] (the
-//!   kernel's network counters), [`procstat`] (/proc sampling), [`strace`], [`env`](mod@env) (the
+//!   kernel's network counters), [`procstat`] (/proc sampling), [`disturb`] (what disturbed a
+//!   repeat: steal, run delay, the harness's CPU), [`strace`], [`env`](mod@env) (the
 //!   machine), [`registry`] (the models), [`binaries`] (what the bench targets build),
 //!   [`metrics`] (figures from loadgen's report), [`results`] (the schema), [`criterion`]
 //!   (criterion's figures) and [`output`] (the run folder and results.json). It never refers
@@ -53,6 +54,7 @@ pub mod compare;
 pub mod counters;
 pub mod criterion;
 pub mod csv;
+pub mod disturb;
 pub mod env;
 pub mod external;
 pub mod findings;

@@ -358,6 +358,10 @@ pub struct Repeat {
     /// /proc/net/netstat and /proc/net/snmp), by `Group:Name`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, i64>,
+    /// What disturbed the repeat: steal on the server's and the generator's CPUs, the
+    /// generator's run delay, the harness's own CPU. Absent in results from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disturbance: Option<crate::disturb::Disturbance>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -116,6 +116,7 @@ fn synthetic(run: &Run) -> Results {
                         traced: false,
                         stops: None,
                         counters: Default::default(),
+                        disturbance: None,
                     }
                 })
                 .collect();

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use harness::disturb::Disturbance;
 use harness::plan::{Placement, Point, Profile};
 use harness::procstat::Usage;
 use harness::results::*;
@@ -178,6 +179,13 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                         traced: scenario == "syscalls",
                         stops: None,
                         counters: Default::default(),
+                        disturbance: Some(Disturbance {
+                            seconds: 2.7,
+                            server_steal: Some(0.004),
+                            generator_steal: Some(0.001),
+                            generator_run_delay: Some(0.03),
+                            harness_cpu_seconds: 0.02,
+                        }),
                     })
                     .collect();
                 let target_rate = point.rate_fraction.map(|f| f * rate(model, 10.0));

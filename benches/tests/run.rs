@@ -208,6 +208,12 @@ fn a_quick_compare_of_echo_mio_end_to_end() {
     assert_eq!(idle.server_peak_processes, 1.0);
     for s in &r.models[0].scenarios {
         let repeat = &s.points[0].repeats[0];
+        let d = repeat.disturbance.expect("every repeat records what disturbed it");
+        for steal in [d.server_steal, d.generator_steal] {
+            assert!(steal.is_some_and(|s| (0.0..=1.0).contains(&s)), "{d:?}");
+        }
+        assert!(d.generator_run_delay.is_some_and(|r| (0.0..=1.0).contains(&r)), "{d:?}");
+        assert!(d.harness_cpu_seconds >= 0.0 && d.seconds >= 0.3, "{d:?}");
         // loadgen marked its window and the server's CPU was read at the marks: the window
         // is loadgen's 300 ms, not the span between two periodic samples.
         let window = repeat.server.unwrap().window_seconds;

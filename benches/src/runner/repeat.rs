@@ -56,6 +56,7 @@ impl Runner<'_> {
         {
             eprintln!("  the server tree had not settled to {idle} processes; measuring anyway");
         }
+        let probe = crate::disturb::Probe::start();
         let gen_cpus = &each.setup.generator_cpus;
         let sampler = server.pid().and_then(|pid| Sampler::start_avoiding(pid, gen_cpus).ok());
         // loadgen marks its window's edges and the sampler reads the tree's CPU at each, so
@@ -89,6 +90,9 @@ impl Runner<'_> {
         let syscalls = trace.and_then(|t| {
             t.finish(received).map_err(|e| eprintln!("  cannot count system calls: {e:#}")).ok()
         });
+        let run_delay = run.report.as_ref().and_then(|r| r.generator.max_thread_run_delay);
+        let setup = each.setup;
+        let disturbance = probe.finish(&setup.cpus, &setup.generator_cpus, run_delay);
         let wall = run.ended.duration_since(run.started);
         self.runs_done += 1;
         self.run_seconds += wall.as_secs_f64();
@@ -142,6 +146,7 @@ impl Runner<'_> {
             traced,
             stops,
             counters,
+            disturbance: Some(disturbance),
         }
     }
 

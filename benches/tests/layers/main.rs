@@ -22,6 +22,7 @@ const MEASURING: &[&str] = &[
     "compare",
     "counters",
     "criterion",
+    "disturb",
     "env",
     "external",
     "generator",
