@@ -1,7 +1,8 @@
 //! The caveats that bound what a run's numbers can say: the machine, the placement, and the
 //! points where the generator was the limit, the repeats disagreed, or errors were counted.
 
-use crate::results::{Results, median};
+use crate::disturb::{Disturbance, STEAL_LIMIT};
+use crate::results::{Repeat, Results, median};
 use crate::text::{cpu_list, join, thousands};
 
 /// Standing caveats plus those this run earned (saturation, noise, errors, faults).
@@ -63,8 +64,9 @@ pub fn caveats(results: &Results) -> Vec<String> {
     out.push(
         "Server CPU is read from /proc over each measured window: the server's own figures are \
          in 10 ms ticks (so a window's CPU is good to about 40 ms), its children's in \
-         nanoseconds. Memory is peak PSS sampled about every 0.5 s, so a short peak between \
-         samples can be missed."
+         nanoseconds. Memory is peak PSS read every 0.5 s at most (less often for a big tree, \
+         so that reading it costs at most 5% of a CPU) and as each window closes, so a short \
+         peak between reads can be missed."
             .into(),
     );
     out
@@ -72,42 +74,83 @@ pub fn caveats(results: &Results) -> Vec<String> {
 
 /// A warning when other work competed for the CPUs during the run.
 ///
-/// The load average alone cannot tell: it counts the run's own server too, and a thread- or
+/// The load average cannot tell: it counts the run's own server too, and a thread- or
 /// process-per-connection server at 1,000 connections (or 4,000 idle ones all waking to close)
-/// puts hundreds of tasks on the run queue of a quiet machine. How long loadgen's load thread
-/// waited for its own pinned CPU measures competition directly, so that decides whenever
-/// loadgen reported it; the load average decides only for results without it.
+/// puts hundreds of tasks on the run queue of a quiet machine. Two figures measure competition
+/// directly: how long loadgen's load thread waited for its own pinned CPU, and the steal the
+/// hypervisor took from either side's CPUs (each repeat's [`Disturbance`]).
 pub fn busy(results: &Results) -> Option<String> {
-    let cores = results.environment.cores.max(1) as f64;
-    let (lo, hi) = load_range(results)?;
-    let delays: Vec<f64> = results
-        .models
-        .iter()
-        .flat_map(|m| {
-            m.scenarios.iter().flat_map(|s| s.points.iter().flat_map(|p| p.repeats.iter()))
-        })
-        .filter_map(|r| r.metrics.as_ref()?.generator_run_delay)
-        .collect();
+    let cores = results.environment.cores.max(1);
+    let delays: Vec<f64> =
+        repeats(results).filter_map(|r| r.metrics.as_ref()?.generator_run_delay).collect();
     let delay = (!delays.is_empty()).then(|| median(delays));
-    let competed = match delay {
-        Some(delay) => delay > 0.1,
-        None => hi > 1.5 * cores,
-    };
-    if !competed {
+    let disturbances: Vec<&Disturbance> = repeats(results).filter_map(disturbance).collect();
+    let stolen = disturbances.iter().filter(|d| d.disturbed().is_some()).count();
+    if !delay.is_some_and(|d| d > 0.1) && stolen == 0 {
         return None;
     }
-    let waited = delay.map_or(String::new(), |d| {
-        format!(
-            ", and the generator's load thread waited for its CPU {:.0}% of the time (median)",
+    let mut why = Vec::new();
+    if let Some(d) = delay.filter(|&d| d > 0.1) {
+        why.push(format!(
+            "the generator's load thread waited for its CPU {:.0}% of the time (median)",
             d * 100.0
-        )
-    });
+        ));
+    }
+    if stolen > 0 {
+        why.push(format!(
+            "the hypervisor took more than {:.0}% of a side's CPU time (steal) in {stolen} of {}              repeats",
+            STEAL_LIMIT * 100.0,
+            disturbances.len()
+        ));
+    }
     Some(format!(
-        "**The machine was busy with other work during this run**: the 1-minute load average \
-         ranged from {lo:.1} to {hi:.1} on {cores} CPUs{waited}. Figures taken while other \
-         processes compete for the CPUs are low and noisy; rerun on a quiet machine before \
-         drawing conclusions."
+        "**The machine was busy with other work during this run**: on {cores} CPUs, {}. Figures \
+         taken while other processes compete for the CPUs are low and noisy; rerun on a quiet \
+         machine before drawing conclusions.",
+        join(&why)
     ))
+}
+
+/// What disturbed the repeats, on one line: the most steal either side lost in a repeat, the
+/// generator's longest run delay, and the harness's own CPU per repeat.
+pub fn disturbances(results: &Results) -> String {
+    let all: Vec<&Disturbance> = repeats(results).filter_map(disturbance).collect();
+    if all.is_empty() {
+        return "not recorded (results from before steal was read)".into();
+    }
+    let max = |f: fn(&Disturbance) -> Option<f64>| {
+        let v: Vec<f64> = all.iter().filter_map(|d| f(d)).collect();
+        let m = v.iter().copied().fold(0.0, f64::max);
+        if v.is_empty() { "unknown".to_string() } else { format!("max {:.1}%", m * 100.0) }
+    };
+    let harness = all.iter().map(|d| d.harness_cpu_seconds).sum::<f64>() / all.len() as f64;
+    let mut line = format!(
+        "steal on the server's CPUs: {} of a repeat; on the generator's: {}; generator run \
+         delay: {}; harness CPU: {harness:.2} s per repeat",
+        max(|d| d.server_steal),
+        max(|d| d.generator_steal),
+        max(|d| d.generator_run_delay),
+    );
+    let stolen = all.iter().filter(|d| d.disturbed().is_some()).count();
+    if stolen > 0 {
+        line.push_str(&format!(
+            "; {stolen} of {} repeats above the {:.0}% steal limit",
+            all.len(),
+            STEAL_LIMIT * 100.0
+        ));
+    }
+    line
+}
+
+/// Every repeat of the run.
+fn repeats(r: &Results) -> impl Iterator<Item = &Repeat> {
+    r.models.iter().flat_map(|m| {
+        m.scenarios.iter().flat_map(|s| s.points.iter().flat_map(|p| p.repeats.iter()))
+    })
+}
+
+fn disturbance(r: &Repeat) -> Option<&Disturbance> {
+    r.disturbance.as_ref()
 }
 
 /// Lists `items` in full when there are few, else the first few and how many in all.
@@ -117,22 +160,6 @@ fn some(items: &[String], of: usize) -> String {
         return join(items);
     }
     format!("{} of {of} points, among them {}", items.len(), items[..SHOWN].join(", "))
-}
-
-/// The range of the 1-minute load average loadgen recorded at each repeat: a busy machine
-/// (other work running) shows here.
-pub fn load_range(r: &Results) -> Option<(f64, f64)> {
-    let loads: Vec<f64> = r
-        .models
-        .iter()
-        .flat_map(|m| {
-            m.scenarios.iter().flat_map(|s| s.points.iter().flat_map(|p| p.repeats.iter()))
-        })
-        .filter_map(|rep| Some(rep.loadgen.as_ref()?.environment.loadavg_1m))
-        .collect();
-    let lo = loads.iter().copied().fold(f64::MAX, f64::min);
-    let hi = loads.iter().copied().fold(f64::MIN, f64::max);
-    (!loads.is_empty()).then_some((lo, hi))
 }
 
 /// What the placement does to the figures, in the machine's own numbers: which CPUs each side

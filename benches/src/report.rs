@@ -112,10 +112,7 @@ fn environment(md: &mut String, r: &Results) {
         ("net.ipv4.tcp_syn_linear_timeouts", num(e.tcp_syn_linear_timeouts)),
         ("Ephemeral ports", or(&e.ip_local_port_range)),
         ("Descriptor limit (soft)", num(e.fd_limit)),
-        ("Load average (1 min) seen by the generator, the servers' own threads included", {
-            caveats::load_range(r)
-                .map_or("unknown".into(), |(lo, hi)| format!("{lo:.2} to {hi:.2}"))
-        }),
+        ("What disturbed the repeats", caveats::disturbances(r)),
         ("Harness's own CPU (sampling /proc)", format!("{:.1} s", r.harness_cpu_seconds)),
         ("Server placement", cpu_list(&r.placement.server_cpus)),
         ("Generator placement", cpu_list(&r.placement.generator_cpus)),

@@ -228,9 +228,9 @@ fn datagram_finding(name: &str, steps: &[Step], tcp: Option<&[Step]>) -> String 
     let share = match last.cpu {
         Some(cpu) if last.utilization < 0.8 && cpu > 0.0 => format!(
             " The server used only {:.0}% of its CPU at {} msgs/s while losing {}: the rest of \
-             that CPU went to other processes (see the load average in the caveats), so its \
-             capacity here was its share. At {} us of CPU per datagram, a whole CPU would \
-             echo about {} per second.",
+             that CPU went to other processes (see what disturbed the repeats, under \
+             Environment), so its capacity here was its share. At {} us of CPU per datagram, a \
+             whole CPU would echo about {} per second.",
             100.0 * last.utilization,
             thousands(last.rate),
             percent(last.ratio),
