@@ -218,9 +218,6 @@ pub fn tree(root: u32) -> io::Result<Vec<ProcStat>> {
     Ok(members)
 }
 
-/// Reads of the tree a snapshot makes at most while children are being reaped under it.
-const SNAPSHOT_TRIES: u32 = 3;
-
 /// Waits until the tree under `root` has at most `processes` members (a forking server has
 /// reaped the children of the previous run), or `limit` passes; returns whether it settled.
 ///
@@ -259,46 +256,56 @@ impl Tracker {
     /// Reads the tree now; PSS too when `with_pss`. Fails once the root is gone.
     pub fn snapshot(&mut self, with_pss: bool) -> io::Result<Snapshot> {
         let tick_ns = (clock_tick() * 1e9) as u64;
-        // A child reaped while the tree is being read is in neither place: the root's cutime
-        // was read before the reap, and the child is gone by the time its turn comes. Its whole
-        // lifetime would then appear at once in the next snapshot's cutime (a forking server
-        // reaping a thousand children showed twice its one CPU). So the root is read again
-        // afterwards, and if a child was reaped meanwhile the tree is read again; outside a
-        // reaping storm one retry settles it, and the last try is kept whatever happens.
-        let mut tries = 0;
-        let (members, mut snap, started) = loop {
-            tries += 1;
-            let started = Instant::now();
-            let members = tree(self.root)?;
-            let root = &members[0];
-            let mut snap = Snapshot {
-                at: started,
-                cpu_ns: (root.utime + root.stime + root.cutime + root.cstime) * tick_ns,
-                user_ticks: root.cutime,
-                sys_ticks: root.cstime,
-                ctx_voluntary: 0,
-                ctx_involuntary: 0,
-                processes: members.len() as u32,
-                threads: 0,
-                pss_kib: None,
-                cpu: true,
-                mark: None,
-            };
-            for (i, p) in members.iter().enumerate() {
-                snap.user_ticks += p.utime;
-                snap.sys_ticks += p.stime;
-                snap.threads += p.threads;
-                let run_ns = self.read_tasks(p.pid, p.threads);
-                if i > 0 {
-                    snap.cpu_ns += run_ns;
-                }
-            }
-            let reaped_meanwhile = read_stat(self.root)
-                .is_ok_and(|now| (now.cutime, now.cstime) != (root.cutime, root.cstime));
-            if !reaped_meanwhile || tries >= SNAPSHOT_TRIES {
-                break (members, snap, started);
-            }
+        let started = Instant::now();
+        let members = tree(self.root)?;
+        let root = &members[0];
+        let mut snap = Snapshot {
+            at: started,
+            cpu_ns: (root.utime + root.stime + root.cutime + root.cstime) * tick_ns,
+            user_ticks: root.cutime,
+            sys_ticks: root.cstime,
+            ctx_voluntary: 0,
+            ctx_involuntary: 0,
+            processes: members.len() as u32,
+            threads: 0,
+            pss_kib: None,
+            cpu: true,
+            mark: None,
         };
+        // Each descendant read, with its run time then.
+        let mut read = Vec::with_capacity(members.len());
+        for (i, p) in members.iter().enumerate() {
+            snap.user_ticks += p.utime;
+            snap.sys_ticks += p.stime;
+            snap.threads += p.threads;
+            let run_ns = self.read_tasks(p.pid, p.threads);
+            if i > 0 {
+                snap.cpu_ns += run_ns;
+                read.push((p.pid, run_ns));
+            }
+        }
+        // Children the root reaped while the tree was being read: their whole lifetimes went
+        // into its cutime after it was read above. One reaped before its turn came is counted
+        // nowhere yet; one reaped after it was read is counted already. So the root is read
+        // again, the growth of its cutime added, and the run time of the children read and
+        // gone since taken back out of it. (Before, the read was made again, up to three
+        // times, until no child was reaped during it: for a forking server tearing down
+        // thousands of children as loadgen exited, that put the window's end 0.3 s late and
+        // the teardown's CPU into the window.)
+        if let Ok(now) = read_stat(self.root) {
+            let grew =
+                now.cutime.saturating_sub(root.cutime) + now.cstime.saturating_sub(root.cstime);
+            if grew > 0 {
+                let counted: u64 = read
+                    .iter()
+                    .filter(|(pid, _)| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+                    .map(|&(_, run_ns)| run_ns)
+                    .sum();
+                snap.cpu_ns += (grew * tick_ns).saturating_sub(counted);
+                snap.user_ticks += now.cutime.saturating_sub(root.cutime);
+                snap.sys_ticks += now.cstime.saturating_sub(root.cstime);
+            }
+        }
         // Reading a thousand processes takes a while, so the CPU figures were taken over a span
         // of time; date them at its middle. Reading PSS (smaps_rollup walks every mapping) is far
         // slower still, so it comes after: timing it into the CPU span once made a 2 s window's
