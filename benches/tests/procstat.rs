@@ -162,6 +162,8 @@ fn the_sampler_reads_cpu_when_marked_and_not_in_between() {
     let cpu: Vec<Option<Mark>> = samples.iter().filter(|s| s.cpu).map(|s| s.mark).collect();
     // The first read, one per mark, the last: CPU is never read on the peaks' schedule.
     assert_eq!(cpu, [None, Some(Mark::Start), Some(Mark::End), None]);
+    let start = samples.iter().find(|s| s.mark == Some(Mark::Start)).unwrap();
+    assert!(start.pss_kib.is_some_and(|p| p > 0), "PSS is read as the window opens");
     let end = samples.iter().position(|s| s.mark == Some(Mark::End)).unwrap();
     assert!(samples[end + 1].pss_kib.is_some_and(|p| p > 0), "PSS is read as the window closes");
 }

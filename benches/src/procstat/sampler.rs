@@ -11,8 +11,10 @@
 //! grows while connections open and then holds. So the peaks are read every [`PEAK_PERIOD`] at
 //! most, and never more often than [`PEAK_PACE`] times the last read took: a read of a forking
 //! server's 4,000 children (walking /proc and each one's `smaps_rollup`) that takes 200 ms
-//! waits 4 s for the next. One more is read as the window closes, when the load has been at its
-//! height longest and the generator measures no more.
+//! waits 4 s for the next. PSS is also read right after the CPU at the window's start, when
+//! every connection is up (a read paced by a 0.2 s walk may not fall inside a short window),
+//! and the peaks once more as the window closes, when the load has run longest and the
+//! generator measures no more.
 //!
 //! The sampler's thread keeps off the generator's CPUs when it can ([`Sampler::start_avoiding`]):
 //! what reading costs then falls on the server's side, whose figures are CPU time (which
@@ -93,7 +95,10 @@ impl Sampler {
                         pause = PEAK_PERIOD.max(began.elapsed() * PEAK_PACE);
                     }
                     Ok(Cmd::Mark(mark)) => {
-                        let Ok(mut snap) = tracker.snapshot(false) else { break };
+                        // PSS is read after the CPU, so it does not blur the edge. At the start
+                        // every connection is up; at the end the load has run longest, but a
+                        // big tree may already be tearing down while it is read.
+                        let Ok(mut snap) = tracker.snapshot(mark == Mark::Start) else { break };
                         snap.mark = Some(mark);
                         samples.push(snap);
                         if mark == Mark::End
