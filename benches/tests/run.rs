@@ -97,7 +97,9 @@ fn ignoring_sigterm_or_leaving_children_behind_is_an_unclean_exit() {
 
 fn compare(bin: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_echobench"));
-    cmd.args(["compare", "--repeats", "1", "--scenarios", "scale", "--connections", "1"])
+    // No control: these runs are about the pipeline, one server each (external.rs runs one).
+    cmd.args(["compare", "--repeats", "1", "--control", "none"])
+        .args(["--scenarios", "scale", "--connections", "1"])
         .args(["--warmup", "100ms", "--duration", "300ms"])
         .arg("--bin-dir")
         .arg(bin)
