@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Result;
 
 use crate::generator::{self, interrupted};
-// The loop reads a scenario's measuring half only, under the names it always used.
-use crate::measure::{self as scenario, Job as Options, Measure as Scenario};
+// The loop reads a scenario's measuring half only.
+use crate::measure::{self, Job, Measure};
 use crate::output::Output;
 use crate::plan::{Plan, Point};
 use crate::results::*;
@@ -44,7 +44,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// Drives one run and keeps its results.
 #[derive(Debug)]
 pub struct Runner<'a> {
-    options: &'a Options<'a>,
+    job: &'a Job<'a>,
     out: &'a Output,
     /// Everything measured so far; written after each repeat.
     pub results: Results,
@@ -81,8 +81,8 @@ struct Live {
 
 impl<'a> Runner<'a> {
     /// Prepares a run whose results start as `results`.
-    pub fn new(options: &'a Options<'a>, out: &'a Output, results: Results) -> Runner<'a> {
-        let plan = &options.plan;
+    pub fn new(job: &'a Job<'a>, out: &'a Output, results: Results) -> Runner<'a> {
+        let plan = &job.plan;
         let planned_total = plan
             .scenarios
             .iter()
@@ -90,7 +90,7 @@ impl<'a> Runner<'a> {
             .map(|(s, p)| plan.point_time(p).as_secs_f64() * plan.servers_of(s) as f64)
             .sum();
         Runner {
-            options,
+            job,
             out,
             results,
             who: 0,
@@ -104,7 +104,7 @@ impl<'a> Runner<'a> {
     }
 
     fn plan(&self) -> &Plan {
-        &self.options.plan
+        &self.job.plan
     }
 
     /// Runs every scenario of the plan against every server it chose (models, the control,
@@ -116,7 +116,7 @@ impl<'a> Runner<'a> {
             let external = self.plan().external.iter().find(|e| e.name == name).cloned();
             let control_of = control.clone().filter(|m| plan::control_name(m) == name);
             let model = control_of.clone().unwrap_or_else(|| name.clone());
-            let binary = self.options.bin_dir.join(registry::binary(&model));
+            let binary = self.job.bin_dir.join(registry::binary(&model));
             self.results.models.push(ModelResults {
                 name,
                 binary: match &external {
@@ -133,7 +133,7 @@ impl<'a> Runner<'a> {
             if interrupted() {
                 break;
             }
-            let Some(scenario) = scenario::find(&self.options.scenarios, name) else {
+            let Some(scenario) = measure::find(&self.job.scenarios, name) else {
                 anyhow::bail!("the plan names a scenario {name:?} that the harness lacks");
             };
             self.scenario(scenario)?;
@@ -147,12 +147,12 @@ impl<'a> Runner<'a> {
     /// Runs one scenario: every server it chose, started fresh (and again for a point whose
     /// set-up differs), each point in rounds that run every server once in a shuffled order,
     /// then stops them.
-    fn scenario(&mut self, scenario: &dyn Scenario) -> Result<()> {
+    fn scenario(&mut self, scenario: &dyn Measure) -> Result<()> {
         let name = scenario.name();
         let mine: Vec<usize> = (0..self.results.models.len())
             .filter(|&i| self.plan().runs_server(name, &self.results.models[i].name))
             .collect();
-        let missing = scenario.tools().iter().find(|t| !scenario::installed(t));
+        let missing = scenario.tools().iter().find(|t| !measure::installed(t));
         let mut live = Vec::new();
         for who in mine {
             self.who = who;
@@ -212,7 +212,7 @@ impl<'a> Runner<'a> {
 
     /// Gets every server of the scenario ready for `point`: started, or restarted when the
     /// point's set-up differs; its rate for an open-loop point; its entry in the results.
-    fn prepare(&mut self, scenario: &dyn Scenario, point: &Point, live: &mut [Live]) -> Result<()> {
+    fn prepare(&mut self, scenario: &dyn Measure, point: &Point, live: &mut [Live]) -> Result<()> {
         let runs = self.plan().runs_of(point) as usize;
         for l in live.iter_mut() {
             self.who = l.who;
@@ -228,7 +228,7 @@ impl<'a> Runner<'a> {
                     {
                         self.stop(server);
                     }
-                    let binary = self.options.bin_dir.join(registry::binary(&model));
+                    let binary = self.job.bin_dir.join(registry::binary(&model));
                     match Server::start(&binary, &setup.args, &setup.cpus) {
                         Ok(server) => {
                             let target = Target::Started(server);
@@ -280,7 +280,7 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    fn planned_runs(&self, scenario: &dyn Scenario) -> usize {
+    fn planned_runs(&self, scenario: &dyn Measure) -> usize {
         let points = self.plan().points_of(scenario.name());
         points.map(|p| self.plan().runs_of(p) as usize).sum()
     }
@@ -379,7 +379,7 @@ impl<'a> Runner<'a> {
     }
 
     fn loadgen(&self) -> std::path::PathBuf {
-        generator::loadgen_binary(&self.options.bin_dir)
+        generator::loadgen_binary(&self.job.bin_dir)
     }
 
     /// Prints where the run is and how long it has left.

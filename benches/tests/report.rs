@@ -802,3 +802,22 @@ fn a_chart_that_fails_costs_that_chart_and_is_recorded() {
     assert!(dir.join("results.csv").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_repeat_run_again_is_left_out_of_the_pairs_and_the_medians() {
+    let mut results = synthetic(RunStatus::Complete);
+    // A repeat of fork at 1000 connections that steal disturbed, with an absurd figure, and
+    // its rerun in the same round: the pairs and the medians must use the rerun only.
+    for m in results.models.iter_mut().filter(|m| m.name == "fork") {
+        let p = m.scenarios[0].points.iter_mut().find(|p| p.point.label == "1000 conns").unwrap();
+        let mut bad = p.repeats[0].clone();
+        bad.replaced = Some("The hypervisor took 9.0% of the server's CPU time".into());
+        bad.metrics.as_mut().unwrap().msgs_per_sec = 1e9;
+        p.repeats.insert(0, bad);
+        p.summary = Summary::of(&p.repeats);
+        assert!(p.summary.as_ref().unwrap().median.msgs_per_sec < 1e6);
+    }
+    let md = report::render(&results, ALL, &[], None);
+    let line = md.lines().find(|l| l.starts_with("- *scale* ")).expect("a scale headline");
+    assert!(line.contains("fork 31,350 msgs/s, 0.20x (0.20-0.20), worse"), "{line}");
+}

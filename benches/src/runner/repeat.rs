@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Runner, SETTLE_LIMIT, WINDOW_TAIL};
 use crate::generator;
-use crate::measure::Measure as Scenario;
+use crate::measure::Measure;
 use crate::plan::Point;
 use crate::procstat::{self, Sampler, Usage};
 use crate::results::*;
@@ -34,7 +34,7 @@ impl Runner<'_> {
     pub(super) fn repeat(
         &mut self,
         server: &mut Target,
-        scenario: &dyn Scenario,
+        scenario: &dyn Measure,
         each: Each<'_>,
     ) -> Repeat {
         let Each { point, index, traced, .. } = each;
@@ -167,7 +167,7 @@ impl Runner<'_> {
     pub(super) fn loadgen_args(
         &self,
         addr: &str,
-        scenario: Option<&dyn Scenario>,
+        scenario: Option<&dyn Measure>,
         each: Each<'_>,
         hlog: Option<&Path>,
     ) -> Vec<String> {

@@ -87,8 +87,10 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// One repeat of `point` against the server `l`, recorded with its round. `false` when the
-    /// server died and can go on no longer.
+    /// One repeat of `point` against the server `l`, recorded with its round, and run once
+    /// more at once if something outside the harness disturbed it (steal above
+    /// [`crate::disturb::STEAL_LIMIT`]): the first is kept in the results, marked `replaced`,
+    /// and the figures leave it out. `false` when the server died and can go on no longer.
     fn measure(
         &mut self,
         scenario: &dyn Measure,
@@ -107,24 +109,36 @@ impl Runner<'_> {
             }
             return Ok(true);
         }
-        self.progress(point, round.max(index));
-        let current = l.current.as_mut().expect("a running server");
-        let setup = current.setup.clone();
-        let each = Each { point, setup: &setup, rate: l.rate, index, traced };
-        let started_at = now_rfc3339_millis();
-        let mut repeat = self.repeat(&mut current.target, scenario, each);
-        repeat.round = round;
-        repeat.started_at = Some(started_at);
-        let died = repeat.status == RepeatStatus::ServerDied;
-        let line = repeat.metrics.as_ref().map(|m| repeat::one_line(m, scenario.unit()));
-        let entry = self.point_mut();
-        entry.repeats.push(repeat);
-        entry.summary = Summary::of(&entry.repeats);
-        if let Some(line) = line {
-            eprintln!("{line}");
+        let mut again = true;
+        loop {
+            self.progress(point, round.max(index));
+            let current = l.current.as_mut().expect("a running server");
+            let setup = current.setup.clone();
+            let each = Each { point, setup: &setup, rate: l.rate, index, traced };
+            let started_at = now_rfc3339_millis();
+            let mut repeat = self.repeat(&mut current.target, scenario, each);
+            repeat.round = round;
+            repeat.started_at = Some(started_at);
+            let died = repeat.status == RepeatStatus::ServerDied;
+            let line = repeat.metrics.as_ref().map(|m| repeat::one_line(m, scenario.unit()));
+            let disturbed = repeat.disturbance.as_ref().and_then(|d| d.disturbed());
+            let rerun = again && !died && !interrupted() && disturbed.is_some();
+            if rerun {
+                repeat.replaced = disturbed.clone();
+            }
+            let entry = self.point_mut();
+            entry.repeats.push(repeat);
+            entry.summary = Summary::of(&entry.repeats);
+            if let Some(line) = line {
+                eprintln!("{line}");
+            }
+            self.save()?;
+            if !rerun {
+                return Ok(!died);
+            }
+            eprintln!("  run again: {}", disturbed.unwrap_or_default());
+            again = false;
         }
-        self.save()?;
-        Ok(!died)
     }
 
     /// Whether every pair of servers at `point` is decided (different, or equivalent within

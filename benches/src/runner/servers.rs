@@ -6,7 +6,7 @@
 use anyhow::Result;
 
 use super::{Runner, SETTLE};
-use crate::measure::Measure as Scenario;
+use crate::measure::Measure;
 use crate::plan::Point;
 use crate::procstat::Tracker;
 use crate::registry;
@@ -21,7 +21,7 @@ impl Runner<'_> {
     pub(super) fn setup(
         &self,
         model: Option<&str>,
-        scenario: &dyn Scenario,
+        scenario: &dyn Measure,
         point: Option<&Point>,
     ) -> Result<Setup> {
         let cpus = point.and_then(|p| p.cpus.clone()).unwrap_or_else(|| self.plan().cpus.clone());
@@ -45,7 +45,7 @@ impl Runner<'_> {
 
     /// Opens the current server's record of `scenario` (a model's: its server starts with
     /// the scenario's first point).
-    pub(super) fn open_scenario(&mut self, scenario: &dyn Scenario) -> Result<()> {
+    pub(super) fn open_scenario(&mut self, scenario: &dyn Measure) -> Result<()> {
         let model = self.results.models[self.who].control_of.clone();
         let model = model.unwrap_or_else(|| self.results.models[self.who].name.clone());
         let first = self.plan().points_of(scenario.name()).next().cloned();
@@ -68,7 +68,7 @@ impl Runner<'_> {
     /// Records that the current server did not start for `scenario`: a fault, except for a
     /// server that says this machine cannot run it (io_uring refused by the kernel or a
     /// seccomp profile, say), which is skipped instead.
-    pub(super) fn start_failed(&mut self, scenario: &dyn Scenario, fault: Fault) -> Result<()> {
+    pub(super) fn start_failed(&mut self, scenario: &dyn Measure, fault: Fault) -> Result<()> {
         let said = fault.stderr_tail.iter().find(|l| l.contains(" unavailable")).cloned();
         if let Some(said) = said {
             let points = self.scenario_mut().points.len();
@@ -83,7 +83,7 @@ impl Runner<'_> {
     }
 
     /// Records `scenario` as not run against the current server, and why.
-    pub(super) fn skip(&mut self, scenario: &dyn Scenario, why: String) -> Result<()> {
+    pub(super) fn skip(&mut self, scenario: &dyn Measure, why: String) -> Result<()> {
         eprintln!("  {} {}: {why}", self.model_mut().name, scenario.name());
         self.model_mut().scenarios.push(ScenarioResults {
             scenario: scenario.name().to_string(),
@@ -102,7 +102,7 @@ impl Runner<'_> {
     pub(super) fn external(
         &mut self,
         e: &External,
-        scenario: &dyn Scenario,
+        scenario: &dyn Measure,
     ) -> Result<Option<Target>> {
         let name = scenario.name();
         let points: Vec<&Point> = self.plan().points_of(name).collect();
