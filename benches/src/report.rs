@@ -391,7 +391,8 @@ fn reading(md: &mut String) {
          *noisy* marks a full range above 10%.\n\
          - **server CPU**: user+system time of the server's whole process tree (reaped children \
          included) from /proc, over the window; per message, and as % of one core.\n\
-         - **PSS**: proportional set size summed over the tree, so pages shared between forked \
+         - **PSS**: proportional set size of anonymous and shared memory (the binary's and \
+         libraries' file pages left out) summed over the tree, so pages shared between forked \
          processes are counted once.\n\
          - **p50/p99 us**: latency percentiles from loadgen's HdrHistogram, in microseconds.\n\
          - **generator saturated**: loadgen used nearly all its CPU, so it, not the server, may \

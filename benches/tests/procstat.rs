@@ -23,6 +23,48 @@ fn a_sleeping_child_is_one_process_with_a_thread() {
 }
 
 #[test]
+fn a_process_memory_does_not_shrink_when_others_map_the_same_binary() {
+    // PSS divides a file's pages among every process that maps them, so a server's PSS fell
+    // when a second instance of its binary (the control) started. The figure the harness reads
+    // leaves file pages out, so other processes of the same binary do not move it.
+    let spawn = || Command::new("sleep").arg("30").stdin(Stdio::null()).spawn().unwrap();
+    let rollup = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    let field = |text: &str, key: &str| -> u64 {
+        let v = text.lines().find_map(|l| l.strip_prefix(key)).unwrap_or("0");
+        v.trim().trim_end_matches("kB").trim().parse().unwrap()
+    };
+    // A child counts once it runs `sleep` and has mapped it (until exec it is a copy of us).
+    let ready = |pid: u32| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+            if comm.trim() == "sleep" && field(&rollup(pid), "Pss_File:") > 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "sleep {pid} never started");
+            thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut first = spawn();
+    ready(first.id());
+    let alone = rollup(first.id());
+    let others: Vec<_> = (0..4).map(|_| spawn()).collect();
+    others.iter().for_each(|o| ready(o.id()));
+    let shared = rollup(first.id());
+    let read = read_pss_kib(first.id()).unwrap();
+    for mut c in others {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The premise: the whole PSS fell as the others mapped the same file.
+    assert!(field(&shared, "Pss:") < field(&alone, "Pss:"), "{alone}\n{shared}");
+    assert_eq!(pss_without_files(&alone), read, "{alone}\n{shared}");
+    assert!(read > 0, "a live process has anonymous memory");
+}
+
+#[test]
 fn the_tree_includes_grandchildren_and_the_sampler_sees_them() {
     // `sh` forks a `sleep` and waits: two processes, the second a descendant of the first.
     let mut child = Command::new("sh").args(["-c", "sleep 5; true"]).spawn().unwrap();

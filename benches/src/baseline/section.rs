@@ -193,14 +193,23 @@ pub fn section(md: &mut String, results: &Results, scenarios: &[&dyn Scenario], 
 
 /// Models and points that only one of the two runs has.
 fn missing(results: &Results, base: &Baseline) -> Vec<String> {
-    let mut out = Vec::new();
     let b = &base.results;
+    // A scenario one run left out whole is named once, not point by point for every server.
+    let only = |of: &Results, other: &Results, side: &str| {
+        let names = of.plan.scenarios.iter().filter(|s| !other.plan.scenarios.contains(s));
+        names.map(|s| format!("{s} (every point: {side} only)")).collect::<Vec<_>>()
+    };
+    let mut out = only(results, b, "new");
+    out.extend(only(b, results, "baseline"));
+    let in_both = |s: &str| {
+        results.plan.scenarios.iter().any(|x| x == s) && b.plan.scenarios.iter().any(|x| x == s)
+    };
     for m in &results.models {
         if b.model(&m.name).is_none() {
             out.push(format!("{} (new)", m.name));
             continue;
         }
-        for s in &m.scenarios {
+        for s in m.scenarios.iter().filter(|s| in_both(&s.scenario)) {
             for p in s.points.iter().filter(|p| find(base, &m.name, &p.point).is_none()) {
                 out.push(format!("{} {} {} (new)", m.name, s.scenario, p.point.label));
             }
@@ -211,7 +220,7 @@ fn missing(results: &Results, base: &Baseline) -> Vec<String> {
             out.push(format!("{} (baseline only)", m.name));
             continue;
         };
-        for s in &m.scenarios {
+        for s in m.scenarios.iter().filter(|s| in_both(&s.scenario)) {
             let here = now.scenario(&s.scenario);
             for p in &s.points {
                 let found =
