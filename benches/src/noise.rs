@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use crate::compare::{self, Comparison, Verdict};
+use crate::compare::{self, CONFIDENCE, Comparison, Verdict};
 use crate::results::Results;
 
 /// Writes the section (nothing for a run without comparisons).
@@ -68,15 +68,36 @@ pub fn section(md: &mut String, r: &Results) {
     }
     let wrong: Vec<&&Comparison> =
         twins.iter().filter(|c| c.verdict == Verdict::Different).collect();
-    let widest = twins.iter().map(|c| c.high.max(1.0 / c.low)).fold(1.0f64, f64::max);
+    // How far apart the twins' intervals reached on each figure: the noise a reader should
+    // set every other interval of that figure against.
+    let mut figures: Vec<&str> = twins.iter().map(|c| c.figure.as_str()).collect();
+    figures.sort_unstable();
+    figures.dedup();
+    let reach: Vec<String> = figures
+        .iter()
+        .filter_map(|f| {
+            let of = twins.iter().filter(|c| c.figure == *f && c.confidence >= CONFIDENCE);
+            let widest = of.map(|c| c.high.max(1.0 / c.low)).fold(f64::NAN, f64::max);
+            widest.is_finite().then(|| format!("{f} {widest:.2}x"))
+        })
+        .collect();
     md.push('\n');
     if wrong.is_empty() {
         let _ = writeln!(
             md,
             "The run's comparisons never called the twins different: at the resolution of its \
-             rounds they held identical servers equal. Their paired intervals reached as far as \
-             {widest:.2}x, which is how far this run's noise alone could stretch.\n"
+             rounds they held identical servers equal."
         );
+        if !reach.is_empty() {
+            let _ = writeln!(
+                md,
+                "The twins' intervals reached as far apart as {} (the larger of high and 1/low, \
+                 at the points with enough rounds): how far this run's noise alone stretched \
+                 each figure.",
+                reach.join(", ")
+            );
+        }
+        md.push('\n');
     } else {
         let at: Vec<String> =
             wrong.iter().map(|c| format!("{} {} ({})", c.scenario, c.point, c.figure)).collect();

@@ -821,3 +821,49 @@ fn a_repeat_run_again_is_left_out_of_the_pairs_and_the_medians() {
     let line = md.lines().find(|l| l.starts_with("- *scale* ")).expect("a scale headline");
     assert!(line.contains("fork 31,350 msgs/s, 0.20x (0.20-0.20), worse"), "{line}");
 }
+
+#[test]
+fn the_noise_floor_says_when_the_run_called_its_twins_different() {
+    use harness::compare::{Comparison, Verdict};
+    let mut results = synthetic(RunStatus::Complete);
+    let mut control = results.models.iter().find(|m| m.name == "mio").unwrap().clone();
+    control.name = "mio (control)".into();
+    control.control_of = Some("mio".into());
+    results.models.push(control);
+    let twin = |point: &str, low: f64, high: f64, verdict: Verdict| Comparison {
+        scenario: "scale".into(),
+        point: point.into(),
+        figure: "msgs/s".into(),
+        a: "mio".into(),
+        b: "mio (control)".into(),
+        ratio: (low + high) / 2.0,
+        low,
+        high,
+        confidence: 0.992,
+        better: (verdict == Verdict::Different).then(|| "mio".into()),
+        verdict,
+        rounds: 8,
+        higher_is_better: true,
+    };
+    results.comparisons = vec![
+        twin("1 conn", 0.94, 1.06, Verdict::Undecided),
+        twin("10 conns", 0.99, 1.01, Verdict::Equivalent),
+    ];
+    let md = report::render(&results, ALL, &[], None);
+    assert!(
+        md.contains("| scale | 1 conn | msgs/s | 1.00 (0.94-1.06) | no measurable difference |"),
+        "{md}"
+    );
+    assert!(md.contains("never called the twins different"), "{md}");
+    assert!(md.contains("reached as far apart as msgs/s 1.06x"), "{md}");
+    assert!(!md.contains("could not tell noise"), "{md}");
+    results.comparisons.push(twin("100 conns", 0.90, 0.95, Verdict::Different));
+    let md = report::render(&results, ALL, &[], None);
+    assert!(
+        md.contains(
+            "**This run could not tell noise from real differences** at scale 100 conns (msgs/s)"
+        ),
+        "{md}"
+    );
+    assert!(!md.contains("never called the twins different"), "{md}");
+}

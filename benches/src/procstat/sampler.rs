@@ -80,6 +80,7 @@ impl Sampler {
         let avoid = cpus.to_vec();
         let handle = thread::Builder::new().name("procstat".into()).spawn(move || {
             keep_off(&avoid);
+            ahead_of_the_server();
             let mut tracker = Tracker::new(root);
             let mut samples = Vec::new();
             // The root is gone: the server died or is stopping; what we have is the record.
@@ -132,6 +133,24 @@ impl Sampler {
     pub fn finish(self) -> Vec<Snapshot> {
         let _ = self.tx.send(Cmd::Stop);
         self.handle.join().unwrap_or_default()
+    }
+}
+
+/// Gives the calling thread the highest nice value it may take (-20 as root), so that a read
+/// at a window's mark is not queued behind the server it measures. Kept off the generator's
+/// CPUs, the sampler shares the server's, and at nice 0 it waited there behind a thousand
+/// busy processes or threads of a forking or threaded server: the window's first read took so
+/// long that it was still going when the window closed, and the tree's CPU in the window came
+/// out a ninth of what it was (fork at 1,000 connections: 1.0 against 9 us a message, and
+/// `window_seconds` 0.3 of a 0.5 s window). The sampler reads at the two marks and, paced, for
+/// peaks (at most 5% of a CPU), so running first costs the server little. Without the right
+/// to lower it (not root), the thread keeps its nice value.
+fn ahead_of_the_server() {
+    // SAFETY: gettid and setpriority take plain integers and touch no memory of ours; on Linux
+    // PRIO_PROCESS with a thread id sets that one thread's nice value.
+    unsafe {
+        let tid = libc::gettid();
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -20);
     }
 }
 
