@@ -30,9 +30,9 @@ pub struct Environment {
     /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only.
     pub tcp_tw_reuse: Option<u64>,
     /// `net.ipv4.tcp_syn_linear_timeouts`: how many SYN retransmissions wait a fixed 1 s
-    /// before the wait starts doubling (absent on kernels before 6.8, where it doubles from
-    /// the first: 1 s, 3 s, 7 s). It decides when a connect dropped by a full listen queue
-    /// tries again.
+    /// before the wait starts doubling (added in Linux 6.5; before it the wait doubles from
+    /// the first, with retries 1 s, 3 s and 7 s after the first SYN). It decides when a
+    /// connect dropped by a full listen queue tries again.
     #[serde(default)]
     pub tcp_syn_linear_timeouts: Option<u64>,
     /// `net.ipv4.ip_local_port_range`: the ephemeral ports a client can use.

@@ -7,9 +7,9 @@
 //! The kernel completes handshakes for a listener by itself, with no help from the process,
 //! and queues them until the process accepts: up to the backlog (`listen(fd, 16)` holds 17).
 //! A SYN that finds the queue full is dropped, silently (`ListenOverflows`, `ListenDrops`),
-//! and the client retransmits it: after 1 s, then, on kernels since 6.8, every second for the
+//! and the client retransmits it: after 1 s, then, on kernels since 6.5, every second for the
 //! first `net.ipv4.tcp_syn_linear_timeouts` (4) tries, and only then doubling (older kernels
-//! double from the first: 1 s, 3 s, 7 s). So a connect either completes at once or waits a
+//! double from the first: retries at 1 s, 3 s and 7 s). So a connect either completes at once or waits a
 //! whole retransmission: the connect-latency histogram has steps, not a slope.
 //! With the default backlog the same burst all connects at once and only the echoes wait for
 //! the server. How fast each model drains its queue once resumed decides how many wait, so
@@ -110,10 +110,10 @@ fn schedule(linear: Option<u64>) -> String {
     match linear {
         Some(n) if n > 0 => format!(
             "after 1 s, and every second after that for its first {n} tries \
-             (net.ipv4.tcp_syn_linear_timeouts = {n}; before Linux 6.8 the wait doubled: 1 s, \
-             3 s, 7 s)"
+             (net.ipv4.tcp_syn_linear_timeouts = {n}; before Linux 6.5 the wait doubled, so the \
+             retries came 1 s, 3 s and 7 s after the first SYN)"
         ),
-        _ => "after 1 s, then 3 s, 7 s (the wait doubles each time)".into(),
+        _ => "1 s, 3 s and 7 s after the first SYN (the wait doubles each time)".into(),
     }
 }
 

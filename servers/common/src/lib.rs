@@ -1,7 +1,9 @@
 //! Plumbing shared by every echobench server model, and nothing else.
 //!
-//! Each model crate (`servers/fork`, `servers/thread`, `servers/mio`, `servers/hybrid`,
-//! `servers/reuseport`, `servers/tokio`) is meant to be read on its own, so the code that
+//! Each model crate (`servers/fork`, `servers/prefork`, `servers/thread`, `servers/mio`,
+//! `servers/poll`, `servers/hybrid`, `servers/reuseport`, `servers/tokio`, `servers/uring`,
+//! and the datagram model `servers/udp`, which takes the flag conventions, endpoint parsing
+//! and shutdown from here but binds its own sockets) is meant to be read on its own, so the code that
 //! decides *how connections are scheduled* (the accept loop, who runs each connection, when a
 //! connection is read or written, how long its turn is) lives in a model, visibly: the hybrid and reuseport
 //! models run the mio model's event loop, never one from here. What lives here is what every
@@ -13,7 +15,8 @@
 //!   them), the stream types they accept, and the ready line `listening on ADDR` that tells a
 //!   parent process the server can take load.
 //! - [`shutdown`]: a pollable shutdown handle that SIGINT and SIGTERM trigger.
-//! - [`echo`]: the blocking echo loop that the fork and thread models run per connection.
+//! - [`echo`]: the blocking echo loop that the fork, prefork and thread models run per
+//!   connection.
 //! - [`conn`]: its non-blocking twin, the per-connection echo state machine (bounded buffer,
 //!   backpressure, half-close, keeping to the budget per turn that its model sets) that the
 //!   event loops drive. It says what a connection wants next; the event loop decides what to

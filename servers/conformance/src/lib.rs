@@ -1,7 +1,7 @@
 //! The conformance suite: the server contract, written once, checked against every model.
 //!
-//! Every echobench server (fork, thread, mio, hybrid, reuseport, tokio) promises the same
-//! things: the ready line, byte-transparent echo over IPv4, IPv6 and Unix sockets,
+//! Every echobench stream server (fork, prefork, thread, mio, poll, hybrid, reuseport, tokio,
+//! uring) promises the same things: the ready line, byte-transparent echo over IPv4, IPv6 and Unix sockets,
 //! half-close, bounded memory, a fair share for every client, `--max-conns` and
 //! `--backlog`, TCP_NODELAY, surviving EMFILE, a clean exit on SIGINT/SIGTERM and one line
 //! of error for bad input. This crate checks each promise against the real binary, from the

@@ -11,12 +11,15 @@
 //! connection is a process, and the kernel's scheduler interleaves them as it interleaves any
 //! processes. A connection waiting for data is a process asleep in `read`, costing no CPU.
 //!
-//! **What one connection costs.** A `fork` copies the parent's page tables and marks every
-//! page copy-on-write, so the child starts sharing all of the parent's memory and pays only
-//! for the pages it writes: its stack, its heap allocations (the echo buffer) and whatever
-//! the allocator touches. Each process also has its own kernel bookkeeping (a task struct, a
+//! **What one connection costs.** A `fork` copies the parent's page tables and marks its
+//! private writable pages (stack, heap, data) copy-on-write; shared mappings stay shared and
+//! read-only or file-backed pages (the program's code) are shared without a copy. So the
+//! child starts sharing all of the parent's memory and pays only for the private pages it
+//! writes: its stack, its heap allocations (the echo buffer) and whatever the allocator
+//! touches. Each process also has its own kernel bookkeeping (a task struct, a
 //! kernel stack, page tables) and takes one process id, of which this machine has 32,768
-//! (`pid_max`) for everyone. Measured here (release build, 16 KiB buffer), an idle child has
+//! (`pid_max`) for everyone. Measured by hand on the 2-CPU VM of the reference runs
+//! (results/README.md) on 2026-11-21 (release build, 16 KiB buffer), an idle child has
 //! an `Rss` of 880 KiB but a `Pss` of about 80 KiB (50 KiB of it private), plus about 44 KiB
 //! of page tables (`VmPTE`) and a 16 KiB kernel stack that neither figure shows: roughly
 //! 150 KiB of real memory per connection. Measure with `Pss` from `/proc/PID/smaps_rollup`;

@@ -1,5 +1,10 @@
 //! The hybrid model: one acceptor thread, and N worker threads each running its own event loop.
 //!
+//! *Where the figures below come from:* those "measured here" were taken by hand on the
+//! 2-CPU KVM virtual machine that makes the reference runs (results/README.md), on 2026-12-03;
+//! identical runs there differ by a quarter or more. The suite's own comparison, with
+//! intervals, is the reference run in results/latest.
+//!
 //! # How it schedules connections
 //!
 //! The thread that calls [`run`] becomes the *acceptor*. It owns the listener and does

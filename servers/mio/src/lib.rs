@@ -1,5 +1,10 @@
 //! The mio model: one thread, one `epoll`, every connection a small state machine.
 //!
+//! *Where the figures below come from:* those "measured here" were taken by hand on the
+//! 2-CPU KVM virtual machine that makes the reference runs (results/README.md), on 2026-11-21;
+//! identical runs there differ by a quarter or more. The suite's own comparison, with
+//! intervals, is the reference run in results/latest.
+//!
 //! # How it schedules connections
 //!
 //! A single thread owns a [`mio::Poll`] (on Linux, an epoll instance in edge-triggered mode)

@@ -4,6 +4,11 @@
 //! cargo run --release -p echobench-poll -- --addr 127.0.0.1:7000
 //! ```
 //!
+//! *Where the figures below come from:* those "measured here" were taken by hand on the
+//! 2-CPU KVM virtual machine that makes the reference runs (results/README.md), on 2026-12-03;
+//! identical runs there differ by a quarter or more. The suite's own comparison, with
+//! intervals, is the reference run in results/latest.
+//!
 //! **How it schedules connections.** One thread keeps one array of `pollfd`s: the shutdown
 //! handle, the listener, then every open connection, each entry naming a descriptor and the
 //! events it waits for. It calls `poll(2)` on the whole array and sleeps until one of them

@@ -4,6 +4,11 @@
 //! cargo run --release -p echobench-prefork -- --addr 127.0.0.1:7000 --workers 8
 //! ```
 //!
+//! *Where the figures below come from:* those "measured here" were taken by hand on the
+//! 2-CPU KVM virtual machine that makes the reference runs (results/README.md), on 2026-12-03;
+//! identical runs there differ by a quarter or more. The suite's own comparison, with
+//! intervals, is the reference run in results/latest.
+//!
 //! **How connections are scheduled.** At start the parent forks `--workers` children, and
 //! every child blocks in `accept` on the listener it inherited. When a connection arrives
 //! the kernel wakes exactly one of them: a blocked `accept` waits in the listener's queue
@@ -72,7 +77,7 @@
 //! served a median of 404 connections (the least 117, one forked late; the most 428): the
 //! in-order wake-up spreads connections evenly. Holding 5,000 idle
 //! connections took 5,008 children and about 4.4 s to grow to (fork: 3.8 s; one fork costs
-//! about 0.5 ms on this machine, and the backlog overflows meanwhile), and stopping them
+//! about 0.5 ms measured here, and the backlog overflows meanwhile), and stopping them
 //! took 1.4 s after SIGTERM (fork: 1.2 s): a process per connection pays for its exit too.
 
 use std::collections::HashMap;

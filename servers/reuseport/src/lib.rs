@@ -1,6 +1,11 @@
 //! The reuseport model: N worker threads, each with a listener of its own on the same port
 //! and the mio model's event loop over it. No acceptor: the kernel deals out the connections.
 //!
+//! *Where the figures below come from:* those "measured here" were taken by hand on the
+//! 2-CPU KVM virtual machine that makes the reference runs (results/README.md), on 2026-12-03;
+//! identical runs there differ by a quarter or more. The suite's own comparison, with
+//! intervals, is the reference run in results/latest.
+//!
 //! # How it schedules connections
 //!
 //! Before the ready line, [`bind`] makes one listening socket per worker, all bound to the
@@ -64,8 +69,10 @@
 //! is busy (a long batch, heavy clients, descheduled), new connections sit in its queue while
 //! the other workers idle; nobody else can take them, as each queue belongs to one socket.
 //! If the queue fills (`--backlog`), the kernel drops further handshakes for that listener
-//! although the others have room, and those clients retry after one second, then three. The
-//! hybrid acceptor would have taken them and given them to a less busy worker.
+//! although the others have room, and those clients retry a dropped SYN after a second, and
+//! on Linux 6.5 and later every second for the first `net.ipv4.tcp_syn_linear_timeouts`
+//! tries (the backlog scenario measures it). The hybrid acceptor would have taken them and
+//! given them to a less busy worker.
 //!
 //! # What one connection costs
 //!

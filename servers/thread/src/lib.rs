@@ -4,6 +4,11 @@
 //! cargo run --release -p echobench-thread -- --addr 127.0.0.1:7000 --stack-size 65536
 //! ```
 //!
+//! *Where the figures below come from:* those "measured here" were taken by hand on the
+//! 2-CPU KVM virtual machine that makes the reference runs (results/README.md), on 2026-11-21;
+//! identical runs there differ by a quarter or more. The suite's own comparison, with
+//! intervals, is the reference run in results/latest.
+//!
 //! **How connections are scheduled.** One thread accepts. For every connection it starts a
 //! new OS thread that runs the plain blocking echo loop (`read`, then `write_all`, until the
 //! client closes) and ends. As in the fork model, nothing here decides who runs when: a

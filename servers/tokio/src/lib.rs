@@ -1,5 +1,10 @@
 //! The tokio model: a task per connection, on a runtime of N worker threads that steal work.
 //!
+//! *Where the figures below come from:* those "measured here" were taken by hand on the
+//! 2-CPU KVM virtual machine that makes the reference runs (results/README.md), on 2026-12-03;
+//! identical runs there differ by a quarter or more. The suite's own comparison, with
+//! intervals, is the reference run in results/latest.
+//!
 //! # How it schedules connections
 //!
 //! [`run`] builds a multi-threaded tokio runtime with `--workers` worker threads and spawns
@@ -31,14 +36,14 @@
 //!   tasks from a busy one, so the load evens out by itself. The price: run queues that
 //!   other threads may touch (atomics on every push and pop), a worker that goes looking
 //!   for work before it sleeps, and a task that may run on another CPU than the one whose
-//!   cache holds its socket. On this machine a wake-up across vCPUs costs about 35 us.
+//!   cache holds its socket. A wake-up across vCPUs costs about 35 us, measured here.
 //! - **A task per connection instead of a slab slot.** The mio model's connection is a
 //!   64-byte slot in one array. A tokio task is a heap allocation of its own: a header
 //!   (state and reference count in one atomic word, the vtable, run-queue and owner links),
 //!   then the whole future, 344 bytes here (the socket, the ticket, and the state of the
 //!   innermost `.await`: checked by a test). The socket's entry in the reactor
 //!   (`ScheduledIo`: readiness bits, the reader's and writer's wakers) is a second
-//!   allocation, where mio's is the epoll entry alone. Measured with silent connections
+//!   allocation, where mio's is the epoll entry alone. Measured here with silent connections
 //!   (`loadgen --connections 1 --idle N`, PSS from `/proc/PID/smaps_rollup` against the
 //!   server before the run, `--workers 1`): 1.1 to 1.2 KiB per connection at 1,000 and at
 //!   5,000, against 0.05 to 0.1 KiB for the mio model. The buffer comes on top once the client has

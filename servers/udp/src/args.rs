@@ -40,7 +40,7 @@ pub struct Args {
     pub batch: u16,
 
     /// SO_RCVBUF of each UDP socket: how many bytes of datagrams the kernel queues before it
-    /// drops (the kernel doubles it and caps it at net.core.rmem_max) [default: the kernel's,
+    /// drops (the kernel caps it at net.core.rmem_max, then doubles it) [default: the kernel's,
     /// net.core.rmem_default]. Refused for Unix sockets, whose queue is counted in datagrams.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub rcvbuf: Option<u64>,

@@ -1,5 +1,10 @@
 //! The datagram model: one socket, no connections, every datagram echoed to its sender.
 //!
+//! *Where the figures below come from:* those "measured here" were taken by hand on the
+//! 2-CPU KVM virtual machine that makes the reference runs (results/README.md), on 2026-12-07;
+//! identical runs there differ by a quarter or more. The suite's own comparison, with
+//! intervals, is the reference run in results/latest.
+//!
 //! # What disappears without a connection
 //!
 //! Every other model in this suite is an answer to one question: who waits on which
@@ -24,8 +29,9 @@
 //! # When the receive buffer is full
 //!
 //! The socket's queue is bounded by SO_RCVBUF (`net.core.rmem_default`, 212,992 bytes
-//! here; `--rcvbuf` sets it, and the kernel doubles what is asked, up to
-//! `net.core.rmem_max`). It is counted in the kernel's memory per datagram, not in payload:
+//! here; `--rcvbuf` sets it: the kernel caps the value asked for at `net.core.rmem_max`
+//! and then doubles it for its own bookkeeping, so a socket gets at most twice `rmem_max`,
+//! and reading SO_RCVBUF back gives the doubled figure). It is counted in the kernel's memory per datagram, not in payload:
 //! measured here, the default buffer holds 256 datagrams of 0 or 64 bytes (832 bytes
 //! each), 92 of 1,000 bytes, and 3 of 65,507. A datagram that arrives when the queue is
 //! full is dropped by the kernel, silently for the sender, and counted: machine-wide in

@@ -109,8 +109,8 @@ impl DatagramSocket {
             .ok_or_else(|| io::Error::other("a UDP socket has a local address that is not IP"))
     }
 
-    /// The receive buffer of a UDP socket as the kernel reports it (it doubles what was
-    /// asked, for its own bookkeeping, and caps it at `net.core.rmem_max`); `None` for a
+    /// The receive buffer of a UDP socket as the kernel reports it (it caps what was asked
+    /// at `net.core.rmem_max`, then doubles it for its own bookkeeping); `None` for a
     /// Unix socket, whose queue is bounded in datagrams instead.
     pub fn recv_buffer_size(&self) -> io::Result<Option<usize>> {
         if self.path.is_some() {
