@@ -5,8 +5,9 @@
 //! (its command line made from loadgen's own typed `Config`), samples the server's process
 //! tree from /proc meanwhile, and finally stops the server with SIGTERM and checks that it
 //! exits cleanly. After every repeat it writes `results.json` (schema in results/SCHEMA.md)
-//! and the histogram logs in `results/<date>-<host>/`, mirrored into `results/latest/` (except
-//! by a quick run, whose rough figures never replace the newest trustworthy report). When the
+//! and the histogram logs in `results/<date>-<host>/`, which `results/latest` (a link) and
+//! `results/latest.md` (a page) point at (except for a quick run, whose rough figures never
+//! replace the newest trustworthy report). When the
 //! run ends, completed or stopped by Ctrl-C, it draws `results.csv`, the SVG charts and
 //! `report.md` from those results; `echobench rerender DIR` draws them again.
 //!

@@ -1,13 +1,14 @@
 //! The run folder: `results/<date>-<host>/`, where the measuring side writes results.json
-//! after every repeat and mirrors it into `results/latest/`, so that a crash or Ctrl-C leaves
-//! everything measured up to then. A quick run keeps to its own folder
-//! (`<date>-<host>-quick`): its figures are too rough to stand as the newest report, so
-//! `latest/` stays the newest standard or full run.
+//! after every repeat, so that a crash or Ctrl-C leaves everything measured up to then.
+//! `results/latest` points at the newest standard or full run: a relative symbolic link (for
+//! tools, `echobench rerender results/latest`) and a short page, `results/latest.md`, naming
+//! the run (for a reader on the web, where a link to a folder is not followed). Neither is a
+//! copy. A quick run keeps to its own folder (`<date>-<host>-quick`) and leaves them alone:
+//! its figures are too rough to stand as the newest report.
 //!
 //! This module writes only what was measured (results.json, and the histogram logs loadgen
 //! writes into [`HLOG_DIR`]). The report, the CSV and the charts are drawn from results.json
-//! by [`crate::render`], at the end of a run or by `echobench rerender`, and then mirrored
-//! with [`Output::mirror`].
+//! by [`crate::render`], at the end of a run or by `echobench rerender`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use crate::results::Results;
 pub struct Output {
     /// `results/<date>-<host>[-profile]` (with `-2`, `-3`... if that exists already).
     pub run_dir: PathBuf,
-    /// `results/latest`: a copy of the newest trustworthy run, the one a reader opens; `None`
+    /// `results/latest`: a link to the newest trustworthy run, the one a reader opens; `None`
     /// for a quick run, which leaves it alone.
     pub latest_dir: Option<PathBuf>,
 }
@@ -32,8 +33,8 @@ pub struct Output {
 pub const HLOG_DIR: &str = "hlog";
 
 impl Output {
-    /// Creates a fresh run folder under `root` and, unless the profile is quick, empties
-    /// `root/latest` for it.
+    /// Creates a fresh run folder under `root` and, unless the profile is quick, points
+    /// `root/latest` and `root/latest.md` at it.
     pub fn create(root: &Path, host: &str, profile: Profile, now: SystemTime) -> Result<Output> {
         let date = humantime::format_rfc3339_seconds(now).to_string();
         let host: String = host
@@ -55,13 +56,7 @@ impl Output {
         if profile == Profile::Quick {
             return Ok(Output { run_dir, latest_dir: None });
         }
-        let latest_dir = root.join("latest");
-        if latest_dir.exists() {
-            fs::remove_dir_all(&latest_dir)
-                .with_context(|| format!("cannot empty {}", latest_dir.display()))?;
-        }
-        fs::create_dir_all(&latest_dir)
-            .with_context(|| format!("cannot create {}", latest_dir.display()))?;
+        let latest_dir = point_latest(root, &run_dir)?;
         Ok(Output { run_dir, latest_dir: Some(latest_dir) })
     }
 
@@ -77,19 +72,9 @@ impl Output {
         self.run_dir.join(".loadgen.json")
     }
 
-    /// Writes results.json, then mirrors the run folder to latest (if this run has it): what
-    /// the runner calls after every repeat.
+    /// Writes results.json: what the runner calls after every repeat.
     pub fn save(&self, results: &Results) -> Result<()> {
-        write_json(&self.run_dir, results)?;
-        self.mirror()
-    }
-
-    /// Mirrors the run folder to latest (if this run has it), after the report was drawn.
-    pub fn mirror(&self) -> Result<()> {
-        match &self.latest_dir {
-            Some(latest) => mirror(&self.run_dir, latest),
-            None => Ok(()),
-        }
+        write_json(&self.run_dir, results)
     }
 
     /// Removes scratch files once the run is over.
@@ -117,22 +102,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Copies `from` into `to`, recursively. Histogram logs never change once written, so those
-/// already copied are skipped; everything else is overwritten. Scratch files stay behind.
-fn mirror(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let (src, dst) = (entry.path(), to.join(&name));
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if entry.file_type()?.is_dir() {
-            mirror(&src, &dst)?;
-        } else if !(dst.exists() && src.extension().is_some_and(|e| e == "hlog")) {
-            fs::copy(&src, &dst).with_context(|| format!("cannot copy to {}", dst.display()))?;
-        }
+/// Points `root/latest` at `run_dir` (a relative symbolic link, swapped in by a rename so
+/// that a reader never finds it missing) and writes `root/latest.md` naming the run. An older
+/// `latest/` that was a copy of a run (before the link) is removed first.
+fn point_latest(root: &Path, run_dir: &Path) -> Result<PathBuf> {
+    let latest = root.join("latest");
+    let name = run_dir.file_name().context("the run folder has no name")?;
+    if fs::symlink_metadata(&latest).is_ok_and(|m| m.is_dir()) {
+        fs::remove_dir_all(&latest)
+            .with_context(|| format!("cannot remove the old copy {}", latest.display()))?;
     }
-    Ok(())
+    let tmp = root.join(".latest.tmp");
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(name, &tmp)
+        .with_context(|| format!("cannot create a link {}", tmp.display()))?;
+    fs::rename(&tmp, &latest).with_context(|| format!("cannot replace {}", latest.display()))?;
+    let name = name.to_string_lossy();
+    let page = format!(
+        "# The newest run\n\n[`{name}`]({name}/report.md) is the newest standard or full run \
+         in this folder: its [report]({name}/report.md), [results.json]({name}/results.json) \
+         and [results.csv]({name}/results.csv).\n\n`latest` is a symbolic link to the same \
+         folder, for tools (`echobench rerender results/latest`). Both are rewritten when a \
+         standard or full run starts; a quick run leaves them alone. How to read a run: \
+         [README.md](README.md).\n"
+    );
+    write_atomic(&root.join("latest.md"), page.as_bytes())?;
+    Ok(latest)
 }

@@ -197,15 +197,12 @@ pub fn run(options: &Options) -> Result<Outcome> {
     Ok(Outcome { run_dir: out.run_dir, latest_dir: out.latest_dir, results, render_errors })
 }
 
-/// Renders the run folder and mirrors it to latest; returns (and prints, one line each) what
+/// Renders the run folder; returns (and prints, one line each) what
 /// went wrong, which costs the report a part but never the run.
 fn render_run(out: &output::Output, results: &results::Results, options: &Options) -> Vec<String> {
     let scenarios = &options.scenarios;
     let mut errors = render::render(&out.run_dir, results, scenarios, options.baseline.as_ref())
         .unwrap_or_else(|e| vec![format!("cannot render the report: {e:#}")]);
-    if let Err(e) = out.mirror() {
-        errors.push(format!("cannot mirror the report to latest: {e:#}"));
-    }
     for e in &errors {
         eprintln!("echobench: {e}");
     }

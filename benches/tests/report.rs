@@ -374,13 +374,11 @@ fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
     assert_eq!(harness::fault_count(&results), 1);
 }
 
-/// What a run leaves: results.json (the measuring side's), then the report drawn from it, then
-/// the mirror to latest/.
+/// What a run leaves: results.json (the measuring side's), then the report drawn from it.
 fn write(out: &Output, results: &Results) {
     out.save(results).unwrap();
     let errors = render::render(&out.run_dir, results, ALL, None).unwrap();
     assert!(errors.is_empty(), "{errors:?}");
-    out.mirror().unwrap();
 }
 
 /// Every scenario's charts of `results`, drawn into `dir` without an error.
@@ -391,13 +389,20 @@ fn draw(results: &Results, dir: &std::path::Path) -> Vec<charts::Chart> {
 }
 
 #[test]
-fn files_are_written_mirrored_to_latest_and_parse_back() {
+fn files_are_written_pointed_to_by_latest_and_parse_back() {
     let root = scratch("output");
+    // A latest/ left by an older harness, a copy of a run, gives way to the link.
+    std::fs::create_dir_all(root.join("latest/charts")).unwrap();
+    std::fs::write(root.join("latest/report.md"), "old copy").unwrap();
     let results = synthetic(RunStatus::Complete);
     let out = Output::create(&root, "test host", Profile::Full, SystemTime::UNIX_EPOCH).unwrap();
     assert!(out.run_dir.ends_with("1970-01-01-test_host-full"));
     write(&out, &results);
-    let latest = out.latest_dir.clone().expect("a full run writes latest/");
+    let latest = out.latest_dir.clone().expect("a full run points latest at itself");
+    let target = std::fs::read_link(&latest).expect("latest is a symbolic link");
+    assert_eq!(target, std::path::Path::new("1970-01-01-test_host-full"), "a relative link");
+    let page = std::fs::read_to_string(root.join("latest.md")).unwrap();
+    assert!(page.contains("[`1970-01-01-test_host-full`](1970-01-01-test_host-full/report.md)"));
     for dir in [&out.run_dir, &latest] {
         let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
         let back: Results = serde_json::from_str(&json).unwrap();
@@ -430,10 +435,12 @@ fn files_are_written_mirrored_to_latest_and_parse_back() {
     assert!(quick.run_dir.join("report.md").is_file());
     let kept = std::fs::read_to_string(latest.join("results.json")).unwrap();
     assert!(kept.contains("\"harness_version\": \"test\""), "latest/ is still the full run");
-    // A second run the same day gets its own folder; latest/ is emptied for it.
+    // A second run the same day gets its own folder, and latest points at it.
     let again = Output::create(&root, "test host", Profile::Full, SystemTime::UNIX_EPOCH).unwrap();
     assert!(again.run_dir.ends_with("1970-01-01-test_host-full-2"));
     assert!(!again.latest_dir.unwrap().join("report.md").exists());
+    let page = std::fs::read_to_string(root.join("latest.md")).unwrap();
+    assert!(page.contains("(1970-01-01-test_host-full-2/report.md)"), "{page}");
     let _ = std::fs::remove_dir_all(&root);
 }
 
