@@ -201,7 +201,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
 /// went wrong, which costs the report a part but never the run.
 fn render_run(out: &output::Output, results: &results::Results, options: &Options) -> Vec<String> {
     let scenarios = &options.scenarios;
-    let mut errors = render::render(&out.run_dir, results, scenarios, options.baseline.as_ref())
+    let errors = render::render(&out.run_dir, results, scenarios, options.baseline.as_ref())
         .unwrap_or_else(|e| vec![format!("cannot render the report: {e:#}")]);
     for e in &errors {
         eprintln!("echobench: {e}");
