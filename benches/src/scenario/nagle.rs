@@ -179,7 +179,7 @@ impl Present for Nagle {
                 out.push(format!(
                     "With Nagle on and each echo in two pieces, {model}'s median round trip was \
                      {}, against {} with TCP_NODELAY ({}): the delayed-ACK wait did not show \
-                     in the median here.",
+                     here.",
                     ms(a),
                     ms(b),
                     times(ratio)

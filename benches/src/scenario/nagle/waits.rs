@@ -79,7 +79,7 @@ pub struct Waits {
 /// Estimates the waits of `repeats`, each about `wait_us` long. `None` without round trips.
 pub fn estimate(repeats: &[Repeat], wait_us: f64) -> Option<Waits> {
     let messages: f64 = repeats.iter().map(|r| r.messages).sum();
-    if messages <= 0.0 || !(wait_us > THRESHOLD_US) {
+    if messages <= 0.0 || wait_us.is_nan() || wait_us <= THRESHOLD_US {
         return None;
     }
     let (mut excess_us, mut low, mut high, mut window) = (0.0, 0.0f64, 0.0, 0.0);
