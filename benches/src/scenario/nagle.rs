@@ -8,11 +8,14 @@
 //! algorithm holds it until that ACK arrives; and the client, waiting for the rest of its echo
 //! with nothing to send, delays its ACK (40 ms on Linux) in the hope of piggybacking it. Each
 //! message then waits for the delayed-ACK timer: the write-write-read pattern of a server that
-//! sends a header and then a body. Two more points pin down what does not cause it: the same
-//! server writing each echo whole, and a client writing its message in two halves (measured
-//! when `--split-writes` was added to loadgen: the second half carries the ACK of the first
-//! half's echo, so nothing is left for Nagle to wait on). This is the kernel's behaviour, not a
-//! model's, so one representative model (mio) shows it.
+//! sends a header and then a body. Two more points: the same server writing each echo whole,
+//! which should never wait, and a client writing its message in two halves. There most round
+//! trips do not wait, but some do: about 1 and 7 in a thousand in results/2026-12-07-vm-3 and
+//! -vm-2 (the reference VM), which cut the point's throughput by 41% and 68% against whole
+//! echoes. Their wait matches the echo-in-pieces point's, as if the server had read those
+//! messages' halves apart and so written their echoes in two pieces; the run cannot show that.
+//! The findings estimate how many waited from the figures the results keep (`waits.rs`). This
+//! is the kernel's behaviour, not a model's, so one representative model (mio) shows it.
 
 use anyhow::Result;
 
