@@ -46,7 +46,8 @@ struct Step {
     echoed_p99: f64,
     /// The median of the echoes that came back, from their actual send.
     echoed_p50: f64,
-    /// Messages the generator sent per second of the window (the mean over the repeats).
+    /// Messages the generator sent per second of the window (the mean over the repeats); NaN
+    /// where no loadgen report says.
     sent: f64,
     lost: f64,
     ratio: f64,
@@ -77,7 +78,7 @@ fn curves<'a>(view: &View<'a>) -> Vec<(&'a str, bool, Vec<Step>)> {
                         p99: sum.median.latency_us.p99,
                         echoed_p99: echoed.p99,
                         echoed_p50: echoed.p50,
-                        sent: sent_per_sec(p).unwrap_or(sum.median.msgs_per_sec),
+                        sent: sent_per_sec(p).unwrap_or(f64::NAN),
                         lost,
                         ratio,
                         rcvbuf: p.counter(COUNTERS[0]),

@@ -90,6 +90,12 @@ fn unequal_offered_load_is_said_and_qualifies_the_headline() {
     let c = vec![("mio", false, tcp()), ("udp", true, u)];
     assert!(offered(&c).unwrap().starts_with("Both were offered the same load"));
     assert!(!headline(&c).unwrap().contains("not offered"));
+    // Without the generator's figures, nothing is said either way.
+    let mut u = udp();
+    u[3].sent = f64::NAN;
+    let c = vec![("mio", false, tcp()), ("udp", true, u)];
+    assert!(offered(&c).is_none());
+    assert!(!headline(&c).unwrap().contains("not offered"));
 }
 
 #[test]

@@ -17,8 +17,10 @@ fn common<'c>(tcp: &'c [Step], udp: &'c [Step]) -> Vec<(&'c Step, &'c Step)> {
 }
 
 /// Whether a step's generator sent what the schedule asked: within [`SAME_LOAD`] of the rate.
+/// Unknown (no loadgen report) counts as asked: nothing says otherwise, and [`offered`] says
+/// nothing without the figures.
 pub(super) fn sent_as_asked(s: &Step) -> bool {
-    s.sent >= (1.0 - SAME_LOAD) * s.rate
+    s.sent.is_nan() || s.sent >= (1.0 - SAME_LOAD) * s.rate
 }
 
 /// The scenario's one-line answer: what each lost at the highest rate both ran.
@@ -43,7 +45,7 @@ pub(super) fn headline(curves: &[(&str, bool, Vec<Step>)]) -> Option<String> {
 pub(super) fn offered(curves: &[(&str, bool, Vec<Step>)]) -> Option<String> {
     let ((tn, _, ts), (un, _, us_)) = pair(curves)?;
     let both = common(ts, us_);
-    if both.is_empty() {
+    if both.is_empty() || both.iter().any(|(t, u)| t.sent.is_nan() || u.sent.is_nan()) {
         return None;
     }
     let short: Vec<String> = both
