@@ -8,7 +8,10 @@
 //!
 //! Two groups, one question each:
 //! - `roundtrip/<model>`: one 64-byte message written and its echo read back, over one
-//!   long-lived connection (the latency floor of the model).
+//!   long-lived connection. The models are timed one after another, each in its own stretch,
+//!   so criterion's interval leaves out how the machine drifted between them; the report
+//!   ranks them only where the scale scenario's paired rounds at one connection agree
+//!   (`harness::criterion_notes`).
 //! - `connect_echo_close/<model>`: connect, send 64 bytes, half-close, read the echo to EOF.
 //!   The server closes first, so TIME_WAIT lands on the server's side and the client's
 //!   ephemeral ports are not exhausted however many iterations criterion asks for.

@@ -54,6 +54,7 @@ pub mod cli;
 pub mod compare;
 pub mod counters;
 pub mod criterion;
+pub mod criterion_notes;
 pub mod csv;
 pub mod disturb;
 pub mod env;

@@ -379,6 +379,7 @@ fn criterion(md: &mut String, r: &Results) {
             b.confidence * 100.0
         );
     }
+    crate::criterion_notes::write(md, r);
     md.push('\n');
 }
 

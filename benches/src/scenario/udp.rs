@@ -8,13 +8,18 @@
 //! is lost. UDP has no window: the server's receive buffer (`net.core.rmem_default`, 256 small
 //! datagrams here) bounds the wait, and a datagram that finds it full is dropped by the kernel
 //! and counted in `/proc/net/snmp` (`Udp: RcvbufErrors`, and `InErrors`). So the latency of the
-//! echoes that come back stays bounded, and loss is how UDP says "too much".
+//! echoes that come back should stay bounded, and loss is how UDP says "too much".
 //!
 //! TCP also has a way out UDP lacks: a byte stream coalesces. A server behind on a TCP
 //! connection reads many messages with one call, so its cost per message falls as load grows;
 //! a datagram server pays every datagram's system calls and packet whatever the load (batching
 //! with `recvmmsg` saves the calls, not the packets: see the batch scenario). On loopback that
-//! makes TCP the one with more capacity; the findings say where each curve bent.
+//! should make TCP the one with more capacity.
+//!
+//! That is the textbook; the findings say only what the run showed: where each curve bent,
+//! whether the echoes' latency stayed bounded at every rate, whether the generator sent both
+//! transports the load their rate names, and whether TCP was overloaded at all (on a 2-CPU
+//! machine the generator often saturates first).
 
 use std::time::Duration;
 

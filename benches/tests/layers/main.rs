@@ -41,8 +41,18 @@ const MEASURING: &[&str] = &[
     "strace",
     "target",
 ];
-const RENDERING: &[&str] =
-    &["baseline", "caveats", "charts", "csv", "findings", "noise", "present", "render", "report"];
+const RENDERING: &[&str] = &[
+    "baseline",
+    "caveats",
+    "charts",
+    "criterion_notes",
+    "csv",
+    "findings",
+    "noise",
+    "present",
+    "render",
+    "report",
+];
 const SCENARIOS: &[&str] = &["scenario"];
 const TOP: &[&str] = &["cli", "session"];
 const LEAVES: &[&str] = &["text"];

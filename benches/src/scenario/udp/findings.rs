@@ -5,6 +5,9 @@ use crate::findings::NO_FIGURES;
 use crate::present::View;
 use crate::text::{sig, thousands};
 
+mod side;
+use side::{comparison, headline, offered, sent_as_asked};
+
 /// The p99 of echoes under which UDP's latency counts as bounded by the receive buffer
 /// alone: a full buffer of small datagrams is a millisecond or two of work.
 const BOUND_US: f64 = 5_000.0;
@@ -12,19 +15,23 @@ const BOUND_US: f64 = 5_000.0;
 /// The loss the findings name the bend of UDP's curve by.
 const LOSS_LIMIT: f64 = 0.01;
 
-/// The findings, TCP's and UDP's curve and then the two side by side.
+/// How far below its rate a generator's sends per second may fall and still count as the
+/// load the rate names: a schedule a few messages short at the window's edges is the same load.
+const SAME_LOAD: f64 = 0.02;
+
+/// The findings: the one-line answer, TCP's and UDP's curve, whether both were offered the
+/// same load, and then what the two did side by side.
 pub(super) fn all(view: &View<'_>) -> Vec<String> {
     let curves = curves(view);
     if curves.is_empty() {
         return vec![NO_FIGURES.into()];
     }
     let tcp = curves.iter().find(|c| !c.1).map(|c| c.2.as_slice());
-    let mut out: Vec<String> = curves
-        .iter()
-        .map(|(name, datagram, steps)| {
-            if *datagram { datagram_finding(name, steps, tcp) } else { stream_finding(name, steps) }
-        })
-        .collect();
+    let mut out: Vec<String> = headline(&curves).into_iter().collect();
+    out.extend(curves.iter().map(|(name, datagram, steps)| {
+        if *datagram { datagram_finding(name, steps, tcp) } else { stream_finding(name, steps) }
+    }));
+    out.extend(offered(&curves));
     out.extend(comparison(&curves));
     out
 }
@@ -37,6 +44,11 @@ struct Step {
     p50: f64,
     p99: f64,
     echoed_p99: f64,
+    /// The median of the echoes that came back, from their actual send.
+    echoed_p50: f64,
+    /// Messages the generator sent per second of the window (the mean over the repeats); NaN
+    /// where no loadgen report says.
+    sent: f64,
     lost: f64,
     ratio: f64,
     rcvbuf: Option<f64>,
@@ -65,6 +77,8 @@ fn curves<'a>(view: &View<'a>) -> Vec<(&'a str, bool, Vec<Step>)> {
                         p50: sum.median.latency_us.p50,
                         p99: sum.median.latency_us.p99,
                         echoed_p99: echoed.p99,
+                        echoed_p50: echoed.p50,
+                        sent: sent_per_sec(p).unwrap_or(f64::NAN),
                         lost,
                         ratio,
                         rcvbuf: p.counter(COUNTERS[0]),
@@ -81,6 +95,12 @@ fn curves<'a>(view: &View<'a>) -> Vec<(&'a str, bool, Vec<Step>)> {
         })
         .filter(|(_, _, steps)| !steps.is_empty())
         .collect()
+}
+
+/// The generator's sends per second of the window, the mean over a point's repeats.
+fn sent_per_sec(p: &crate::results::PointResults) -> Option<f64> {
+    let v: Vec<f64> = reports(p).map(|r| r.throughput.sent_per_sec).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 fn reports_of(s: &crate::results::ScenarioResults) -> impl Iterator<Item = &loadgen::Report> {
@@ -125,16 +145,15 @@ fn stream_finding(name: &str, steps: &[Step]) -> String {
         ),
         None => {
             format!(
-                "its p99 never rose tenfold over these rates (the lowest {} at {} \
-                 msgs/s, {} at {}): a byte stream coalesces, so a server behind reads \
-                 many messages per call and catches up",
+                "its p99 never rose tenfold over these rates (the lowest {} at {} msgs/s, {} at \
+                 {})",
                 us(least.p99),
                 thousands(least.rate),
                 us(last.p99),
                 thousands(last.rate)
             ) + if last.saturated {
-                "; the generator was saturated at the top rate, so where TCP's curve \
-                 bends lies beyond what it could offer"
+                "; the generator was saturated at the top rate, so TCP's limit lies beyond what \
+                 it could offer"
             } else {
                 ""
             }
@@ -152,8 +171,7 @@ fn stream_finding(name: &str, steps: &[Step]) -> String {
     };
     format!(
         "TCP ({name}) lost {} messages over all rates{}; {bent}. At {} msgs/s \
-         offered it achieved {}{short}. What it cannot take yet waits in the \
-         socket queues.",
+         offered it achieved {}{short}.",
         thousands(lost),
         if lost == 0.0 { "" } else { " (unanswered when the run ended)" },
         thousands(last.rate),
@@ -171,11 +189,12 @@ fn datagram_finding(name: &str, steps: &[Step], tcp: Option<&[Step]>) -> String 
         let last = steps[steps.len() - 1];
         return format!(
             "UDP ({name}) lost at most {} at any rate up to {} msgs/s (achieved {}): its loss \
-             never passed {:.0}%, so these rates stayed within what it takes.",
+             never passed {:.0}%. {}",
             percent(steps.iter().map(|s| s.ratio).fold(0.0, f64::max)),
             thousands(last.rate),
             thousands(last.achieved),
-            LOSS_LIMIT * 100.0
+            LOSS_LIMIT * 100.0,
+            latency(steps, steps[0], None)
         );
     };
     let spikes: Vec<String> = steps
@@ -206,24 +225,7 @@ fn datagram_finding(name: &str, steps: &[Step], tcp: Option<&[Step]>) -> String 
         ),
         _ => String::new(),
     };
-    // The server's receive buffer holds 256 small datagrams, a millisecond or two of work: an
-    // echo that waited longer waited for a CPU too.
-    let tcp = tcp_p99.map_or(String::new(), |t| format!(" (TCP's p99 there: {})", us(t)));
-    let latency = if bend.echoed_p99 < BOUND_US {
-        format!(
-            "Its latency stayed bounded instead: the echoes that came back there waited a p99 \
-             of {}{tcp}, because the receive buffer bounds the queue (256 small datagrams, a \
-             millisecond or two of work)",
-            us(bend.echoed_p99)
-        )
-    } else {
-        format!(
-            "The echoes that came back there waited a p99 of {}{tcp}: more than the receive \
-             buffer holds (256 small datagrams, a millisecond or two of work), so on this \
-             machine they also waited for a CPU, the server's or the generator's",
-            us(bend.echoed_p99)
-        )
-    };
+    let latency = latency(steps, bend, tcp_p99);
     let last = steps[steps.len() - 1];
     let share = match last.cpu {
         Some(cpu) if last.utilization < 0.8 && cpu > 0.0 => format!(
@@ -242,8 +244,8 @@ fn datagram_finding(name: &str, steps: &[Step], tcp: Option<&[Step]>) -> String 
     let timeout = humantime::format_duration(TIMEOUT);
     format!(
         "UDP ({name}) lost more than {:.0}% at every rate from {} msgs/s up: {} of the \
-         datagrams there ({} per run), achieving {}{}. {latency}; the corrected p99 ({} there) counts each \
-         lost datagram at the {timeout} timeout or more.{kernel}{spikes}{share}",
+         datagrams there ({} per run), achieving {}{}. {latency} The corrected p99 ({} \
+         there) counts each lost datagram at the {timeout} timeout or more.{kernel}{spikes}{share}",
         LOSS_LIMIT * 100.0,
         thousands(bend.rate),
         percent(bend.ratio),
@@ -254,25 +256,58 @@ fn datagram_finding(name: &str, steps: &[Step], tcp: Option<&[Step]>) -> String 
     )
 }
 
-/// TCP against UDP at the highest rate both ran.
-fn comparison(curves: &[(&str, bool, Vec<Step>)]) -> Option<String> {
-    let tcp = curves.iter().find(|c| !c.1)?;
-    let udp = curves.iter().find(|c| c.1)?;
-    let t = tcp.2.iter().rev().find(|t| udp.2.iter().any(|u| u.rate == t.rate))?;
-    let u = udp.2.iter().find(|u| u.rate == t.rate)?;
-    Some(format!(
-        "At {} msgs/s, the highest rate both ran: TCP ({}) achieved {} with a p50 of {} and \
-         lost {}; UDP ({}) achieved {} with a p50 of {} and lost {}. The trade: TCP turns \
-         overload into waiting, UDP into loss, and an application over UDP must decide itself \
-         what a lost message means (resend it, and wait after all, or do without).",
-        thousands(t.rate),
-        tcp.0,
-        thousands(t.achieved),
-        us(t.p50),
-        percent(t.ratio),
-        udp.0,
-        thousands(u.achieved),
-        us(u.p50),
-        percent(u.ratio)
-    ))
+/// What the latency of the echoes that came back did from `from` up: bounded only where the
+/// p99 of echoes stayed within [`BOUND_US`] at every rate from there, said with how the p50
+/// and p99 grew from the lowest rate. `tcp_p99` is TCP's p99 at `from`, for scale.
+fn latency(steps: &[Step], from: Step, tcp_p99: Option<f64>) -> String {
+    let first = steps[0];
+    let above: Vec<&Step> = steps.iter().filter(|s| s.rate >= from.rate).collect();
+    let Some(worst) = above.iter().max_by(|a, b| a.echoed_p99.total_cmp(&b.echoed_p99)) else {
+        return String::new();
+    };
+    let tcp = tcp_p99.map_or(String::new(), |t| {
+        format!("; TCP's p99 at {} msgs/s: {}", thousands(from.rate), us(t))
+    });
+    let last = steps[steps.len() - 1];
+    let peak = if worst.rate == last.rate {
+        String::new()
+    } else {
+        format!(", at most {} (at {} msgs/s)", us(worst.echoed_p99), thousands(worst.rate))
+    };
+    let growth = format!(
+        "from {} msgs/s to {}, the echoes' p50 went from {} to {} and their p99 from {} to \
+         {}{peak}{tcp}",
+        thousands(first.rate),
+        thousands(last.rate),
+        us(first.echoed_p50),
+        us(last.echoed_p50),
+        us(first.echoed_p99),
+        us(last.echoed_p99)
+    );
+    if worst.echoed_p99 < BOUND_US {
+        format!(
+            "The latency of the echoes that came back stayed within {} ms at every rate from \
+             {} msgs/s up ({growth}), what a full receive buffer explains (256 small \
+             datagrams, a millisecond or two of work).",
+            BOUND_US / 1000.0,
+            thousands(from.rate)
+        )
+    } else {
+        let behind = if worst.saturated || !sent_as_asked(worst) {
+            " The generator was saturated or behind its schedule there, so some of that wait \
+             may be the generator's own, not the server's."
+        } else {
+            ""
+        };
+        format!(
+            "Its latency did not stay bounded: {growth}. At {} msgs/s that is more than a full \
+             receive buffer holds (256 small datagrams, a millisecond or two of work), so the \
+             echoes also waited for something else: a CPU, the server's or the generator's.{behind}",
+            thousands(worst.rate)
+        )
+    }
 }
+
+#[cfg(test)]
+#[path = "findings_tests.rs"]
+mod tests;
