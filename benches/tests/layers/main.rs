@@ -26,6 +26,7 @@ const MEASURING: &[&str] = &[
     "env",
     "external",
     "generator",
+    "generators",
     "interrupt",
     "measure",
     "metrics",
@@ -34,6 +35,7 @@ const MEASURING: &[&str] = &[
     "point",
     "procstat",
     "registry",
+    "remote",
     "results",
     "runner",
     "server",
@@ -41,8 +43,10 @@ const MEASURING: &[&str] = &[
     "strace",
     "target",
 ];
-const RENDERING: &[&str] =
-    &["baseline", "caveats", "charts", "csv", "findings", "noise", "present", "render", "report"];
+const RENDERING: &[&str] = &[
+    "baseline", "caveats", "charts", "csv", "findings", "hosts", "noise", "present", "render",
+    "report",
+];
 const SCENARIOS: &[&str] = &["scenario"];
 const TOP: &[&str] = &["cli", "session"];
 const LEAVES: &[&str] = &["text"];
