@@ -66,7 +66,8 @@ impl Remote {
 pub struct Generators {
     /// The `--start-at` they were given (absent for a point run on the first alone).
     pub start_at: Option<String>,
-    /// Latest minus earliest actual start (`run.began_at`) of their warm-ups, milliseconds.
+    /// Latest minus earliest actual start (`run.began_at`) of their warm-ups, milliseconds;
+    /// `None` with fewer than two generators.
     pub start_spread_ms: Option<f64>,
     pub each: Vec<GeneratorRecord>,
 }
@@ -92,12 +93,16 @@ pub struct GeneratorRecord {
     pub failure: Option<String>,
 }
 
-/// Latest minus earliest start of the generators' warm-ups, in milliseconds.
+/// Latest minus earliest start of the generators' warm-ups, in milliseconds (`None` with
+/// fewer than two starts).
 pub fn spread_ms(records: &[GeneratorRecord]) -> Option<f64> {
     let times: Vec<SystemTime> = records
         .iter()
         .filter_map(|r| humantime::parse_rfc3339(r.began_at.as_deref()?).ok())
         .collect();
+    if times.len() < 2 {
+        return None;
+    }
     let (first, last) = (times.iter().min()?, times.iter().max()?);
     Some(last.duration_since(*first).unwrap_or_default().as_secs_f64() * 1e3)
 }

@@ -157,6 +157,8 @@ pub fn run(
     // A repeat some generator failed is failed: a part of the load is not the load.
     let report = match failure {
         Some(_) => None,
+        // The whole point on the first generator (a burst, say): its report is the whole.
+        None if !sharded => reports.pop(),
         None => match loadgen::combine::merge_reports(&reports) {
             Ok(merged) => Some(merged),
             Err(e) => {

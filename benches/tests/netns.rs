@@ -169,3 +169,43 @@ fn two_generators_in_other_namespaces_load_one_server_and_their_shards_add_up() 
     drop(ns);
     let _ = std::fs::remove_dir_all(&bin);
 }
+
+/// A launcher needs no network of its own: `env` runs loadgen here, so this part runs
+/// without root. One generator that fails fails its repeat, and the fault quotes its stderr's
+/// last line; the other's report is not passed off as the whole load.
+#[test]
+fn a_failed_generator_fails_its_repeat_and_is_quoted() {
+    let bin = bin_dir("failed-generator");
+    std::os::unix::fs::symlink(built("echobench-mio", "echo-mio"), bin.join("echo-mio")).unwrap();
+    let out_dir = bin.join("results");
+    let failing = "sh -c 'echo first >&2; echo no route to load2 >&2; exit 3' sh";
+    let output = Command::new(env!("CARGO_BIN_EXE_echobench"))
+        .args(["compare", "--models", "mio", "--scenarios", "scale", "--connections", "4"])
+        .args(["--repeats", "1", "--warmup", "100ms", "--duration", "300ms"])
+        .args(["--placement", "unpinned", "--control", "none", "--server-addr", "127.0.0.1"])
+        .args(["--generator", "env", "--generator", failing])
+        .arg("--bin-dir")
+        .arg(&bin)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The run completes and reports the fault (its exit status says a fault was recorded).
+    assert!(stderr.contains("generator failed: generator 2"), "{stderr}");
+    let json = std::fs::read_to_string(out_dir.join("latest/results.json")).unwrap();
+    let r: Results = serde_json::from_str(&json).unwrap();
+    let scale = r.models[0].scenario("scale").unwrap();
+    let repeat = &scale.points[0].repeats[0];
+    assert_eq!(repeat.status, RepeatStatus::GeneratorFailed);
+    assert!(repeat.loadgen.is_none(), "half a load was merged as if whole");
+    let each = &repeat.generators.as_ref().unwrap().each;
+    assert!(each[0].failure.is_none() && each[0].received > 0, "{:?}", each[0]);
+    let why = each[1].failure.as_deref().unwrap();
+    assert!(
+        why.contains("exited with status 3") && why.ends_with("stderr: no route to load2"),
+        "{why}"
+    );
+    assert!(scale.server.faults.iter().any(|f| f.detail.contains("no route to load2")));
+    let _ = std::fs::remove_dir_all(&bin);
+}
