@@ -168,7 +168,7 @@ pub fn run(
         },
     };
     if let (Some(report), Some(path)) = (&report, &hlog)
-        && let Err(e) = write_hlog(report, path)
+        && let Err(e) = write_hlog(report, launchers.len(), path)
     {
         eprintln!("  cannot write {}: {e:#}", path.display());
     }
@@ -230,17 +230,14 @@ fn launch(
 
 /// The merged histograms as a one-interval log, where a local run would have written its
 /// interval log: the generators' own intervals stay on their hosts.
-fn write_hlog(report: &loadgen::Report, path: &Path) -> Result<()> {
+fn write_hlog(report: &loadgen::Report, shards: usize, path: &Path) -> Result<()> {
     use loadgen::hlog::{HlogWriter, TAG_CONNECT, TAG_UNCORRECTED};
     let began = report.run.began_at.as_deref().and_then(|t| humantime::parse_rfc3339(t).ok());
     let base =
         began.unwrap_or_else(SystemTime::now) + Duration::from_secs_f64(report.run.warmup_secs);
     let length = Duration::from_secs_f64(report.run.measured_secs.max(0.001));
     let mut log = HlogWriter::create(path)?;
-    log.header(
-        base,
-        &format!("{}: merged from {} generators", loadgen::tool(), report.generator.threads),
-    )?;
+    log.header(base, &format!("{}: merged from {} generator(s)", loadgen::tool(), shards))?;
     let h = &report.histograms;
     log.interval(None, Duration::ZERO, length, &h.latency()?)?;
     log.interval(Some(TAG_UNCORRECTED), Duration::ZERO, length, &h.latency_uncorrected()?)?;
