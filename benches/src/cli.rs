@@ -104,6 +104,18 @@ pub struct CompareArgs {
     /// model's own fixed count).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub workers: Option<u32>,
+    /// A generator host, named by the command prefix that reaches it (`ssh load1`, `ip netns
+    /// exec gen1`, `kubectl exec pod-0 --`, `srun -w node3`; split by shell rules). Repeat it
+    /// for more: each repeat runs loadgen through every one with `--shard I/N`, one start
+    /// time and `--json -`, and merges their reports. Needs --server-addr.
+    #[arg(long, value_name = "LAUNCHER", action = clap::ArgAction::Append)]
+    pub generator: Vec<String>,
+    /// The address the servers bind and the generators dial (default 127.0.0.1).
+    #[arg(long, value_name = "HOST")]
+    pub server_addr: Option<String>,
+    /// loadgen's path on the generator hosts (default: this machine's loadgen's path).
+    #[arg(long, value_name = "PATH")]
+    pub generator_bin: Option<PathBuf>,
     /// Each scenario's points.
     #[command(flatten)]
     pub points: PointFlags,
@@ -351,6 +363,7 @@ impl CompareArgs {
             capacity_probes,
             points,
             models_of,
+            remote: self.remote()?,
         };
         let bin_dir = match &self.bin_dir {
             Some(dir) => dir.clone(),
@@ -365,6 +378,25 @@ impl CompareArgs {
             baseline: self.baseline.load(scenarios)?,
             fail_on_regression: self.baseline.fail_on_regression,
         })
+    }
+
+    /// `--generator`, `--server-addr` and `--generator-bin`, checked.
+    fn remote(&self) -> Result<Option<crate::generators::Remote>> {
+        let remote = crate::generators::Remote::from_flags(
+            &self.generator,
+            self.server_addr.as_deref(),
+            self.generator_bin.as_deref(),
+        )?;
+        if let Some(r) = &remote
+            && !r.generators.is_empty()
+            && r.server_addr.is_none()
+        {
+            // Loopback here is not loopback on another machine.
+            bail!(
+                "--generator needs --server-addr: the address the generators reach the servers at"
+            );
+        }
+        Ok(remote)
     }
 
     /// The placement and its CPU lists, checked against the CPUs this process may use.

@@ -36,6 +36,8 @@ pub struct GeneratorRun {
     pub failure: Option<String>,
     /// Whether the run was cut short by Ctrl-C.
     pub interrupted: bool,
+    /// With `--generator`: what each generator was and did (`crate::remote`).
+    pub generators: Option<crate::generators::Generators>,
 }
 
 /// What the harness does the moment loadgen marks its window's start or end (`--marks`).
@@ -77,6 +79,7 @@ pub fn run_marked(
                 report: None,
                 failure: Some(format!("cannot run {}: {e}", loadgen.display())),
                 interrupted: false,
+                generators: None,
             };
         }
     };
@@ -142,6 +145,7 @@ pub fn run_marked(
         report,
         failure: failure.map(|f| with_tail(f, &stderr_text)),
         interrupted: forwarded,
+        generators: None,
     }
 }
 

@@ -208,6 +208,10 @@ pub struct Plan {
     /// scenario absent here runs every one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub models_of: BTreeMap<String, Vec<String>>,
+    /// `--generator`, `--server-addr`, `--generator-bin`: load from other machines (or
+    /// namespaces) and the address the servers bind. Absent: everything on 127.0.0.1 here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::generators::Remote>,
 }
 
 impl Plan {

@@ -122,6 +122,9 @@ fn environment(md: &mut String, r: &Results) {
     for (k, v) in rows {
         let _ = writeln!(md, "| {k} | {v} |");
     }
+    if let Some(generators) = crate::hosts::describe_generators(r) {
+        let _ = writeln!(md, "| Generators | {} |", cell(&generators));
+    }
     let _ = writeln!(md, "\n{}\n", caveats::placement_note(r));
 }
 

@@ -362,6 +362,10 @@ pub struct Repeat {
     /// generator's run delay, the harness's own CPU. Absent in results from before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disturbance: Option<crate::disturb::Disturbance>,
+    /// With `--generator`: each generator's launcher, host, CPUs, load threads and start, and
+    /// the spread of their starts ([`crate::generators::Generators`]). Absent for a local loadgen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generators: Option<crate::generators::Generators>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -229,7 +229,9 @@ impl<'a> Runner<'a> {
                         self.stop(server);
                     }
                     let binary = self.job.bin_dir.join(registry::binary(&model));
-                    match Server::start(&binary, &setup.args, &setup.cpus) {
+                    let host =
+                        self.plan().remote.as_ref().map_or("127.0.0.1".into(), |r| r.bind_host());
+                    match Server::start_on(&binary, &setup.args, &setup.cpus, &host) {
                         Ok(server) => {
                             let target = Target::Started(server);
                             self.record_start(&target);
@@ -356,10 +358,9 @@ impl<'a> Runner<'a> {
                 };
                 let each =
                     Each { point: probe_point, setup: &setup, rate: None, index: 0, traced: false };
-                let args = self.loadgen_args(server.addr(), None, each, None);
+                let config = self.loadgen_config(server.addr(), None, each, None);
                 let expected = self.plan().warmup + self.plan().duration;
-                let run =
-                    generator::run(&self.loadgen(), &args, &self.out.scratch_json(), expected);
+                let run = self.generate(config, probe_point, expected, None);
                 let rate = run.report.as_ref().map(|r| metrics::metrics(r, None));
                 if let Some(failure) = run.failure {
                     self.scenario_mut().server.faults.push(Fault {

@@ -63,6 +63,17 @@ impl Server {
     /// Starts `binary` with `args` on a free loopback port, pinned to `cpus` unless that is
     /// empty, and waits for its ready line.
     pub fn start(binary: &Path, args: &[String], cpus: &[usize]) -> Result<Server, Fault> {
+        Server::start_on(binary, args, cpus, "127.0.0.1")
+    }
+
+    /// [`Server::start`] on a free port of `host` (`--server-addr`'s address; an IPv6 one in
+    /// brackets).
+    pub fn start_on(
+        binary: &Path,
+        args: &[String],
+        cpus: &[usize],
+        host: &str,
+    ) -> Result<Server, Fault> {
         let fail = |detail: String, tail: Vec<String>| Fault {
             kind: FaultKind::StartFailed,
             detail,
@@ -75,7 +86,7 @@ impl Server {
             return Err(fail(detail, Vec::new()));
         }
         let mut cmd = Command::new(binary);
-        cmd.args(["--addr", "127.0.0.1:0"])
+        cmd.args(["--addr", &format!("{host}:0")])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -94,6 +94,20 @@ pub fn print_plan(options: &Options) {
         text::cpu_list(&plan.cpus.server),
         text::cpu_list(&plan.cpus.generator),
     );
+    if let Some(remote) = &plan.remote {
+        let addr = remote.server_addr.as_deref().unwrap_or("127.0.0.1");
+        let launchers: Vec<String> = remote.generators.iter().map(|g| format!("`{g}`")).collect();
+        match launchers.is_empty() {
+            true => eprintln!("  servers bind {addr}; this machine's loadgen"),
+            false => eprintln!(
+                "  servers bind {addr}; {} generators, each repeat in shards: {} (each repeat \
+                 also waits {} s for them to start)",
+                launchers.len(),
+                launchers.join(", "),
+                crate::remote::START_LEAD.as_secs()
+            ),
+        }
+    }
     eprintln!("  estimated time: {}", format_duration(plan.estimate()));
 }
 

@@ -117,6 +117,7 @@ fn synthetic(run: &Run) -> Results {
                         stops: None,
                         counters: Default::default(),
                         disturbance: None,
+                        generators: None,
                     }
                 })
                 .collect();

@@ -186,6 +186,7 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                             generator_run_delay: Some(0.03),
                             harness_cpu_seconds: 0.02,
                         }),
+                        generators: None,
                     })
                     .collect();
                 let target_rate = point.rate_fraction.map(|f| f * rate(model, 10.0));

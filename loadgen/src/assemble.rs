@@ -193,6 +193,7 @@ pub fn report(p: Parts<'_>) -> Report {
         },
         environment: p.environment,
         burst: None,
+        shard: None,
         udp: p.target.is_datagram().then(|| Datagrams {
             lost: counters.lost,
             loss_ratio: if counters.sent > 0 {

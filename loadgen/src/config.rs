@@ -99,7 +99,8 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub idle: usize,
 
-    /// Write the full report (every figure, the configuration, the environment) as JSON.
+    /// Write the full report (every figure, the configuration, the environment) as JSON; `-`
+    /// writes it to standard output, and the summary (and --marks) to stderr instead.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
 
@@ -118,6 +119,13 @@ pub struct Config {
     #[arg(long, value_name = "TIME", value_parser = crate::start::parse)]
     #[serde(with = "crate::start::opt_rfc3339")]
     pub start_at: Option<SystemTime>,
+
+    /// Run shard I of N of the load the other flags describe: its share of --connections,
+    /// --idle and --rate, with connection ids unique across the shards (see `shard.rs`).
+    /// Needs --start-at, the same on every shard.
+    #[arg(long, value_name = "I/N", value_parser = crate::shard::parse)]
+    #[serde(default)]
+    pub shard: Option<crate::shard::Shard>,
 
     /// Print `window start` on stdout when the measured window opens and `window end` when it
     /// closes, each the moment it happens, for a caller that measures the server over the same
@@ -155,6 +163,7 @@ impl Default for Config {
             hlog: None,
             hlog_interval: Duration::from_secs(1),
             start_at: None,
+            shard: None,
             marks: false,
             progress: false,
         }
@@ -303,6 +312,9 @@ impl Config {
         }
         if let Some(at) = self.start_at {
             crate::start::check(at, SystemTime::now())?;
+        }
+        if let Some(shard) = self.shard {
+            crate::shard::check(self, shard)?;
         }
         let available =
             crate::cpu::allowed_cpus().context("cannot read this process's CPU affinity")?;

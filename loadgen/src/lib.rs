@@ -38,12 +38,14 @@
 //! [`report`] (the JSON schema) and [`summary`] (the text). UDP mode's load thread, sockets
 //! and counters are [`udp`]; it shares the rest.
 
+pub mod combine;
 pub mod config;
 pub mod env;
 pub mod hlog;
 pub mod marks;
 pub mod merge;
 pub mod report;
+pub mod shard;
 pub mod stats;
 pub mod summary;
 pub mod target;

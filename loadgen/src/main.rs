@@ -76,7 +76,12 @@ fn run(args: RunArgs) -> Result<i32> {
     let cancel = Cancel::new();
     cancel_on_signals(&cancel)?;
     let report = loadgen::run(&config, &cancel)?;
-    print!("{}", loadgen::summary::render(&report));
+    // `--json -` has written the report to stdout; everything else goes to stderr then.
+    if config.json.as_deref() == Some(std::path::Path::new("-")) {
+        eprint!("{}", loadgen::summary::render(&report));
+    } else {
+        print!("{}", loadgen::summary::render(&report));
+    }
     Ok(if report.run.interrupted { 130 } else { 0 })
 }
 

@@ -38,9 +38,22 @@ impl Mark {
     /// Prints the mark on standard output and flushes it. A closed stdout is ignored: the
     /// marks are for the caller, and a caller that stopped reading has no use for them.
     pub(crate) fn print(self) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", self.line()).and_then(|()| out.flush());
+        if ON_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut out = std::io::stderr().lock();
+            let _ = writeln!(out, "{}", self.line()).and_then(|()| out.flush());
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", self.line()).and_then(|()| out.flush());
+        }
     }
+}
+
+/// Whether marks go to stderr: with `--json -` the report owns standard output.
+static ON_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends the marks to stderr (`true`) or stdout.
+pub(crate) fn to_stderr(yes: bool) {
+    ON_STDERR.store(yes, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// When each mark is due, and which have been printed.

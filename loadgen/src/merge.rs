@@ -5,7 +5,10 @@
 //! cannot be averaged, but histograms add exactly: merging sums every input's histograms
 //! (all intervals of a log, per tag) and reads the percentiles off the sum. Counts and rates
 //! from JSON inputs are summed too (the runs are assumed concurrent, so their rates add).
-//! Give each run once: its log *or* its JSON, not both.
+//! Give each run once: its log *or* its JSON, not both. The reports of a sharded run
+//! (`--shard`) must come together, every shard once: merge refuses a missing, doubled or
+//! foreign shard ([`crate::combine::check_shards`]), and interval logs beside them (a log
+//! names no shard, so nothing could tell it apart).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -41,6 +44,12 @@ pub struct Merged {
     pub connect_latency_us: Option<Latency>,
     /// Inputs that were JSON reports; the sums below cover only those.
     pub json_inputs: usize,
+    /// The run identity the inputs share when they are the shards of one run (`--shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// How many shards that run had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<usize>,
     /// Sum of the JSON inputs' `throughput.msgs_per_sec`.
     pub msgs_per_sec: f64,
     /// Sum of the JSON inputs' `throughput.mib_per_sec`.
@@ -59,6 +68,8 @@ pub struct Sums {
     pub uncorrected: Hist,
     pub connect: Hist,
     pub reports: Vec<Report>,
+    /// The inputs' run identity, when they are one run's shards.
+    pub run_id: Option<String>,
 }
 
 /// Reads and adds up every input.
@@ -68,7 +79,10 @@ pub fn sum_files(files: &[PathBuf]) -> Result<Sums> {
         uncorrected: stats::new_hist(),
         connect: stats::new_hist(),
         reports: Vec::new(),
+        run_id: None,
     };
+    let mut names = Vec::new();
+    let mut logs = Vec::new();
     for path in files {
         let is_json = std::fs::read(path)
             .map(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
@@ -90,7 +104,9 @@ pub fn sum_files(files: &[PathBuf]) -> Result<Sums> {
                 sums.connect.add(stats::decode(connect)?)?;
             }
             sums.reports.push(report);
+            names.push(path.display().to_string());
         } else {
+            logs.push(path.display().to_string());
             let totals = hlog::read_totals(path)?;
             let Some(latency) = totals.get(&None) else {
                 bail!("{}: no untagged (latency) histograms", path.display());
@@ -104,6 +120,14 @@ pub fn sum_files(files: &[PathBuf]) -> Result<Sums> {
                 sums.connect.add(connect)?;
             }
         }
+    }
+    let inputs: Vec<(&str, &Report)> =
+        names.iter().map(String::as_str).zip(&sums.reports).collect();
+    sums.run_id = crate::combine::check_shards(&inputs)?;
+    if let (Some(run), Some(log)) = (&sums.run_id, logs.first()) {
+        bail!(
+            "{log} is an interval log, which names no shard, beside the shards of run {run}: merge the shards' JSON reports alone"
+        );
     }
     Ok(sums)
 }
@@ -119,15 +143,7 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged> {
         mib_per_sec += r.throughput.mib_per_sec;
         let (m, e) = (&r.messages, &r.errors);
         messages.add(m);
-        errors.connect += e.connect;
-        errors.io += e.io;
-        errors.timeout += e.timeout;
-        errors.mismatch += e.mismatch;
-        errors.lost += e.lost;
-        errors.first_error = errors.first_error.take().or_else(|| e.first_error.clone());
-        errors.first_warmup_error =
-            errors.first_warmup_error.take().or_else(|| e.first_warmup_error.clone());
-        errors.first_mismatch = errors.first_mismatch.take().or_else(|| e.first_mismatch.clone());
+        crate::combine::add_errors(&mut errors, e);
     }
     Ok(Merged {
         schema_version: crate::report::SCHEMA_VERSION,
@@ -136,6 +152,8 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged> {
         latency_us_uncorrected: Latency::of(&sums.uncorrected),
         connect_latency_us: (!sums.connect.is_empty()).then(|| Latency::of(&sums.connect)),
         json_inputs: sums.reports.len(),
+        shards: sums.reports.first().and_then(|r| r.shard.as_ref()).map(|s| s.shard.count),
+        run_id: sums.run_id.clone(),
         msgs_per_sec,
         mib_per_sec,
         messages,
@@ -158,7 +176,11 @@ pub fn main(args: &MergeArgs) -> Result<i32> {
 
 /// The merged result for a terminal.
 pub fn render(m: &Merged) -> String {
-    let mut out = format!("merged {} inputs: {}\n\n", m.inputs.len(), m.inputs.join(", "));
+    let mut out = format!("merged {} inputs: {}\n", m.inputs.len(), m.inputs.join(", "));
+    if let (Some(run), Some(n)) = (&m.run_id, m.shards) {
+        let _ = writeln!(out, "all {n} shards of run {run}");
+    }
+    out.push('\n');
     let _ = writeln!(
         out,
         "{:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",

@@ -57,6 +57,10 @@ pub struct Report {
     /// counters. Absent from reports of other modes and of schema version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp: Option<Datagrams>,
+    /// `--shard` only: which shard this is, of which run, and its share of the load (the
+    /// counts above are the shard's own; `config` is the whole load's, as given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
     /// Always written by loadgen; a consumer that keeps the histograms elsewhere (the
     /// comparison harness keeps them in interval logs) may store the report without them.
     #[serde(default, skip_serializing_if = "Histograms::is_empty")]

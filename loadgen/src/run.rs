@@ -38,9 +38,15 @@ use crate::{Cancel, assemble, env, idle, rxstamp, udp};
 /// `config.hlog` is set, the files are written here, so the library and the binary agree.
 pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
     let target = config.validate()?;
-    let mut config = config.clone();
+    // A shard runs its own share of the load (`shard.rs`); its report keeps the whole load's
+    // configuration, as given, beside what the shard ran.
+    let original = config;
+    let (mut config, shard) = crate::shard::apply(config);
     let threads = config.resolved_threads();
     config.threads = Some(threads);
+    let to_stdout = config.json.as_deref() == Some(std::path::Path::new("-"));
+    // `--json -`: the report owns standard output, so the marks go to stderr.
+    crate::marks::to_stderr(to_stdout);
     let burst = config.mode() == Mode::Burst;
     raise_fd_limit(config.connections.max(config.burst.unwrap_or(0)) + config.idle + 64)?;
     // Nothing listening should be one clear error now, not a run full of connect errors. (Not
@@ -55,6 +61,7 @@ pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
     }
     // Output files are created first, so a bad path fails before any load is applied.
     let json = match &config.json {
+        Some(_) if to_stdout => None,
         Some(path) => {
             Some(File::create(path).with_context(|| format!("cannot create {}", path.display()))?)
         }
@@ -66,12 +73,29 @@ pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
         if config.cpus.is_empty() { None } else { Some(cpu::pin_current_thread(&config.cpus)?) };
     let outcome = match burst {
         true => crate::burst::run(&config, &target, cancel, hlog),
-        false => coordinate(&config, &target, threads, cancel, hlog),
+        false => {
+            let first_id = shard.as_ref().map_or(0, |s| s.first_connection);
+            coordinate(&config, &target, (threads, first_id), cancel, hlog)
+        }
     };
     if let Some(previous) = previous {
         cpu::restore_affinity(&previous);
     }
-    let report = outcome?;
+    let mut report = outcome?;
+    if let Some(info) = shard {
+        let mut whole = report.config.clone();
+        whole.connections = original.connections;
+        whole.idle = original.idle;
+        whole.rate = original.rate;
+        whole.shard = Some(info.shard);
+        report.config = whole;
+        report.shard = Some(info);
+    }
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &report).context("cannot serialize the report")?;
+        writeln!(out).and_then(|()| out.flush()).context("cannot write the report to stdout")?;
+    }
     if let (Some(file), Some(path)) = (json, &config.json) {
         let mut out = BufWriter::new(file);
         serde_json::to_writer_pretty(&mut out, &report).context("cannot serialize the report")?;
@@ -82,10 +106,11 @@ pub fn run(config: &Config, cancel: &Cancel) -> Result<Report> {
     Ok(report)
 }
 
+/// `threads`: the load threads and the id of the first connection (0 unless sharded).
 fn coordinate(
     config: &Config,
     target: &Target,
-    threads: usize,
+    (threads, first_id): (usize, usize),
     cancel: &Cancel,
     mut hlog: Option<HlogWriter>,
 ) -> Result<Report> {
@@ -113,7 +138,7 @@ fn coordinate(
     let _stamping = (mode == Mode::Open && !target.is_datagram()).then(rxstamp::switch_on);
     // Timed here, before any load thread runs, so that nothing else of loadgen's competes.
     let pacing = (mode == Mode::Open).then(|| Pacing::new(config.send_slack));
-    for plan in plans(config, target, threads, pacing.as_ref()) {
+    for plan in plans(config, target, (threads, first_id), pacing.as_ref()) {
         let (spare_tx, spare_rx) = mpsc::channel();
         spares.push(spare_tx);
         let spawned = Poll::new().context("cannot create an epoll instance").and_then(|poll| {
@@ -259,15 +284,25 @@ fn start_instant(start_at: Option<SystemTime>) -> Instant {
     ahead.map_or(now, |ahead| now + ahead)
 }
 
-/// Splits the connections among the threads (round robin by id) with their schedules.
-fn plans(config: &Config, target: &Target, threads: usize, pacing: Option<&Pacing>) -> Vec<Plan> {
+/// Splits the connections among the threads (round robin by id) with their schedules. A
+/// shard's connections are numbered from `first_id`, so ids stay unique across the shards.
+/// Each thread's schedule is offset within this generator only: the shards' clocks agree to
+/// a millisecond at best, so interleaving their sends to the microsecond would mean nothing.
+fn plans(
+    config: &Config,
+    target: &Target,
+    (threads, first_id): (usize, usize),
+    pacing: Option<&Pacing>,
+) -> Vec<Plan> {
     let mode = config.mode();
     let sources =
         if mode == Mode::Churn { target.churn_sources(config.source_addrs) } else { Vec::new() };
     (0..threads)
         .map(|thread| {
-            let ids: Vec<u32> =
-                (thread..config.connections).step_by(threads).map(|id| id as u32).collect();
+            let ids: Vec<u32> = (thread..config.connections)
+                .step_by(threads)
+                .map(|id| (first_id + id) as u32)
+                .collect();
             Plan {
                 thread,
                 schedule: config.rate.zip(pacing).map(|(rate, pacing)| {

@@ -41,7 +41,7 @@ impl Runner<'_> {
         let model = slug(&self.results.models[self.who].name);
         let name = format!("{model}-{}-{}-r{index}", point.scenario, slug(&point.label));
         let (hlog_abs, hlog_rel) = self.out.hlog_path(&name);
-        let args = self.loadgen_args(server.addr(), Some(scenario), each, Some(&hlog_abs));
+        let config = self.loadgen_config(server.addr(), Some(scenario), each, Some(&hlog_abs));
         let warmup = if traced || point.burst.is_some() {
             Duration::ZERO
         } else {
@@ -81,8 +81,7 @@ impl Runner<'_> {
             (Some(stops), Some(pid)) => Some(Stopper::start(pid, stops, expected)),
             _ => None,
         };
-        let json = self.out.scratch_json();
-        let run = generator::run_marked(&self.loadgen(), &args, &json, expected, on_mark);
+        let run = self.generate(config, point, expected, on_mark);
         let stops = stopper.map(Stopper::finish);
         let counters = counters::delta(&before, &counters::read(names));
         let snapshots = sampler.map(Sampler::finish).unwrap_or_default();
@@ -147,6 +146,7 @@ impl Runner<'_> {
             stops,
             counters,
             disturbance: Some(disturbance),
+            generators: run.generators,
         }
     }
 
@@ -161,16 +161,40 @@ impl Runner<'_> {
         }
     }
 
-    /// The loadgen command line for a repeat of a point: loadgen's own [`loadgen::Config`],
-    /// filled in from the point and then adjusted by `scenario`, which has the last word, and
-    /// turned into flags only at the end.
-    pub(super) fn loadgen_args(
+    /// Runs the generator for `point`: this machine's loadgen, or with `--generator` the
+    /// generators the launchers reach, in shards when the point can be cut into them
+    /// ([`crate::remote`] says which cannot).
+    pub(super) fn generate(
+        &self,
+        config: loadgen::Config,
+        point: &Point,
+        expected: Duration,
+        on_mark: Option<generator::OnMark>,
+    ) -> generator::GeneratorRun {
+        match self.plan().remote.as_ref().filter(|r| !r.generators.is_empty()) {
+            Some(remote) => {
+                // Each shard needs a connection: a point with fewer runs on fewer generators.
+                let shards = (point.burst.is_none() && point.stops.is_none())
+                    .then(|| remote.generators.len().min(config.connections));
+                crate::remote::run(remote, &self.loadgen(), config, shards, expected, on_mark)
+            }
+            None => {
+                let json = self.out.scratch_json();
+                generator::run_marked(&self.loadgen(), &config.to_args(), &json, expected, on_mark)
+            }
+        }
+    }
+
+    /// The loadgen configuration for a repeat of a point: loadgen's own [`loadgen::Config`],
+    /// filled in from the point and then adjusted by `scenario`, which has the last word (the
+    /// caller turns it into flags, or into shards).
+    pub(super) fn loadgen_config(
         &self,
         addr: &str,
         scenario: Option<&dyn Measure>,
         each: Each<'_>,
         hlog: Option<&Path>,
-    ) -> Vec<String> {
+    ) -> loadgen::Config {
         let point = each.point;
         let plan = self.plan();
         let mut config = loadgen::Config {
@@ -215,7 +239,7 @@ impl Runner<'_> {
                 scenario.datagram(point, &mut config);
             }
         }
-        config.to_args()
+        config
     }
 }
 

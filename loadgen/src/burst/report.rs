@@ -155,6 +155,7 @@ pub fn report(p: Parts<'_>) -> (Report, Recorder) {
             connect: Some(encode(&rec.connect)),
             schedule_lag: None,
         },
+        shard: None,
         burst: Some(burst),
         config,
         // Whatever else a report holds is for the other modes (an open loop's schedule lag).

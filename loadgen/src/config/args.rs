@@ -39,6 +39,7 @@ impl Config {
             hlog,
             hlog_interval,
             start_at,
+            shard,
             marks,
             progress: _,
         } = self;
@@ -107,6 +108,9 @@ impl Config {
         if let Some(at) = start_at {
             flag("start-at", Some(crate::start::format(*at)));
         }
+        if let Some(shard) = shard {
+            flag("shard", Some(shard.to_string()));
+        }
         if *marks {
             flag("marks", None);
         }
@@ -168,6 +172,7 @@ mod tests {
             hlog: Some(PathBuf::from("x.hlog")),
             hlog_interval: Duration::from_millis(250),
             start_at: Some(SystemTime::UNIX_EPOCH + Duration::new(1_765_080_000, 500_000_001)),
+            shard: Some(crate::shard::Shard { index: 2, count: 3 }),
             marks: true,
             progress: false,
         };
