@@ -109,13 +109,16 @@ mod tests {
 
     use mio::{Events, Interest, Poll, Token};
 
-    /// Waits (bounded) until `stream` is readable.
+    /// Waits (bounded) until `stream` is readable. It deregisters the stream before it
+    /// returns: a caller that loops (data that arrived before stamping was on) registers it
+    /// again with a fresh `Poll`, and mio refuses a source still registered elsewhere.
     fn readable(stream: &mut Stream) {
         let mut poll = Poll::new().unwrap();
         poll.registry().register(stream, Token(0), Interest::READABLE).unwrap();
         let mut events = Events::with_capacity(1);
         poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
         assert!(!events.is_empty(), "the bytes never arrived");
+        poll.registry().deregister(stream).unwrap();
     }
 
     #[test]
