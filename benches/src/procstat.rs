@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use loadgen::Mark;
 use serde::{Deserialize, Serialize};
 
+mod memory;
 mod sampler;
+pub use memory::{KernelMemory, pss_without_files, read_pss_kib};
 pub use sampler::{Marker, PEAK_PACE, PEAK_PERIOD, Sampler};
 
 /// The tree at one instant. CPU and context switches are running totals; diff two snapshots.
@@ -55,6 +57,9 @@ pub struct Snapshot {
     pub threads: u32,
     /// Summed PSS in KiB, when this snapshot read it.
     pub pss_kib: Option<u64>,
+    /// The kernel's memory, machine-wide, read right after PSS; the sampler's first snapshot
+    /// carries the reading made before the generator started.
+    pub kernel: Option<KernelMemory>,
     /// Whether the CPU and switch figures were read; a snapshot taken only for the peaks
     /// ([`Snapshot::peaks`]) leaves them at 0.
     pub cpu: bool,
@@ -71,6 +76,7 @@ impl Snapshot {
         let members = tree(root)?;
         let at = started + started.elapsed() / 2;
         let pss = with_pss.then(|| members.iter().map(|p| read_pss_kib(p.pid).unwrap_or(0)).sum());
+        let kernel = if with_pss { KernelMemory::read().ok() } else { None };
         Ok(Snapshot {
             at,
             cpu_ns: 0,
@@ -81,6 +87,7 @@ impl Snapshot {
             processes: members.len() as u32,
             threads: members.iter().map(|p| p.threads).sum(),
             pss_kib: pss,
+            kernel,
             cpu: false,
             mark: None,
         })
@@ -111,6 +118,12 @@ pub struct Usage {
     pub peak_processes: u32,
     /// Snapshots taken during the point.
     pub samples: u32,
+    /// How the kernel's memory changed, machine-wide, from just before the generator started
+    /// to the read of the peak PSS: socket structures and buffers of both ends (the
+    /// generator's too), kernel stacks and page tables of new tasks (the generator's own
+    /// process too). Absent when /proc/meminfo could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelMemory>,
 }
 
 impl Usage {
@@ -133,6 +146,10 @@ impl Usage {
         let user = last.user_ticks.saturating_sub(first.user_ticks) as f64;
         let sys = last.sys_ticks.saturating_sub(first.sys_ticks) as f64;
         let ticks = user + sys;
+        // The kernel's memory at the peak's read, against the first reading (before load).
+        let peak = samples.iter().filter(|s| s.pss_kib.is_some()).max_by_key(|s| s.pss_kib);
+        let before = samples.iter().find_map(|s| s.kernel);
+        let kernel = peak.and_then(|p| p.kernel).zip(before).map(|(at, b)| at.since(&b));
         Some(Usage {
             window_seconds: last.at.duration_since(first.at).as_secs_f64(),
             cpu_seconds: cpu,
@@ -144,6 +161,7 @@ impl Usage {
             peak_threads: samples.iter().map(|s| s.threads).max().unwrap_or(0),
             peak_processes: samples.iter().map(|s| s.processes).max().unwrap_or(0),
             samples: samples.len() as u32,
+            kernel,
         })
     }
 }
@@ -269,6 +287,7 @@ impl Tracker {
             processes: members.len() as u32,
             threads: 0,
             pss_kib: None,
+            kernel: None,
             cpu: true,
             mark: None,
         };
@@ -322,6 +341,7 @@ impl Tracker {
         snap.ctx_voluntary = self.voluntary;
         snap.ctx_involuntary = self.involuntary;
         snap.pss_kib = with_pss.then_some(pss);
+        snap.kernel = if with_pss { KernelMemory::read().ok() } else { None };
         Ok(snap)
     }
 
@@ -372,28 +392,4 @@ fn status_field(status: &str, key: &str) -> u64 {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// PSS of one process in KiB, from `smaps_rollup`, without its file-backed pages: `Pss` less
-/// `Pss_File` (Linux 5.14 and later; older kernels give all of `Pss`).
-///
-/// The file-backed pages are the binary and its libraries. They cost the same whatever the
-/// connections, and their share of PSS is divided among every process that maps the same file:
-/// with every server of a scenario alive at once, one echo-mio's share of its own text halved
-/// when the control (a second echo-mio) started, and the idle scenario read a peak below the
-/// baseline it had taken alone (714 KiB against 1,098 KiB in the first run with rounds). What
-/// is left, anonymous and shared memory, is the memory connections cost, and pages a forked
-/// tree shares are still counted once across it.
-pub fn read_pss_kib(pid: u32) -> io::Result<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-    Ok(pss_without_files(&text))
-}
-
-/// `Pss` less `Pss_File` of an `smaps_rollup` text, in KiB.
-pub fn pss_without_files(text: &str) -> u64 {
-    let field = |key: &str| -> Option<u64> {
-        let v = text.lines().find_map(|l| l.strip_prefix(key))?;
-        v.trim().trim_end_matches("kB").trim().parse().ok()
-    };
-    field("Pss:").unwrap_or(0).saturating_sub(field("Pss_File:").unwrap_or(0))
 }
