@@ -16,6 +16,9 @@
 //!   cumulative); the user/system split comes from the tick counts, in proportion.
 //! - Memory: PSS from `smaps_rollup`, summed. A page shared by N processes counts 1/N in each,
 //!   so the sum is the tree's real footprint; summed RSS would count fork's shared pages N times.
+//! - Kernel memory (procstat/memory.rs), beside each PSS read: /proc/meminfo's slab, kernel
+//!   stack and page-table figures (machine-wide: both ends of every connection), and the
+//!   tree's own page tables (`VmPTE`) and kernel stacks (one per thread).
 //! - Context switches: `/proc/PID/status` has only the main thread's, so every task's
 //!   `task/TID/status` is read (a one-thread process's own `status` is its one task's). Tasks
 //!   that exit between two snapshots are lost; the tracker keeps a running total so that a
@@ -29,12 +32,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use loadgen::Mark;
-use serde::{Deserialize, Serialize};
 
 mod memory;
 mod sampler;
-pub use memory::{KernelMemory, pss_without_files, read_pss_kib};
+mod usage;
+pub use memory::{
+    KERNEL_STACK_KIB, KernelMemory, TreeKernel, pss_without_files, read_page_tables_kib,
+    read_pss_kib,
+};
 pub use sampler::{Marker, PEAK_PACE, PEAK_PERIOD, Sampler};
+pub use usage::Usage;
 
 /// The tree at one instant. CPU and context switches are running totals; diff two snapshots.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +67,8 @@ pub struct Snapshot {
     /// The kernel's memory, machine-wide, read right after PSS; the sampler's first snapshot
     /// carries the reading made before the generator started.
     pub kernel: Option<KernelMemory>,
+    /// The tree's page tables in KiB (summed `VmPTE`), read with PSS.
+    pub page_tables_kib: Option<u64>,
     /// Whether the CPU and switch figures were read; a snapshot taken only for the peaks
     /// ([`Snapshot::peaks`]) leaves them at 0.
     pub cpu: bool,
@@ -77,6 +86,7 @@ impl Snapshot {
         let at = started + started.elapsed() / 2;
         let pss = with_pss.then(|| members.iter().map(|p| read_pss_kib(p.pid).unwrap_or(0)).sum());
         let kernel = if with_pss { KernelMemory::read().ok() } else { None };
+        let page_tables = with_pss.then(|| tree_page_tables_kib(&members));
         Ok(Snapshot {
             at,
             cpu_ns: 0,
@@ -88,80 +98,9 @@ impl Snapshot {
             threads: members.iter().map(|p| p.threads).sum(),
             pss_kib: pss,
             kernel,
+            page_tables_kib: page_tables,
             cpu: false,
             mark: None,
-        })
-    }
-}
-
-/// What the tree cost over one point, as results.json records it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Length of the window the CPU and switch figures cover, in seconds.
-    pub window_seconds: f64,
-    /// CPU seconds (user + system) of the whole tree in the window.
-    pub cpu_seconds: f64,
-    /// The part of `cpu_seconds` spent in user mode, split in proportion to the tick counts;
-    /// absent when no tick fell in the window.
-    pub cpu_user_seconds: Option<f64>,
-    /// The part spent in the kernel, likewise.
-    pub cpu_sys_seconds: Option<f64>,
-    /// Voluntary context switches in the window.
-    pub ctx_voluntary: u64,
-    /// Involuntary context switches in the window.
-    pub ctx_involuntary: u64,
-    /// Highest summed PSS seen during the point, in KiB.
-    pub peak_pss_kib: u64,
-    /// Most threads seen at once.
-    pub peak_threads: u32,
-    /// Most processes seen at once.
-    pub peak_processes: u32,
-    /// Snapshots taken during the point.
-    pub samples: u32,
-    /// How the kernel's memory changed, machine-wide, from just before the generator started
-    /// to the read of the peak PSS: socket structures and buffers of both ends (the
-    /// generator's too), kernel stacks and page tables of new tasks (the generator's own
-    /// process too). Absent when /proc/meminfo could not be read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel: Option<KernelMemory>,
-}
-
-impl Usage {
-    /// Measures `samples` over the window `from..to`: CPU and switches between the snapshots
-    /// taken at the generator's marks when there are both (the window's edges as loadgen saw
-    /// them: `from` and `to` are then not needed), else between the first CPU snapshot at or
-    /// after `from` and the last at or before `to` (or the outermost CPU snapshots if the window
-    /// holds fewer than two); peaks over all of them.
-    pub fn over(samples: &[Snapshot], from: Instant, to: Instant) -> Option<Usage> {
-        let cpu: Vec<&Snapshot> = samples.iter().filter(|s| s.cpu).collect();
-        let marked = |mark| cpu.iter().copied().find(|s| s.mark == Some(mark));
-        let inside: Vec<&Snapshot> =
-            cpu.iter().copied().filter(|s| s.at >= from && s.at <= to).collect();
-        let (first, last) = match (marked(Mark::Start), marked(Mark::End)) {
-            (Some(start), Some(end)) => (start, end),
-            _ if inside.len() >= 2 => (inside[0], inside[inside.len() - 1]),
-            _ => (*cpu.first()?, *cpu.last()?),
-        };
-        let cpu = last.cpu_ns.saturating_sub(first.cpu_ns) as f64 / 1e9;
-        let user = last.user_ticks.saturating_sub(first.user_ticks) as f64;
-        let sys = last.sys_ticks.saturating_sub(first.sys_ticks) as f64;
-        let ticks = user + sys;
-        // The kernel's memory at the peak's read, against the first reading (before load).
-        let peak = samples.iter().filter(|s| s.pss_kib.is_some()).max_by_key(|s| s.pss_kib);
-        let before = samples.iter().find_map(|s| s.kernel);
-        let kernel = peak.and_then(|p| p.kernel).zip(before).map(|(at, b)| at.since(&b));
-        Some(Usage {
-            window_seconds: last.at.duration_since(first.at).as_secs_f64(),
-            cpu_seconds: cpu,
-            cpu_user_seconds: (ticks > 0.0).then(|| cpu * user / ticks),
-            cpu_sys_seconds: (ticks > 0.0).then(|| cpu * sys / ticks),
-            ctx_voluntary: last.ctx_voluntary.saturating_sub(first.ctx_voluntary),
-            ctx_involuntary: last.ctx_involuntary.saturating_sub(first.ctx_involuntary),
-            peak_pss_kib: samples.iter().filter_map(|s| s.pss_kib).max().unwrap_or(0),
-            peak_threads: samples.iter().map(|s| s.threads).max().unwrap_or(0),
-            peak_processes: samples.iter().map(|s| s.processes).max().unwrap_or(0),
-            samples: samples.len() as u32,
-            kernel,
         })
     }
 }
@@ -288,6 +227,7 @@ impl Tracker {
             threads: 0,
             pss_kib: None,
             kernel: None,
+            page_tables_kib: None,
             cpu: true,
             mark: None,
         };
@@ -342,6 +282,7 @@ impl Tracker {
         snap.ctx_involuntary = self.involuntary;
         snap.pss_kib = with_pss.then_some(pss);
         snap.kernel = if with_pss { KernelMemory::read().ok() } else { None };
+        snap.page_tables_kib = with_pss.then(|| tree_page_tables_kib(&members));
         Ok(snap)
     }
 
@@ -392,4 +333,9 @@ fn status_field(status: &str, key: &str) -> u64 {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The page tables of every process of the tree, in KiB; a process gone meanwhile counts 0.
+fn tree_page_tables_kib(members: &[ProcStat]) -> u64 {
+    members.iter().map(|p| read_page_tables_kib(p.pid).unwrap_or(0)).sum()
 }

@@ -161,6 +161,7 @@ fn snap(at: Instant, cpu_ns: Option<u64>, processes: u32, mark: Option<loadgen::
         threads: processes,
         pss_kib: Some(u64::from(processes) * 100),
         kernel: None,
+        page_tables_kib: Some(u64::from(processes) * 40),
         cpu: cpu_ns.is_some(),
         mark,
     }
@@ -213,6 +214,9 @@ fn kernel_memory_is_read_at_the_peak_against_the_first_reading() {
     let k = usage.kernel.expect("both readings present");
     assert_eq!((k.slab_kib(), k.kernel_stack_kib, k.page_tables_kib), (2000, 144, 0));
     assert_eq!(k.total_kib(), 2144);
+    // The tree's own: 8 more threads (processes here) than at first, 8 x 40 KiB of page tables.
+    let own = usage.server_kernel.expect("page tables read at both");
+    assert_eq!((own.kernel_stack_kib, own.page_tables_kib), (8 * KERNEL_STACK_KIB, 320));
     // Without the first reading there is no change to state.
     let later = [samples[1], samples[2]].map(|s| Snapshot { kernel: None, cpu: true, ..s });
     assert_eq!(Usage::over(&later, ms(0), ms(1000)).unwrap().kernel, None);
@@ -236,6 +240,7 @@ fn the_sampler_reads_cpu_when_marked_and_not_in_between() {
     assert!(start.pss_kib.is_some_and(|p| p > 0), "PSS is read as the window opens");
     assert!(samples[0].kernel.is_some(), "the kernel's memory is read before the load");
     assert!(start.kernel.is_some(), "and beside every PSS read");
+    assert!(start.page_tables_kib.is_some_and(|p| p > 0), "sleep has page tables of its own");
     let end = samples.iter().position(|s| s.mark == Some(Mark::End)).unwrap();
     assert!(samples[end + 1].pss_kib.is_some_and(|p| p > 0), "PSS is read as the window closes");
 }

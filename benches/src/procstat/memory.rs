@@ -34,6 +34,30 @@ pub fn pss_without_files(text: &str) -> u64 {
     field("Pss:").unwrap_or(0).saturating_sub(field("Pss_File:").unwrap_or(0))
 }
 
+/// The page tables of one process in KiB: `VmPTE` of `/proc/PID/status` (every thread of a
+/// process shares them).
+pub fn read_page_tables_kib(pid: u32) -> io::Result<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    kib(&text, "VmPTE:").ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmPTE"))
+}
+
+/// One kernel stack per task (thread or process), in KiB: THREAD_SIZE, 16 KiB on x86-64 and
+/// aarch64 Linux without KASAN. /proc shows no task's own, so the tree's are counted from its
+/// threads.
+pub const KERNEL_STACK_KIB: i64 = 16;
+
+/// The kernel memory that the server tree's own tasks hold, in KiB: its kernel stacks (from
+/// its thread count) and its page tables (summed `VmPTE`); as [`Usage::server_kernel`](
+/// super::Usage), the change from the idle tree before the load. Unlike /proc/meminfo's
+/// figures, these are the server's alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeKernel {
+    /// Kernel stacks: threads times [`KERNEL_STACK_KIB`].
+    pub kernel_stack_kib: i64,
+    /// Page tables, summed over the tree's processes.
+    pub page_tables_kib: i64,
+}
+
 /// The kernel's own memory that grows with sockets and tasks, machine-wide, in KiB: a reading
 /// of /proc/meminfo, or (as [`Usage::kernel`](super::Usage)) the change between two.
 /// Signed, since a change may be negative: the machine freed more than the connections took.

@@ -7,13 +7,15 @@
 //!   whatever the model really keeps: the figure is the rounding. A delta under
 //!   [`MIN_PAGES`] pages, where one page either way moves it by a quarter or more, is shown as
 //!   "below page resolution: N pages over M connections" and never ranked.
-//! - **Kernel memory** is /proc/meminfo's change from before the generator started to the read
-//!   of the peak PSS (procstat's `Usage::kernel`), machine-wide: both ends of every connection
-//!   (the generator's sockets cost the same for every model), the generator process's own
-//!   stacks and page tables, and whatever else ran. Differences between models are the
-//!   servers'; the absolute figure includes the generator's side.
+//! - **Kernel memory** is the change from before the generator started to the read of the
+//!   peak PSS of: /proc/meminfo's slab (procstat's `Usage::kernel`), machine-wide, so both
+//!   ends of every connection (the generator's sockets cost the same for every model) and
+//!   whatever else ran; and the server tree's own kernel stacks and page tables
+//!   (`Usage::server_kernel`: its threads and `VmPTE`), the server's alone. Files without
+//!   the tree's own figures fall back to meminfo's, machine-wide (the generator process's
+//!   own stacks and page tables then count too).
 
-use crate::procstat::KernelMemory;
+use crate::procstat::{KernelMemory, TreeKernel};
 use crate::results::{PointResults, RepeatStatus, ScenarioResults, measured, median};
 use crate::text::{memory, thousands};
 
@@ -99,11 +101,11 @@ pub struct IdleCost {
 /// The kernel's memory per connection, by kind, in KiB (medians over the repeats).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KernelPerConn {
-    /// Slab (SUnreclaim + SReclaimable): sockets and their structures.
+    /// Slab (SUnreclaim + SReclaimable), machine-wide: sockets and their structures.
     pub slab: f64,
-    /// Kernel stacks.
+    /// The server tree's kernel stacks.
     pub stacks: f64,
-    /// Page tables.
+    /// The server tree's page tables.
     pub page_tables: f64,
     /// All three (the median of each repeat's sum).
     pub total: f64,
@@ -114,14 +116,49 @@ pub fn conns_of(p: &PointResults) -> u32 {
     p.point.idle + p.point.connections
 }
 
+/// The kernel memory of one repeat that this scenario counts, in KiB: machine-wide slab, and
+/// the server tree's own kernel stacks and page tables (meminfo's where a file lacks them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Kernel {
+    /// Slab (SUnreclaim + SReclaimable), machine-wide.
+    pub slab: f64,
+    /// Kernel stacks.
+    pub stacks: f64,
+    /// Page tables.
+    pub page_tables: f64,
+}
+
+impl Kernel {
+    /// From the machine's change and the tree's own, when read.
+    pub fn of(machine: &KernelMemory, own: Option<&TreeKernel>) -> Kernel {
+        let (stacks, page_tables) = match own {
+            Some(t) => (t.kernel_stack_kib, t.page_tables_kib),
+            None => (machine.kernel_stack_kib, machine.page_tables_kib),
+        };
+        Kernel {
+            slab: machine.slab_kib() as f64,
+            stacks: stacks as f64,
+            page_tables: page_tables as f64,
+        }
+    }
+
+    /// All three.
+    pub fn total(&self) -> f64 {
+        self.slab + self.stacks + self.page_tables
+    }
+}
+
 /// Each measured repeat's (round, PSS delta KiB, kernel delta) at `p`.
-fn repeats(s: &ScenarioResults, p: &PointResults) -> Vec<(u32, f64, Option<KernelMemory>)> {
+fn repeats(s: &ScenarioResults, p: &PointResults) -> Vec<(u32, f64, Option<Kernel>)> {
     let Some(base) = s.server.baseline else { return Vec::new() };
     measured(&p.repeats)
         .filter(|r| r.status == RepeatStatus::Ok)
         .filter_map(|r| {
             let pss = r.metrics.as_ref()?.server_peak_pss_kib - base.pss_kib as f64;
-            Some((r.round, pss, r.server.as_ref().and_then(|u| u.kernel)))
+            let usage = r.server.as_ref();
+            let kernel =
+                usage.and_then(|u| Some(Kernel::of(u.kernel.as_ref()?, u.server_kernel.as_ref())));
+            Some((r.round, pss, kernel))
         })
         .collect()
 }
@@ -133,7 +170,7 @@ pub fn both_by_round(s: &ScenarioResults, p: &PointResults) -> Vec<(u32, f64)> {
     repeats(s, p)
         .into_iter()
         .filter(|(round, _, _)| *round > 0)
-        .filter_map(|(round, pss, k)| Some((round, (pss + k?.total_kib() as f64) / conns)))
+        .filter_map(|(round, pss, k)| Some((round, (pss + k?.total()) / conns)))
         .collect()
 }
 
@@ -152,19 +189,19 @@ pub fn idle_cost(s: &ScenarioResults, p: &PointResults) -> Option<IdleCost> {
     let per = |peak: f64, base: f64| ((peak - base) / n).max(0.0);
     let pss_delta_kib = m.server_peak_pss_kib - base.pss_kib as f64;
     let all = repeats(s, p);
-    let kernels: Vec<(f64, KernelMemory)> =
+    let kernels: Vec<(f64, Kernel)> =
         all.iter().filter_map(|&(_, pss, k)| Some((pss, k?))).collect();
-    let med = |f: &dyn Fn(&(f64, KernelMemory)) -> f64| median(kernels.iter().map(f).collect());
+    let med = |f: &dyn Fn(&(f64, Kernel)) -> f64| median(kernels.iter().map(f).collect());
     let (kernel, both) = if kernels.is_empty() {
         (None, None)
     } else {
         let kernel = KernelPerConn {
-            slab: med(&|(_, k)| k.slab_kib() as f64) / n,
-            stacks: med(&|(_, k)| k.kernel_stack_kib as f64) / n,
-            page_tables: med(&|(_, k)| k.page_tables_kib as f64) / n,
-            total: med(&|(_, k)| k.total_kib() as f64) / n,
+            slab: med(&|(_, k)| k.slab) / n,
+            stacks: med(&|(_, k)| k.stacks) / n,
+            page_tables: med(&|(_, k)| k.page_tables) / n,
+            total: med(&|(_, k)| k.total()) / n,
         };
-        (Some(kernel), Some(per_conn(med(&|(pss, k)| pss + k.total_kib() as f64), conns)))
+        (Some(kernel), Some(per_conn(med(&|(pss, k)| pss + k.total()), conns)))
     };
     Some(IdleCost {
         conns,
@@ -177,10 +214,18 @@ pub fn idle_cost(s: &ScenarioResults, p: &PointResults) -> Option<IdleCost> {
     })
 }
 
+/// The fewest rounds on each side [`echo_added`] needs: with 4 and 4, every round of one side
+/// above every round of the other happens by chance once in 70 (1 / C(8, 4)).
+pub const MIN_ECHO_ROUNDS: usize = 4;
+
 /// What one echo on each idle connection added to the PSS per connection, in KiB, when the
-/// rounds show it: every round after one echo above every silent round, and the medians at
-/// least [`MIN_PAGES`] pages apart. `None` when they do not (no claim either way).
+/// rounds show it: at least [`MIN_ECHO_ROUNDS`] on each side, every round after one echo above
+/// every silent round, and the medians at least [`MIN_PAGES`] pages apart. `None` when they do
+/// not (no claim either way).
 pub fn echo_added(silent: &[f64], echoed: &[f64], conns: u32) -> Option<f64> {
+    if silent.len().min(echoed.len()) < MIN_ECHO_ROUNDS {
+        return None;
+    }
     let max_silent = silent.iter().copied().reduce(f64::max)?;
     let min_echoed = echoed.iter().copied().reduce(f64::min)?;
     let diff = median(echoed.to_vec()) - median(silent.to_vec());
@@ -214,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn kernel_memory_per_connection_takes_the_trees_own_stacks_and_page_tables() {
+        // The machine freed 20 MiB of page tables meanwhile (another process exited), while
+        // the server's 1,000 new threads took 16 MiB of stacks and 4 MiB of page tables.
+        let machine = KernelMemory {
+            slab_unreclaimable_kib: 3000,
+            slab_reclaimable_kib: 1000,
+            kernel_stack_kib: 16_000,
+            page_tables_kib: -20_000,
+        };
+        let own = TreeKernel { kernel_stack_kib: 16_000, page_tables_kib: 4000 };
+        let k = Kernel::of(&machine, Some(&own));
+        assert_eq!(
+            (k.slab, k.stacks, k.page_tables, k.total()),
+            (4000.0, 16_000.0, 4000.0, 24_000.0)
+        );
+        // Without the tree's own figures (an older file), meminfo's: machine-wide.
+        assert_eq!(Kernel::of(&machine, None).total(), 0.0);
+    }
+
+    #[test]
     fn an_echo_adds_memory_only_where_every_round_shows_it() {
         // tokio: 1.09 KiB silent, about 9.7 KiB after one echo, at 1,001 connections.
         let silent = [1090.0, 1100.0, 1095.0, 1089.0];
@@ -221,9 +286,12 @@ mod tests {
         let added = echo_added(&silent, &echoed, 1001).unwrap();
         assert!((added - 8.6).abs() < 0.05, "{added}");
         // Overlapping rounds: no claim, however far apart the medians.
-        assert_eq!(echo_added(&[100.0, 900.0, 120.0], &[800.0, 950.0, 990.0], 1001), None);
+        let (silent, echoed) = ([100.0, 900.0, 120.0, 110.0], [800.0, 950.0, 990.0, 970.0]);
+        assert_eq!(echo_added(&silent, &echoed, 1001), None);
         // Every round above, but by less than four pages: within the rounding.
-        assert_eq!(echo_added(&[64.0, 64.0], &[72.0, 76.0], 1001), None);
+        assert_eq!(echo_added(&[64.0; 4], &[72.0, 76.0, 72.0, 72.0], 1001), None);
+        // One round each: every round above every other means nothing yet.
+        assert_eq!(echo_added(&[1090.0], &[9700.0], 1001), None);
         assert_eq!(echo_added(&[], &[72.0], 1001), None);
     }
 }

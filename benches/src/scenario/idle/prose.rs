@@ -134,7 +134,7 @@ pub fn keeps(
     } else if silent.threads_per_conn >= 0.5 {
         "a thread per connection, with its stack"
     } else {
-        "no task of its own per connection"
+        "no thread or process per connection"
     };
     let kernel = silent.kernel.map_or(String::new(), |k| {
         let mut parts = vec![format!("slab {}", memory(k.slab))];
@@ -150,12 +150,11 @@ pub fn keeps(
     let mut out = format!("{model} keeps {what} (PSS {}{kernel})", silent.pss.text());
     match (echoed, added_kib) {
         (_, Some(added)) => out.push_str(&format!(
-            "; once a connection has spoken it keeps more: {} more PSS per connection after one \
-             echo, memory (such as a read buffer) held until the connection closes",
+            "; after one echo {} more PSS per connection, kept while it stays open (a buffer)",
             memory(added)
         )),
         (Some(e), None) => out.push_str(&format!(
-            "; after one echo PSS {}, no increase every round shows",
+            "; after one echo PSS {} (no increase shown in every round)",
             e.pss.text()
         )),
         (None, None) => {}
@@ -227,11 +226,12 @@ mod tests {
         let silent = cost(1100.0, 0.0);
         let echoed = cost(9700.0, 0.0);
         let text = keeps("tokio", &silent, Some(&echoed), Some(8.6));
-        assert!(text.contains("8.60 KiB more PSS per connection after one echo"), "{text}");
+        assert!(text.contains("after one echo 8.60 KiB more PSS per connection"), "{text}");
+        assert!(text.contains("(a buffer)"), "{text}");
         // The same medians without the rounds to back the increase: no buffer is claimed.
         let text = keeps("tokio", &silent, Some(&echoed), None);
         assert!(!text.contains("buffer"), "{text}");
-        assert!(text.contains("no increase every round shows"), "{text}");
+        assert!(text.contains("PSS 9.69 KiB (no increase shown in every round)"), "{text}");
         // A thread's kernel stack is named when the figures hold one.
         let mut thread = cost(26_000.0, 1.0);
         thread.kernel =
