@@ -215,7 +215,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         let heading = format!("## {}: {}", scenario.name(), scenario.question());
         assert!(md.contains(&heading), "{heading}");
     }
-    // One row per point of the standard plan (4 + 3 + 1 + 1 + 2 + 1, then backlog's 2 and
+    // One row per point of the standard plan (4 + 3 + 1 + 2 + 2 + 1, then backlog's 2 and
     // pipeline's 4) for every model; stall (2) and nagle (4) run mio alone, cores (1 or 2 points per CPU
     // layout of this machine) the worker models and mio, udp (4) mio and the datagram server. Plus the bare name's row in the
     // Models table (hybrid's tables name it with its worker count).
@@ -228,7 +228,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
             .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
             .count();
         let models_row = usize::from(!model.contains('('));
-        assert_eq!(rows, 18 + own + models_row, "{model} rows");
+        assert_eq!(rows, 19 + own + models_row, "{model} rows");
     }
     // Each lesson says which models it runs and why.
     assert!(md.contains("*Models: mio only: the lesson is about the measurement"), "{md}");
@@ -242,7 +242,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     assert!(md.contains("So mio served 5.0x (5.00-5.00) the messages of fork, at 0.15x"), "{md}");
     // Memory per connection is derived (peak less baseline), not paired: listed by median,
     // least first, with no claim of order.
-    assert!(md.contains("by median: mio 4.00 KiB, hybrid 4.00 KiB, thread 40.0 KiB, fork"), "{md}");
+    assert!(md.contains("whole peak PSS): mio 4.00 KiB, hybrid 4.00 KiB, thread 40.0 KiB, fork"));
     assert!(!md.contains("used by **fork**"), "fork holds the most memory per connection");
     // The whys come from the secondary figures: context switches, CPU per connection, counts.
     assert!(
@@ -250,8 +250,8 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         "{md}"
     );
     assert!(md.contains("Why: for every connection fork creates and later reaps a whole process"));
-    assert!(md.contains("fork keeps a whole process per connection (120 KiB each)"), "{md}");
-    assert!(md.contains("mio keeps only each connection's state (4.00 KiB each)"), "{md}");
+    assert!(md.contains("fork keeps a process per connection (PSS 120 KiB)"), "{md}");
+    assert!(md.contains("mio keeps no thread or process per connection (PSS 4.00 KiB)"), "{md}");
     // Saturation and placement caveats come from the data and the plan.
     assert!(md.contains("The generator was saturated at mio scale 1000 conns."), "{md}");
     assert!(md.contains("server pinned to CPU 0, generator to CPU 1"));
@@ -260,9 +260,12 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     assert!(md.contains("hybrid ran 1 worker"), "{md}");
     assert!(md.contains("| hybrid | an acceptor feeding event-loop workers |"), "{md}");
     // No ratio or figure without a meaning is ever printed.
-    for bad in ["NaN", "inf", "0.000 KiB"] {
-        assert!(!md.contains(bad), "{bad} in the report");
+    // Whole words: "/proc/meminfo" in the idle scenario's set-up is no infinity.
+    let words: Vec<&str> = md.split(|c: char| !c.is_alphanumeric()).collect();
+    for bad in ["NaN", "inf"] {
+        assert!(!words.contains(&bad), "{bad} in the report");
     }
+    assert!(!md.contains("0.000 KiB"), "{md}");
     // A server's own account of how it spread connections is quoted.
     assert!(md.contains("- hybrid after churn, by its own count: connections per worker: min 5"));
     // System calls per message come from the traced repeats: mio's 2,000 calls for 1,000.
@@ -495,9 +498,9 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let results = synthetic_of(RunStatus::Complete, &names);
     let drawn = draw(&results, &dir);
-    // Six for the first scenarios, two for pipeline, one each for stall, nagle and cores, two
+    // Seven for the first scenarios (idle two), two for pipeline, one each for stall, nagle and cores, two
     // for udp (batch has none).
-    assert_eq!(drawn.len(), 13, "every chart is drawn: {drawn:?}");
+    assert_eq!(drawn.len(), 14, "every chart is drawn: {drawn:?}");
     let svg = std::fs::read_to_string(dir.join("scale-throughput.svg")).unwrap().to_uppercase();
     for (i, c) in charts::PALETTE.iter().enumerate() {
         // A datagram model runs no stream scenario, so it has no line in scale's chart.
@@ -540,10 +543,16 @@ fn a_memory_figure_too_small_for_kib_reads_in_bytes_and_a_ratio_to_zero_as_a_das
         }
     }
     let md = report::render(&results, ALL, &[], None);
-    assert!(md.contains("by median: mio <1 B, hybrid 4.00 KiB, thread"), "{md}");
-    for bad in ["NaN", "inf", "0.000 KiB"] {
-        assert!(!md.contains(bad), "{bad} in the report");
+    // A delta of no page at all is below page resolution, named apart and not ranked.
+    assert!(
+        md.contains("claimed (the paired rounds compare the whole peak PSS): hybrid 4.00 KiB,")
+    );
+    assert!(md.contains("not ranked: mio (0 pages over 1,001 connections)"), "{md}");
+    let words: Vec<&str> = md.split(|c: char| !c.is_alphanumeric()).collect();
+    for bad in ["NaN", "inf"] {
+        assert!(!words.contains(&bad), "{bad} in the report");
     }
+    assert!(!md.contains("0.000 KiB"), "{md}");
     assert_eq!(harness::text::memory(0.5), "512 B");
     assert_eq!(harness::text::memory(67.1), "67.1 KiB");
     assert_eq!(scenario::find(ALL, "idle").map(|s| s.name()), Some("idle"));
@@ -579,7 +588,7 @@ fn a_baseline_adds_a_change_column_and_a_changes_section_at_the_top() {
     assert!(md.contains("| reference (abs +0.0%) |"), "{md}");
     assert!(md.contains("The reference itself may have changed**: "), "{md}");
     assert!(md.contains("another machine (testhost,"), "{md}");
-    assert!(md.contains("fork idle 1000 idle (baseline only)"), "{md}");
+    assert!(md.contains("fork idle 1000 idle, echoed once (baseline only)"), "{md}");
     assert!(md.contains("| msgs/s change | notes |"), "{md}");
     let error = harness::check_regressions(&new, ALL, &base, 10.0).unwrap_err().to_string();
     assert!(error.contains("mio scale 100 conns"), "{error}");

@@ -48,7 +48,8 @@ impl Measure for Idle {
         Some(PointsFlag {
             long: "idle",
             value_name: "N,N,...",
-            help: "Idle connection counts of the idle scenario, comma-separated",
+            help: "Idle connection counts of the idle scenario, comma-separated (each measured \
+                   silent and after one echo)",
         })
     }
 

@@ -66,7 +66,7 @@ impl PerConn {
             PerConn::Kib(k) => memory(k),
             PerConn::BelowPages { pages, conns } => {
                 let pages = match pages {
-                    p if p == 1.0 => "1 page".to_string(),
+                    1.0 => "1 page".to_string(),
                     p if p == p.round() => format!("{p:.0} pages"),
                     p => format!("{p:.1} pages"),
                 };
