@@ -139,7 +139,13 @@ impl Present for Idle {
             if point.idle_echo { (twin, Some(point)) } else { (Some(point), twin) };
         let mut out = Vec::new();
         if let Some(s) = silent {
-            out.extend(answer((self.name(), &s.label), &entries(view, s)));
+            // The one-line answer: PSS + kernel, or PSS alone in a file without kernel figures.
+            let both = entries(view, s);
+            out.extend(if both.is_empty() {
+                answer((self.name(), &s.label), &pss_entries(view, s), "PSS")
+            } else {
+                answer((self.name(), &s.label), &both, "PSS + kernel memory")
+            });
         }
         for p in [silent, echoed].into_iter().flatten() {
             out.extend(pss_listing(view, p));
@@ -217,6 +223,17 @@ fn entries<'a>(view: &View<'a>, point: &Point) -> Vec<Entry<'a>> {
         .filter_map(|(name, s, c)| {
             let p = s.points.iter().find(|p| &p.point == point)?;
             Some(Entry { name, both: c.both?, rounds: cost::both_by_round(s, p) })
+        })
+        .collect()
+}
+
+/// Each model's PSS per connection at `point`, with its rounds.
+fn pss_entries<'a>(view: &View<'a>, point: &Point) -> Vec<Entry<'a>> {
+    at_point(view, point)
+        .into_iter()
+        .filter_map(|(name, s, c)| {
+            let p = s.points.iter().find(|p| &p.point == point)?;
+            Some(Entry { name, both: c.pss, rounds: cost::pss_by_round(s, p) })
         })
         .collect()
 }

@@ -174,6 +174,14 @@ pub fn both_by_round(s: &ScenarioResults, p: &PointResults) -> Vec<(u32, f64)> {
         .collect()
 }
 
+/// Each paired round's PSS per connection in KiB: what [`both_by_round`] pairs, for a file
+/// without kernel figures.
+pub fn pss_by_round(s: &ScenarioResults, p: &PointResults) -> Vec<(u32, f64)> {
+    let conns = f64::from(conns_of(p));
+    let all = repeats(s, p).into_iter().filter(|(round, _, _)| *round > 0);
+    all.map(|(round, pss, _)| (round, pss / conns)).collect()
+}
+
 /// Each measured repeat's PSS delta in KiB, the whole point's (not per connection).
 pub fn pss_deltas(s: &ScenarioResults, p: &PointResults) -> Vec<f64> {
     repeats(s, p).into_iter().map(|(_, pss, _)| pss).collect()

@@ -94,10 +94,10 @@ pub fn rank_both(at: (&str, &str), entries: &[Entry<'_>]) -> String {
     out
 }
 
-/// The scenario's one-line answer: the least and the most PSS + kernel memory per silent
-/// connection by median, and whether the paired rounds call the most the larger. `None`
-/// with fewer than two resolved figures.
-pub fn answer(at: (&str, &str), entries: &[Entry<'_>]) -> Option<String> {
+/// The scenario's one-line answer: the least and the most `what` ("PSS + kernel memory", or
+/// "PSS" in a file without kernel figures) per silent connection by median, and whether the
+/// paired rounds call the most the larger. `None` with fewer than two resolved figures.
+pub fn answer(at: (&str, &str), entries: &[Entry<'_>], what: &str) -> Option<String> {
     let mut ranked: Vec<(&Entry<'_>, f64)> =
         entries.iter().filter_map(|e| Some((e, e.both.kib()?))).collect();
     ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -111,8 +111,15 @@ pub fn answer(at: (&str, &str), entries: &[Entry<'_>]) -> Option<String> {
     } else {
         "the paired rounds could not tell them apart".to_string()
     };
+    let below: Vec<String> =
+        entries.iter().filter(|e| e.both.kib().is_none()).map(|e| e.name.to_string()).collect();
+    let below = if below.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} below page resolution)", join(&below))
+    };
     Some(format!(
-        "An idle connection cost {} ({}) to {} ({}) of PSS + kernel memory; {verdict}.",
+        "An idle connection cost {} ({}) to {} ({}) of {what}{below}; {verdict}.",
         memory(lv),
         lo.name,
         memory(hv),
@@ -202,13 +209,29 @@ mod tests {
         let e = [entry("mio", 2_500.0, &r(2.5)), entry("tokio", 2_600.0, &crossing)];
         let text = rank_both(("idle", "1000 idle"), &e);
         assert!(text.contains("could not tell mio from tokio"), "{text}");
-        let answer = answer(("idle", "1000 idle"), &e).unwrap();
+        let answer = answer(("idle", "1000 idle"), &e, "PSS + kernel memory").unwrap();
         assert!(answer.ends_with("could not tell them apart."), "{answer}");
-        let answer = super::answer(("idle", "1000 idle"), &called).unwrap();
+        let answer = super::answer(("idle", "1000 idle"), &called, "PSS + kernel memory").unwrap();
         assert_eq!(
             answer,
             "An idle connection cost 2.50 KiB (mio) to 94.9 KiB (fork) of PSS + kernel memory; \
              fork the larger in paired rounds."
+        );
+    }
+
+    #[test]
+    fn the_answer_leaves_out_what_the_pages_cannot_resolve() {
+        let r = |v: f64| [v, v * 1.01, v * 0.99, v, v * 1.02, v * 0.98, v, v * 1.01];
+        let e = [
+            entry("mio", 8.0, &r(0.008)),
+            entry("tokio", 1_170.0, &r(1.17)),
+            entry("fork", 70_600.0, &r(70.6)),
+        ];
+        let answer = answer(("idle", "1000 idle"), &e, "PSS").unwrap();
+        assert_eq!(
+            answer,
+            "An idle connection cost 1.17 KiB (tokio) to 70.5 KiB (fork) of PSS (mio below page \
+             resolution); fork the larger in paired rounds."
         );
     }
 
