@@ -876,3 +876,39 @@ fn the_noise_floor_says_when_the_run_called_its_twins_different() {
     );
     assert!(!md.contains("never called the twins different"), "{md}");
 }
+
+#[test]
+fn kernel_memory_per_connection_sits_beside_pss_and_ranks_only_when_called() {
+    use harness::procstat::{KernelMemory, TreeKernel};
+    let mut results = synthetic(RunStatus::Complete);
+    // At 1,001 connections: every model's slab grew 4,004 KiB (4 KiB a connection, both ends);
+    // thread's tree added 1,000 kernel stacks (16 KiB each) and 4,004 KiB of page tables. The
+    // machine's own stack and page-table figures fell (another process exited): they must not
+    // count against the server.
+    for m in results.models.iter_mut() {
+        let (stacks, page_tables) = if m.name == "thread" { (16_000, 4004) } else { (0, 0) };
+        for s in m.scenarios.iter_mut().filter(|s| s.scenario == "idle") {
+            for p in &mut s.points {
+                for (i, r) in p.repeats.iter_mut().enumerate() {
+                    let usage = r.server.as_mut().unwrap();
+                    usage.kernel = Some(KernelMemory {
+                        slab_unreclaimable_kib: 3004 + i as i64,
+                        slab_reclaimable_kib: 1000,
+                        kernel_stack_kib: -500,
+                        page_tables_kib: -9000,
+                    });
+                    usage.server_kernel =
+                        Some(TreeKernel { kernel_stack_kib: stacks, page_tables_kib: page_tables });
+                }
+            }
+        }
+    }
+    let md = report::render(&results, ALL, &[], None);
+    // thread: 40 KiB of PSS, 4 of slab, 16 of stacks and 4 of page tables a connection.
+    assert!(md.contains("| 1000 idle | thread | 40.0 KiB | 24.0 KiB | 64.0 KiB |"), "{md}");
+    assert!(md.contains("| 1000 idle | mio | 4.00 KiB | 4.00 KiB | 8.00 KiB |"), "{md}");
+    assert!(md.contains("(PSS 40.0 KiB, kernel 24.0 KiB (slab 4.00 KiB, kernel stacks 16.0 KiB,"));
+    // mio and hybrid have the same figures every round: equivalent, so neither holds least.
+    assert!(md.contains("the run could not tell mio from hybrid"), "{md}");
+    assert!(md.contains("thread 64.0 KiB, 8.0x (7.99-8.00), larger"), "{md}");
+}
