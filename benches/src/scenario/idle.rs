@@ -68,7 +68,9 @@ impl Measure for Idle {
         // Silent first, then after one echo, at each count: a server keeps the heap its
         // connections grew after they close (the allocator does not give it back), so a
         // silent point measured after an echoed one read the echoed one's peak (tokio: 9.3
-        // KiB a connection silent, against 1.1 KiB measured first).
+        // KiB a connection silent, against 1.1 KiB measured first). With several counts (the
+        // full profile) a silent point can still follow a bigger echoed one (tokio's 1,000
+        // after one echo hold more than its 4,000 silent): its figure is then an upper bound.
         Ok(idle.into_iter().flat_map(|n| [point(n, false), point(n, true)]).collect())
     }
 
@@ -133,7 +135,8 @@ impl Present for Idle {
         let Some((point, _)) = view.deciding() else {
             return vec![NO_FIGURES.into()];
         };
-        // The silent point the comparisons are drawn at, and its twin after one echo.
+        // The deciding point (the last with the most models: the largest count after one
+        // echo) and its twin, so the silent point and the echoed one whichever comes.
         let twin = view.points().find(|p| p.idle == point.idle && p.idle_echo != point.idle_echo);
         let (silent, echoed) =
             if point.idle_echo { (twin, Some(point)) } else { (Some(point), twin) };
