@@ -136,7 +136,7 @@ impl Present for Idle {
             return vec![NO_FIGURES.into()];
         };
         // The deciding point (the last with the most models: the largest count after one
-        // echo) and its twin, so the silent point and the echoed one whichever comes.
+        // echo) and its twin at the same count: the silent point and the echoed one.
         let twin = view.points().find(|p| p.idle == point.idle && p.idle_echo != point.idle_echo);
         let (silent, echoed) =
             if point.idle_echo { (twin, Some(point)) } else { (Some(point), twin) };
