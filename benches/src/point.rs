@@ -39,6 +39,10 @@ pub struct Point {
     pub churn: bool,
     /// Extra connections held open and silent.
     pub idle: u32,
+    /// The idle connections each echo one message before going quiet (`loadgen
+    /// --idle-echo`), as a keep-alive connection has after a request.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub idle_echo: bool,
     /// Open loop at this fraction of the model's measured capacity; closed loop when absent.
     pub rate_fraction: Option<f64>,
     /// Measured runs of this point, when its scenario wants other than the plan's (a traced
@@ -143,6 +147,7 @@ impl Point {
             size,
             churn: false,
             idle: 0,
+            idle_echo: false,
             rate_fraction: None,
             repeats: None,
             pipeline: 1,

@@ -16,6 +16,9 @@
 //!   cumulative); the user/system split comes from the tick counts, in proportion.
 //! - Memory: PSS from `smaps_rollup`, summed. A page shared by N processes counts 1/N in each,
 //!   so the sum is the tree's real footprint; summed RSS would count fork's shared pages N times.
+//! - Kernel memory (procstat/memory.rs), beside each PSS read: /proc/meminfo's slab, kernel
+//!   stack and page-table figures (machine-wide: both ends of every connection), and the
+//!   tree's own page tables (`VmPTE`) and kernel stacks (one per thread).
 //! - Context switches: `/proc/PID/status` has only the main thread's, so every task's
 //!   `task/TID/status` is read (a one-thread process's own `status` is its one task's). Tasks
 //!   that exit between two snapshots are lost; the tracker keeps a running total so that a
@@ -29,10 +32,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use loadgen::Mark;
-use serde::{Deserialize, Serialize};
 
+mod memory;
 mod sampler;
+mod usage;
+pub use memory::{
+    KERNEL_STACK_KIB, KernelMemory, TreeKernel, pss_without_files, read_page_tables_kib,
+    read_pss_kib,
+};
 pub use sampler::{Marker, PEAK_PACE, PEAK_PERIOD, Sampler};
+pub use usage::Usage;
 
 /// The tree at one instant. CPU and context switches are running totals; diff two snapshots.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +64,11 @@ pub struct Snapshot {
     pub threads: u32,
     /// Summed PSS in KiB, when this snapshot read it.
     pub pss_kib: Option<u64>,
+    /// The kernel's memory, machine-wide, read right after PSS; the sampler's first snapshot
+    /// carries the reading made before the generator started.
+    pub kernel: Option<KernelMemory>,
+    /// The tree's page tables in KiB (summed `VmPTE`), read with PSS.
+    pub page_tables_kib: Option<u64>,
     /// Whether the CPU and switch figures were read; a snapshot taken only for the peaks
     /// ([`Snapshot::peaks`]) leaves them at 0.
     pub cpu: bool,
@@ -71,6 +85,8 @@ impl Snapshot {
         let members = tree(root)?;
         let at = started + started.elapsed() / 2;
         let pss = with_pss.then(|| members.iter().map(|p| read_pss_kib(p.pid).unwrap_or(0)).sum());
+        let kernel = if with_pss { KernelMemory::read().ok() } else { None };
+        let page_tables = with_pss.then(|| tree_page_tables_kib(&members));
         Ok(Snapshot {
             at,
             cpu_ns: 0,
@@ -81,69 +97,10 @@ impl Snapshot {
             processes: members.len() as u32,
             threads: members.iter().map(|p| p.threads).sum(),
             pss_kib: pss,
+            kernel,
+            page_tables_kib: page_tables,
             cpu: false,
             mark: None,
-        })
-    }
-}
-
-/// What the tree cost over one point, as results.json records it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Length of the window the CPU and switch figures cover, in seconds.
-    pub window_seconds: f64,
-    /// CPU seconds (user + system) of the whole tree in the window.
-    pub cpu_seconds: f64,
-    /// The part of `cpu_seconds` spent in user mode, split in proportion to the tick counts;
-    /// absent when no tick fell in the window.
-    pub cpu_user_seconds: Option<f64>,
-    /// The part spent in the kernel, likewise.
-    pub cpu_sys_seconds: Option<f64>,
-    /// Voluntary context switches in the window.
-    pub ctx_voluntary: u64,
-    /// Involuntary context switches in the window.
-    pub ctx_involuntary: u64,
-    /// Highest summed PSS seen during the point, in KiB.
-    pub peak_pss_kib: u64,
-    /// Most threads seen at once.
-    pub peak_threads: u32,
-    /// Most processes seen at once.
-    pub peak_processes: u32,
-    /// Snapshots taken during the point.
-    pub samples: u32,
-}
-
-impl Usage {
-    /// Measures `samples` over the window `from..to`: CPU and switches between the snapshots
-    /// taken at the generator's marks when there are both (the window's edges as loadgen saw
-    /// them: `from` and `to` are then not needed), else between the first CPU snapshot at or
-    /// after `from` and the last at or before `to` (or the outermost CPU snapshots if the window
-    /// holds fewer than two); peaks over all of them.
-    pub fn over(samples: &[Snapshot], from: Instant, to: Instant) -> Option<Usage> {
-        let cpu: Vec<&Snapshot> = samples.iter().filter(|s| s.cpu).collect();
-        let marked = |mark| cpu.iter().copied().find(|s| s.mark == Some(mark));
-        let inside: Vec<&Snapshot> =
-            cpu.iter().copied().filter(|s| s.at >= from && s.at <= to).collect();
-        let (first, last) = match (marked(Mark::Start), marked(Mark::End)) {
-            (Some(start), Some(end)) => (start, end),
-            _ if inside.len() >= 2 => (inside[0], inside[inside.len() - 1]),
-            _ => (*cpu.first()?, *cpu.last()?),
-        };
-        let cpu = last.cpu_ns.saturating_sub(first.cpu_ns) as f64 / 1e9;
-        let user = last.user_ticks.saturating_sub(first.user_ticks) as f64;
-        let sys = last.sys_ticks.saturating_sub(first.sys_ticks) as f64;
-        let ticks = user + sys;
-        Some(Usage {
-            window_seconds: last.at.duration_since(first.at).as_secs_f64(),
-            cpu_seconds: cpu,
-            cpu_user_seconds: (ticks > 0.0).then(|| cpu * user / ticks),
-            cpu_sys_seconds: (ticks > 0.0).then(|| cpu * sys / ticks),
-            ctx_voluntary: last.ctx_voluntary.saturating_sub(first.ctx_voluntary),
-            ctx_involuntary: last.ctx_involuntary.saturating_sub(first.ctx_involuntary),
-            peak_pss_kib: samples.iter().filter_map(|s| s.pss_kib).max().unwrap_or(0),
-            peak_threads: samples.iter().map(|s| s.threads).max().unwrap_or(0),
-            peak_processes: samples.iter().map(|s| s.processes).max().unwrap_or(0),
-            samples: samples.len() as u32,
         })
     }
 }
@@ -269,6 +226,8 @@ impl Tracker {
             processes: members.len() as u32,
             threads: 0,
             pss_kib: None,
+            kernel: None,
+            page_tables_kib: None,
             cpu: true,
             mark: None,
         };
@@ -322,6 +281,8 @@ impl Tracker {
         snap.ctx_voluntary = self.voluntary;
         snap.ctx_involuntary = self.involuntary;
         snap.pss_kib = with_pss.then_some(pss);
+        snap.kernel = if with_pss { KernelMemory::read().ok() } else { None };
+        snap.page_tables_kib = with_pss.then(|| tree_page_tables_kib(&members));
         Ok(snap)
     }
 
@@ -374,26 +335,7 @@ fn status_field(status: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// PSS of one process in KiB, from `smaps_rollup`, without its file-backed pages: `Pss` less
-/// `Pss_File` (Linux 5.14 and later; older kernels give all of `Pss`).
-///
-/// The file-backed pages are the binary and its libraries. They cost the same whatever the
-/// connections, and their share of PSS is divided among every process that maps the same file:
-/// with every server of a scenario alive at once, one echo-mio's share of its own text halved
-/// when the control (a second echo-mio) started, and the idle scenario read a peak below the
-/// baseline it had taken alone (714 KiB against 1,098 KiB in the first run with rounds). What
-/// is left, anonymous and shared memory, is the memory connections cost, and pages a forked
-/// tree shares are still counted once across it.
-pub fn read_pss_kib(pid: u32) -> io::Result<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-    Ok(pss_without_files(&text))
-}
-
-/// `Pss` less `Pss_File` of an `smaps_rollup` text, in KiB.
-pub fn pss_without_files(text: &str) -> u64 {
-    let field = |key: &str| -> Option<u64> {
-        let v = text.lines().find_map(|l| l.strip_prefix(key))?;
-        v.trim().trim_end_matches("kB").trim().parse().ok()
-    };
-    field("Pss:").unwrap_or(0).saturating_sub(field("Pss_File:").unwrap_or(0))
+/// The page tables of every process of the tree, in KiB; a process gone meanwhile counts 0.
+fn tree_page_tables_kib(members: &[ProcStat]) -> u64 {
+    members.iter().map(|p| read_page_tables_kib(p.pid).unwrap_or(0)).sum()
 }

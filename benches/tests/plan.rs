@@ -82,7 +82,11 @@ fn each_scenario_takes_its_points_from_its_own_flag() {
     let of = |s: &str| p.points_of(s).map(|p| p.label.clone()).collect::<Vec<_>>();
     assert_eq!(of("scale"), ["2 conns", "3 conns"]);
     assert_eq!(of("size"), ["1 KiB", "2 MiB"]);
-    assert_eq!(of("idle"), ["7 idle"]);
+    assert_eq!(
+        of("idle"),
+        ["7 idle", "7 idle, echoed once"],
+        "each count silent, then after one echo"
+    );
     assert_eq!(of("latency"), ["50% load"]);
     // Typed in any order, the scenarios run in the list's order (latency after scale).
     assert_eq!(plan(&["--scenarios", "latency,scale"]).scenarios, ["scale", "latency"]);

@@ -160,6 +160,8 @@ fn snap(at: Instant, cpu_ns: Option<u64>, processes: u32, mark: Option<loadgen::
         processes,
         threads: processes,
         pss_kib: Some(u64::from(processes) * 100),
+        kernel: None,
+        page_tables_kib: Some(u64::from(processes) * 40),
         cpu: cpu_ns.is_some(),
         mark,
     }
@@ -191,6 +193,36 @@ fn the_window_runs_from_mark_to_mark_and_peak_reads_count_only_for_peaks() {
 }
 
 #[test]
+fn kernel_memory_is_read_at_the_peak_against_the_first_reading() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let kernel = |slab: i64, stack: i64| KernelMemory {
+        slab_unreclaimable_kib: slab,
+        slab_reclaimable_kib: 1000,
+        kernel_stack_kib: stack,
+        page_tables_kib: 500,
+    };
+    let with = |s: Snapshot, k: KernelMemory| Snapshot { kernel: Some(k), ..s };
+    let samples = [
+        with(snap(ms(0), Some(0), 1, None), kernel(10_000, 100)),
+        // The peak of PSS (9 processes): the kernel's figure is the one read with it, not the
+        // larger one read later while the tree was already smaller.
+        with(snap(ms(200), None, 9, None), kernel(12_000, 244)),
+        with(snap(ms(900), None, 4, None), kernel(15_000, 300)),
+    ];
+    let usage = Usage::over(&samples, ms(0), ms(1000)).unwrap();
+    let k = usage.kernel.expect("both readings present");
+    assert_eq!((k.slab_kib(), k.kernel_stack_kib, k.page_tables_kib), (2000, 144, 0));
+    assert_eq!(k.total_kib(), 2144);
+    // The tree's own: 8 more threads (processes here) than at first, 8 x 40 KiB of page tables.
+    let own = usage.server_kernel.expect("page tables read at both");
+    assert_eq!((own.kernel_stack_kib, own.page_tables_kib), (8 * KERNEL_STACK_KIB, 320));
+    // Without the first reading there is no change to state.
+    let later = [samples[1], samples[2]].map(|s| Snapshot { kernel: None, cpu: true, ..s });
+    assert_eq!(Usage::over(&later, ms(0), ms(1000)).unwrap().kernel, None);
+}
+
+#[test]
 fn the_sampler_reads_cpu_when_marked_and_not_in_between() {
     use loadgen::Mark;
     let mut child = Command::new("sleep").arg("5").stdin(Stdio::null()).spawn().unwrap();
@@ -206,6 +238,9 @@ fn the_sampler_reads_cpu_when_marked_and_not_in_between() {
     assert_eq!(cpu, [None, Some(Mark::Start), Some(Mark::End), None]);
     let start = samples.iter().find(|s| s.mark == Some(Mark::Start)).unwrap();
     assert!(start.pss_kib.is_some_and(|p| p > 0), "PSS is read as the window opens");
+    assert!(samples[0].kernel.is_some(), "the kernel's memory is read before the load");
+    assert!(start.kernel.is_some(), "and beside every PSS read");
+    assert!(start.page_tables_kib.is_some_and(|p| p > 0), "sleep has page tables of its own");
     let end = samples.iter().position(|s| s.mark == Some(Mark::End)).unwrap();
     assert!(samples[end + 1].pss_kib.is_some_and(|p| p > 0), "PSS is read as the window closes");
 }

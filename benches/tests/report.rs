@@ -216,7 +216,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         let heading = format!("## {}: {}", scenario.name(), scenario.question());
         assert!(md.contains(&heading), "{heading}");
     }
-    // One row per point of the standard plan (4 + 3 + 1 + 1 + 2 + 1, then backlog's 2 and
+    // One row per point of the standard plan (4 + 3 + 1 + 2 + 2 + 1, then backlog's 2 and
     // pipeline's 4) for every model; stall (2) and nagle (4) run mio alone, cores (1 or 2 points per CPU
     // layout of this machine) the worker models and mio, udp (4) mio and the datagram server. Plus the bare name's row in the
     // Models table (hybrid's tables name it with its worker count).
@@ -229,7 +229,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
             .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
             .count();
         let models_row = usize::from(!model.contains('('));
-        assert_eq!(rows, 18 + own + models_row, "{model} rows");
+        assert_eq!(rows, 19 + own + models_row, "{model} rows");
     }
     // Each lesson says which models it runs and why.
     assert!(md.contains("*Models: mio only: the lesson is about the measurement"), "{md}");
@@ -243,7 +243,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     assert!(md.contains("So mio served 5.0x (5.00-5.00) the messages of fork, at 0.15x"), "{md}");
     // Memory per connection is derived (peak less baseline), not paired: listed by median,
     // least first, with no claim of order.
-    assert!(md.contains("by median: mio 4.00 KiB, hybrid 4.00 KiB, thread 40.0 KiB, fork"), "{md}");
+    assert!(md.contains("whole peak PSS): mio 4.00 KiB, hybrid 4.00 KiB, thread 40.0 KiB, fork"));
     assert!(!md.contains("used by **fork**"), "fork holds the most memory per connection");
     // The whys come from the secondary figures: context switches, CPU per connection, counts.
     assert!(
@@ -251,8 +251,8 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         "{md}"
     );
     assert!(md.contains("Why: for every connection fork creates and later reaps a whole process"));
-    assert!(md.contains("fork keeps a whole process per connection (120 KiB each)"), "{md}");
-    assert!(md.contains("mio keeps only each connection's state (4.00 KiB each)"), "{md}");
+    assert!(md.contains("fork keeps a process per connection (PSS 120 KiB)"), "{md}");
+    assert!(md.contains("mio keeps no thread or process per connection (PSS 4.00 KiB)"), "{md}");
     // Saturation and placement caveats come from the data and the plan.
     assert!(md.contains("The generator was saturated at mio scale 1000 conns."), "{md}");
     assert!(md.contains("server pinned to CPU 0, generator to CPU 1"));
@@ -261,9 +261,12 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     assert!(md.contains("hybrid ran 1 worker"), "{md}");
     assert!(md.contains("| hybrid | an acceptor feeding event-loop workers |"), "{md}");
     // No ratio or figure without a meaning is ever printed.
-    for bad in ["NaN", "inf", "0.000 KiB"] {
-        assert!(!md.contains(bad), "{bad} in the report");
+    // Whole words: "/proc/meminfo" in the idle scenario's set-up is no infinity.
+    let words: Vec<&str> = md.split(|c: char| !c.is_alphanumeric()).collect();
+    for bad in ["NaN", "inf"] {
+        assert!(!words.contains(&bad), "{bad} in the report");
     }
+    assert!(!md.contains("0.000 KiB"), "{md}");
     // A server's own account of how it spread connections is quoted.
     assert!(md.contains("- hybrid after churn, by its own count: connections per worker: min 5"));
     // System calls per message come from the traced repeats: mio's 2,000 calls for 1,000.
@@ -503,9 +506,9 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let results = synthetic_of(RunStatus::Complete, &names);
     let drawn = draw(&results, &dir);
-    // Six for the first scenarios, two for pipeline, one each for stall, nagle and cores, two
+    // Seven for the first scenarios (idle two), two for pipeline, one each for stall, nagle and cores, two
     // for udp (batch has none).
-    assert_eq!(drawn.len(), 13, "every chart is drawn: {drawn:?}");
+    assert_eq!(drawn.len(), 14, "every chart is drawn: {drawn:?}");
     let svg = std::fs::read_to_string(dir.join("scale-throughput.svg")).unwrap().to_uppercase();
     for (i, c) in charts::PALETTE.iter().enumerate() {
         // A datagram model runs no stream scenario, so it has no line in scale's chart.
@@ -548,10 +551,16 @@ fn a_memory_figure_too_small_for_kib_reads_in_bytes_and_a_ratio_to_zero_as_a_das
         }
     }
     let md = report::render(&results, ALL, &[], None);
-    assert!(md.contains("by median: mio <1 B, hybrid 4.00 KiB, thread"), "{md}");
-    for bad in ["NaN", "inf", "0.000 KiB"] {
-        assert!(!md.contains(bad), "{bad} in the report");
+    // A delta of no page at all is below page resolution, named apart and not ranked.
+    assert!(
+        md.contains("claimed (the paired rounds compare the whole peak PSS): hybrid 4.00 KiB,")
+    );
+    assert!(md.contains("not ranked: mio (0 pages over 1,001 connections)"), "{md}");
+    let words: Vec<&str> = md.split(|c: char| !c.is_alphanumeric()).collect();
+    for bad in ["NaN", "inf"] {
+        assert!(!words.contains(&bad), "{bad} in the report");
     }
+    assert!(!md.contains("0.000 KiB"), "{md}");
     assert_eq!(harness::text::memory(0.5), "512 B");
     assert_eq!(harness::text::memory(67.1), "67.1 KiB");
     assert_eq!(scenario::find(ALL, "idle").map(|s| s.name()), Some("idle"));
@@ -587,7 +596,7 @@ fn a_baseline_adds_a_change_column_and_a_changes_section_at_the_top() {
     assert!(md.contains("| reference (abs +0.0%) |"), "{md}");
     assert!(md.contains("The reference itself may have changed**: "), "{md}");
     assert!(md.contains("another machine (testhost,"), "{md}");
-    assert!(md.contains("fork idle 1000 idle (baseline only)"), "{md}");
+    assert!(md.contains("fork idle 1000 idle, echoed once (baseline only)"), "{md}");
     assert!(md.contains("| msgs/s change | notes |"), "{md}");
     let error = harness::check_regressions(&new, ALL, &base, 10.0).unwrap_err().to_string();
     assert!(error.contains("mio scale 100 conns"), "{error}");
@@ -874,4 +883,40 @@ fn the_noise_floor_says_when_the_run_called_its_twins_different() {
         "{md}"
     );
     assert!(!md.contains("never called the twins different"), "{md}");
+}
+
+#[test]
+fn kernel_memory_per_connection_sits_beside_pss_and_ranks_only_when_called() {
+    use harness::procstat::{KernelMemory, TreeKernel};
+    let mut results = synthetic(RunStatus::Complete);
+    // At 1,001 connections: every model's slab grew 4,004 KiB (4 KiB a connection, both ends);
+    // thread's tree added 1,000 kernel stacks (16 KiB each) and 4,004 KiB of page tables. The
+    // machine's own stack and page-table figures fell (another process exited): they must not
+    // count against the server.
+    for m in results.models.iter_mut() {
+        let (stacks, page_tables) = if m.name == "thread" { (16_000, 4004) } else { (0, 0) };
+        for s in m.scenarios.iter_mut().filter(|s| s.scenario == "idle") {
+            for p in &mut s.points {
+                for (i, r) in p.repeats.iter_mut().enumerate() {
+                    let usage = r.server.as_mut().unwrap();
+                    usage.kernel = Some(KernelMemory {
+                        slab_unreclaimable_kib: 3004 + i as i64,
+                        slab_reclaimable_kib: 1000,
+                        kernel_stack_kib: -500,
+                        page_tables_kib: -9000,
+                    });
+                    usage.server_kernel =
+                        Some(TreeKernel { kernel_stack_kib: stacks, page_tables_kib: page_tables });
+                }
+            }
+        }
+    }
+    let md = report::render(&results, ALL, &[], None);
+    // thread: 40 KiB of PSS, 4 of slab, 16 of stacks and 4 of page tables a connection.
+    assert!(md.contains("| 1000 idle | thread | 40.0 KiB | 24.0 KiB | 64.0 KiB |"), "{md}");
+    assert!(md.contains("| 1000 idle | mio | 4.00 KiB | 4.00 KiB | 8.00 KiB |"), "{md}");
+    assert!(md.contains("(PSS 40.0 KiB, kernel 24.0 KiB (slab 4.00 KiB, kernel stacks 16.0 KiB,"));
+    // mio and hybrid have the same figures every round: equivalent, so neither holds least.
+    assert!(md.contains("the run could not tell mio from hybrid"), "{md}");
+    assert!(md.contains("thread 64.0 KiB, 8.0x (7.99-8.00), larger"), "{md}");
 }

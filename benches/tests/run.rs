@@ -208,6 +208,15 @@ fn a_quick_compare_of_echo_mio_end_to_end() {
     assert_eq!(scale.server.exit_code, Some(0));
     let idle = &r.models[0].scenarios[1].points[0].summary.as_ref().unwrap().median;
     assert_eq!(idle.server_peak_processes, 1.0);
+    // The idle scenario's second point: every idle connection echoed once, then went quiet;
+    // the kernel's memory was read beside PSS, the server tree's own too.
+    let echoed = &r.models[0].scenarios[1].points[1];
+    assert!(echoed.point.idle_echo);
+    let repeat = &echoed.repeats[0];
+    let connections = &repeat.loadgen.as_ref().unwrap().connections;
+    assert_eq!(connections.idle_echoed, echoed.point.idle as usize, "{connections:?}");
+    let usage = repeat.server.unwrap();
+    assert!(usage.kernel.is_some() && usage.server_kernel.is_some(), "{usage:?}");
     for s in &r.models[0].scenarios {
         let repeat = &s.points[0].repeats[0];
         let d = repeat.disturbance.expect("every repeat records what disturbed it");
@@ -224,6 +233,6 @@ fn a_quick_compare_of_echo_mio_end_to_end() {
     }
     let run_dir = std::fs::read_dir(&out).unwrap().flatten().find(|e| e.file_name() != "latest");
     let hlogs = run_dir.unwrap().path().join("hlog");
-    assert_eq!(std::fs::read_dir(hlogs).unwrap().count(), 2, "one histogram log per repeat");
+    assert_eq!(std::fs::read_dir(hlogs).unwrap().count(), 3, "one histogram log per repeat");
     let _ = std::fs::remove_dir_all(&bin);
 }

@@ -160,6 +160,7 @@ pub fn report(p: Parts<'_>) -> Report {
             idle_requested: p.idle.requested,
             idle_opened: p.idle.streams.len(),
             idle_closed_by_server: p.idle.closed_by_server,
+            idle_echoed: p.idle.echoed,
         },
         generator: Generator {
             threads: p.results.len(),

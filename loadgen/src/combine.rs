@@ -153,6 +153,7 @@ pub fn merge_reports(reports: &[Report]) -> Result<Report> {
         c.established += o.established;
         c.idle_requested += o.idle_requested;
         c.idle_opened += o.idle_opened;
+        c.idle_echoed += o.idle_echoed;
         c.idle_closed_by_server += o.idle_closed_by_server;
     }
     let t = &mut merged.throughput;

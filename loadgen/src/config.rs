@@ -99,6 +99,13 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub idle: usize,
 
+    /// Each --idle connection first sends one message of --size bytes and waits for its echo
+    /// (checked byte for byte) before going quiet, as a keep-alive connection has after a
+    /// request; without it the idle connections never send.
+    #[arg(long)]
+    #[serde(default)]
+    pub idle_echo: bool,
+
     /// Write the full report (every figure, the configuration, the environment) as JSON; `-`
     /// writes it to standard output, and the summary (and --marks) to stderr instead.
     #[arg(long, value_name = "PATH")]
@@ -159,6 +166,7 @@ impl Default for Config {
             split_writes: false,
             burst: None,
             idle: 0,
+            idle_echo: false,
             json: None,
             hlog: None,
             hlog_interval: Duration::from_secs(1),
@@ -227,6 +235,7 @@ impl Config {
             "--connections must be at most {MAX_CONNECTIONS}"
         );
         ensure!(self.idle <= MAX_CONNECTIONS, "--idle must be at most {MAX_CONNECTIONS}");
+        ensure!(!self.idle_echo || self.idle > 0, "--idle-echo needs --idle N (N above 0)");
         ensure!(self.size >= 1, "--size must be at least 1 byte");
         ensure!(self.size <= MAX_SIZE, "--size must be at most {MAX_SIZE} bytes");
         ensure!(
@@ -466,6 +475,7 @@ mod tests {
             Config { rate: Some(1e300), ..Config::default() },
             Config { rate: Some(f64::NAN), ..Config::default() },
             Config { idle: usize::MAX, ..Config::default() },
+            Config { idle_echo: true, ..Config::default() },
             Config { pipeline: 1 << 40, ..Config::default() },
             Config { source_addrs: 1 << 40, churn: true, ..Config::default() },
             Config { threads: Some(1 << 20), ..Config::default() },

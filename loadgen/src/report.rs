@@ -182,6 +182,10 @@ pub struct Connections {
     pub idle_opened: usize,
     /// Idle connections the server had closed by the end of the run.
     pub idle_closed_by_server: usize,
+    /// With `--idle-echo`: idle connections whose one message was echoed intact before they
+    /// went quiet (0 without it).
+    #[serde(default)]
+    pub idle_echoed: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -118,7 +118,8 @@ fn coordinate(
     let environment = env::Environment::detect();
     let process_cpu = CpuTime::process();
     let mode = config.mode();
-    let mut idle = idle::open(target, config.idle, config.timeout, cancel);
+    let idle_echo = config.idle_echo.then_some(config.size);
+    let mut idle = idle::open(target, config.idle, idle_echo, config.timeout, cancel);
     let shared = Arc::new(Shared {
         start: OnceLock::new(),
         cancel: Cancel::new(),

@@ -38,6 +38,9 @@ pub fn render(r: &Report) -> String {
         format!("measured {:.2} s after {:.2} s warmup", r.run.measured_secs, r.run.warmup_secs);
     if c.idle > 0 {
         let _ = write!(window, ", {} idle connections open", r.connections.idle_opened);
+        if c.idle_echo {
+            let _ = write!(window, " (each echoed one message first)");
+        }
     }
     if c.start_at.is_some()
         && let Some(began) = &r.run.began_at

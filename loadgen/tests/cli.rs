@@ -294,3 +294,40 @@ fn without_marks_nothing_but_the_summary_is_printed() {
     assert!(stdout.lines().all(|l| loadgen::Mark::parse(l).is_none()), "{stdout}");
     assert!(!stdout.is_empty());
 }
+
+#[test]
+fn idle_echo_connections_each_echo_once_before_going_quiet() {
+    let server = EchoServer::start(Fault::None, 64);
+    let dir = tempdir("idle-echo");
+    let json = dir.join("idle.json");
+    let args = quick(&server.addr, &["--idle", "30", "--idle-echo", "--json", path(&json)]);
+    let out = loadgen(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("30 idle connections open (each echoed one message first)"),
+        "{stdout}"
+    );
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // The report says what the ballast did: asked for, and each one's echo came back whole.
+    assert!(report.config.idle_echo);
+    let c = &report.connections;
+    assert_eq!((c.idle_requested, c.idle_opened, c.idle_echoed), (30, 30, 30), "{c:?}");
+    assert_eq!(c.idle_closed_by_server, 0, "{c:?}");
+    // The ballast's echoes are not the load's: no error, and the load's counts add up.
+    assert!(report.is_consistent());
+    assert_eq!(report.errors.first_warmup_error, None);
+    // Without the flag the ballast never sends.
+    let silent = dir.join("silent.json");
+    let out = loadgen(&quick(&server.addr, &["--idle", "30", "--json", path(&silent)]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = Report::from_json(&std::fs::read_to_string(&silent).unwrap()).unwrap();
+    assert!(!report.config.idle_echo);
+    assert_eq!((report.connections.idle_opened, report.connections.idle_echoed), (30, 0));
+    // Asked for without a ballast, it is refused in one line.
+    let out = loadgen(&quick(&server.addr, &["--idle-echo"]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--idle-echo needs --idle"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

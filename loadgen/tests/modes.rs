@@ -98,7 +98,25 @@ fn idle_ballast_is_held_open_and_silent() {
     assert_clean(&r);
     assert_eq!(r.connections.idle_opened, 20);
     assert_eq!(r.connections.idle_closed_by_server, 0);
+    assert_eq!(r.connections.idle_echoed, 0, "silent: nothing sent, nothing echoed");
     assert!(server.accepted() >= 23, "probe, 2 load and 20 idle connections");
+}
+
+#[test]
+fn idle_echo_works_over_unix_sockets_and_checks_the_echo() {
+    let server = EchoServer::start_unix(Fault::None, 100, "idle-echo");
+    let config = Config { idle: 12, idle_echo: true, size: 100, ..quick(&server.addr) };
+    let r = run(&config);
+    assert_clean(&r);
+    assert_eq!((r.connections.idle_opened, r.connections.idle_echoed), (12, 12));
+    // A server that corrupts every message fails every idle connection's echo: none is kept
+    // as ballast, and the first failure is described.
+    let corrupt = EchoServer::start(Fault::Corrupt { every: 1 }, 64);
+    let config = Config { idle: 5, idle_echo: true, ..quick(&corrupt.addr) };
+    let r = loadgen::run(&config, &loadgen::Cancel::new()).expect("the run fails");
+    assert_eq!((r.connections.idle_opened, r.connections.idle_echoed), (0, 0));
+    let described = r.errors.first_warmup_error.unwrap_or_default();
+    assert!(described.contains("the echo differed"), "{described}");
 }
 
 #[test]

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use loadgen::Mark;
 
-use super::{Snapshot, Tracker};
+use super::{KernelMemory, Snapshot, Tracker};
 
 /// How often the peaks are read, at most.
 pub const PEAK_PERIOD: Duration = Duration::from_millis(500);
@@ -78,13 +78,17 @@ impl Sampler {
     pub fn start_avoiding(root: u32, cpus: &[usize]) -> std::io::Result<Sampler> {
         let (tx, rx) = mpsc::channel();
         let avoid = cpus.to_vec();
+        // The kernel's memory before the generator starts, read here rather than on the
+        // thread, which may not run before the generator has opened its connections.
+        let kernel_before = KernelMemory::read().ok();
         let handle = thread::Builder::new().name("procstat".into()).spawn(move || {
             keep_off(&avoid);
             ahead_of_the_server();
             let mut tracker = Tracker::new(root);
             let mut samples = Vec::new();
             // The root is gone: the server died or is stopping; what we have is the record.
-            let Ok(first) = tracker.snapshot(true) else { return samples };
+            let Ok(mut first) = tracker.snapshot(true) else { return samples };
+            first.kernel = kernel_before;
             samples.push(first);
             let mut pause = PEAK_PERIOD;
             loop {

@@ -35,6 +35,7 @@ impl Config {
             split_writes,
             burst,
             idle,
+            idle_echo,
             json,
             hlog,
             hlog_interval,
@@ -95,6 +96,9 @@ impl Config {
         }
         if *idle != default.idle {
             flag("idle", Some(idle.to_string()));
+        }
+        if *idle_echo {
+            flag("idle-echo", None);
         }
         if let Some(json) = json {
             flag("json", Some(json.display().to_string()));
@@ -168,6 +172,7 @@ mod tests {
             split_writes: true,
             burst: Some(9),
             idle: 7,
+            idle_echo: true,
             json: Some(PathBuf::from("/tmp/a b.json")),
             hlog: Some(PathBuf::from("x.hlog")),
             hlog_interval: Duration::from_millis(250),
