@@ -179,7 +179,8 @@ impl Charts {
 
     /// The name of `scenario`'s point at `x` ("10 conns", "64 KiB"), else `x` in short form.
     fn point_name(&self, scenario: &str, x: f64) -> String {
-        let named = self.points.iter().find(|(s, px, l)| s == scenario && *px == x && !l.is_empty());
+        let named =
+            self.points.iter().find(|(s, px, l)| s == scenario && *px == x && !l.is_empty());
         named.map_or_else(|| compact(x), |(_, _, l)| l.clone())
     }
 
@@ -291,4 +292,91 @@ fn compact(v: f64) -> String {
 fn trim(v: f64) -> String {
     let s = if v.abs() >= 10.0 || v == v.round() { format!("{v:.0}") } else { format!("{v:.2}") };
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::point::Point;
+    use crate::results::{PointResults, ServerRecord, Setup};
+
+    fn model(name: &str, runs: Vec<ScenarioResults>) -> ModelResults {
+        ModelResults {
+            name: name.into(),
+            binary: String::new(),
+            external: None,
+            control_of: None,
+            scenarios: runs,
+        }
+    }
+
+    /// A scenario whose points ran with `setups`: (workers, server CPUs).
+    fn run(workers: Option<u32>, setups: &[(Option<u32>, usize)]) -> ScenarioResults {
+        let points = setups
+            .iter()
+            .map(|&(w, cpus)| PointResults {
+                point: Point::closed("cores", 100, 64),
+                target_rate: None,
+                repeats: Vec::new(),
+                summary: None,
+                server: Some(Setup { workers: w, cpus: (0..cpus).collect(), ..Setup::default() }),
+                copied_from: None,
+            })
+            .collect();
+        ScenarioResults {
+            scenario: "cores".into(),
+            server: ServerRecord { workers, ..ServerRecord::default() },
+            capacity: None,
+            skipped: None,
+            points,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_model_is_named_with_its_workers_as_the_tables_name_it() {
+        let s = run(Some(1), &[(Some(1), 1)]);
+        let tokio = model("tokio", vec![s.clone()]);
+        assert_eq!(series_label(&tokio, &s), "tokio (1 worker)");
+        assert_eq!(series_label(&tokio, &s), tokio.label(Some(1)));
+        // A model without workers keeps its name.
+        let s = run(None, &[(None, 1)]);
+        assert_eq!(series_label(&model("mio", vec![s.clone()]), &s), "mio");
+        // Four workers at every point.
+        let s = run(Some(4), &[(Some(4), 2), (Some(4), 2)]);
+        assert_eq!(series_label(&model("hybrid", vec![s.clone()]), &s), "hybrid (4 workers)");
+    }
+
+    #[test]
+    fn workers_that_vary_over_the_points_are_not_named_as_one_count() {
+        // Cores: a worker per server CPU, 1 then 2; the scenario's own record says 1.
+        let s = run(Some(1), &[(Some(1), 1), (Some(2), 2)]);
+        let hybrid = model("hybrid", vec![s.clone()]);
+        assert_eq!(series_label(&hybrid, &s), "hybrid (one worker per CPU)");
+        let s = run(Some(1), &[(Some(1), 2), (Some(3), 2)]);
+        assert_eq!(series_label(&hybrid, &s), "hybrid (1, 3 workers)");
+    }
+
+    #[test]
+    fn points_are_named_by_their_labels_and_saturation_is_the_tables_flag() {
+        let dir = std::env::temp_dir();
+        let charts = Charts {
+            dir,
+            models: vec!["mio".into()],
+            runs: vec![Run {
+                scenario: "scale".into(),
+                model: "mio".into(),
+                label: "mio".into(),
+                saturated: vec![10.0],
+            }],
+            points: vec![("scale".into(), 10.0, "10 conns".into())],
+            drawn: Vec::new(),
+        };
+        assert_eq!(charts.point_name("scale", 10.0), "10 conns");
+        assert_eq!(charts.point_name("scale", 1000.0), "1k");
+        assert!(charts.saturated("scale", "mio", 10.0));
+        assert!(!charts.saturated("scale", "mio", 1.0));
+        assert!(!charts.saturated("size", "mio", 10.0));
+        assert_eq!(charts.label("scale", "median round trip"), "median round trip");
+    }
 }

@@ -54,7 +54,9 @@ pub fn legend(area: &Area<'_>, entries: &[(String, Mark)]) -> Result<()> {
                 area.draw(&PathElement::new(vec![(6, mid), (30, mid)], c.stroke_width(2)))?;
                 area.draw(&Circle::new((18, mid), 3, c.filled()))?;
             }
-            Mark::Block(c) => area.draw(&Rectangle::new([(10, mid - 6), (26, mid + 6)], c.filled()))?,
+            Mark::Block(c) => {
+                area.draw(&Rectangle::new([(10, mid - 6), (26, mid + 6)], c.filled()))?
+            }
             Mark::Hollow => {
                 area.draw(&Circle::new((18, mid), 5, WHITE.filled()))?;
                 area.draw(&Circle::new((18, mid), 5, BLACK.stroke_width(2)))?;

@@ -70,7 +70,9 @@ pub fn lines(
     let yr = log_range(ylo, yhi, 1.0);
     let yt = log_ticks(yr.start, yr.end);
     match (log_x, log_y) {
-        (true, true) => draw(&plot, xr.log_scale().with_key_points(xt), yr.log_scale().with_key_points(yt)),
+        (true, true) => {
+            draw(&plot, xr.log_scale().with_key_points(xt), yr.log_scale().with_key_points(yt))
+        }
         (true, false) => draw(&plot, xr.log_scale().with_key_points(xt), 0.0..y1.max(1e-9) * 1.15),
         (false, true) => draw(&plot, linear_x, yr.log_scale().with_key_points(yt)),
         (false, false) => draw(&plot, linear_x, 0.0..y1.max(1e-9) * 1.15),
@@ -141,9 +143,7 @@ where
         any_saturated |= !hollow.is_empty();
         chart.draw_series(full.iter().map(|d| Circle::new((d.x, d.y), 3, c.filled())))?;
         chart.draw_series(hollow.iter().map(|d| Circle::new((d.x, d.y), 5, WHITE.filled())))?;
-        chart.draw_series(
-            hollow.iter().map(|d| Circle::new((d.x, d.y), 5, c.stroke_width(2))),
-        )?;
+        chart.draw_series(hollow.iter().map(|d| Circle::new((d.x, d.y), 5, c.stroke_width(2))))?;
         entries.push((p.charts.label(scenario, name), Mark::Line(c)));
     }
     if any_saturated {
