@@ -496,8 +496,11 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     let results = synthetic_of(RunStatus::Complete, &names);
     let drawn = draw(&results, &dir);
     // Six for the first scenarios, two for pipeline, one each for stall, nagle and cores, two
-    // for udp (batch has none).
-    assert_eq!(drawn.len(), 13, "every chart is drawn: {drawn:?}");
+    // for udp (batch has none), and the summary's.
+    assert_eq!(drawn.len(), 14, "every chart is drawn: {drawn:?}");
+    let summary = drawn.iter().find(|c| c.scenario == charts::SUMMARY).expect("a summary chart");
+    assert_eq!(summary.file, "charts/summary.svg");
+    assert!(dir.join("summary.svg").is_file());
     let svg = std::fs::read_to_string(dir.join("scale-throughput.svg")).unwrap().to_uppercase();
     for (i, c) in charts::PALETTE.iter().enumerate() {
         // A datagram model runs no stream scenario, so it has no line in scale's chart.
