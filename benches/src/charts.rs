@@ -236,7 +236,21 @@ impl Charts {
         title: &str,
         s: &[Series],
     ) -> Result<()> {
-        let drawn = lines::spectrum(self, (scenario, file, title), s);
+        let drawn = lines::spectrum(self, (scenario, file, title), s, None);
+        self.add(scenario, file, title, drawn)
+    }
+
+    /// The spectrum of every series at one point of `scenario`, the one at `x`: as
+    /// [`Charts::spectrum`], with the models whose generator was saturated there drawn hollow.
+    pub fn spectrum_at(
+        &mut self,
+        scenario: &str,
+        file: &str,
+        title: &str,
+        x: f64,
+        s: &[Series],
+    ) -> Result<()> {
+        let drawn = lines::spectrum(self, (scenario, file, title), s, Some(x));
         self.add(scenario, file, title, drawn)
     }
 }

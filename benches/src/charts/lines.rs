@@ -24,9 +24,8 @@ struct Plot<'a> {
     y_desc: String,
     series: &'a [Series],
     fx: &'a dyn Fn(&f64) -> String,
-    /// Whether the x values are the scenario's points, so that a point where the generator
-    /// was saturated can be found and drawn hollow.
-    mark: bool,
+    /// Whether a series' dot is drawn hollow: the generator was saturated at its point.
+    hollow: &'a dyn Fn(&str, &Dot) -> bool,
 }
 
 /// A line per model over the scenario's points: a log x axis (the variables grow by factors)
@@ -50,6 +49,8 @@ pub fn lines(
     let log_x = x0 > 0.0;
     let scenario = which.0;
     let fx = |x: &f64| charts.point_name(scenario, *x);
+    // The x values are the scenario's points.
+    let hollow = |name: &str, d: &Dot| charts.saturated(scenario, name, d.x);
     let plot = Plot {
         charts,
         which,
@@ -57,7 +58,7 @@ pub fn lines(
         y_desc: if log_y { logged(y_desc) } else { y_desc.to_string() },
         series: s,
         fx: &fx,
-        mark: true,
+        hollow: &hollow,
     };
     let xr = x0 / 1.5..x1 * 1.5;
     let xt = if xs.len() <= NAMED_POINTS { xs } else { log_ticks(xr.start, xr.end) };
@@ -79,8 +80,10 @@ pub fn lines(
     }
 }
 
-/// The latency spectrum: percentiles along x, microseconds on a log y axis.
-pub fn spectrum(charts: &Charts, which: Which<'_>, s: &[Series]) -> Result<bool> {
+/// The latency spectrum: percentiles along x, microseconds on a log y axis. With `at` (the x
+/// of the scenario's point every series was measured at), a model whose generator was
+/// saturated there is drawn hollow.
+pub fn spectrum(charts: &Charts, which: Which<'_>, s: &[Series], at: Option<f64>) -> Result<bool> {
     let Some((_, _, y0, y1)) = bounds(s) else { return Ok(false) };
     const NAMES: [&str; 6] = ["p50", "p90", "p99", "p99.9", "p99.99", "max"];
     let fx = |x: &f64| {
@@ -98,8 +101,8 @@ pub fn spectrum(charts: &Charts, which: Which<'_>, s: &[Series]) -> Result<bool>
         y_desc: "latency (us, log scale)".into(),
         series: s,
         fx: &fx,
-        // The x values are percentiles, not the scenario's points.
-        mark: false,
+        // The x values are percentiles, not the scenario's points: the point is `at`.
+        hollow: &|name: &str, _: &Dot| at.is_some_and(|x| charts.saturated(which.0, name, x)),
     };
     let yr = log_range(y0.max(f64::MIN_POSITIVE), y1.max(f64::MIN_POSITIVE), 1.0);
     let yt = log_ticks(yr.start, yr.end);
@@ -138,8 +141,7 @@ where
         chart.draw_series(
             spread.map(|d| ErrorBar::new_vertical(d.x, d.lo, d.y, d.hi, c.stroke_width(1), 8)),
         )?;
-        let (hollow, full): (Vec<&Dot>, Vec<&Dot>) =
-            pts.iter().partition(|d| p.mark && p.charts.saturated(scenario, name, d.x));
+        let (hollow, full): (Vec<&Dot>, Vec<&Dot>) = pts.iter().partition(|d| (p.hollow)(name, d));
         any_saturated |= !hollow.is_empty();
         chart.draw_series(full.iter().map(|d| Circle::new((d.x, d.y), 3, c.filled())))?;
         chart.draw_series(hollow.iter().map(|d| Circle::new((d.x, d.y), 5, WHITE.filled())))?;
