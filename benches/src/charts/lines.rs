@@ -129,6 +129,8 @@ where
         .x_desc(p.x_desc.as_str())
         .y_desc(p.y_desc.as_str())
         .x_labels(NAMED_POINTS)
+        // Light lines between the named x values mean nothing (between p90 and p99, say).
+        .x_max_light_lines(0)
         .x_label_formatter(p.fx)
         .y_label_formatter(&|y| compact(*y))
         .draw()?;
