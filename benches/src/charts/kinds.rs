@@ -201,7 +201,9 @@ where
     for b in &plot.bars {
         let corners = [(left(b), base), (left(b) + width * 0.9, b.value.max(base))];
         if b.hollow {
+            // A pale fill keeps the model's colour readable; the outline says "hollow".
             chart.draw_series([Rectangle::new(corners, WHITE.filled())])?;
+            chart.draw_series([Rectangle::new(corners, b.colour.mix(0.2).filled())])?;
             chart.draw_series([Rectangle::new(corners, b.colour.stroke_width(2))])?;
         } else {
             chart.draw_series([Rectangle::new(corners, b.colour.filled())])?;
