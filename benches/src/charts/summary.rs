@@ -171,14 +171,14 @@ fn notes(
     };
     let load = if fallback {
         format!(
-            "Closed loop, {conns}: each model at its own rate, here {} to {} msgs/s. {ORDER}",
+            "Closed loop, {conns}: each model at its own rate, here {} to {} msgs/s.",
             thousands(slowest),
             thousands(fastest)
         )
     } else {
         format!(
             "Open loop, {conns}: every model kept up (achieved {} to {} msgs/s), generator not \
-             saturated. {ORDER}",
+             saturated.",
             thousands(slowest),
             thousands(fastest)
         )
@@ -202,7 +202,7 @@ fn notes(
         ));
     }
     whiskers.push('.');
-    vec![load, whiskers]
+    vec![load, whiskers, ORDER.to_string()]
 }
 
 /// What the bars are drawn from.
