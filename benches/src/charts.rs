@@ -1,16 +1,30 @@
 //! The report's SVG charts, drawn with plotters' SVG backend (text stays SVG `<text>`, so no
-//! font library is needed). One colour per model throughout; log axes where values span decades.
+//! font library is needed).
+//!
+//! What every chart kind does alike, so that no scenario has to ask for it:
+//! - one colour per model throughout, and each model named as the report's tables name it,
+//!   with its worker count where it has workers;
+//! - a log axis wherever the values span more than two decades ([`axis`]), said in the
+//!   axis's name;
+//! - the legend in a column right of the plot, never over the data ([`legend`]);
+//! - each of a few points labelled on the x axis, by the point's own name;
+//! - a point where the generator was saturated drawn hollow, with a legend entry saying so:
+//!   there the figure is the pair's limit, not the server's.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
+mod axis;
 mod kinds;
+mod legend;
+mod lines;
+mod summary;
 use crate::registry;
-use crate::results::Results;
+use crate::results::{ModelResults, Results, ScenarioResults};
 pub use kinds::Bars;
+pub use summary::SUMMARY;
 
 /// Subfolder of the SVG charts.
 pub const CHART_DIR: &str = "charts";
@@ -73,12 +87,26 @@ pub const PALETTE: [RGBColor; 12] = [
     RGBColor(0, 77, 64),
 ];
 
+/// What the charts know of one model's run of one scenario, for naming and marking its series.
+#[derive(Debug)]
+struct Run {
+    scenario: String,
+    model: String,
+    /// The model as the tables name it ("tokio (1 worker)").
+    label: String,
+    /// The x of each point where the generator was saturated.
+    saturated: Vec<f64>,
+}
+
 /// The charts of one run, drawn into one folder; each scenario adds its own.
 #[derive(Debug)]
 pub struct Charts {
     dir: PathBuf,
     /// The run's models in order, for colours of models the registry does not know.
     models: Vec<String>,
+    runs: Vec<Run>,
+    /// Each planned point's scenario, x and name, to label the x axis by.
+    points: Vec<(String, f64, String)>,
     drawn: Vec<Chart>,
 }
 
@@ -87,7 +115,30 @@ impl Charts {
     /// own: see [`crate::render`]).
     pub fn new(results: &Results, dir: &Path) -> Charts {
         let models = results.models.iter().map(|m| m.name.clone()).collect();
-        Charts { dir: dir.to_path_buf(), models, drawn: Vec::new() }
+        let runs = results
+            .models
+            .iter()
+            .flat_map(|m| m.scenarios.iter().map(move |s| (m, s)))
+            .map(|(m, s)| Run {
+                scenario: s.scenario.clone(),
+                model: m.name.clone(),
+                label: series_label(m, s),
+                // The same flag as the tables' "generator saturated" note.
+                saturated: s
+                    .points
+                    .iter()
+                    .filter(|p| p.summary.as_ref().is_some_and(|s| s.saturated))
+                    .map(|p| p.point.x)
+                    .collect(),
+            })
+            .collect();
+        let points = results
+            .plan
+            .points
+            .iter()
+            .map(|p| (p.scenario.clone(), p.x, p.label.clone()))
+            .collect();
+        Charts { dir: dir.to_path_buf(), models, runs, points, drawn: Vec::new() }
     }
 
     /// The charts drawn, in the order they were drawn (the report's).
@@ -113,7 +164,28 @@ impl Charts {
         PALETTE[k % PALETTE.len()]
     }
 
-    /// A line per model over a log x axis and a linear y axis from zero.
+    /// The legend's name of the series `series` in `scenario`: the model with its workers, or
+    /// the series' own name when it is no model of the run.
+    fn label(&self, scenario: &str, series: &str) -> String {
+        let run = self.runs.iter().find(|r| r.scenario == scenario && r.model == series);
+        run.map_or_else(|| series.to_string(), |r| r.label.clone())
+    }
+
+    /// Whether the generator was saturated at the point at `x` of `series` in `scenario`.
+    fn saturated(&self, scenario: &str, series: &str, x: f64) -> bool {
+        let run = self.runs.iter().find(|r| r.scenario == scenario && r.model == series);
+        run.is_some_and(|r| r.saturated.contains(&x))
+    }
+
+    /// The name of `scenario`'s point at `x` ("10 conns", "64 KiB"), else `x` in short form.
+    fn point_name(&self, scenario: &str, x: f64) -> String {
+        let named =
+            self.points.iter().find(|(s, px, l)| s == scenario && *px == x && !l.is_empty());
+        named.map_or_else(|| compact(x), |(_, _, l)| l.clone())
+    }
+
+    /// A line per model over a log x axis; the y axis is log when the values span more than
+    /// two decades, else linear from zero.
     pub fn lines(
         &mut self,
         scenario: &str,
@@ -123,11 +195,11 @@ impl Charts {
         y: &str,
         s: &[Series],
     ) -> Result<()> {
-        let drawn = lines(self, file, title, x, y, s, false);
+        let drawn = lines::lines(self, (scenario, file, title), x, y, s, false);
         self.add(scenario, file, title, drawn)
     }
 
-    /// A line per model over log x and log y axes, for values that span decades.
+    /// A line per model over log x and log y axes, whatever the values' span (latencies).
     pub fn log_lines(
         &mut self,
         scenario: &str,
@@ -137,11 +209,12 @@ impl Charts {
         y: &str,
         s: &[Series],
     ) -> Result<()> {
-        let drawn = lines(self, file, title, x, y, s, true);
+        let drawn = lines::lines(self, (scenario, file, title), x, y, s, true);
         self.add(scenario, file, title, drawn)
     }
 
-    /// Grouped bars: one group per x value, one bar per model, each with its value above it.
+    /// Grouped bars: one group per x value, one bar per model, each with its value above it;
+    /// a log y axis when the values span more than two decades.
     pub fn bars(
         &mut self,
         scenario: &str,
@@ -151,7 +224,7 @@ impl Charts {
         y: &str,
         s: &[Series],
     ) -> Result<()> {
-        let drawn = bars(self, file, title, x, y, s);
+        let drawn = kinds::bars(self, (scenario, file, title), x, y, s);
         self.add(scenario, file, title, drawn)
     }
 
@@ -163,9 +236,50 @@ impl Charts {
         title: &str,
         s: &[Series],
     ) -> Result<()> {
-        let drawn = spectrum(self, file, title, s);
+        let drawn = lines::spectrum(self, (scenario, file, title), s, None);
         self.add(scenario, file, title, drawn)
     }
+
+    /// The spectrum of every series at one point of `scenario`, the one at `x`: as
+    /// [`Charts::spectrum`], with the models whose generator was saturated there drawn hollow.
+    pub fn spectrum_at(
+        &mut self,
+        scenario: &str,
+        file: &str,
+        title: &str,
+        x: f64,
+        s: &[Series],
+    ) -> Result<()> {
+        let drawn = lines::spectrum(self, (scenario, file, title), s, Some(x));
+        self.add(scenario, file, title, drawn)
+    }
+}
+
+/// A model's name in a scenario's charts: as the report's tables name it, with the workers it
+/// ran with there. Where the scenario's points ran different worker counts (cores gives the
+/// server more CPUs, and a pool a worker for each), it says so rather than name one count.
+fn series_label(m: &ModelResults, s: &ScenarioResults) -> String {
+    let setups: Vec<(u32, usize)> = s
+        .points
+        .iter()
+        .filter_map(|p| p.server.as_ref())
+        .filter_map(|setup| Some((setup.workers?, setup.cpus.len())))
+        .collect();
+    let mut counts: Vec<u32> = setups.iter().map(|(w, _)| *w).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    match counts.as_slice() {
+        [] => m.label(s.server.workers),
+        [one] => m.label(Some(*one)),
+        _ if setups.iter().all(|&(w, cpus)| w as usize == cpus) => {
+            format!("{} (one worker per CPU)", m.name)
+        }
+        many => format!("{} ({} workers)", m.name, join_counts(many)),
+    }
+}
+
+fn join_counts(counts: &[u32]) -> String {
+    counts.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn bounds(series: &[Series]) -> Option<(f64, f64, f64, f64)> {
@@ -175,213 +289,6 @@ fn bounds(series: &[Series]) -> Option<(f64, f64, f64, f64)> {
         (x0, x1, y0, y1) = (x0.min(d.x), x1.max(d.x), y0.min(d.lo), y1.max(d.hi));
     }
     (x0 <= x1).then_some((x0, x1, y0, y1))
-}
-
-/// A line per model over a log x axis; log y too when `log_y`. `false` if there is no data.
-fn lines(
-    charts: &Charts,
-    file: &str,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    s: &[Series],
-    log_y: bool,
-) -> Result<bool> {
-    let Some((x0, x1, y0, y1)) = bounds(s) else { return Ok(false) };
-    let (x0, x1) = (x0 / 1.5, x1 * 1.5);
-    let fx = |x: &f64| compact(*x);
-    if log_y {
-        draw(
-            charts,
-            file,
-            title,
-            x_desc,
-            y_desc,
-            s,
-            (x0..x1).log_scale(),
-            (y0 / 2.0..y1 * 2.0).log_scale(),
-            &fx,
-            &|y| compact(*y),
-        )
-    } else {
-        draw(
-            charts,
-            file,
-            title,
-            x_desc,
-            y_desc,
-            s,
-            (x0..x1).log_scale(),
-            0.0..y1 * 1.15,
-            &fx,
-            &|y| compact(*y),
-        )
-    }
-}
-
-/// The latency spectrum: percentiles along x, microseconds on a log y axis.
-fn spectrum(charts: &Charts, file: &str, title: &str, s: &[Series]) -> Result<bool> {
-    let Some((_, _, y0, y1)) = bounds(s) else { return Ok(false) };
-    const NAMES: [&str; 6] = ["p50", "p90", "p99", "p99.9", "p99.99", "max"];
-    let fx = |x: &f64| {
-        let i = x.round();
-        if (x - i).abs() < 0.01 && (0.0..6.0).contains(&i) {
-            NAMES[i as usize].into()
-        } else {
-            String::new()
-        }
-    };
-    draw(
-        charts,
-        file,
-        title,
-        "percentile",
-        "latency (us, log)",
-        s,
-        -0.2..5.2,
-        (y0 / 2.0..y1 * 2.0).log_scale(),
-        &fx,
-        &|y| compact(*y),
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn draw<X, Y>(
-    charts: &Charts,
-    file: &str,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    series: &[Series],
-    x: X,
-    y: Y,
-    fx: &dyn Fn(&f64) -> String,
-    fy: &dyn Fn(&f64) -> String,
-) -> Result<bool>
-where
-    X: AsRangedCoord<Value = f64>,
-    Y: AsRangedCoord<Value = f64>,
-    X::CoordDescType: ValueFormatter<f64>,
-    Y::CoordDescType: ValueFormatter<f64>,
-{
-    let path = charts.dir.join(file);
-    let root = SVGBackend::new(&path, (760, 440)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
-        .build_cartesian_2d(x, y)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .x_labels(8)
-        .x_label_formatter(fx)
-        .y_label_formatter(fy)
-        .draw()?;
-    for (name, pts) in series {
-        let c = charts.colour(name);
-        chart
-            .draw_series(LineSeries::new(pts.iter().map(|d| (d.x, d.y)), c.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|d| Circle::new((d.x, d.y), 3, c.filled())))?;
-        let spread = pts.iter().filter(|d| d.hi > d.lo);
-        chart.draw_series(
-            spread.map(|d| ErrorBar::new_vertical(d.x, d.lo, d.y, d.hi, c.stroke_width(1), 8)),
-        )?;
-    }
-    chart
-        .configure_series_labels()
-        // Lines here mostly rise to the right, so the upper left is the emptiest corner.
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(true)
-}
-
-/// Grouped bars: one group per x value, one bar per model.
-fn bars(
-    charts: &Charts,
-    file: &str,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    s: &[Series],
-) -> Result<bool> {
-    let Some((_, _, _, y1)) = bounds(s) else { return Ok(false) };
-    let mut xs: Vec<f64> = s.iter().flat_map(|(_, p)| p.iter().map(|d| d.x)).collect();
-    xs.sort_by(f64::total_cmp);
-    xs.dedup();
-    let path = charts.dir.join(file);
-    let root = SVGBackend::new(&path, (760, 440)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let n = xs.len() as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
-        // Headroom above the tallest bar keeps the legend (upper right) off the bars.
-        .build_cartesian_2d(-0.5..n - 0.5, 0.0..y1 * 1.5)?;
-    let labels = xs.clone();
-    let fx = move |x: &f64| {
-        let i = x.round();
-        let on_group = (x - i).abs() < 0.01 && i >= 0.0 && (i as usize) < labels.len();
-        if on_group { compact(labels[i as usize]) } else { String::new() }
-    };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .x_labels(xs.len() * 2 + 1)
-        .x_label_formatter(&fx)
-        .y_label_formatter(&|y| compact(*y))
-        .draw()?;
-    let width = 0.8 / s.len() as f64;
-    for (i, (name, pts)) in s.iter().enumerate() {
-        let c = charts.colour(name);
-        let rects = pts.iter().filter_map(|d| {
-            let g = xs.iter().position(|&v| v == d.x)? as f64;
-            let left = g - 0.4 + width * i as f64;
-            Some(Rectangle::new([(left, 0.0), (left + width * 0.9, d.y)], c.filled()))
-        });
-        chart
-            .draw_series(rects)?
-            .label(name.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
-        // Each bar's value above it, so that a bar too short to see still shows its figure.
-        // The repeats' range over each bar, in black so it shows on the bar's own colour.
-        // A range under 1% of the axis would draw as a blot, not a bar.
-        let spread = pts.iter().filter(|d| d.hi - d.lo > y1 * 0.01).filter_map(|d| {
-            let g = xs.iter().position(|&v| v == d.x)? as f64;
-            let mid = g - 0.4 + width * (i as f64 + 0.45);
-            Some(ErrorBar::new_vertical(mid, d.lo, d.y, d.hi, BLACK.stroke_width(1), 6))
-        });
-        chart.draw_series(spread)?;
-        let values = pts.iter().filter_map(|d| {
-            let g = xs.iter().position(|&v| v == d.x)? as f64;
-            let left = g - 0.4 + width * i as f64;
-            // Text hangs below its anchor: lift it clear of the range's top.
-            let at = (left, d.hi + y1 * 0.07);
-            let font = ("sans-serif", 11).into_font().color(&BLACK);
-            Some(Text::new(compact(d.y), at, font))
-        });
-        chart.draw_series(values)?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(true)
 }
 
 /// Axis numbers in a short form: 1000 as 1k, 2500000 as 2.5M.
@@ -399,4 +306,91 @@ fn compact(v: f64) -> String {
 fn trim(v: f64) -> String {
     let s = if v.abs() >= 10.0 || v == v.round() { format!("{v:.0}") } else { format!("{v:.2}") };
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::point::Point;
+    use crate::results::{PointResults, ServerRecord, Setup};
+
+    fn model(name: &str, runs: Vec<ScenarioResults>) -> ModelResults {
+        ModelResults {
+            name: name.into(),
+            binary: String::new(),
+            external: None,
+            control_of: None,
+            scenarios: runs,
+        }
+    }
+
+    /// A scenario whose points ran with `setups`: (workers, server CPUs).
+    fn run(workers: Option<u32>, setups: &[(Option<u32>, usize)]) -> ScenarioResults {
+        let points = setups
+            .iter()
+            .map(|&(w, cpus)| PointResults {
+                point: Point::closed("cores", 100, 64),
+                target_rate: None,
+                repeats: Vec::new(),
+                summary: None,
+                server: Some(Setup { workers: w, cpus: (0..cpus).collect(), ..Setup::default() }),
+                copied_from: None,
+            })
+            .collect();
+        ScenarioResults {
+            scenario: "cores".into(),
+            server: ServerRecord { workers, ..ServerRecord::default() },
+            capacity: None,
+            skipped: None,
+            points,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_model_is_named_with_its_workers_as_the_tables_name_it() {
+        let s = run(Some(1), &[(Some(1), 1)]);
+        let tokio = model("tokio", vec![s.clone()]);
+        assert_eq!(series_label(&tokio, &s), "tokio (1 worker)");
+        assert_eq!(series_label(&tokio, &s), tokio.label(Some(1)));
+        // A model without workers keeps its name.
+        let s = run(None, &[(None, 1)]);
+        assert_eq!(series_label(&model("mio", vec![s.clone()]), &s), "mio");
+        // Four workers at every point.
+        let s = run(Some(4), &[(Some(4), 2), (Some(4), 2)]);
+        assert_eq!(series_label(&model("hybrid", vec![s.clone()]), &s), "hybrid (4 workers)");
+    }
+
+    #[test]
+    fn workers_that_vary_over_the_points_are_not_named_as_one_count() {
+        // Cores: a worker per server CPU, 1 then 2; the scenario's own record says 1.
+        let s = run(Some(1), &[(Some(1), 1), (Some(2), 2)]);
+        let hybrid = model("hybrid", vec![s.clone()]);
+        assert_eq!(series_label(&hybrid, &s), "hybrid (one worker per CPU)");
+        let s = run(Some(1), &[(Some(1), 2), (Some(3), 2)]);
+        assert_eq!(series_label(&hybrid, &s), "hybrid (1, 3 workers)");
+    }
+
+    #[test]
+    fn points_are_named_by_their_labels_and_saturation_is_the_tables_flag() {
+        let dir = std::env::temp_dir();
+        let charts = Charts {
+            dir,
+            models: vec!["mio".into()],
+            runs: vec![Run {
+                scenario: "scale".into(),
+                model: "mio".into(),
+                label: "mio".into(),
+                saturated: vec![10.0],
+            }],
+            points: vec![("scale".into(), 10.0, "10 conns".into())],
+            drawn: Vec::new(),
+        };
+        assert_eq!(charts.point_name("scale", 10.0), "10 conns");
+        assert_eq!(charts.point_name("scale", 1000.0), "1k");
+        assert!(charts.saturated("scale", "mio", 10.0));
+        assert!(!charts.saturated("scale", "mio", 1.0));
+        assert!(!charts.saturated("size", "mio", 10.0));
+        assert_eq!(charts.label("scale", "median round trip"), "median round trip");
+    }
 }

@@ -65,6 +65,10 @@ pub fn charts(
             }
         }
     }
+    // The chart that sums the run up, for the report's summary section.
+    if let Err(e) = charts.summary(results) {
+        errors.push(format!("cannot draw the summary chart: {e:#}"));
+    }
     (charts.drawn(), errors)
 }
 

@@ -247,11 +247,8 @@ fn section(
 /// best when it ran on one worker.
 fn model_label(m: &ModelResults, at_point: Option<u32>) -> String {
     // A point's own server (cores restarts it with more workers) says best what ran there.
-    match at_point.or_else(|| m.scenarios.iter().find_map(|s| s.server.workers)) {
-        Some(1) => format!("{} (1 worker)", m.name),
-        Some(n) => format!("{} ({n} workers)", m.name),
-        None => m.name.clone(),
-    }
+    // The charts name models the same way, so the naming lives with the results.
+    m.label(at_point)
 }
 
 /// What ran: each model's shape, the flags and workers it was given, and the threads and

@@ -174,6 +174,20 @@ pub struct ModelResults {
     pub scenarios: Vec<ScenarioResults>,
 }
 
+impl ModelResults {
+    /// The model as the report names it: with its worker count when it has a pool of workers
+    /// (`workers`, the point's own when its server recorded one, else any scenario's), so that
+    /// a figure is never read as a model's best when it ran on one worker. The tables and the
+    /// charts both name models this way.
+    pub fn label(&self, workers: Option<u32>) -> String {
+        match workers.or_else(|| self.scenarios.iter().find_map(|s| s.server.workers)) {
+            Some(1) => format!("{} (1 worker)", self.name),
+            Some(n) => format!("{} ({n} workers)", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
 /// One scenario against one freshly started server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioResults {

@@ -506,9 +506,12 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let results = synthetic_of(RunStatus::Complete, &names);
     let drawn = draw(&results, &dir);
-    // Seven for the first scenarios (idle two), two for pipeline, one each for stall, nagle and cores, two
-    // for udp (batch has none).
-    assert_eq!(drawn.len(), 14, "every chart is drawn: {drawn:?}");
+    // Seven for the first scenarios (idle two), two for pipeline, one each for stall, nagle
+    // and cores, two for udp (batch has none), and the summary's.
+    assert_eq!(drawn.len(), 15, "every chart is drawn: {drawn:?}");
+    let summary = drawn.iter().find(|c| c.scenario == charts::SUMMARY).expect("a summary chart");
+    assert_eq!(summary.file, "charts/summary.svg");
+    assert!(dir.join("summary.svg").is_file());
     let svg = std::fs::read_to_string(dir.join("scale-throughput.svg")).unwrap().to_uppercase();
     for (i, c) in charts::PALETTE.iter().enumerate() {
         // A datagram model runs no stream scenario, so it has no line in scale's chart.
