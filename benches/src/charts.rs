@@ -8,6 +8,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 mod kinds;
+mod nines;
 use crate::registry;
 use crate::results::Results;
 pub use kinds::Bars;

@@ -13,6 +13,9 @@ use crate::env::Environment;
 use crate::plan::{Placement, Plan, Point};
 use crate::procstat::Usage;
 
+mod merged;
+pub use merged::{Merged, merge};
+
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
 /// Version 2: the placement records CPU lists (`server_cpus`, `generator_cpus`) instead of one
 /// CPU each. Version 3: every server of a scenario is measured in the same rounds, in a seeded
@@ -286,10 +289,17 @@ pub struct PointResults {
     pub point: Point,
     /// Open loop only: the total rate offered, messages per second.
     pub target_rate: Option<f64>,
+    /// Open loop only: how `target_rate` was chosen (absent in files before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered: Option<Offered>,
     /// Every repeat, in order.
     pub repeats: Vec<Repeat>,
     /// Median and spread over the repeats that produced figures.
     pub summary: Option<Summary>,
+    /// Open loop only: latency percentiles read from the sum of the measured repeats'
+    /// histograms, rather than the median of each repeat's percentiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Merged>,
     /// The server this point ran against, when the harness started it: its flags and CPUs
     /// (a scenario may restart the server between points with other ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,6 +308,48 @@ pub struct PointResults {
     /// these repeats; they were copied rather than measured again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied_from: Option<String>,
+}
+
+/// How an open-loop point's rate was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offered {
+    /// From what.
+    pub chosen: Chosen,
+    /// The fraction of `capacity` offered; absent for a fixed rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// The closed-loop capacity, msgs/s, the fraction multiplies; absent for a fixed rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<f64>,
+    /// The server whose capacity that is (none for the median of an even count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+/// What an open-loop rate was derived from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Chosen {
+    /// A fraction of this model's own capacity: each model at its own rate.
+    Own,
+    /// A fraction of the lowest capacity over the scenario's servers, the same for all.
+    Slowest,
+    /// A fraction of the median capacity, the same for all.
+    Median,
+    /// A fraction of the highest capacity, the same for all.
+    Fastest,
+    /// A rate given as such (`--rates 50000`), the same for all.
+    Fixed,
+}
+
+impl From<crate::plan::Basis> for Chosen {
+    fn from(b: crate::plan::Basis) -> Chosen {
+        match b {
+            crate::plan::Basis::Slowest => Chosen::Slowest,
+            crate::plan::Basis::Median => Chosen::Median,
+            crate::plan::Basis::Fastest => Chosen::Fastest,
+        }
+    }
 }
 
 /// How the harness started the server of a point.

@@ -194,8 +194,10 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                 s.points.push(PointResults {
                     point: point.clone(),
                     target_rate,
+                    offered: None,
                     repeats,
                     summary,
+                    merged: None,
                     server,
                     copied_from: None,
                 });
@@ -215,7 +217,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         let heading = format!("## {}: {}", scenario.name(), scenario.question());
         assert!(md.contains(&heading), "{heading}");
     }
-    // One row per point of the standard plan (4 + 3 + 1 + 1 + 2 + 1, then backlog's 2 and
+    // One row per point of the standard plan (4 + 3 + 1 + 1 + 3 + 1, then backlog's 2 and
     // pipeline's 4) for every model; stall (2) and nagle (4) run mio alone, cores (1 or 2 points per CPU
     // layout of this machine) the worker models and mio, udp (4) mio and the datagram server. Plus the bare name's row in the
     // Models table (hybrid's tables name it with its worker count).
@@ -228,7 +230,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
             .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
             .count();
         let models_row = usize::from(!model.contains('('));
-        assert_eq!(rows, 18 + own + models_row, "{model} rows");
+        assert_eq!(rows, 19 + own + models_row, "{model} rows");
     }
     // Each lesson says which models it runs and why.
     assert!(md.contains("*Models: mio only: the lesson is about the measurement"), "{md}");
@@ -495,9 +497,9 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let results = synthetic_of(RunStatus::Complete, &names);
     let drawn = draw(&results, &dir);
-    // Six for the first scenarios, two for pipeline, one each for stall, nagle and cores, two
-    // for udp (batch has none).
-    assert_eq!(drawn.len(), 13, "every chart is drawn: {drawn:?}");
+    // Five for the first scenarios and three for latency (one per rate), two for pipeline,
+    // one each for stall, nagle and cores, two for udp (batch has none).
+    assert_eq!(drawn.len(), 15, "every chart is drawn: {drawn:?}");
     let svg = std::fs::read_to_string(dir.join("scale-throughput.svg")).unwrap().to_uppercase();
     for (i, c) in charts::PALETTE.iter().enumerate() {
         // A datagram model runs no stream scenario, so it has no line in scale's chart.
