@@ -21,8 +21,10 @@ pub use merged::{Merged, merge};
 /// CPU each. Version 3: every server of a scenario is measured in the same rounds, in a seeded
 /// order (`seed`, `order`, each repeat's `round`), and `comparisons` pairs them round by round;
 /// a point's `repeats` are its rounds. Older files still read (see [`Results::upgrade`]); they
-/// have no rounds, so no comparisons.
-pub const SCHEMA_VERSION: u32 = 3;
+/// have no rounds, so no comparisons. Version 4: the latency scenario offers every model the
+/// same rates (`rate_basis`, `offered`), its points' `x` is their place in order, and
+/// open-loop points carry `merged`, their latency over all rounds at once.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Spread (max - min) / median of the repeats' throughput above which a point is marked noisy.
 pub const NOISY_SPREAD: f64 = 0.10;
@@ -184,7 +186,8 @@ pub struct ScenarioResults {
     pub scenario: String,
     /// The server's life: start, baseline, stop, faults.
     pub server: ServerRecord,
-    /// Latency scenario only: the capacity its fractions refer to.
+    /// Latency scenario only: this model's closed-loop capacity, which its own fractions, or
+    /// a common rate over every model's, refer to.
     pub capacity: Option<Capacity>,
     /// Why the scenario was not run against this server, if it was skipped (an external
     /// server cannot be restarted with flags or, without its pid, signalled).

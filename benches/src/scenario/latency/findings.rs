@@ -126,15 +126,16 @@ pub fn at<'a>(view: &View<'a>, point: &Point) -> Vec<(&'a str, &'a PointResults)
 }
 
 /// "107,721 msgs/s (75% of the slowest model's capacity, fork's)": the rate `point` offered
-/// and how it was chosen; "75% of each model's own capacity" where each had its own.
+/// and how it was chosen; "75% of each model's own capacity" where each had its own rate.
 pub fn rate_phrase(rows: &[(&str, &PointResults)], point: &Point) -> String {
+    let pct = |f: Option<f64>| format!("{:.0}%", 100.0 * f.unwrap_or(0.0));
+    if point.rate.is_none() && point.rate_basis.is_none() && point.rate_fraction.is_some() {
+        // Each model at its own rate (a file from before common rates, or `--rates 50%own`).
+        return format!("{} of each model's own capacity", pct(point.rate_fraction));
+    }
     let first = rows.iter().find_map(|(_, p)| Some((p.target_rate?, p.offered.as_ref())));
     let Some((rate, offered)) = first else { return point.label.clone() };
-    let pct = |f: Option<f64>| format!("{:.0}%", 100.0 * f.unwrap_or(0.0));
     match offered {
-        Some(o) if o.chosen == Chosen::Own => {
-            format!("{} of each model's own capacity", pct(o.fraction))
-        }
         Some(o) if o.chosen == Chosen::Fixed => {
             format!("{} msgs/s (a fixed rate)", thousands(rate))
         }
@@ -188,6 +189,13 @@ pub fn extremes(values: &[(&str, f64)], pairs: &[Comparison], unit: &str) -> Str
     };
     let (best, worst) = (e[0], e[e.len() - 1]);
     let with_best = apart(best.0, true);
+    if with_best.len() == e.len() - 1 {
+        return format!(
+            "no order the paired rounds could tell (medians from {} to {})",
+            fmt(best),
+            fmt(worst)
+        );
+    }
     let mut out = format!("least {}", fmt(best));
     if !with_best.is_empty() {
         out.push_str(&format!(" (not told apart from {})", join(&with_best)));
@@ -235,7 +243,8 @@ pub fn queueing_finding(phrase: &str, rows: &[(&str, f64, f64)]) -> Option<Strin
         .collect();
     (!each.is_empty()).then(|| {
         format!(
-            "At {phrase}, p99.9 from the intended send time was at least twice that from the              actual send for {}: queueing that a closed loop would hide.",
+            "At {phrase}, p99.9 from the intended send time was at least twice that from the \
+             actual send for {}: queueing that a closed loop would hide.",
             join(&each)
         )
     })
