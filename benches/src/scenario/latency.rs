@@ -169,10 +169,12 @@ impl Present for Latency {
     }
 
     fn findings(&self, view: &View<'_>) -> Vec<String> {
-        let Some(first) = headline(view) else { return vec![NO_FIGURES.into()] };
-        let mut out = vec![first];
+        let Some((said, at_point)) = headline(view).map(|(p, s)| (s, p)) else {
+            return vec![NO_FIGURES.into()];
+        };
+        let mut out = vec![said];
         let points: Vec<&Point> = view.points().collect();
-        out.extend(points.iter().filter_map(|p| per_rate(view, p)));
+        out.extend(points.iter().filter_map(|p| per_rate(view, p, *p != at_point)));
         for point in &points {
             let rows = at(view, point);
             let lag: Vec<(&str, f64, f64)> =

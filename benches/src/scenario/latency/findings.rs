@@ -250,9 +250,10 @@ pub fn queueing_finding(phrase: &str, rows: &[(&str, f64, f64)]) -> Option<Strin
     })
 }
 
-/// The scenario's one-line answer: server CPU per message at the highest common rate every
-/// model sustained (else the first point), as far as the paired rounds tell.
-pub fn headline(view: &View<'_>) -> Option<String> {
+/// The scenario's one-line answer, and the point it is about: server CPU per message at the
+/// highest rate every model sustained (else the first point), as far as the paired rounds
+/// tell.
+pub fn headline<'a>(view: &View<'a>) -> Option<(&'a Point, String)> {
     let points: Vec<&Point> = view.points().collect();
     let sustained = |p: &Point| {
         let rows = at(view, p);
@@ -264,18 +265,22 @@ pub fn headline(view: &View<'_>) -> Option<String> {
         .max_by(|a, b| rate_of(view, a).total_cmp(&rate_of(view, b)))
         .or_else(|| points.iter().find(|p| !at(view, p).is_empty()))?;
     let rows = at(view, point);
+    let said = format!("At {}, server CPU per message: {}.", rate_phrase(&rows, point), {
+        cpu(view, point, &rows)
+    });
+    Some((point, said))
+}
+
+/// Server CPU per message among the models that sustained `point`'s rate: the cost of each
+/// at equal work, as far as the paired rounds tell.
+fn cpu(view: &View<'_>, point: &Point, rows: &[(&str, &PointResults)]) -> String {
     let values: Vec<(&str, f64)> = rows
         .iter()
         .filter(|(_, p)| overload(p).is_none())
-        .map(|(n, p)| (*n, p.summary.as_ref().and_then(|s| s.median.server_cpu_per_msg_us)))
-        .filter_map(|(n, v)| Some((n, v?)))
+        .filter_map(|(n, p)| Some((*n, p.summary.as_ref()?.median.server_cpu_per_msg_us?)))
         .collect();
     let pairs = compare::at_point(view.results, point, &compare::CPU_PER_MSG);
-    Some(format!(
-        "At {}, server CPU per message: {}.",
-        rate_phrase(&rows, point),
-        extremes(&values, &pairs, "us")
-    ))
+    extremes(&values, &pairs, "us")
 }
 
 /// The rate a point offered (the first model's); 0 when none.
@@ -283,9 +288,9 @@ fn rate_of(view: &View<'_>, point: &Point) -> f64 {
     at(view, point).iter().find_map(|(_, p)| p.target_rate).unwrap_or(0.0)
 }
 
-/// One sentence per rate: p99 and CPU per message among the models that sustained it, and
-/// the models that did not.
-pub fn per_rate(view: &View<'_>, point: &Point) -> Option<String> {
+/// One sentence per rate: p99 and (unless the headline said it) server CPU per message among
+/// the models that sustained it, and the models that did not.
+pub fn per_rate(view: &View<'_>, point: &Point, with_cpu: bool) -> Option<String> {
     let rows = at(view, point);
     if rows.is_empty() {
         return None;
@@ -293,17 +298,20 @@ pub fn per_rate(view: &View<'_>, point: &Point) -> Option<String> {
     let phrase = rate_phrase(&rows, point);
     let over: Vec<String> =
         rows.iter().filter_map(|(n, p)| Some(overload(p)?.describe(n))).collect();
-    let fine: Vec<&(&str, &PointResults)> =
-        rows.iter().filter(|(_, p)| overload(p).is_none()).collect();
-    let p99: Vec<(&str, f64)> =
-        fine.iter().filter_map(|(n, p)| Some((*n, latency(p)?.p99))).collect();
+    let p99: Vec<(&str, f64)> = rows
+        .iter()
+        .filter(|(_, p)| overload(p).is_none())
+        .filter_map(|(n, p)| Some((*n, latency(p)?.p99)))
+        .collect();
     let pairs = compare::at_point(view.results, point, &compare::P99);
     let mut out =
         format!("At {phrase}: p99 over every round's messages, {}", extremes(&p99, &pairs, "us"));
+    if with_cpu {
+        out.push_str(&format!("; server CPU per message, {}", cpu(view, point, &rows)));
+    }
     if !over.is_empty() {
         out.push_str(&format!(
-            "; overloaded, so left out of that comparison (their latency is their queue's \
-             length): {}",
+            "; overloaded, so left out of both (their latency is their queue's length): {}",
             join(&over)
         ));
     } else {

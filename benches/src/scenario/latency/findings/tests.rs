@@ -81,3 +81,47 @@ fn extremes_name_a_least_model_only_with_those_the_rounds_could_not_tell_from_it
     assert!(said.starts_with("no order the paired rounds could tell"), "{said}");
     assert!(!said.contains("least"), "{said}");
 }
+
+fn offered_at(point: &Point, rate: f64, offered: Option<crate::results::Offered>) -> PointResults {
+    PointResults {
+        point: point.clone(),
+        target_rate: Some(rate),
+        offered,
+        repeats: Vec::new(),
+        summary: None,
+        merged: None,
+        server: None,
+        copied_from: None,
+    }
+}
+
+#[test]
+fn the_rate_is_named_with_how_it_was_chosen_and_own_rates_are_not_one_rate() {
+    use crate::plan::Basis;
+    use crate::results::Offered;
+    let base = Point::closed("latency", 10, 64);
+    let common =
+        Point { rate_fraction: Some(0.75), rate_basis: Some(Basis::Slowest), ..base.clone() };
+    let offered = Offered {
+        chosen: Chosen::Slowest,
+        fraction: Some(0.75),
+        capacity: Some(143_628.0),
+        server: Some("fork".into()),
+    };
+    let p = offered_at(&common, 107_721.0, Some(offered));
+    assert_eq!(
+        rate_phrase(&[("mio", &p), ("fork", &p)], &common),
+        "107,721 msgs/s (75% of the slowest model's capacity, fork's)"
+    );
+    // Each model at its own rate (a file from before common rates): no single rate is named,
+    // since mio's and fork's differ.
+    let own = Point { rate_fraction: Some(0.75), ..base.clone() };
+    let (mio, fork) = (offered_at(&own, 199_367.0, None), offered_at(&own, 107_721.0, None));
+    assert_eq!(
+        rate_phrase(&[("mio", &mio), ("fork", &fork)], &own),
+        "75% of each model's own capacity"
+    );
+    let fixed = Point { rate: Some(50_000.0), ..base };
+    let f = offered_at(&fixed, 50_000.0, None);
+    assert_eq!(rate_phrase(&[("mio", &f)], &fixed), "50,000 msgs/s");
+}
