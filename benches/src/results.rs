@@ -14,7 +14,9 @@ use crate::plan::{Placement, Plan, Point};
 use crate::procstat::Usage;
 
 mod merged;
+mod offered;
 pub use merged::{Merged, merge};
+pub use offered::{Chosen, Offered};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
 /// Version 2: the placement records CPU lists (`server_cpus`, `generator_cpus`) instead of one
@@ -311,48 +313,6 @@ pub struct PointResults {
     /// these repeats; they were copied rather than measured again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied_from: Option<String>,
-}
-
-/// How an open-loop point's rate was chosen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Offered {
-    /// From what.
-    pub chosen: Chosen,
-    /// The fraction of `capacity` offered; absent for a fixed rate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fraction: Option<f64>,
-    /// The closed-loop capacity, msgs/s, the fraction multiplies; absent for a fixed rate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<f64>,
-    /// The server whose capacity that is (none for the median of an even count).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-}
-
-/// What an open-loop rate was derived from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Chosen {
-    /// A fraction of this model's own capacity: each model at its own rate.
-    Own,
-    /// A fraction of the lowest capacity over the scenario's servers, the same for all.
-    Slowest,
-    /// A fraction of the median capacity, the same for all.
-    Median,
-    /// A fraction of the highest capacity, the same for all.
-    Fastest,
-    /// A rate given as such (`--rates 50000`), the same for all.
-    Fixed,
-}
-
-impl From<crate::plan::Basis> for Chosen {
-    fn from(b: crate::plan::Basis) -> Chosen {
-        match b {
-            crate::plan::Basis::Slowest => Chosen::Slowest,
-            crate::plan::Basis::Median => Chosen::Median,
-            crate::plan::Basis::Fastest => Chosen::Fastest,
-        }
-    }
 }
 
 /// How the harness started the server of a point.
