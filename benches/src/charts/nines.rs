@@ -80,7 +80,11 @@ fn draw(charts: &Charts, file: &str, title: &str, s: &[Spectrum]) -> Result<bool
         chart.draw_series(line.iter().map(|&p| Circle::new(p, 2, c.filled())))?;
         let y = 40 + 20 * i as i32;
         let font = ("sans-serif", 13).into_font().color(&BLACK);
-        legend.draw(&PathElement::new(vec![(6, y), (30, y)], c.stroke_width(2)))?;
+        // The legend's sample is dashed like the line it names.
+        let pieces: &[(i32, i32)] = if overloaded { &[(6, 14), (20, 30)] } else { &[(6, 30)] };
+        for &(from, to) in pieces {
+            legend.draw(&PathElement::new(vec![(from, y), (to, y)], c.stroke_width(2)))?;
+        }
         legend.draw(&Text::new(name.clone(), (36, y - 7), font))?;
     }
     root.present()?;

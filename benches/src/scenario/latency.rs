@@ -177,8 +177,12 @@ impl Present for Latency {
         out.extend(points.iter().filter_map(|p| per_rate(view, p, *p != at_point)));
         for point in &points {
             let rows = at(view, point);
-            let lag: Vec<(&str, f64, f64)> =
-                rows.iter().filter_map(|(n, p)| Some((*n, lag_p99(p)?, latency(p)?.p99))).collect();
+            // An overloaded model's latency is its queue, whatever the generator's lag.
+            let lag: Vec<(&str, f64, f64)> = rows
+                .iter()
+                .filter(|(_, p)| overload(p).is_none())
+                .filter_map(|(n, p)| Some((*n, lag_p99(p)?, latency(p)?.p99)))
+                .collect();
             out.extend(lag_finding(&rate_phrase(&rows, point), &lag));
             let queued: Vec<(&str, f64, f64)> = rows
                 .iter()
