@@ -72,7 +72,7 @@ struct Live {
     current: Option<Current>,
     /// It cannot go on in this scenario: it failed to start or died.
     out: bool,
-    /// The rate of its open-loop points once known (`None` inside: no capacity, so none).
+    /// Its closed-loop capacity once measured (`None` inside: it could not be measured).
     capacity: Option<Option<f64>>,
     /// The rate of the current point; `None` for a closed loop.
     rate: Option<f64>,
