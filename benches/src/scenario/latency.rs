@@ -16,8 +16,8 @@ use crate::text::{sig, thousands};
 
 mod findings;
 use findings::{
-    at, headline, lag_finding, lag_p99, latency, overload, per_rate, queueing_finding, rate_phrase,
-    uncorrected,
+    at, headline, lag_finding, lag_made, lag_p99, latency, overload, per_rate, queueing_finding,
+    rate_phrase, uncorrected,
 };
 
 /// Connections of the open loop: scale's [`LATENCY_CONNECTIONS`], whose throughput is the
@@ -184,9 +184,13 @@ impl Present for Latency {
                 .filter_map(|(n, p)| Some((*n, lag_p99(p)?, latency(p)?.p99)))
                 .collect();
             out.extend(lag_finding(&rate_phrase(&rows, point), &lag));
+            // Where the lag makes the latency, the gap between the figures from the intended
+            // and the actual send is the generator's lateness too, not a server's queue.
             let queued: Vec<(&str, f64, f64)> = rows
                 .iter()
-                .filter(|(_, p)| overload(p).is_none())
+                .filter(|(n, p)| {
+                    overload(p).is_none() && !lag.iter().any(|l| l.0 == *n && lag_made(l))
+                })
                 .filter_map(|(n, p)| Some((*n, latency(p)?.p999, uncorrected(p)?.p999)))
                 .collect();
             out.extend(queueing_finding(&rate_phrase(&rows, point), &queued));

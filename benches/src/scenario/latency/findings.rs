@@ -211,11 +211,16 @@ pub fn extremes(values: &[(&str, f64)], pairs: &[Comparison], unit: &str) -> Str
     out
 }
 
+/// Whether the send lag makes this latency (model, lag p99, corrected p99, in us): the lag
+/// p99 is at least [`LAG_SHARE`] of the corrected p99.
+pub fn lag_made(&(_, lag, p99): &(&str, f64, f64)) -> bool {
+    p99 > 0.0 && lag >= LAG_SHARE * p99
+}
+
 /// The models at one rate whose latency the generator's send lag makes: lag p99 at least
 /// [`LAG_SHARE`] of the corrected p99 (`rows`: model, lag p99, corrected p99, in us).
 pub fn lag_finding(phrase: &str, rows: &[(&str, f64, f64)]) -> Option<String> {
-    let made: Vec<&(&str, f64, f64)> =
-        rows.iter().filter(|(_, lag, p99)| *p99 > 0.0 && *lag >= LAG_SHARE * p99).collect();
+    let made: Vec<&(&str, f64, f64)> = rows.iter().filter(|r| lag_made(r)).collect();
     if made.is_empty() {
         return None;
     }

@@ -42,6 +42,7 @@ fn the_lag_finding_names_only_the_models_whose_latency_the_lag_makes() {
     assert!(!said.contains("fork") && !said.contains("thread"), "{said}");
     // Lag well under the p99 everywhere: the server makes the latency, and nothing is said.
     assert_eq!(lag_finding("100 msgs/s", &[("mio", 40.0, 600.0), ("fork", 299.0, 600.0)]), None);
+    assert!(lag_made(&rows[0]) && !lag_made(&rows[1]) && !lag_made(&rows[2]));
 }
 
 #[test]
