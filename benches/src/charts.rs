@@ -20,6 +20,7 @@ mod axis;
 mod kinds;
 mod legend;
 mod lines;
+mod nines;
 mod summary;
 use crate::registry;
 use crate::results::{ModelResults, Results, ScenarioResults};
@@ -335,6 +336,8 @@ mod tests {
                 summary: None,
                 server: Some(Setup { workers: w, cpus: (0..cpus).collect(), ..Setup::default() }),
                 copied_from: None,
+                offered: None,
+                merged: None,
             })
             .collect();
         ScenarioResults {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::point::secs;
-pub use crate::point::{Cpus, Point, Stops, Trace, plural};
+pub use crate::point::{Basis, Cpus, Point, Stops, Trace, plural};
 
 /// Bytes per message wherever the message size is not the variable under study.
 pub const SMALL_MESSAGE: u64 = 64;

@@ -43,8 +43,13 @@ pub struct Point {
     /// --idle-echo`), as a keep-alive connection has after a request.
     #[serde(default, skip_serializing_if = "is_false")]
     pub idle_echo: bool,
-    /// Open loop at this fraction of the model's measured capacity; closed loop when absent.
+    /// Open loop at this fraction of a measured capacity (each model's own, unless
+    /// `rate_basis` names one common to all); closed loop when absent.
     pub rate_fraction: Option<f64>,
+    /// Whose capacity `rate_fraction` multiplies when it is one figure for every server of the
+    /// scenario, so that each is offered the same rate; absent: each model's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_basis: Option<Basis>,
     /// Measured runs of this point, when its scenario wants other than the plan's (a traced
     /// point whose counts do not vary needs one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +88,47 @@ pub struct Point {
     /// to take (for the estimate and the hang deadline).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_secs")]
     pub duration: Option<Duration>,
+}
+
+/// The capacity a common open-loop rate is a fraction of: one figure over the closed-loop
+/// capacities of the scenario's servers (the control left out, being a second copy of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Basis {
+    /// The lowest: a rate every server sustained in a closed loop.
+    Slowest,
+    /// The median: above it, about half the servers are past their closed-loop capacity.
+    Median,
+    /// The highest: a rate only the fastest sustained in a closed loop.
+    Fastest,
+}
+
+impl Basis {
+    /// The word for it in labels and prose ("slowest").
+    pub fn word(self) -> &'static str {
+        match self {
+            Basis::Slowest => "slowest",
+            Basis::Median => "median",
+            Basis::Fastest => "fastest",
+        }
+    }
+
+    /// The figure over `capacities` (each server's, in msgs/s; `None` when there is none).
+    pub fn of(self, capacities: &[f64]) -> Option<f64> {
+        let mut known: Vec<f64> =
+            capacities.iter().copied().filter(|c| c.is_finite() && *c > 0.0).collect();
+        if known.is_empty() {
+            return None;
+        }
+        known.sort_by(f64::total_cmp);
+        let n = known.len();
+        Some(match self {
+            Basis::Slowest => known[0],
+            // The mean of the middle two for an even count, as every median here.
+            Basis::Median => (known[(n - 1) / 2] + known[n / 2]) / 2.0,
+            Basis::Fastest => known[n - 1],
+        })
+    }
 }
 
 /// When the harness stops the server during a repeat. SIGSTOP and SIGCONT always come in
@@ -149,6 +195,7 @@ impl Point {
             idle: 0,
             idle_echo: false,
             rate_fraction: None,
+            rate_basis: None,
             repeats: None,
             pipeline: 1,
             rate: None,

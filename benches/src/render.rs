@@ -92,6 +92,9 @@ pub fn rerender(
             }
         }
         point.summary = Summary::of(&point.repeats);
+        if point.target_rate.is_some() {
+            point.merged = crate::results::merge(dir, &point.repeats);
+        }
     }
     write_json(dir, &results)?;
     let errors = render(dir, &results, scenarios, baseline)?;

@@ -13,13 +13,20 @@ use crate::env::Environment;
 use crate::plan::{Placement, Plan, Point};
 use crate::procstat::Usage;
 
+mod merged;
+mod offered;
+pub use merged::{Merged, merge};
+pub use offered::{Chosen, Offered};
+
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
 /// Version 2: the placement records CPU lists (`server_cpus`, `generator_cpus`) instead of one
 /// CPU each. Version 3: every server of a scenario is measured in the same rounds, in a seeded
 /// order (`seed`, `order`, each repeat's `round`), and `comparisons` pairs them round by round;
 /// a point's `repeats` are its rounds. Older files still read (see [`Results::upgrade`]); they
-/// have no rounds, so no comparisons.
-pub const SCHEMA_VERSION: u32 = 3;
+/// have no rounds, so no comparisons. Version 4: the latency scenario offers every model the
+/// same rates (`rate_basis`, `offered`), its points' `x` is their place in order, and
+/// open-loop points carry `merged`, their latency over all rounds at once.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Spread (max - min) / median of the repeats' throughput above which a point is marked noisy.
 pub const NOISY_SPREAD: f64 = 0.10;
@@ -195,7 +202,8 @@ pub struct ScenarioResults {
     pub scenario: String,
     /// The server's life: start, baseline, stop, faults.
     pub server: ServerRecord,
-    /// Latency scenario only: the capacity its fractions refer to.
+    /// Latency scenario only: this model's closed-loop capacity, which its own fractions, or
+    /// a common rate over every model's, refer to.
     pub capacity: Option<Capacity>,
     /// Why the scenario was not run against this server, if it was skipped (an external
     /// server cannot be restarted with flags or, without its pid, signalled).
@@ -300,10 +308,17 @@ pub struct PointResults {
     pub point: Point,
     /// Open loop only: the total rate offered, messages per second.
     pub target_rate: Option<f64>,
+    /// Open loop only: how `target_rate` was chosen (absent in files before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered: Option<Offered>,
     /// Every repeat, in order.
     pub repeats: Vec<Repeat>,
     /// Median and spread over the repeats that produced figures.
     pub summary: Option<Summary>,
+    /// Open loop only: latency percentiles read from the sum of the measured repeats'
+    /// histograms, rather than the median of each repeat's percentiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Merged>,
     /// The server this point ran against, when the harness started it: its flags and CPUs
     /// (a scenario may restart the server between points with other ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]

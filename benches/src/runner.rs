@@ -26,6 +26,7 @@ use crate::target::Target;
 use crate::text::format_duration;
 use crate::{metrics, plan, registry};
 
+mod rates;
 mod repeat;
 mod rounds;
 mod servers;
@@ -71,7 +72,7 @@ struct Live {
     current: Option<Current>,
     /// It cannot go on in this scenario: it failed to start or died.
     out: bool,
-    /// The rate of its open-loop points once known (`None` inside: no capacity, so none).
+    /// Its closed-loop capacity once measured (`None` inside: it could not be measured).
     capacity: Option<Option<f64>>,
     /// The rate of the current point; `None` for a closed loop.
     rate: Option<f64>,
@@ -212,6 +213,8 @@ impl<'a> Runner<'a> {
 
     /// Gets every server of the scenario ready for `point`: started, or restarted when the
     /// point's set-up differs; its rate for an open-loop point; its entry in the results.
+    /// Rates come last, once every server is up and has its capacity: a rate common to all
+    /// (a fraction of the slowest one's, say) needs every server's figure before any runs.
     fn prepare(&mut self, scenario: &dyn Measure, point: &Point, live: &mut [Live]) -> Result<()> {
         let runs = self.plan().runs_of(point) as usize;
         for l in live.iter_mut() {
@@ -246,40 +249,59 @@ impl<'a> Runner<'a> {
                     }
                 }
             }
-            let current = l.current.as_ref().expect("started or external");
-            l.rate = match (point.rate, point.rate_fraction) {
-                (Some(rate), _) => Some(rate),
-                (None, Some(f)) => {
-                    if l.capacity.is_none() {
-                        let found = match scenario.capacity_point() {
-                            Some(p) => self.capacity(&current.target, &p)?,
-                            None => None,
-                        };
-                        l.capacity = Some(found);
-                    }
-                    match l.capacity.flatten() {
-                        Some(c) => Some((f * c).max(1.0).round()),
-                        None => {
-                            self.runs_skipped += runs;
-                            continue;
-                        }
-                    }
-                }
-                (None, None) => None,
-            };
+            if point.rate.is_none() && point.rate_fraction.is_some() && l.capacity.is_none() {
+                let current = l.current.as_ref().expect("started or external");
+                let found = match scenario.capacity_point() {
+                    Some(p) => self.capacity(&current.target, &p)?,
+                    None => None,
+                };
+                l.capacity = Some(found);
+            }
             l.running = true;
+        }
+        let choices = rates::choose(point, &self.capacities(live));
+        for (l, choice) in live.iter_mut().zip(choices) {
+            if !l.running {
+                continue;
+            }
+            self.who = l.who;
+            l.rate = choice.as_ref().and_then(|c| c.rate);
+            if point.rate_fraction.is_some() && l.rate.is_none() {
+                // No capacity to take a fraction of: the point cannot be offered to it.
+                l.running = false;
+                self.runs_skipped += runs;
+                continue;
+            }
+            let current = l.current.as_ref().expect("started or external");
             let started = matches!(current.target, Target::Started(_));
             let server = started.then(|| current.setup.clone());
             self.scenario_mut().points.push(PointResults {
                 point: point.clone(),
                 target_rate: l.rate,
+                offered: choice.and_then(|c| c.offered),
                 repeats: Vec::new(),
                 summary: None,
+                merged: None,
                 server,
                 copied_from: None,
             });
         }
         Ok(())
+    }
+
+    /// Each server's name, closed-loop capacity (when measured) and whether it is the control,
+    /// in the order of `live`; `None` for a server that is not running the point.
+    fn capacities(&self, live: &[Live]) -> Vec<Option<rates::Server>> {
+        live.iter()
+            .map(|l| {
+                let m = &self.results.models[l.who];
+                l.running.then(|| rates::Server {
+                    name: m.name.clone(),
+                    capacity: l.capacity.flatten(),
+                    control: m.control_of.is_some(),
+                })
+            })
+            .collect()
     }
 
     fn planned_runs(&self, scenario: &dyn Measure) -> usize {
@@ -331,8 +353,12 @@ impl<'a> Runner<'a> {
                 point.label, earlier.scenario, earlier.label
             );
             self.runs_skipped += self.plan().repeats_of(point) as usize;
+            let run_dir = self.out.run_dir.clone();
             let entry = self.point_mut();
             entry.summary = Summary::of(&repeats);
+            if entry.target_rate.is_some() {
+                entry.merged = merge(&run_dir, &repeats);
+            }
             entry.repeats = repeats;
             entry.copied_from = Some(earlier.scenario.clone());
         }

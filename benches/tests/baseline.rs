@@ -124,7 +124,9 @@ fn synthetic(run: &Run) -> Results {
             s.points.push(PointResults {
                 point: point.clone(),
                 target_rate: None,
+                offered: None,
                 summary: Summary::of(&repeats),
+                merged: None,
                 repeats,
                 server: None,
                 copied_from: None,

@@ -62,13 +62,14 @@ fn latency_capacity_comes_from_a_scale_point_unless_scale_is_left_out() {
 fn labels_read_naturally() {
     let p = plan(&[]);
     let labels: Vec<&str> = p.points.iter().map(|p| p.label.as_str()).collect();
-    for want in ["1 conn", "1000 conns", "64 B", "1 MiB", "1 client", "1000 idle", "75% load"] {
+    for want in ["1 conn", "1000 conns", "64 B", "1 MiB", "1 client", "1000 idle", "75% of slowest"]
+    {
         assert!(labels.contains(&want), "{want} not in {labels:?}");
     }
     // The points the standard profile leaves out for its paired rounds stay in the full one.
     let full = plan(&["--full"]);
     let labels: Vec<&str> = full.points.iter().map(|p| p.label.as_str()).collect();
-    for want in ["4 KiB", "8 clients", "4000 idle", "50% load"] {
+    for want in ["4 KiB", "8 clients", "4000 idle", "50% of slowest"] {
         assert!(labels.contains(&want), "{want} not in the full profile's {labels:?}");
     }
     assert_eq!(format_duration(Duration::from_secs(754)), "12 min 34 s");
@@ -77,8 +78,7 @@ fn labels_read_naturally() {
 
 #[test]
 fn each_scenario_takes_its_points_from_its_own_flag() {
-    let p =
-        plan(&["--connections", "2,3", "--sizes", "1K,2M", "--idle", "7", "--fractions", "0.5"]);
+    let p = plan(&["--connections", "2,3", "--sizes", "1K,2M", "--idle", "7", "--rates", "50%"]);
     let of = |s: &str| p.points_of(s).map(|p| p.label.clone()).collect::<Vec<_>>();
     assert_eq!(of("scale"), ["2 conns", "3 conns"]);
     assert_eq!(of("size"), ["1 KiB", "2 MiB"]);
@@ -87,11 +87,11 @@ fn each_scenario_takes_its_points_from_its_own_flag() {
         ["7 idle", "7 idle, echoed once"],
         "each count silent, then after one echo"
     );
-    assert_eq!(of("latency"), ["50% load"]);
+    assert_eq!(of("latency"), ["50% of slowest"]);
     // Typed in any order, the scenarios run in the list's order (latency after scale).
     assert_eq!(plan(&["--scenarios", "latency,scale"]).scenarios, ["scale", "latency"]);
     for (flag, value) in
-        [("--connections", "0"), ("--sizes", "1X"), ("--fractions", "3"), ("--scenarios", "nope")]
+        [("--connections", "0"), ("--sizes", "1X"), ("--rates", "300%"), ("--scenarios", "nope")]
     {
         let argv = ["compare", "--bin-dir", "/", flag, value];
         let err = CompareArgs::from_argv(argv).unwrap().options().unwrap_err().to_string();

@@ -195,8 +195,10 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
                 s.points.push(PointResults {
                     point: point.clone(),
                     target_rate,
+                    offered: None,
                     repeats,
                     summary,
+                    merged: None,
                     server,
                     copied_from: None,
                 });
@@ -216,7 +218,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         let heading = format!("## {}: {}", scenario.name(), scenario.question());
         assert!(md.contains(&heading), "{heading}");
     }
-    // One row per point of the standard plan (4 + 3 + 1 + 2 + 2 + 1, then backlog's 2 and
+    // One row per point of the standard plan (4 + 3 + 1 + 2 + 3 + 1, then backlog's 2 and
     // pipeline's 4) for every model; stall (2) and nagle (4) run mio alone, cores (1 or 2 points per CPU
     // layout of this machine) the worker models and mio, udp (4) mio and the datagram server. Plus the bare name's row in the
     // Models table (hybrid's tables name it with its worker count).
@@ -229,7 +231,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
             .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
             .count();
         let models_row = usize::from(!model.contains('('));
-        assert_eq!(rows, 19 + own + models_row, "{model} rows");
+        assert_eq!(rows, 20 + own + models_row, "{model} rows");
     }
     // Each lesson says which models it runs and why.
     assert!(md.contains("*Models: mio only: the lesson is about the measurement"), "{md}");
@@ -506,9 +508,10 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let results = synthetic_of(RunStatus::Complete, &names);
     let drawn = draw(&results, &dir);
-    // Seven for the first scenarios (idle two), two for pipeline, one each for stall, nagle
-    // and cores, two for udp (batch has none), and the summary's.
-    assert_eq!(drawn.len(), 15, "every chart is drawn: {drawn:?}");
+    // Seven for the first scenarios (idle two), three for latency (one per rate), two for
+    // pipeline, one each for stall, nagle and cores, two for udp (batch has none), and the
+    // summary's.
+    assert_eq!(drawn.len(), 17, "every chart is drawn: {drawn:?}");
     let summary = drawn.iter().find(|c| c.scenario == charts::SUMMARY).expect("a summary chart");
     assert_eq!(summary.file, "charts/summary.svg");
     assert!(dir.join("summary.svg").is_file());
@@ -708,7 +711,10 @@ fn the_lessons_findings_come_from_their_figures() {
     assert!(md.contains("A stall of 1.2 s cost them 3.01 s"), "{md}");
     assert!(md.contains("126 listen overflows and 126 listen drops, for 63 connections"), "{md}");
     assert!(md.contains("| backlog 16 | mio | 17 | 0 | 0 | 63 | 0 |"), "{md}");
-    assert!(md.contains("then 3 s, 7 s (the wait doubles"), "no linear SYN timeouts recorded");
+    assert!(
+        md.contains("1 s, 3 s and 7 s after the first SYN (the wait doubles"),
+        "no linear timeouts"
+    );
     assert!(md.contains("They are machine-wide"), "the counters are said to be machine-wide");
     let dir = scratch("backlog-chart");
     let drawn = draw(&r, &dir);

@@ -125,10 +125,12 @@ impl Runner<'_> {
             self.scenario_mut().server.faults.push(fault);
         }
         // The base64 histograms are most of a report's bytes and the hlog file holds them
-        // already; everything else is kept exactly as loadgen wrote it.
+        // already; everything else is kept exactly as loadgen wrote it. The open loop's send
+        // lag is in no hlog, so its histogram stays, for the point's merged figures.
         let mut report = run.report;
         if let Some(report) = report.as_mut() {
-            report.histograms = loadgen::report::Histograms::default();
+            let schedule_lag = report.histograms.schedule_lag.take();
+            report.histograms = loadgen::report::Histograms { schedule_lag, ..Default::default() };
         }
         Repeat {
             index,

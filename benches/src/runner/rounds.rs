@@ -126,9 +126,13 @@ impl Runner<'_> {
             if rerun {
                 repeat.replaced = disturbed.clone();
             }
+            let run_dir = self.out.run_dir.clone();
             let entry = self.point_mut();
             entry.repeats.push(repeat);
             entry.summary = Summary::of(&entry.repeats);
+            if entry.target_rate.is_some() {
+                entry.merged = merge(&run_dir, &entry.repeats);
+            }
             if let Some(line) = line {
                 eprintln!("{line}");
             }

@@ -1,16 +1,24 @@
-//! latency: "What does a user wait under load?" An open loop at fixed fractions of each
-//! model's own closed-loop capacity, with latency measured from the intended send time.
+//! latency: "What does a user wait under load, and what does each model spend serving it?"
+//! An open loop at the same absolute rates for every model (fractions of the slowest model's
+//! closed-loop capacity, one above it, or rates given with `--rates`), with latency measured
+//! from the intended send time and merged over the rounds, and the server CPU per message
+//! each model spends at equal work (netperf's service demand).
 
 use anyhow::{Result, bail};
 
 use super::scale::{self, LATENCY_CONNECTIONS};
-use crate::charts::{Charts, Dot, Series};
-use crate::findings::{NO_FIGURES, open_loop_pacing, ranking};
+use crate::charts::Charts;
+use crate::findings::{NO_FIGURES, open_loop_pacing};
 use crate::measure::{Headline, Measure, PointsFlag};
-use crate::plan::{Point, Profile, SMALL_MESSAGE};
+use crate::plan::{Basis, Point, Profile, SMALL_MESSAGE};
 use crate::present::{Column, Present, View, col};
-use crate::results::{ModelResults, Percentiles, Summary};
-use crate::text::{sig, thousands, times};
+use crate::text::{sig, thousands};
+
+mod findings;
+use findings::{
+    at, headline, lag_finding, lag_made, lag_p99, latency, overload, per_rate, queueing_finding,
+    rate_phrase, uncorrected,
+};
 
 /// Connections of the open loop: scale's [`LATENCY_CONNECTIONS`], whose throughput is the
 /// capacity the fractions refer to.
@@ -20,10 +28,63 @@ pub const CONNECTIONS: u32 = LATENCY_CONNECTIONS;
 #[derive(Debug)]
 pub struct Latency;
 
-fn point(fraction: f64) -> Point {
-    let p = Point::closed("latency", CONNECTIONS, SMALL_MESSAGE);
-    Point { rate_fraction: Some(fraction), ..p }
-        .named(format!("{:.0}% load", fraction * 100.0), fraction)
+/// One load of the scenario, as `--rates` spells it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// A fraction of a capacity: one common to every server, or each model's own (`None`).
+    Fraction(f64, Option<Basis>),
+    /// Messages per second, the same for every server.
+    Rate(f64),
+}
+
+impl Load {
+    /// The point that offers this load; `order` (1-based) is its x, since a common rate is
+    /// known only once the capacities are measured.
+    fn point(self, order: usize) -> Point {
+        let p = Point::closed("latency", CONNECTIONS, SMALL_MESSAGE);
+        let (label, p) = match self {
+            Load::Fraction(f, basis) => {
+                let whose = basis.map_or("own".to_string(), |b| format!("of {}", b.word()));
+                let label = format!("{:.0}% {whose}", f * 100.0);
+                (label, Point { rate_fraction: Some(f), rate_basis: basis, ..p })
+            }
+            Load::Rate(r) => (format!("{} msgs/s", thousands(r)), Point { rate: Some(r), ..p }),
+        };
+        p.named(label, order as f64)
+    }
+}
+
+/// The loads `--rates` gives: "25%" (of the slowest model's capacity), "90%median",
+/// "100%fastest", "50%own" (each model's own), or a rate in msgs/s ("50000", "50k").
+pub fn parse_loads(text: &str) -> Result<Vec<Load>> {
+    let one = |item: &str| -> Option<Load> {
+        let item = item.trim();
+        if let Some((pct, basis)) = item.split_once('%') {
+            let f: f64 = pct.trim().parse::<f64>().ok()? / 100.0;
+            let basis = match basis.trim() {
+                "" | "slowest" => Some(Basis::Slowest),
+                "median" => Some(Basis::Median),
+                "fastest" => Some(Basis::Fastest),
+                "own" => None,
+                _ => return None,
+            };
+            return (f > 0.0 && f <= 2.0).then_some(Load::Fraction(f, basis));
+        }
+        let (digits, scale) = match item.strip_suffix(['k', 'K']) {
+            Some(d) => (d, 1e3),
+            None => (item, 1.0),
+        };
+        let r = digits.parse::<f64>().ok()? * scale;
+        (r.is_finite() && (1.0..=1e9).contains(&r)).then_some(Load::Rate(r))
+    };
+    let loads: Option<Vec<Load>> = text.split(',').map(one).collect();
+    match loads {
+        Some(l) if !l.is_empty() => Ok(l),
+        _ => bail!(
+            "--rates takes percentages of a capacity up to 200% (25%, 90%median, 100%fastest, \
+             50%own) or rates in msgs/s (50000, 50k), comma-separated; got {text:?}"
+        ),
+    }
 }
 
 impl Measure for Latency {
@@ -33,30 +94,36 @@ impl Measure for Latency {
 
     fn flag(&self) -> Option<PointsFlag> {
         Some(PointsFlag {
-            long: "fractions",
-            value_name: "F,F,...",
-            help: "Fractions of capacity of the latency scenario, comma-separated (e.g. 0.25,0.5)",
+            long: "rates",
+            value_name: "LOAD,...",
+            help: "Loads of the latency scenario, the same for every model: 25% (of the slowest \
+                   model's capacity), 90%median, 100%fastest, 50%own, or msgs/s (50000, 50k)",
         })
     }
 
     fn points(&self, profile: Profile, given: Option<&str>) -> Result<Vec<Point>> {
-        let fractions = match given {
-            Some(text) => {
-                let f: Result<Vec<f64>, _> = text.split(',').map(|v| v.trim().parse()).collect();
-                match f {
-                    Ok(f) if f.iter().all(|&x| x > 0.0 && x <= 2.0) => f,
-                    _ => bail!("--fractions must lie in (0, 2], e.g. 0.25,0.5,0.75"),
-                }
-            }
+        let slowest = |f| Load::Fraction(f, Some(Basis::Slowest));
+        // Above the slowest model's capacity: the models that cannot sustain it show as
+        // overloaded there, the others how they behave near their limit.
+        let above = Load::Fraction(0.9, Some(Basis::Median));
+        let loads = match given {
+            Some(text) => parse_loads(text)?,
             None => match profile {
-                Profile::Quick => vec![0.25, 0.75],
-                // A quarter and three quarters in the standard profile (8 paired rounds a
-                // point): light and heavy load; the full profile fills in between.
-                Profile::Standard => vec![0.25, 0.75],
-                Profile::Full => vec![0.25, 0.5, 0.75, 0.9],
+                Profile::Quick => vec![slowest(0.75), above],
+                // Three points of 8 to 10 rounds keep the standard run near its 20 minutes:
+                // light and heavy load that every model sustains, and one past some.
+                Profile::Standard => vec![slowest(0.25), slowest(0.75), above],
+                Profile::Full => vec![
+                    slowest(0.25),
+                    slowest(0.5),
+                    slowest(0.75),
+                    slowest(0.9),
+                    above,
+                    Load::Fraction(0.9, Some(Basis::Fastest)),
+                ],
             },
         };
-        Ok(fractions.into_iter().map(point).collect())
+        Ok(loads.into_iter().enumerate().map(|(i, l)| l.point(i + 1)).collect())
     }
 
     fn capacity_point(&self) -> Option<Point> {
@@ -70,110 +137,137 @@ impl Measure for Latency {
 
 impl Present for Latency {
     fn question(&self) -> &'static str {
-        "What does a user wait under load?"
+        "What does a user wait under load, and what does each model spend serving it?"
     }
 
     fn setup(&self) -> String {
         format!(
-            "Open loop over {CONNECTIONS} connections at fixed fractions of each model's \
-             closed-loop capacity at {CONNECTIONS} connections. Latency is measured from the \
-             intended send time (corrected for coordinated omission)."
+            "Open loop over {CONNECTIONS} connections at the same rates for every model: \
+             fractions of the slowest model's closed-loop capacity at {CONNECTIONS} \
+             connections, and one above it (a fraction of the median model's), where a model \
+             that cannot keep up shows as overloaded. Latency is measured from the intended \
+             send time (corrected for coordinated omission) and read from all rounds' \
+             histograms added together; the paired rounds decide each order."
         )
     }
 
     fn columns(&self) -> Vec<Column> {
         vec![
-            ("target msgs/s", |c| c.point.target_rate.map_or("-".into(), thousands)),
-            ("achieved", |c| thousands(c.summary.median.msgs_per_sec)),
-            col::P50,
-            col::P99,
-            ("p99.9 us", |c| sig(c.summary.median.latency_us.p999)),
-            ("max us", |c| sig(c.summary.median.latency_us.max)),
-            ("uncorrected p99.9", |c| {
-                c.summary.median.latency_us_uncorrected.map_or("-".into(), |u| sig(u.p999))
+            ("offered msgs/s", |c| {
+                let rate = c.point.target_rate.map_or("-".into(), thousands);
+                if overload(c.point).is_some() { format!("{rate} overloaded") } else { rate }
             }),
-            col::UTIL,
+            ("achieved", |c| thousands(c.summary.median.msgs_per_sec)),
+            ("p50 us", |c| latency(c.point).map_or("-".into(), |l| sig(l.p50))),
+            ("p99 us", |c| latency(c.point).map_or("-".into(), |l| sig(l.p99))),
+            ("p99.9 us", |c| latency(c.point).map_or("-".into(), |l| sig(l.p999))),
+            ("max us", |c| latency(c.point).map_or("-".into(), |l| sig(l.max))),
+            ("uncorrected p99.9", |c| uncorrected(c.point).map_or("-".into(), |u| sig(u.p999))),
+            ("send lag p99", |c| lag_p99(c.point).map_or("-".into(), sig)),
+            col::CPU,
         ]
     }
 
     fn findings(&self, view: &View<'_>) -> Vec<String> {
-        let at: Vec<(&str, &Point, &Summary, Option<f64>)> = view
-            .runs()
-            .filter_map(|(m, _)| {
-                let (p, s, target) = highest_load(m)?;
-                Some((m.name.as_str(), p, s, target))
-            })
-            .collect();
-        let Some(&(_, point, _, _)) = at.first() else {
+        let Some((said, at_point)) = headline(view).map(|(p, s)| (s, p)) else {
             return vec![NO_FIGURES.into()];
         };
-        let mut out = vec![format!(
-            "At {} of each model's own capacity, p99 latency, lowest first, each against the \
-             first in paired rounds: {}. Each model runs at its own rate here, so this compares \
-             how gracefully each behaves near its limit.",
-            point.label.replace(" load", ""),
-            ranking(view, point, &crate::compare::P99, &|v| format!("{} us", sig(v)))
-        )];
-        for &(name, _, s, target) in &at {
-            if let Some(target) = target
-                && s.median.msgs_per_sec < 0.95 * target
-            {
-                out.push(format!(
-                    "{name} achieved only {:.0}% of its target rate ({} of {} msgs/s): its \
-                     capacity under an open loop is lower than the closed-loop figure it was \
-                     derived from.",
-                    100.0 * s.median.msgs_per_sec / target,
-                    thousands(s.median.msgs_per_sec),
-                    thousands(target)
-                ));
-            }
-            if let Some(u) = s.median.latency_us_uncorrected {
-                let c = s.median.latency_us.p999;
-                if u.p999 > 0.0 && c / u.p999 >= 2.0 {
-                    out.push(format!(
-                        "{name}'s p99.9 measured from the intended send time is {} us, {} the \
-                         {} us measured from the actual send: queueing that a closed loop would \
-                         hide.",
-                        sig(c),
-                        times(c / u.p999),
-                        sig(u.p999)
-                    ));
-                }
-            }
+        let mut out = vec![said];
+        let points: Vec<&Point> = view.points().collect();
+        out.extend(points.iter().filter_map(|p| per_rate(view, p, *p != at_point)));
+        for point in &points {
+            let rows = at(view, point);
+            // An overloaded model's latency is its queue, whatever the generator's lag.
+            let lag: Vec<(&str, f64, f64)> = rows
+                .iter()
+                .filter(|(_, p)| overload(p).is_none())
+                .filter_map(|(n, p)| Some((*n, lag_p99(p)?, latency(p)?.p99)))
+                .collect();
+            out.extend(lag_finding(&rate_phrase(&rows, point), &lag));
+            // Where the lag makes the latency, the gap between the figures from the intended
+            // and the actual send is the generator's lateness too, not a server's queue.
+            let queued: Vec<(&str, f64, f64)> = rows
+                .iter()
+                .filter(|(n, p)| {
+                    overload(p).is_none() && !lag.iter().any(|l| l.0 == *n && lag_made(l))
+                })
+                .filter_map(|(n, p)| Some((*n, latency(p)?.p999, uncorrected(p)?.p999)))
+                .collect();
+            out.extend(queueing_finding(&rate_phrase(&rows, point), &queued));
         }
         out.extend(open_loop_pacing(view));
         out
     }
 
     fn charts(&self, view: &View<'_>, charts: &mut Charts) -> Result<()> {
-        let mut fraction = 0.0;
-        let mut series: Vec<Series> = Vec::new();
-        for (m, s) in view.runs() {
-            let Some((point, _, _)) = highest_load(m) else { continue };
-            let Some(p) = s.points.iter().find(|p| &p.point == point) else { continue };
-            fraction = point.rate_fraction.unwrap_or(0.0);
-            let percentiles = |l: &Percentiles| [l.p50, l.p90, l.p99, l.p999, l.p9999, l.max];
-            let each: Vec<[f64; 6]> = p
-                .repeats
+        for (i, point) in view.points().enumerate() {
+            let rows = at(view, point);
+            let lines: Vec<(String, Vec<[f64; 2]>)> = rows
                 .iter()
-                .filter_map(|r| Some(percentiles(&r.metrics.as_ref()?.latency_us)))
+                .filter_map(|(n, p)| {
+                    let name = match overload(p) {
+                        Some(_) => format!("{n} (overloaded)"),
+                        None => n.to_string(),
+                    };
+                    Some((name, spectrum(p)?))
+                })
                 .collect();
-            // Percentile i along x; a log axis needs every value above zero.
-            let dots = (0..6)
-                .filter_map(|i| Dot::of(i as f64, each.iter().map(|v| v[i].max(0.1)).collect()))
-                .collect();
-            series.push((m.name.clone(), dots));
+            let title = format!("Latency by percentile at {}", rate_phrase(&rows, point));
+            let file = format!("latency-nines-{}.svg", i + 1);
+            charts.nines(self.name(), &file, &title, &lines)?;
         }
-        let t = format!("Latency percentiles at {:.0}% of each model's capacity", fraction * 100.0);
-        charts.spectrum(self.name(), "latency-spectrum.svg", &t, &series)
+        Ok(())
     }
 }
 
-/// A model's latency point at the highest load fraction it completed, with its target rate.
-fn highest_load(m: &ModelResults) -> Option<(&Point, &Summary, Option<f64>)> {
-    let s = m.scenario("latency")?;
-    s.points
-        .iter()
-        .filter_map(|p| Some((&p.point, p.summary.as_ref()?, p.target_rate)))
-        .max_by(|a, b| a.0.x.total_cmp(&b.0.x))
+/// The points of a model's line on the nines chart: the merged spectrum and the largest
+/// sample at the rank of the last one; for an older file without merged histograms, the
+/// medians of the rounds' percentiles.
+fn spectrum(p: &crate::results::PointResults) -> Option<Vec<[f64; 2]>> {
+    let Some(m) = &p.merged else {
+        let l = p.summary.as_ref()?.median.latency_us;
+        let q = [0.5, 0.9, 0.99, 0.999, 0.9999];
+        return Some(
+            q.into_iter()
+                .zip([l.p50, l.p90, l.p99, l.p999, l.p9999])
+                .map(|(q, v)| [q, v])
+                .collect(),
+        );
+    };
+    let mut dots = m.spectrum.clone();
+    let last = 1.0 - 1.0 / m.count.max(1) as f64;
+    if dots.last().is_some_and(|d| d[0] < last) {
+        dots.push([last, m.latency_us.max]);
+    }
+    Some(dots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_fractions_of_a_basis_and_fixed_rates_and_refuse_the_rest() {
+        let loads = parse_loads("25%, 90%median,100%fastest,50%own,50k,1200").unwrap();
+        assert_eq!(
+            loads,
+            [
+                Load::Fraction(0.25, Some(Basis::Slowest)),
+                Load::Fraction(0.9, Some(Basis::Median)),
+                Load::Fraction(1.0, Some(Basis::Fastest)),
+                Load::Fraction(0.5, None),
+                Load::Rate(50_000.0),
+                Load::Rate(1_200.0),
+            ]
+        );
+        for bad in ["", "0%", "300%", "25%slow", "-5", "abc", "25,,50", "1e12"] {
+            let e = parse_loads(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--rates takes") && !e.contains('\n'), "{bad}: {e}");
+        }
+        let points = Latency.points(Profile::Standard, None).unwrap();
+        assert_eq!(points.len(), 3);
+        assert!(points[..2].iter().all(|p| p.rate_basis == Some(Basis::Slowest)));
+        assert_eq!(points[2].rate_basis, Some(Basis::Median));
+        assert_eq!(points[1].label, "75% of slowest");
+    }
 }
