@@ -21,6 +21,7 @@ use crate::hlog::{self, HlogWriter};
 use crate::marks::Marks;
 use crate::meter::{Msg, Shared, ThreadResult};
 use crate::pace::Pacing;
+use crate::phase::Gate;
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::schedule::Schedule;
@@ -113,7 +114,14 @@ fn coordinate(
     let _stamping = (mode == Mode::Open && !target.is_datagram()).then(rxstamp::switch_on);
     // Timed here, before any load thread runs, so that nothing else of loadgen's competes.
     let pacing = (mode == Mode::Open).then(|| Pacing::new(config.send_slack));
-    for plan in plans(config, target, threads, pacing.as_ref()) {
+    let warmup_ns = config.warmup.as_nanos() as u64;
+    // UDP's load threads keep their own window, at the warm-up's end: a datagram has no
+    // connection to wait for.
+    let gate = Arc::new(match target.is_datagram() {
+        true => Gate::opened(threads, warmup_ns),
+        false => Gate::new(threads),
+    });
+    for plan in plans(config, target, threads, pacing.as_ref(), &gate) {
         let (spare_tx, spare_rx) = mpsc::channel();
         spares.push(spare_tx);
         let spawned = Poll::new().context("cannot create an epoll instance").and_then(|poll| {
@@ -147,8 +155,12 @@ fn coordinate(
     let mut began_at = None;
     // Once every thread is ready: when to start them (`--start-at`, or at once).
     let mut start_due: Option<Instant> = None;
-    // `--marks`: set at the start, when the window's edges become known.
+    // `--marks`: set when the window's edges become known (see `open_window`).
     let mut marks: Option<Marks> = None;
+    // The window's opening, in nanoseconds since the start, once decided.
+    let mut window: Option<u64> = None;
+    // Why the window could never open, if it could not.
+    let mut unopened: Option<String> = None;
     loop {
         // Until the start, no later than it is due; then at the pace of the progress bar, or
         // sooner when a mark falls due.
@@ -156,7 +168,10 @@ fn coordinate(
             (None, Some(due)) => Some(due),
             _ => marks.as_ref().and_then(Marks::next_due),
         };
-        let tick = Duration::from_millis(50);
+        // Past the warm-up with the window still shut, every millisecond: its opening is
+        // decided here, and `window start` printed, as soon as the last first echo is in.
+        let waiting = start.is_some_and(|s| window.is_none() && s.elapsed() >= config.warmup);
+        let tick = Duration::from_millis(if waiting { 1 } else { 50 });
         let wait = due.map_or(tick, |due| due.saturating_duration_since(Instant::now()).min(tick));
         match rx.recv_timeout(wait) {
             Ok(Msg::Ready) => ready += 1,
@@ -198,14 +213,34 @@ fn coordinate(
                 began_at = Some(wall);
                 // The threads sleep until then (see `worker::Worker::connect_and_wait`).
                 handles.iter().for_each(|h| h.thread().unpark());
+            }
+        }
+        if let (Some(start), Some(wall), None) = (start, began_at, window)
+            && !shared.cancel.is_cancelled()
+        {
+            let elapsed = start.elapsed().as_nanos() as u64;
+            if let Some(open) = open_window(&gate, warmup_ns, elapsed) {
+                window = Some(open);
+                let open_for = Duration::from_nanos(open);
                 if config.marks {
-                    marks = Some(Marks::new(at, config.warmup, config.duration));
+                    marks = Some(Marks::new(start + open_for, config.duration));
                 }
                 if let Some(log) = hlog.as_mut() {
                     let comment =
                         format!("{} against {target}: {}", crate::tool(), hlog_legend(mode));
-                    log.header(wall + config.warmup, &comment)?;
+                    log.header(wall + open_for, &comment)?;
                 }
+            } else if elapsed >= warmup_ns.saturating_add(2 * config.timeout.as_nanos() as u64) {
+                // Every first message has an outcome within --timeout (an echo, or a
+                // timeout that settles its connection too), so this only catches a load
+                // thread that stopped reporting.
+                unopened = Some(format!(
+                    "the measured window never opened: {} connection(s) still waited for \
+                     their first echo {} after the warm-up ended (twice --timeout)",
+                    gate.waiting(),
+                    humantime::format_duration(2 * config.timeout),
+                ));
+                shared.cancel.cancel();
             }
         }
         if let Some(marks) = marks.as_mut() {
@@ -225,9 +260,12 @@ fn coordinate(
             bail!("load thread {thread} panicked; this is a loadgen bug");
         }
     }
+    if let Some(why) = unopened {
+        bail!(why);
+    }
     let kernel_after = kernel_family.and_then(udp::kernel::read);
     let results: Vec<ThreadResult> = results.into_iter().map(Option::unwrap_or_default).collect();
-    let measure_ns = config.warmup.as_nanos() as u64;
+    let measure_ns = window.unwrap_or(warmup_ns);
     let finished_ns = results.iter().map(|r| r.finished_ns).max().unwrap_or(0);
     intervals.write(hlog.as_mut(), mode, Some(finished_ns.saturating_sub(measure_ns)))?;
     if let Some(log) = hlog {
@@ -247,8 +285,24 @@ fn coordinate(
         idle,
         process_cpu: CpuTime::process().since(&process_cpu),
         pacing,
+        window_wait_ns: measure_ns - warmup_ns,
         udp_kernel: kernel_before.zip(kernel_after).map(|(b, a)| udp::kernel::delta(&b, &a)),
     }))
+}
+
+/// Decides the window's opening, `elapsed` nanoseconds after the start: at the warm-up's end
+/// or now, whichever is later, once every load thread is primed (see [`Gate`]); `None`
+/// while one still waits for a first echo.
+fn open_window(gate: &Gate, warmup_ns: u64, elapsed: u64) -> Option<u64> {
+    if let Some(open) = gate.open_ns() {
+        return Some(open);
+    }
+    if !gate.all_primed() {
+        return None;
+    }
+    let open = warmup_ns.max(elapsed);
+    gate.open(open);
+    Some(open)
 }
 
 /// The instant on this machine's monotonic clock that `start_at` names on its wall clock
@@ -260,7 +314,13 @@ fn start_instant(start_at: Option<SystemTime>) -> Instant {
 }
 
 /// Splits the connections among the threads (round robin by id) with their schedules.
-fn plans(config: &Config, target: &Target, threads: usize, pacing: Option<&Pacing>) -> Vec<Plan> {
+fn plans(
+    config: &Config,
+    target: &Target,
+    threads: usize,
+    pacing: Option<&Pacing>,
+    gate: &Arc<Gate>,
+) -> Vec<Plan> {
     let mode = config.mode();
     let sources =
         if mode == Mode::Churn { target.churn_sources(config.source_addrs) } else { Vec::new() };
@@ -288,6 +348,7 @@ fn plans(config: &Config, target: &Target, threads: usize, pacing: Option<&Pacin
                 interval: config.hlog.is_some().then_some(config.hlog_interval),
                 backlog_cap: backlog_cap(config),
                 sources: sources.clone(),
+                gate: gate.clone(),
             }
         })
         .collect()
@@ -443,6 +504,27 @@ impl Intervals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_opens_at_the_warmups_end_or_at_the_last_first_echo() {
+        let ms = 1_000_000;
+        // Two threads; the window cannot open while one still waits for a first echo.
+        let gate = Gate::new(2);
+        gate.count(0, 0);
+        gate.count(1, 3);
+        assert_eq!(open_window(&gate, 100 * ms, 50 * ms), None);
+        assert_eq!(open_window(&gate, 100 * ms, 700 * ms), None);
+        assert_eq!(gate.waiting(), 3);
+        // Primed during the warm-up: it opens on time, decided in advance.
+        gate.count(1, 0);
+        let early = Gate::new(1);
+        early.count(0, 0);
+        assert_eq!(open_window(&early, 100 * ms, 50 * ms), Some(100 * ms));
+        // Primed after it: it opens when that is seen, and stays where it was decided.
+        assert_eq!(open_window(&gate, 100 * ms, 700 * ms), Some(700 * ms));
+        assert_eq!(open_window(&gate, 100 * ms, 900 * ms), Some(700 * ms));
+        assert_eq!(gate.open_ns(), Some(700 * ms));
+    }
 
     #[test]
     fn without_a_log_intervals_only_add_to_the_total() {
