@@ -113,6 +113,8 @@ fn the_window_opens_only_after_every_connection_had_its_first_echo() {
         secs(resumed) - opened,
         report.run.window_wait_secs
     );
+    let summary = loadgen::summary::render(&report);
+    assert!(summary.contains("s for first echoes"), "the summary hides the wait: {summary}");
     assert!(report.messages.received > 0, "{:?}", report.messages);
     assert_eq!(report.errors.timeout + report.errors.io + report.errors.lost, 0);
     // The first messages, sent at the start, waited through the whole stop; none of them is
@@ -132,4 +134,5 @@ fn a_window_that_need_not_wait_opens_at_the_end_of_the_warmup() {
     // Four connections to a running echo-mio echo within microseconds of the start.
     assert_eq!(report.run.window_wait_secs, 0.0, "{:?}", report.run);
     assert!((report.run.measured_secs - 0.4).abs() < 1e-3, "{:?}", report.run);
+    assert!(!loadgen::summary::render(&report).contains("first echoes"));
 }
