@@ -153,8 +153,10 @@
 //! /proc over the window): at 64 KiB, 23-31 us per message against 38-40 us before and
 //! 16-20 us for echo-mio in the same rounds (0.59-0.80 of before, round by round); at
 //! 1 MiB, where flow control cuts the new receives to about 8 KiB on average, 667-862 us
-//! against 783-951 us before (0.70-1.01) and 415-798 us for echo-mio. These figures are
-//! indicative only; the reference run has the intervals.
+//! against 783-951 us before (0.70-1.01) and 415-798 us for echo-mio. Placed as in the
+//! reference run (server on CPU 0, generator on CPU 1; 3 rounds, load average about 7), at
+//! 64 KiB: 48-60 us against 71-72 us before (0.68-0.84) and 44-48 us for echo-mio (1.00-1.30
+//! of it). These figures are indicative only; the reference run has the intervals.
 //!
 //! What remains is the price of the completion model at this size. Every byte is copied
 //! twice on the way in: by the kernel into the shared pool, then by the loop into the
