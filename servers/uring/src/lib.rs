@@ -98,8 +98,9 @@
 //! as they do to the mio model's; the armed receives live in kernel memory, which that
 //! figure does not show. Per worker, fixed: the rings (1,024 submission and 8,192
 //! completion entries, about 200 KiB) and the provided-buffer pool (64 buffers of 64 KiB,
-//! or 1,024 of 4 KiB where the kernel consumes buffers whole: 4 MiB, touched at start-up so that the server's memory does not creep up as the kernel
-//! cycles through it), so an idle echo-uring starts at about 4 MiB more than echo-mio.
+//! or 1,024 of 4 KiB where the kernel consumes buffers whole: 4 MiB, touched at start-up
+//! so that the server's memory does not creep up as the kernel cycles through it), so an
+//! idle echo-uring starts at about 4 MiB more than echo-mio.
 //!
 //! # Backpressure, and the other hard parts
 //!
