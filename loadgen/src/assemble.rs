@@ -42,6 +42,8 @@ pub struct Parts<'a> {
     pub process_cpu: CpuTime,
     /// Open loop: how early sends could leave, and why.
     pub pacing: Option<Pacing>,
+    /// How long past the warm-up the window waited for connections' first echoes.
+    pub window_wait_ns: u64,
     /// UDP mode: how much the kernel's UDP counters rose during the run.
     pub udp_kernel: Option<KernelUdp>,
 }
@@ -58,7 +60,7 @@ pub fn report(p: Parts<'_>) -> Report {
         udp.add(&r.udp);
     }
     let load = ThreadLoad::of(&p.results);
-    let measure_ns = config.warmup.as_nanos() as u64;
+    let measure_ns = config.warmup.as_nanos() as u64 + p.window_wait_ns;
     let stopped_ns = p.results.iter().map(|r| r.stopped_ns).max().unwrap_or(0);
     let finished_ns = p.results.iter().map(|r| r.finished_ns).max().unwrap_or(0);
     let measured_secs = stopped_ns.saturating_sub(measure_ns) as f64 / 1e9;
@@ -122,6 +124,7 @@ pub fn report(p: Parts<'_>) -> Report {
         run: RunInfo {
             began_at: p.began_at.map(|at| humantime::format_rfc3339_micros(at).to_string()),
             warmup_secs: config.warmup.as_secs_f64(),
+            window_wait_secs: p.window_wait_ns as f64 / 1e9,
             measured_secs,
             drain_secs: finished_ns.saturating_sub(stopped_ns) as f64 / 1e9,
             interrupted: p.interrupted,

@@ -8,7 +8,10 @@
 //!
 //! The coordinating thread prints the marks (never a load thread), waking at each mark's due
 //! instant, so a mark is late by a timer wake-up (tens of microseconds), not by its 50 ms
-//! progress tick. Standard output is line-buffered, so each line leaves at once.
+//! progress tick. Standard output is line-buffered, so each line leaves at once. A window
+//! that waits past the warm-up for connections' first echoes (see `phase::Gate`) opens when
+//! the coordinator sees the last one, which it checks every millisecond while it waits:
+//! `window start` is printed at that decision, which is the window's edge.
 
 use std::io::Write;
 
@@ -65,13 +68,10 @@ pub(crate) struct Marks {
 }
 
 impl Marks {
-    /// The marks of a run whose clock started at `start`.
-    pub fn new(
-        start: std::time::Instant,
-        warmup: std::time::Duration,
-        duration: std::time::Duration,
-    ) -> Marks {
-        Marks { open: start + warmup, close: start + warmup + duration, printed: 0 }
+    /// The marks of a window that opens at `open` (the warm-up's end, or later if the
+    /// window waited for first echoes: see `phase::Gate`) and lasts `duration`.
+    pub fn new(open: std::time::Instant, duration: std::time::Duration) -> Marks {
+        Marks { open, close: open + duration, printed: 0 }
     }
 
     /// The instant the next mark is due, if one is still to come.
@@ -123,7 +123,7 @@ mod tests {
     fn marks_fall_due_in_order() {
         let start = std::time::Instant::now();
         let ms = std::time::Duration::from_millis;
-        let mut marks = Marks::new(start, ms(100), ms(200));
+        let mut marks = Marks::new(start + ms(100), ms(200));
         assert_eq!(marks.next_due(), Some(start + ms(100)));
         marks.print_due(start + ms(50), false);
         assert_eq!(marks.printed, 0, "still warming up");
@@ -137,11 +137,11 @@ mod tests {
     fn a_run_cancelled_in_its_warmup_prints_no_mark_and_one_in_its_window_closes_it() {
         let start = std::time::Instant::now();
         let ms = std::time::Duration::from_millis;
-        let mut warming = Marks::new(start, ms(100), ms(200));
+        let mut warming = Marks::new(start + ms(100), ms(200));
         warming.print_due(start + ms(50), true);
         warming.finish();
         assert_eq!(warming.printed, 0);
-        let mut measuring = Marks::new(start, ms(100), ms(200));
+        let mut measuring = Marks::new(start + ms(100), ms(200));
         measuring.print_due(start + ms(150), false);
         measuring.print_due(start + ms(160), true);
         assert_eq!(measuring.printed, 2);

@@ -71,11 +71,15 @@ pub struct Report {
 pub struct RunInfo {
     /// When the warm-up began, RFC 3339 UTC with microseconds: `config.start_at` when it was
     /// given and every connection was up by then, else the moment they were. The measured
-    /// window opens `warmup_secs` later.
+    /// window opens `warmup_secs + window_wait_secs` later.
     #[serde(default)]
     pub began_at: Option<String>,
     pub warmup_secs: f64,
-    /// The measured window as it really was: from the end of warmup until sending stopped.
+    /// How long after the warm-up the window waited for every connection's first echo (0
+    /// when all had echoed by then). See loadgen/README.md, "Warm-up".
+    #[serde(default)]
+    pub window_wait_secs: f64,
+    /// The measured window as it really was: from its opening until sending stopped.
     /// Every rate in the report is over this.
     pub measured_secs: f64,
     /// Time spent after the window waiting for the last echoes.

@@ -1,9 +1,10 @@
 //! The coordinating thread: checks the configuration, opens the idle ballast, starts the load
-//! threads, starts the clock once every thread has its connections up, merges the threads'
-//! interval histograms as they arrive (writing the interval log), draws the progress bar, and
-//! assembles the report when the threads are done.
+//! threads, starts the clock once every thread has its connections up, opens the measured
+//! window once the warm-up is over and every connection has had its first echo (see
+//! `phase::Gate`), merges the threads' interval histograms as they arrive (`intervals`,
+//! writing the interval log), draws the progress bar, and assembles the report when the
+//! threads are done.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,17 +18,20 @@ use mio::Poll;
 use crate::assemble::Parts;
 use crate::config::{Config, Mode};
 use crate::cpu::{self, CpuTime};
-use crate::hlog::{self, HlogWriter};
+use crate::hlog::HlogWriter;
 use crate::marks::Marks;
 use crate::meter::{Msg, Shared, ThreadResult};
 use crate::pace::Pacing;
+use crate::phase::Gate;
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::schedule::Schedule;
-use crate::stats::Recorder;
 use crate::target::Target;
 use crate::worker::{self, Plan};
+
+mod intervals;
 use crate::{Cancel, assemble, env, idle, rxstamp, udp};
+use intervals::Intervals;
 
 /// Runs one load as `config` describes and returns everything it measured.
 ///
@@ -139,7 +143,14 @@ fn coordinate(
     let _stamping = (mode == Mode::Open && !target.is_datagram()).then(rxstamp::switch_on);
     // Timed here, before any load thread runs, so that nothing else of loadgen's competes.
     let pacing = (mode == Mode::Open).then(|| Pacing::new(config.send_slack));
-    for plan in plans(config, target, (threads, first_id), pacing.as_ref()) {
+    let warmup_ns = config.warmup.as_nanos() as u64;
+    // UDP's load threads keep their own window, at the warm-up's end: a datagram has no
+    // connection to wait for.
+    let gate = Arc::new(match target.is_datagram() {
+        true => Gate::opened(threads, warmup_ns),
+        false => Gate::new(threads),
+    });
+    for plan in plans(config, target, (threads, first_id), pacing.as_ref(), &gate) {
         let (spare_tx, spare_rx) = mpsc::channel();
         spares.push(spare_tx);
         let spawned = Poll::new().context("cannot create an epoll instance").and_then(|poll| {
@@ -173,8 +184,12 @@ fn coordinate(
     let mut began_at = None;
     // Once every thread is ready: when to start them (`--start-at`, or at once).
     let mut start_due: Option<Instant> = None;
-    // `--marks`: set at the start, when the window's edges become known.
+    // `--marks`: set when the window's edges become known (see `open_window`).
     let mut marks: Option<Marks> = None;
+    // The window's opening, in nanoseconds since the start, once decided.
+    let mut window: Option<u64> = None;
+    // Why the window could never open, if it could not.
+    let mut unopened: Option<String> = None;
     loop {
         // Until the start, no later than it is due; then at the pace of the progress bar, or
         // sooner when a mark falls due.
@@ -182,7 +197,10 @@ fn coordinate(
             (None, Some(due)) => Some(due),
             _ => marks.as_ref().and_then(Marks::next_due),
         };
-        let tick = Duration::from_millis(50);
+        // Past the warm-up with the window still shut, every millisecond: its opening is
+        // decided here, and `window start` printed, as soon as the last first echo is in.
+        let waiting = start.is_some_and(|s| window.is_none() && s.elapsed() >= config.warmup);
+        let tick = Duration::from_millis(if waiting { 1 } else { 50 });
         let wait = due.map_or(tick, |due| due.saturating_duration_since(Instant::now()).min(tick));
         match rx.recv_timeout(wait) {
             Ok(Msg::Ready) => ready += 1,
@@ -224,14 +242,34 @@ fn coordinate(
                 began_at = Some(wall);
                 // The threads sleep until then (see `worker::Worker::connect_and_wait`).
                 handles.iter().for_each(|h| h.thread().unpark());
+            }
+        }
+        if let (Some(start), Some(wall), None) = (start, began_at, window)
+            && !shared.cancel.is_cancelled()
+        {
+            let elapsed = start.elapsed().as_nanos() as u64;
+            if let Some(open) = open_window(&gate, warmup_ns, elapsed) {
+                window = Some(open);
+                let open_for = Duration::from_nanos(open);
                 if config.marks {
-                    marks = Some(Marks::new(at, config.warmup, config.duration));
+                    marks = Some(Marks::new(start + open_for, config.duration));
                 }
                 if let Some(log) = hlog.as_mut() {
                     let comment =
                         format!("{} against {target}: {}", crate::tool(), hlog_legend(mode));
-                    log.header(wall + config.warmup, &comment)?;
+                    log.header(wall + open_for, &comment)?;
                 }
+            } else if elapsed >= warmup_ns.saturating_add(2 * config.timeout.as_nanos() as u64) {
+                // Every first message has an outcome within --timeout (an echo, or a
+                // timeout that settles its connection too), so this only catches a load
+                // thread that stopped reporting.
+                unopened = Some(format!(
+                    "the measured window never opened: {} connection(s) still waited for \
+                     their first echo {} after the warm-up ended (twice --timeout)",
+                    gate.waiting(),
+                    humantime::format_duration(2 * config.timeout),
+                ));
+                shared.cancel.cancel();
             }
         }
         if let Some(marks) = marks.as_mut() {
@@ -251,9 +289,12 @@ fn coordinate(
             bail!("load thread {thread} panicked; this is a loadgen bug");
         }
     }
+    if let Some(why) = unopened {
+        bail!(why);
+    }
     let kernel_after = kernel_family.and_then(udp::kernel::read);
     let results: Vec<ThreadResult> = results.into_iter().map(Option::unwrap_or_default).collect();
-    let measure_ns = config.warmup.as_nanos() as u64;
+    let measure_ns = window.unwrap_or(warmup_ns);
     let finished_ns = results.iter().map(|r| r.finished_ns).max().unwrap_or(0);
     intervals.write(hlog.as_mut(), mode, Some(finished_ns.saturating_sub(measure_ns)))?;
     if let Some(log) = hlog {
@@ -273,8 +314,24 @@ fn coordinate(
         idle,
         process_cpu: CpuTime::process().since(&process_cpu),
         pacing,
+        window_wait_ns: measure_ns - warmup_ns,
         udp_kernel: kernel_before.zip(kernel_after).map(|(b, a)| udp::kernel::delta(&b, &a)),
     }))
+}
+
+/// Decides the window's opening, `elapsed` nanoseconds after the start: at the warm-up's end
+/// or now, whichever is later, once every load thread is primed (see [`Gate`]); `None`
+/// while one still waits for a first echo.
+fn open_window(gate: &Gate, warmup_ns: u64, elapsed: u64) -> Option<u64> {
+    if let Some(open) = gate.open_ns() {
+        return Some(open);
+    }
+    if !gate.all_primed() {
+        return None;
+    }
+    let open = warmup_ns.max(elapsed);
+    gate.open(open);
+    Some(open)
 }
 
 /// The instant on this machine's monotonic clock that `start_at` names on its wall clock
@@ -294,6 +351,7 @@ fn plans(
     target: &Target,
     (threads, first_id): (usize, usize),
     pacing: Option<&Pacing>,
+    gate: &Arc<Gate>,
 ) -> Vec<Plan> {
     let mode = config.mode();
     let sources =
@@ -324,6 +382,7 @@ fn plans(
                 interval: config.hlog.is_some().then_some(config.hlog_interval),
                 backlog_cap: backlog_cap(config),
                 sources: sources.clone(),
+                gate: gate.clone(),
             }
         })
         .collect()
@@ -375,140 +434,28 @@ fn hlog_legend(mode: Mode) -> &'static str {
     }
 }
 
-/// The threads' interval histograms, merged per interval and written in order once every
-/// thread has moved past them. Without a log, only the total is kept.
-#[derive(Debug)]
-struct Intervals {
-    total: Recorder,
-    /// Whether an interval log is written (else `pending` stays empty).
-    logging: bool,
-    pending: BTreeMap<u64, Recorder>,
-    /// Merged recorders already written, emptied for the next intervals.
-    spare: Vec<Recorder>,
-    /// The highest interval each thread has handed over (it will send no more at or below it).
-    reported: Vec<Option<u64>>,
-    done: Vec<bool>,
-    next_to_write: u64,
-    length: Duration,
-}
-
-impl Intervals {
-    fn new(threads: usize, length: Duration, logging: bool) -> Intervals {
-        Intervals {
-            total: Recorder::new(),
-            logging,
-            pending: BTreeMap::new(),
-            spare: Vec::new(),
-            reported: vec![None; threads],
-            done: vec![false; threads],
-            next_to_write: 0,
-            length,
-        }
-    }
-
-    fn add(&mut self, thread: usize, index: u64, recorder: &Recorder) -> Result<()> {
-        self.add_last(index, recorder)?;
-        self.reported[thread] = Some(index);
-        Ok(())
-    }
-
-    /// A finished thread's last interval: it has not moved past it, so `reported` stays.
-    fn add_last(&mut self, index: u64, recorder: &Recorder) -> Result<()> {
-        self.total.add(recorder)?;
-        if self.logging {
-            let spare = &mut self.spare;
-            self.pending
-                .entry(index)
-                .or_insert_with(|| spare.pop().unwrap_or_default())
-                .add(recorder)?;
-        }
-        Ok(())
-    }
-
-    /// Writes every interval all threads are done with; at the end (`last_ns` is the
-    /// measured window plus drain) writes the rest, the last one cut to its real length.
-    fn write(
-        &mut self,
-        hlog: Option<&mut HlogWriter>,
-        mode: Mode,
-        last_ns: Option<u64>,
-    ) -> Result<()> {
-        let Some(log) = hlog else { return Ok(()) };
-        let complete = match last_ns {
-            Some(_) => self.pending.keys().next_back().copied(),
-            // While threads run, an interval is complete once every running thread has moved
-            // past it (finished threads have sent all they had). The run's last interval waits
-            // for the end, when its real length is known.
-            None => self
-                .reported
-                .iter()
-                .zip(&self.done)
-                .filter(|(_, done)| !**done)
-                .map(|(reported, _)| *reported)
-                .min()
-                .flatten(),
-        };
-        let Some(upto) = complete else { return Ok(()) };
-        while self.next_to_write <= upto {
-            let index = self.next_to_write;
-            // An interval no thread recorded anything in is written empty, keeping the timeline.
-            let mut recorder = self.pending.remove(&index).unwrap_or_default();
-            let start = Duration::from_nanos(self.length.as_nanos() as u64 * index);
-            let mut length = self.length;
-            if let Some(total_ns) = last_ns
-                && index == upto
-            {
-                length = Duration::from_nanos(total_ns)
-                    .saturating_sub(start)
-                    .max(Duration::from_millis(1));
-            }
-            recorder.fold_failures(mode == Mode::Open)?;
-            log.interval(None, start, length, &recorder.corrected)?;
-            log.interval(Some(hlog::TAG_UNCORRECTED), start, length, &recorder.uncorrected)?;
-            if mode == Mode::Churn {
-                log.interval(Some(hlog::TAG_CONNECT), start, length, &recorder.connect)?;
-            }
-            recorder.reset();
-            self.spare.push(recorder);
-            self.next_to_write += 1;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn without_a_log_intervals_only_add_to_the_total() {
-        let mut intervals = Intervals::new(1, Duration::from_millis(10), false);
-        let mut recorder = Recorder::new();
-        recorder.corrected.saturating_record(1_000);
-        for index in 0..50 {
-            intervals.add(0, index, &recorder).unwrap();
-            intervals.write(None, Mode::Closed, None).unwrap();
-        }
-        // No interval is kept for a log that is not written: memory stays flat however long
-        // the run and however short the interval.
-        assert!(intervals.pending.is_empty());
-        assert_eq!(intervals.total.corrected.len(), 50);
-    }
-
-    #[test]
-    fn written_intervals_give_their_memory_back() {
-        let dir = std::env::temp_dir().join(format!("loadgen-intervals-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut log = HlogWriter::create(&dir.join("t.hlog")).unwrap();
-        let mut intervals = Intervals::new(1, Duration::from_millis(10), true);
-        let recorder = Recorder::new();
-        for index in 0..50 {
-            intervals.add(0, index, &recorder).unwrap();
-            intervals.write(Some(&mut log), Mode::Closed, None).unwrap();
-        }
-        // Each interval is written once the thread moves past it, and its recorder reused.
-        assert!(intervals.pending.len() <= 1, "{} intervals held", intervals.pending.len());
-        assert!(intervals.spare.len() <= 2, "{} spare recorders", intervals.spare.len());
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn the_window_opens_at_the_warmups_end_or_at_the_last_first_echo() {
+        let ms = 1_000_000;
+        // Two threads; the window cannot open while one still waits for a first echo.
+        let gate = Gate::new(2);
+        gate.count(0, 0);
+        gate.count(1, 3);
+        assert_eq!(open_window(&gate, 100 * ms, 50 * ms), None);
+        assert_eq!(open_window(&gate, 100 * ms, 700 * ms), None);
+        assert_eq!(gate.waiting(), 3);
+        // Primed during the warm-up: it opens on time, decided in advance.
+        gate.count(1, 0);
+        let early = Gate::new(1);
+        early.count(0, 0);
+        assert_eq!(open_window(&early, 100 * ms, 50 * ms), Some(100 * ms));
+        // Primed after it: it opens when that is seen, and stays where it was decided.
+        assert_eq!(open_window(&gate, 100 * ms, 700 * ms), Some(700 * ms));
+        assert_eq!(open_window(&gate, 100 * ms, 900 * ms), Some(700 * ms));
+        assert_eq!(gate.open_ns(), Some(700 * ms));
     }
 }

@@ -36,6 +36,10 @@ pub fn render(r: &Report) -> String {
     );
     let mut window =
         format!("measured {:.2} s after {:.2} s warmup", r.run.measured_secs, r.run.warmup_secs);
+    if r.run.window_wait_secs > 0.0 {
+        // The window waited for first echoes (see README, "When the window opens").
+        let _ = write!(window, " and {:.2} s for first echoes", r.run.window_wait_secs);
+    }
     if c.idle > 0 {
         let _ = write!(window, ", {} idle connections open", r.connections.idle_opened);
         if c.idle_echo {

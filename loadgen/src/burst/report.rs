@@ -125,6 +125,7 @@ pub fn report(p: Parts<'_>) -> (Report, Recorder) {
             // A burst has no warm-up: its connects begin as soon as loadgen has started.
             began_at: Some(humantime::format_rfc3339_micros(p.started_at).to_string()),
             warmup_secs: 0.0,
+            window_wait_secs: 0.0,
             measured_secs: secs,
             drain_secs: 0.0,
             interrupted: m.interrupted,

@@ -189,6 +189,7 @@ impl Worker {
 
     /// `done` echoes completed on connection `i`.
     fn after_echoes(&mut self, i: usize, done: usize, now: u64, sending: bool, tl: &Timeline) {
+        self.settled(i);
         let more = sending && now < tl.end_ns;
         match self.plan.mode {
             // A burst never runs on the load threads (see `burst/`).
@@ -235,6 +236,7 @@ impl Worker {
         let id = self.conns[i].id;
         self.meter.error(counted, || format!("connection {id}: {why}"));
         self.conns[i].fail(now, Loss::Broken, &mut self.meter);
+        self.settled(i);
     }
 
     /// Timeouts, connection attempts that take too long, and reconnections.
@@ -249,6 +251,7 @@ impl Worker {
                         // or still outstanding when it opened), else a warm-up error.
                         let counted = self.meter.adopts(now);
                         self.conns[i].fail(now, Loss::Timeout, &mut self.meter);
+                        self.settled(i);
                         let id = self.conns[i].id;
                         self.meter.error(counted, || {
                             format!("connection {id}: no echo within the timeout")

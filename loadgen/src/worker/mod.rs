@@ -23,7 +23,7 @@ use mio::{Events, Poll, Token};
 use crate::config::Mode;
 use crate::conn::{Conn, Loss, State};
 use crate::meter::{Meter, Msg, Shared, Timeline};
-use crate::phase::Phase;
+use crate::phase::{Gate, PENDING, Phase};
 use crate::rxstamp;
 use crate::schedule::{Schedule, Timer};
 use crate::stats::Recorder;
@@ -57,6 +57,9 @@ pub struct Plan {
     pub schedule: Option<Schedule>,
     /// Churn only: source addresses to rotate through.
     pub sources: Vec<IpAddr>,
+    /// When the measured window opens (see [`Gate`]); the thread reports its connections'
+    /// first echoes to it.
+    pub gate: Arc<Gate>,
 }
 
 /// The timerfd's token; connections use their index.
@@ -66,6 +69,13 @@ const TIMER: Token = Token(usize::MAX - 1);
 const HOUSEKEEPING_NS: u64 = 10_000_000;
 /// Bytes read per call: many echoes at once, but small enough to stay in cache.
 const READ_BUF: usize = 64 * 1024;
+
+/// Nanoseconds in `d`: `Config::validate` bounds every duration (30 days), so offsets from
+/// the start fit a u64 with room to spare, and saturate rather than wrap if a caller skipped
+/// the checks.
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// Runs one load thread to completion; everything it measured goes to the coordinator.
 pub fn thread_main(
@@ -100,7 +110,12 @@ pub fn thread_main(
         control: rxstamp::Control::new(),
         dirty: Vec::new(),
         next_source: 0,
+        settled: Vec::new(),
+        unsettled: 0,
+        primed: false,
     };
+    worker.settled = vec![false; worker.conns.len()];
+    worker.unsettled = worker.conns.len();
     worker.dirty.reserve(worker.conns.len());
     if let Some(cpu) = worker.plan.cpu {
         match crate::cpu::pin_current_thread(&[cpu]) {
@@ -133,6 +148,13 @@ struct Worker {
     dirty: Vec<usize>,
     /// Churn: which source address the next connection binds.
     next_source: usize,
+    /// Per connection (in churn: per slot): its first message has had an outcome, an echo
+    /// or a failure (a timeout, a broken connection). See [`Gate`].
+    settled: Vec<bool>,
+    /// Connections not settled yet.
+    unsettled: usize,
+    /// None of this thread's connections waits for its first echo any more (see [`Gate`]).
+    primed: bool,
 }
 
 impl Worker {
@@ -143,7 +165,7 @@ impl Worker {
             self.timer = crate::pace::timer(schedule, self.poll.registry(), TIMER, &mut self.meter);
             self.prepare_lazy_reads();
         }
-        let tl = timeline;
+        let mut tl = timeline;
         self.meter.initial_up = self.conns.iter().filter(|c| c.state == State::Up).count() as u64;
         let mut events = Events::with_capacity(1024);
         for i in 0..self.conns.len() {
@@ -155,6 +177,15 @@ impl Worker {
         // The last poll returned as many events as it takes: more may be ready.
         let mut events_full = false;
         loop {
+            if tl.measure_ns == PENDING
+                && let Some(open) = self.plan.gate.open_ns()
+            {
+                // The coordinator has opened the window (see `Gate`): from here on it is
+                // as if its edges had been known from the start.
+                tl.measure_ns = open;
+                tl.end_ns = open.saturating_add(duration_ns(self.plan.duration));
+                self.meter.begin(&tl);
+            }
             let now = tl.now_ns();
             self.meter.tick(now);
             let cancelled = self.shared.cancel.is_cancelled();
@@ -173,6 +204,9 @@ impl Worker {
             let sending = phase.sending();
             if phase.housekeeping_due(now) {
                 self.housekeeping(now, sending, &tl);
+                if !self.primed {
+                    self.count_waiting();
+                }
             }
             let mut timeout = Some(phase.timeout(now, &tl));
             if sending && self.schedule.is_some() {
@@ -230,6 +264,36 @@ impl Worker {
         self.meter.finish(phase.stopped_ns(), end);
     }
 
+    /// A message of connection `i` was echoed, or the connection failed: if that was its
+    /// first outcome, this thread may be primed.
+    fn settled(&mut self, i: usize) {
+        if !self.settled[i] {
+            self.settled[i] = true;
+            self.unsettled -= 1;
+            if self.unsettled == 0 && !self.primed {
+                self.count_waiting();
+            }
+        }
+    }
+
+    /// Counts the connections that wait for their first echo (up, with a message out, no
+    /// outcome yet) and tells the gate; none left primes the thread. A connection that is
+    /// down or still connecting is not waited for: its errors are counted as they come.
+    fn count_waiting(&mut self) {
+        let waiting = match self.unsettled {
+            0 => 0,
+            _ => self
+                .conns
+                .iter()
+                .zip(&self.settled)
+                .filter(|(c, settled)| !**settled && c.state == State::Up && c.in_flight() > 0)
+                .count(),
+        };
+        // Callers count only while the thread is not primed, so the gate hears 0 once.
+        self.plan.gate.count(self.plan.thread, waiting);
+        self.primed = waiting == 0;
+    }
+
     /// Opens every connection, tells the coordinator, and waits for the start signal. Each
     /// connection is then up, down (its first failure already reported), or still trying.
     fn connect_and_wait(&mut self) -> Timeline {
@@ -251,16 +315,13 @@ impl Worker {
                 told = true;
             }
             if told && let Some(&start) = self.shared.start.get() {
-                // Offsets from the start, not `Instant`s: `Config::validate` bounds every
-                // duration (30 days), so these sums fit a u64 of nanoseconds with room to spare,
-                // and saturate rather than wrap if a caller skipped the checks.
-                let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-                let measure_ns = ns(self.plan.warmup);
+                // The window's edges are not known yet: the gate opens it once every
+                // connection has echoed, and the loop reads its decision on every pass.
                 return Timeline {
                     base: start,
-                    measure_ns,
-                    end_ns: measure_ns.saturating_add(ns(self.plan.duration)),
-                    timeout_ns: ns(self.plan.timeout),
+                    measure_ns: PENDING,
+                    end_ns: PENDING,
+                    timeout_ns: duration_ns(self.plan.timeout),
                 };
             }
             if told {

@@ -17,6 +17,27 @@
 //! reason the pool asks for huge pages: in ring order, each receive lands on a different
 //! 4 KiB page, and with a thousand connections busy that is a TLB miss per message (costly
 //! in a virtual machine, where a miss walks two page tables); two 2 MiB pages cover it all.
+//!
+//! # Incremental consumption (Linux 6.12)
+//!
+//! A classic ring gives each receive a whole buffer, however few bytes it carries, so the
+//! buffer size is a trade: small buffers waste no memory on 64-byte messages, but cut a
+//! big message into many receives, each a trip through the TCP stack and a completion, and
+//! each echoed as a send of its own. With 4 KiB buffers a 64 KiB message took 16 receives
+//! and about 12 sends here, against about 4 reads and 4 writes for the mio model's 16 KiB
+//! scratch buffer, and cost about twice its CPU (see *Big messages* in `lib.rs`).
+//!
+//! Registered with `IOU_PBUF_RING_INC`, the kernel instead fills a buffer piece by piece:
+//! each receive takes only the bytes it carries from the buffer at the head of the ring,
+//! and the next receive, on whichever connection, continues where it stopped. A completion
+//! flagged `IORING_CQE_F_BUF_MORE` means the kernel keeps the buffer for more; one without
+//! it means the buffer is full and ours. So the pool can hold few, large buffers (64 of 64
+//! KiB, the same 4 MiB): a big message arrives in receives as large as `--buffer` allows,
+//! and a thousand 64-byte messages share one buffer. The loop copies every receive out at
+//! once, so it only has to remember where in each buffer the kernel will write next
+//! (`offsets`), and recycle a buffer when a completion without `BUF_MORE` names it.
+//! Kernels without the flag refuse it (EINVAL), and the worker falls back to 4 KiB buffers
+//! consumed whole.
 
 use std::alloc::{self, Layout};
 use std::io;
@@ -32,6 +53,9 @@ const HUGE_PAGE: usize = 2 << 20;
 
 /// The buffer group id of the one ring each worker registers; receives name it.
 pub const GROUP: u16 = 0;
+
+/// `IOU_PBUF_RING_INC`: the kernel consumes each buffer incrementally (Linux 6.12).
+const INCREMENTAL: u16 = 2;
 
 /// A registered ring of provided buffers.
 #[derive(Debug)]
@@ -49,12 +73,22 @@ pub struct BufRing {
     tail: u16,
     /// Registered with a ring and not yet unregistered: the memory must not be freed.
     registered: bool,
+    /// Registered for incremental consumption: for each buffer, the offset at which the
+    /// kernel writes the next receive. Empty for a classic ring, whose receives all start
+    /// at a buffer's beginning.
+    offsets: Vec<u32>,
 }
 
 impl BufRing {
     /// Allocates `count` buffers of `size` bytes (`count` a power of two, at most 32,768),
-    /// puts them all in the ring and registers it with `ring` as group [`GROUP`].
-    pub fn register(ring: &IoUring, count: u16, size: usize) -> io::Result<BufRing> {
+    /// puts them all in the ring and registers it with `ring` as group [`GROUP`], for
+    /// incremental consumption if `incremental` (a kernel without it refuses: EINVAL).
+    pub fn register(
+        ring: &IoUring,
+        count: u16,
+        size: usize,
+        incremental: bool,
+    ) -> io::Result<BufRing> {
         let invalid = |what| io::Error::new(io::ErrorKind::InvalidInput, what);
         if !count.is_power_of_two() || count > 1 << 15 {
             return Err(invalid("the buffer count must be a power of two up to 32768"));
@@ -89,6 +123,7 @@ impl BufRing {
             count,
             tail: 0,
             registered: false,
+            offsets: if incremental { vec![0; usize::from(count)] } else { Vec::new() },
         };
         for bid in 0..count {
             ring_buffers.recycle(bid);
@@ -101,7 +136,7 @@ impl BufRing {
                 ring_buffers.entries.as_ptr() as u64,
                 count,
                 GROUP,
-                0,
+                if incremental { INCREMENTAL } else { 0 },
             )?;
         }
         ring_buffers.registered = true;
@@ -113,17 +148,47 @@ impl BufRing {
         self.size
     }
 
-    /// The first `len` bytes of buffer `bid`, which a completion has just handed to us.
+    /// Whether the kernel consumes the buffers incrementally.
+    pub fn incremental(&self) -> bool {
+        !self.offsets.is_empty()
+    }
+
+    /// The `len` bytes that a completion has just put in buffer `bid`: at its beginning in
+    /// a classic ring, where the last receive into it stopped in an incremental one.
     ///
     /// # Safety
     ///
-    /// `bid` must have been named by a completion and not yet recycled, so that the kernel
-    /// is not writing into it; the slice must be dropped before the buffer is recycled.
+    /// `bid` must have been named by a completion that is being handled now and not yet
+    /// passed to [`BufRing::consumed`], so that the kernel is not writing into these bytes;
+    /// the slice must be dropped before that call.
     pub unsafe fn bytes(&self, bid: u16, len: usize) -> &[u8] {
-        assert!(bid < self.count && len <= self.size, "buffer {bid} of {} bytes", len);
-        // SAFETY: in bounds (checked above); the caller guarantees the kernel is done with it.
+        let offset = self.offsets.get(usize::from(bid)).map_or(0, |&offset| offset as usize);
+        assert!(bid < self.count && offset + len <= self.size, "buffer {bid}: {offset}+{len}");
+        // SAFETY: in bounds (checked above); the caller guarantees the kernel is done with
+        // these bytes (it writes an incremental buffer only past them).
         unsafe {
-            std::slice::from_raw_parts(self.pool.as_ptr().add(usize::from(bid) * self.size), len)
+            let start = self.pool.as_ptr().add(usize::from(bid) * self.size + offset);
+            std::slice::from_raw_parts(start, len)
+        }
+    }
+
+    /// Handles a completion that named buffer `bid` with result `res` and completion
+    /// `flags`, once its bytes have been copied out: the buffer goes back to the kernel if
+    /// the kernel is done with it. A classic buffer always is. An incremental one is when
+    /// the completion lacks `BUF_MORE` and carried bytes; a completion of no bytes (end of
+    /// file, an error) consumed nothing, and the kernel keeps the buffer at the head of
+    /// the ring, so recycling it would put it in the ring twice.
+    pub fn consumed(&mut self, bid: u16, res: i32, flags: u32) {
+        let Some(offset) = self.offsets.get_mut(usize::from(bid)) else {
+            return self.recycle(bid);
+        };
+        if res <= 0 {
+            return;
+        }
+        *offset += res as u32;
+        if !io_uring::cqueue::buffer_more(flags) {
+            *offset = 0;
+            self.recycle(bid);
         }
     }
 
@@ -131,7 +196,7 @@ impl BufRing {
     /// a batch of completions costs one store to the shared tail, not one per buffer.
     ///
     /// [`commit`]: BufRing::commit
-    pub fn recycle(&mut self, bid: u16) {
+    fn recycle(&mut self, bid: u16) {
         let slot = usize::from(self.tail & (self.count - 1));
         // SAFETY: `slot` < count, inside the entries allocation. The kernel reads entries only
         // between its head and the published tail, and this slot is past the tail.

@@ -21,6 +21,9 @@
 //!   buffer while it waits; when bytes arrive the kernel takes a buffer from a pool that the
 //!   loop registered (`buffers.rs`), fills it, and names it in the completion. A thousand
 //!   idle connections cost a thousand armed requests in the kernel and no buffer at all.
+//!   The buffers are consumed incrementally where the kernel can (Linux 6.12): each receive
+//!   takes only the bytes it carries, so 64 KiB buffers serve 64-byte and 16 KiB receives
+//!   alike (see *Big messages*).
 //! - **Sends of owned buffers**: a send request takes a buffer away until its completion;
 //!   see *Who owns a buffer*.
 //! - **Batched submission** (`submit_and_wait`): each turn of the loop is one system call
@@ -67,10 +70,12 @@
 //! Here a request outlives the call that submitted it, and the memory it points at belongs
 //! to the kernel until its completion arrives:
 //!
-//! - a provided buffer is the kernel's while it sits in the ring, ours from the completion
-//!   that names it until we recycle it, which the loop does at once, after copying the
-//!   bytes into the connection's own `pending` buffer (so a slow client never holds a buffer
-//!   of the shared pool);
+//! - a provided buffer is the kernel's while it sits in the ring. The bytes a completion
+//!   names are ours until the loop has copied them into the connection's own `pending`
+//!   buffer, which it does at once (so a slow client never holds a buffer of the shared
+//!   pool). A buffer consumed incrementally stays the kernel's, filled piece by piece by
+//!   receives on any connection, until a completion says it is full; the loop recycles it
+//!   then (a buffer consumed whole, after its one completion);
 //! - a send's buffer is the kernel's from submission to completion: it must not be written,
 //!   moved or freed meanwhile, so each connection has one send in flight and a second
 //!   buffer that new bytes collect in (`conn.rs`);
@@ -92,9 +97,10 @@
 //! message). Measured here, 10,000 idle connections added 0.7 MiB to the server's memory,
 //! as they do to the mio model's; the armed receives live in kernel memory, which that
 //! figure does not show. Per worker, fixed: the rings (1,024 submission and 8,192
-//! completion entries, about 200 KiB) and the provided-buffer pool (1,024 buffers of 4 KiB:
-//! 4 MiB, touched at start-up so that the server's memory does not creep up as the kernel
-//! cycles through it), so an idle echo-uring starts at about 4 MiB more than echo-mio.
+//! completion entries, about 200 KiB) and the provided-buffer pool (64 buffers of 64 KiB,
+//! or 1,024 of 4 KiB where the kernel consumes buffers whole: 4 MiB, touched at start-up
+//! so that the server's memory does not creep up as the kernel cycles through it), so an
+//! idle echo-uring starts at about 4 MiB more than echo-mio.
 //!
 //! # Backpressure, and the other hard parts
 //!
@@ -123,8 +129,44 @@
 //! What breaks first is the same core as in the mio model: one ring runs on one thread
 //! (`--workers N` runs N rings, each on its own SO_REUSEPORT listener; see `listen.rs`).
 //! Then availability: containers often forbid io_uring (seccomp), so the binary probes at
-//! start and says so in one line (`probe.rs`). And the pool: more receives in one batch
-//! than there are buffers end in ENOBUFS and cost a re-arm each.
+//! start and says so in one line (`probe.rs`). And the pool: receives that find it full in
+//! one batch (more than 4 MiB of them, or more than 1,024 receives where buffers are
+//! consumed whole) end in ENOBUFS and cost a re-arm each.
+//!
+//! # Big messages
+//!
+//! A provided buffer consumed whole must be small, or 64-byte messages would each take a
+//! big one; but then a big message is cut into many receives. With 4 KiB buffers, a 64 KiB
+//! message took 16 receive completions, and since each completion started a send of what
+//! had come in so far, about 12 sends; the mio model reads and writes its 16 KiB scratch
+//! buffer about 4 times each (4.2 `sendto` and 4.9 `recvfrom` per message, with
+//! `strace -c`). Every one of those sends runs the loopback TCP stack, the
+//! client's receive included, for its segment. In the reference run of 2026-12-07 (the
+//! size scenario, closed loop over 4 connections, this 2-vCPU virtual machine) that cost
+//! echo-uring 46.5 us of CPU per 64 KiB message against 23.9-26.6 us for the others, and
+//! 673 us per 1 MiB message against 282-310 us, at the same throughput.
+//!
+//! Incremental consumption removes the trade: receives take up to the room under
+//! `--buffer` (16 KiB by default) from 64 KiB buffers, so a 64 KiB message arrives in 4
+//! receives and goes back in 4 sends, as in the mio model (counted with `--stats`).
+//! Measured on the same machine on 2026-12-07, in short runs while other jobs ran (load
+//! average about 12, server and generator unpinned, 4 rounds interleaved, server CPU from
+//! /proc over the window): at 64 KiB, 23-31 us per message against 38-40 us before and
+//! 16-20 us for echo-mio in the same rounds (0.59-0.80 of before, round by round); at
+//! 1 MiB, where flow control cuts the new receives to about 8 KiB on average, 667-862 us
+//! against 783-951 us before (0.70-1.01) and 415-798 us for echo-mio. Placed as in the
+//! reference run (server on CPU 0, generator on CPU 1; 3 rounds, load average about 7), at
+//! 64 KiB: 48-60 us against 71-72 us before (0.68-0.84) and 44-48 us for echo-mio (1.00-1.30
+//! of it). These figures are indicative only; the reference run has the intervals.
+//!
+//! What remains is the price of the completion model at this size. Every byte is copied
+//! twice on the way in: by the kernel into the shared pool, then by the loop into the
+//! connection's `pending`, so that no connection holds a pool buffer. And the kernel's
+//! copy lands in pool memory handed out in ring order, not in one scratch buffer that
+//! stays in cache as in the mio model. In a `perf` profile of the 64 KiB load, the kernel's
+//! receive copy was 11% of echo-uring's samples against 7% of echo-mio's, and the loop's
+//! own copy 5% more. Sending straight from the pool would save the second copy, at the
+//! price of pool buffers held by slow clients; this model does not.
 //!
 //! Run it with `cargo run --release -p echobench-uring -- --addr 127.0.0.1:7000`.
 
@@ -158,13 +200,22 @@ pub struct Options {
     /// Use the receive byte limit where the kernel has it (false: cancel at the bound, as
     /// on kernels before 6.17; for testing that path).
     pub recv_limit: bool,
+    /// Consume provided buffers incrementally where the kernel can (false: whole 4 KiB
+    /// buffers, as on kernels before 6.12; for testing that path).
+    pub incremental_buffers: bool,
     /// Print each ring's counters on stderr at exit.
     pub stats: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { workers: 1, ring: RingSize::default(), recv_limit: true, stats: false }
+        Options {
+            workers: 1,
+            ring: RingSize::default(),
+            recv_limit: true,
+            incremental_buffers: true,
+            stats: false,
+        }
     }
 }
 
@@ -185,6 +236,7 @@ pub fn run(
 ) -> io::Result<Summary> {
     let mut caps = probe()?;
     caps.recv_limit &= options.recv_limit;
+    caps.incremental_buffers &= options.incremental_buffers;
     let workers = options.workers.max(1);
     let Some(first) = listeners.first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener to serve"));
@@ -223,7 +275,7 @@ fn log_stats(index: usize, summary: &Summary, stats: &Stats) {
     eprintln!(
         "{}: ring {index}: {} served, {} waits, {} early_submits, {} backlogged, \
          {} cq_overflows, {} completions, {} rearmed, {} enobufs, {} at_bound, \
-         {} accept_pauses",
+         {} accept_pauses, {} recvs, {} sends",
         echobench_common::cli::program(),
         summary.served,
         stats.waits,
@@ -235,6 +287,8 @@ fn log_stats(index: usize, summary: &Summary, stats: &Stats) {
         stats.enobufs,
         stats.at_bound,
         stats.accept_pauses,
+        stats.recvs,
+        stats.sends,
     );
 }
 

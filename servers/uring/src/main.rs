@@ -19,7 +19,7 @@ struct Args {
     /// Completion queue slots per ring; at least --sq-entries (tuning and tests).
     #[arg(long, value_name = "N", default_value_t = RingSize::default().cq_entries, value_parser = clap::value_parser!(u32).range(1..=65536))]
     cq_entries: u32,
-    /// Provided receive buffers per ring, a power of two (tuning and tests).
+    /// Provided receive buffers of 64 KiB per ring, a power of two (tuning and tests).
     #[arg(long, value_name = "N", default_value_t = RingSize::default().buffers, value_parser = power_of_two)]
     buffers: u16,
     /// Let a busy ring's wait linger up to US microseconds for more completions: less CPU
@@ -29,6 +29,9 @@ struct Args {
     /// Cancel receives at --buffer instead of capping them in the kernel, as on Linux < 6.17.
     #[arg(long)]
     no_recv_limit: bool,
+    /// Cut the buffer pool into 4 KiB buffers consumed whole, as on Linux < 6.12.
+    #[arg(long)]
+    no_incremental_buffers: bool,
     /// Print each ring's counters (waits, backlog, overflows, re-arms, ENOBUFS) at exit.
     #[arg(long)]
     stats: bool,
@@ -64,7 +67,13 @@ fn main() {
         coalesce_us: args.coalesce_us,
         ..RingSize::default()
     };
-    let options = Options { workers, ring, recv_limit: !args.no_recv_limit, stats: args.stats };
+    let options = Options {
+        workers,
+        ring,
+        recv_limit: !args.no_recv_limit,
+        incremental_buffers: !args.no_incremental_buffers,
+        stats: args.stats,
+    };
     let config = args.server.config();
     let summary =
         cli::or_exit(echobench_uring::run(listeners, shutdown, &config, &options), "server failed");

@@ -4,8 +4,9 @@
 //! Containers often refuse io_uring (Docker's default seccomp profile, `gVisor`, or the
 //! sysctl `kernel.io_uring_disabled`), and older kernels lack multishot receives. Rather
 //! than fail on the first connection, the server tries each thing it needs once, on a
-//! socket pair of its own, before it binds: a ring, a provided-buffer ring, a multishot
-//! receive, and (optional) the receive's byte limit. The tests use the same probe to skip,
+//! socket pair of its own, before it binds: a ring, a provided-buffer ring (consumed
+//! incrementally, where the kernel can), a multishot receive, and (optional) the receive's
+//! byte limit. The tests use the same probe to skip,
 //! with a reason, where io_uring is unavailable.
 
 use std::io::{self, Write};
@@ -26,6 +27,9 @@ pub struct Capabilities {
     /// backpressure cancels the receive once a connection holds `--buffer` bytes, and a
     /// batch that was already on its way may take the connection a little past that.
     pub recv_limit: bool,
+    /// Provided buffers can be consumed incrementally (Linux 6.12): a few large buffers
+    /// serve big and small receives alike. Without it, small buffers consumed whole.
+    pub incremental_buffers: bool,
 }
 
 /// Checks that io_uring, provided-buffer rings and multishot receives work here, and
@@ -34,8 +38,14 @@ pub fn probe() -> io::Result<Capabilities> {
     let size =
         RingSize { sq_entries: 4, cq_entries: 8, buffers: 2, buffer_size: 16, coalesce_us: 0 };
     let (mut ring, setup) = Ring::new(&size).map_err(|err| context("cannot set up a ring", err))?;
-    let mut buffers = BufRing::register(&ring.uring, size.buffers, size.buffer_size)
-        .map_err(|err| context("no provided-buffer rings (Linux 5.19+)", err))?;
+    let register =
+        |incremental| BufRing::register(&ring.uring, size.buffers, size.buffer_size, incremental);
+    let mut buffers = match register(true) {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => register(false),
+        registered => registered,
+    }
+    .map_err(|err| context("no provided-buffer rings (Linux 5.19+)", err))?;
+    let incremental_buffers = buffers.incremental();
     let (mut client, server) = UnixStream::pair()?;
 
     // Two bytes waiting, a receive capped at one byte in all: a kernel that knows the cap
@@ -71,12 +81,12 @@ pub fn probe() -> io::Result<Capabilities> {
         ring.reap(&mut cqes);
         for cqe in cqes.drain(..) {
             if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
-                buffers.recycle(bid);
+                buffers.consumed(bid, cqe.result(), cqe.flags());
             }
         }
     }
     buffers.unregister(&ring.uring)?;
-    Ok(Capabilities { setup, recv_limit })
+    Ok(Capabilities { setup, recv_limit, incremental_buffers })
 }
 
 /// Submits `entry` (a receive) and returns the first receive completion: its result and
@@ -95,7 +105,7 @@ fn receive_once(
         ring.reap(&mut cqes);
         for cqe in cqes.drain(..) {
             if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
-                buffers.recycle(bid);
+                buffers.consumed(bid, cqe.result(), cqe.flags());
                 buffers.commit();
             }
             if Op::of(&cqe) == Op::Recv(0) {
@@ -138,7 +148,7 @@ mod tests {
             return eprintln!("skipped: {}", unavailable().unwrap_or_default());
         };
         // What to expect follows from the kernel's version: DEFER_TASKRUN came in 6.1, the
-        // multishot receive's byte limit in 6.17.
+        // incremental buffers in 6.12, the multishot receive's byte limit in 6.17.
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
         let release = release.trim();
         let mut numbers =
@@ -149,5 +159,6 @@ mod tests {
             assert_eq!(caps.setup, "single issuer, deferred task work");
         }
         assert_eq!(caps.recv_limit, version >= (6, 17), "kernel {release}");
+        assert_eq!(caps.incremental_buffers, version >= (6, 12), "kernel {release}");
     }
 }

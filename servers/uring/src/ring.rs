@@ -26,14 +26,33 @@ pub struct RingSize {
     /// this is larger than the submission queue: each connection's receive may post several
     /// completions in one batch, the accept one per connection.
     pub cq_entries: u32,
-    /// Provided receive buffers (a power of two).
+    /// Provided receive buffers (a power of two), where the kernel consumes them
+    /// incrementally; otherwise the same pool is cut into [`CLASSIC_BUFFER`]-byte buffers.
     pub buffers: u16,
-    /// Bytes per provided buffer, at most (the loop uses less when `--buffer` is smaller).
+    /// Bytes per provided buffer, where the kernel consumes them incrementally.
     pub buffer_size: usize,
     /// Completion coalescing: a wait that finds fewer than [`COALESCE_BATCH`] completions
     /// ready lingers up to this many microseconds for more (Linux 6.12). 0: return as soon
     /// as one is ready.
     pub coalesce_us: u32,
+}
+
+/// Bytes per provided buffer where the kernel cannot consume them incrementally: each
+/// receive then takes a whole buffer, so they are small, and a big message arrives in
+/// many receives.
+pub const CLASSIC_BUFFER: usize = 4096;
+
+impl RingSize {
+    /// The pool as `(count, size)` of buffers consumed whole: the same bytes, in buffers
+    /// of [`CLASSIC_BUFFER`] bytes (at most 32,768, and never larger than `limit`, since a
+    /// receive never takes more than the room under `--buffer`).
+    pub fn classic(&self, limit: usize) -> (u16, usize) {
+        // Both factors are powers of two (the count is checked when parsed, the size is
+        // 64 KiB), so the product is one too, as the ring requires.
+        let per = (self.buffer_size / CLASSIC_BUFFER).max(1);
+        let count = (usize::from(self.buffers) * per).min(1 << 15);
+        (count as u16, CLASSIC_BUFFER.min(limit))
+    }
 }
 
 /// How many completions a coalescing wait asks for before its time is up.
@@ -42,15 +61,17 @@ pub const COALESCE_BATCH: usize = 64;
 impl Default for RingSize {
     /// 1,024 submission slots let one `io_uring_enter` carry the echoes of a thousand
     /// connections; 8,192 completion slots absorb their receives and sends with room to
-    /// spare. 1,024 buffers of 4 KiB (4 MiB, touched at start-up) cover one receive per
-    /// connection at the load the benchmark drives, since every buffer goes back to the
-    /// kernel within the batch that received it.
+    /// spare. 64 buffers of 64 KiB (4 MiB, touched at start-up), consumed incrementally,
+    /// hold a batch of 64-byte receives from a thousand connections in one buffer, and a
+    /// batch of full 16 KiB receives from 256 of them; consumed whole, as 1,024 buffers of
+    /// 4 KiB, they cover one receive per connection at the load the benchmark drives. Every
+    /// full buffer goes back to the kernel within the batch that filled it.
     fn default() -> Self {
         RingSize {
             sq_entries: 1024,
             cq_entries: 8192,
-            buffers: 1024,
-            buffer_size: 4096,
+            buffers: 64,
+            buffer_size: 64 * 1024,
             coalesce_us: 0,
         }
     }
@@ -141,6 +162,10 @@ pub struct Stats {
     pub at_bound: u64,
     /// Times accepting paused for lack of descriptors.
     pub accept_pauses: u64,
+    /// Receive completions that carried bytes, each one provided buffer.
+    pub recvs: u64,
+    /// Send completions (a short send, sent again, counts twice).
+    pub sends: u64,
 }
 
 /// An io_uring with a backlog for full submission queues and a count of requests in flight.
@@ -367,6 +392,15 @@ pub fn with_total_limit(entry: squeue::Entry, limit: u32) -> squeue::Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buffers_consumed_whole_are_the_same_pool_in_4_kib_pieces() {
+        let size = RingSize::default();
+        assert_eq!(size.classic(16 << 10), (1024, 4096));
+        assert_eq!(size.classic(1000), (1024, 1000), "never larger than --buffer");
+        assert_eq!(RingSize { buffers: 1, ..size }.classic(16 << 10), (16, 4096));
+        assert_eq!(RingSize { buffers: 1 << 15, ..size }.classic(16 << 10).0, 1 << 15);
+    }
 
     #[test]
     fn every_op_survives_the_trip_through_user_data() {

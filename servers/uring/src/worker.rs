@@ -65,10 +65,14 @@ impl<'a> Worker<'a> {
         open: &'a AtomicUsize,
     ) -> io::Result<Worker<'a>> {
         let (ring, _) = Ring::new(size)?;
-        // Buffers larger than `--buffer` could never be filled: a receive takes at most the
-        // room the bound leaves.
-        let buffers =
-            BufRing::register(&ring.uring, size.buffers, size.buffer_size.min(config.buffer))?;
+        // Incremental buffers are shared by many receives, so they can be larger than
+        // `--buffer`; buffers consumed whole could never be filled past it.
+        let buffers = if caps.incremental_buffers {
+            BufRing::register(&ring.uring, size.buffers, size.buffer_size, true)?
+        } else {
+            let (count, bytes) = size.classic(config.buffer);
+            BufRing::register(&ring.uring, count, bytes, false)?
+        };
         Ok(Worker {
             ring,
             buffers,
@@ -165,13 +169,14 @@ impl<'a> Worker<'a> {
         let more = cqueue::more(flags);
         if let Some(bid) = cqueue::buffer_select(flags) {
             if res > 0 && !conn.closing && !self.stopping {
-                // SAFETY: this completion handed us buffer `bid`; the bytes are copied out
-                // before it is recycled.
+                self.ring.stats.recvs += 1;
+                // SAFETY: this completion handed us these bytes of buffer `bid`; they are
+                // copied out before `consumed` may give the buffer back.
                 conn.received(unsafe { self.buffers.bytes(bid, res as usize) });
             }
-            // Back to the kernel at once: the pool is shared by every connection, and a
-            // slow client must not keep a buffer that a fast one needs.
-            self.buffers.recycle(bid);
+            // Back to the kernel at once if it is done with it: the pool is shared by every
+            // connection, and a slow client must not keep a buffer that a fast one needs.
+            self.buffers.consumed(bid, res, flags);
         }
         if !more {
             conn.recv_armed = false;
@@ -231,6 +236,7 @@ impl<'a> Worker<'a> {
 
     /// A send completed: all of it, part of it, or with an error.
     fn on_send(&mut self, key: usize, res: i32) {
+        self.ring.stats.sends += 1;
         let conn = &mut self.connections[key];
         if res < 0 || self.stopping {
             conn.send_failed();

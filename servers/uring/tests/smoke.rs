@@ -116,11 +116,49 @@ fn overflowing_completions_are_all_delivered_and_multishots_armed_again() {
 #[test]
 fn an_empty_buffer_ring_ends_receives_and_they_are_armed_again() {
     require_io_uring!();
-    // One provided buffer for 50 connections receiving at once: all but one receive per
-    // batch find the ring empty (ENOBUFS) and must be armed again to get their bytes.
-    let ring = bursts(&["--buffers", "1"], 1, 50, 1000);
-    assert!(ring["enobufs"] > 0, "the buffer ring never ran dry: {ring:?}");
-    assert!(ring["rearmed"] >= ring["enobufs"], "{ring:?}");
+    // One provided buffer (64 KiB; 16 of 4 KiB where it is consumed whole) for 50
+    // connections whose 4,000 bytes each, 200 KB, are all waiting when the server first
+    // looks: it was stopped while they connected and wrote. The receives armed together
+    // after the pool is full find the ring empty (ENOBUFS) and must be armed again.
+    for extra in [&[][..], &["--no-incremental-buffers"]] {
+        let mut server = start(&[&["--buffers", "1"], extra].concat());
+        let pid = server.pid();
+        // SAFETY: kill only sends a signal to our own child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        let mut streams: Vec<TcpStream> = (0..50).map(|_| connect(server.tcp_addr())).collect();
+        let messages: Vec<Vec<u8>> = (0..50).map(|i| pattern(4000, i)).collect();
+        for (stream, message) in streams.iter_mut().zip(&messages) {
+            // The kernel completed the handshake and keeps the bytes for the stopped server.
+            stream.write_all(message).unwrap();
+        }
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+        for (stream, message) in streams.iter_mut().zip(&messages) {
+            let mut back = vec![0; message.len()];
+            stream.read_exact(&mut back).unwrap();
+            assert_same(message, &back);
+        }
+        let (_, mut rings) = stop(&mut server);
+        let ring = rings.remove(0);
+        assert!(ring["enobufs"] > 0, "{extra:?}: the buffer ring never ran dry: {ring:?}");
+        assert!(ring["rearmed"] >= ring["enobufs"], "{extra:?}: {ring:?}");
+    }
+}
+
+#[test]
+fn a_big_message_arrives_in_receives_as_large_as_the_bound_allows() {
+    require_io_uring!();
+    // 64 KiB messages with the default 16 KiB bound: incremental buffers carry a receive of
+    // up to 16 KiB, so about 4 per message; buffers consumed whole, 4 KiB each, take 16.
+    let size = 64 << 10;
+    let per_message = |extra: &[&str]| {
+        let ring = bursts(extra, 8, 4, size);
+        ring["recvs"] as f64 / 32.0
+    };
+    let incremental = per_message(&[]);
+    let whole = per_message(&["--no-incremental-buffers"]);
+    assert!(whole >= 16.0, "{whole} receives per 64 KiB message in 4 KiB buffers");
+    assert!(incremental < 8.0, "{incremental} receives per 64 KiB message, incremental");
 }
 
 /// Starts a one-ring server with `args`, runs `count` bursts (see [`burst`]) of `clients`
