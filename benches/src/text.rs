@@ -77,6 +77,14 @@ pub fn sig(v: f64) -> String {
     }
 }
 
+/// "±11%": the report's one meaning of "±", half the range of the repeats' throughput over
+/// its median, from a summary's `spread` (the full range over the median). The caveats and
+/// the tables both print it through here, so one point never reads ±22% in one place and
+/// ±11% in another.
+pub fn plus_minus(spread: f64) -> String {
+    format!("±{:.0}%", spread * 50.0)
+}
+
 /// "a, b and c".
 pub fn join(items: &[String]) -> String {
     match items {
