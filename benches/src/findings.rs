@@ -65,18 +65,50 @@ fn ratio2(r: f64) -> String {
     format!("{r:.2}")
 }
 
-/// "**mio**: 151,234 msgs/s (hybrid 140,012 msgs/s, 0.93x (0.90-0.95), worse; ...)": the
-/// servers at `point` by their median `figure`, the best first, each other with its paired
-/// ratio to the best, that ratio's interval and the verdict (compare.rs). The best is named
-/// alone only where every other server is called worse; otherwise the sentence names those the
-/// run could not tell from it. Without paired rounds (an older file, a single round) it lists
-/// the medians and claims no order.
+/// "**mio** 151,234 msgs/s; worse: hybrid 0.93x (0.90-0.95); no measurable difference: poll
+/// 0.99x (0.95-1.04)": the servers at `point` by their median `figure`, the best first, then the
+/// others grouped by the verdict of their paired ratio to the best (compare.rs), each with that
+/// ratio and its interval (their medians are in the table above the findings). The best is
+/// named alone only where every other server is called worse; otherwise the sentence names
+/// those the run could not tell from it. Without paired rounds (an older file, a single round)
+/// it lists the medians and claims no order.
+///
+/// At a point where the generator was saturated for most models, a throughput ranks no
+/// server: the generator, not the server, set the pace, so the sentence says the point was
+/// pair-limited and ranks by server CPU per message instead, saying that at saturation that
+/// figure is CPU share over throughput and so not independent either.
 pub fn ranking(
     view: &View<'_>,
     point: &Point,
     figure: &Figure,
     fmt: &dyn Fn(f64) -> String,
 ) -> String {
+    if let Some(note) = pair_limited(view, point, figure) {
+        let cpu = rank(view, point, &compare::CPU_PER_MSG, &|v| format!("{} us", sig(v)));
+        return format!("{note}: {cpu}");
+    }
+    rank(view, point, figure, fmt)
+}
+
+/// Whether the generator was saturated for most of the models at `point`, and `figure` is a
+/// throughput it capped: then the sentence that says so, else `None`.
+pub fn pair_limited(view: &View<'_>, point: &Point, figure: &Figure) -> Option<String> {
+    let at = view.at(point);
+    let saturated = at.iter().filter(|(_, s)| s.saturated).count();
+    let rate = figure.higher_is_better && figure.name != compare::CPU_PER_MSG.name;
+    (rate && 2 * saturated > at.len()).then(|| {
+        format!(
+            "no ranking by {}: the generator was saturated for {saturated} of {} models, so the \
+             pair, not the server, set the pace (pair-limited); server CPU per message instead, \
+             though at saturation it is CPU share over throughput, so not independent either",
+            figure.name,
+            at.len()
+        )
+    })
+}
+
+/// The ranking itself (see [`ranking`]).
+fn rank(view: &View<'_>, point: &Point, figure: &Figure, fmt: &dyn Fn(f64) -> String) -> String {
     let higher = figure.higher_is_better;
     let mut e: Vec<(&str, f64)> = view
         .at(point)
@@ -98,26 +130,31 @@ pub fn ranking(
             medians.join(", ")
         );
     }
-    let others: Vec<String> = e[1..]
+    // Group the others by their verdict against the best, in the order they first appear.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (&(name, _), p) in e[1..].iter().zip(&paired) {
+        let (verdict, item) = match p {
+            Some((c, text)) => {
+                let (r, lo, hi) = c.seen_from(name);
+                let verdict = text.split_once("), ").map_or("", |(_, v)| v).to_string();
+                (verdict, format!("{name} {}", interval_text(r, lo, hi)))
+            }
+            None => ("not paired".to_string(), name.to_string()),
+        };
+        match groups.iter_mut().find(|(v, _)| *v == verdict) {
+            Some((_, items)) => items.push(item),
+            None => groups.push((verdict, vec![item])),
+        }
+    }
+    let parts: Vec<String> =
+        groups.iter().map(|(v, items)| format!("{v}: {}", items.join(", "))).collect();
+    let tied = e[1..]
         .iter()
         .zip(&paired)
-        .map(|(&(name, v), p)| match p {
-            Some((_, text)) => format!("{name} {}, {text}", fmt(v)),
-            None => format!("{name} {}, not paired", fmt(v)),
-        })
-        .collect();
-    let tied: Vec<&str> = e[1..]
-        .iter()
-        .zip(&paired)
-        .filter(|(_, p)| p.as_ref().is_none_or(|(c, _)| c.better.as_deref() != Some(best)))
-        .map(|(&(name, _), _)| name)
-        .collect();
-    let mut out = format!("**{best}**: {} ({})", fmt(bv), others.join("; "));
-    if !tied.is_empty() {
-        out.push_str(&format!(
-            "; the run could not tell {best} from {}, so no single server leads",
-            join(&tied.iter().map(|t| t.to_string()).collect::<Vec<_>>())
-        ));
+        .any(|(_, p)| p.as_ref().is_none_or(|(c, _)| c.better.as_deref() != Some(best)));
+    let mut out = format!("**{best}** {}; {}", fmt(bv), parts.join("; "));
+    if tied {
+        out.push_str("; so no single server leads");
     }
     out
 }
@@ -140,7 +177,7 @@ pub fn leader_vs_last(view: &View<'_>, point: &Point, what: &str, per: &str) -> 
     let mut by_rate: Vec<&(&str, &Summary)> = at.iter().collect();
     by_rate.sort_by(|a, b| b.1.median.msgs_per_sec.total_cmp(&a.1.median.msgs_per_sec));
     let (best, last) = (by_rate.first()?.0, by_rate.last()?.0);
-    if by_rate.len() < 2 {
+    if by_rate.len() < 2 || pair_limited(view, point, &compare::RATE).is_some() {
         return None;
     }
     let (c, _) = against(view, point, &compare::RATE, best, last)?;
@@ -191,36 +228,163 @@ pub fn growth(view: &View<'_>, what: &str, figure: fn(&Summary) -> f64) -> Optio
 /// a median, and which way is better), and its unit.
 pub type Shown = (&'static str, Figure, &'static str);
 
-/// Each model set beside the neighbour the registry names for it, at the scenario's deciding
-/// point: "prefork against fork (what forking before the connection arrives saves): conns/s
-/// 3,450 against 1,100 (3.1x (2.9-3.3), better), server CPU per connection 105 against 557 us
-/// (0.19x (0.17-0.20), better)." Each ratio is the paired rounds' with its interval and
-/// verdict, so a neighbour the run cannot tell apart is said to be so.
-pub fn neighbours(view: &View<'_>, figures: &[Shown]) -> Vec<String> {
-    let Some((point, at)) = view.deciding() else { return Vec::new() };
-    let find = |name: &str| at.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+/// Formerly each scenario's own "X against Y" lines. A pair is now said once for the whole
+/// run, in the report's Pairs section ([`pairs`]), which reads each scenario's figures from
+/// [`crate::present::Present::pair_figures`]; this returns nothing, so that a scenario that
+/// still calls it compiles and repeats nothing.
+pub fn neighbours(_view: &View<'_>, _figures: &[Shown]) -> Vec<String> {
+    Vec::new()
+}
+
+/// One line per model and the neighbour the registry names for it, over every scenario of
+/// `run` that ran both, each at its deciding point: "tokio against mio (lesson): scale 1000
+/// conns: server CPU per message 1.09x (0.99-1.12), no measurable difference; churn 1 client:
+/// ...". Each ratio is the paired rounds' with its interval and verdict; a throughput the
+/// generator capped at a point is left out there. The lesson names a mechanism among workers
+/// only where the run gave the pair more than one worker ([`lesson`]).
+pub fn pairs(results: &crate::results::Results, run: &[&dyn crate::present::Scenario]) -> Vec<String> {
     let mut out = Vec::new();
-    for (name, summary) in &at {
-        let Some(neighbour) = crate::registry::find(name).and_then(|m| m.against) else {
-            continue;
-        };
-        let Some(other) = find(neighbour.model) else { continue };
-        let parts: Vec<String> = figures
-            .iter()
-            .filter_map(|(label, f, unit)| {
-                let (a, b) = ((f.of)(&summary.median), (f.of)(&other.median));
-                let (_, ratio) = against(view, point, f, name, neighbour.model)?;
-                (a.is_finite() && b.is_finite())
-                    .then(|| format!("{label} {} against {}{unit} ({ratio})", sig(a), sig(b)))
-            })
-            .collect();
-        if !parts.is_empty() {
+    for m in results.models.iter().filter(|m| m.control_of.is_none()) {
+        let Some(n) = crate::registry::find(&m.name).and_then(|x| x.against) else { continue };
+        // Each verdict with the figures it was given, in the order first met: "different:
+        // churn (1 client) conns/s 2.5x (2.36-2.82) better, ...".
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        let mut workers = Vec::new();
+        for &scenario in run {
+            let view = View { results, scenario: scenario.name() };
+            let Some((point, at)) = view.deciding() else { continue };
+            if !at.iter().any(|(x, _)| *x == m.name) || !at.iter().any(|(x, _)| *x == n.model) {
+                continue;
+            }
+            let mut figures = scenario.pair_figures();
+            if figures.is_empty() {
+                let h = scenario.headline();
+                let f = Figure { name: h.name, of: h.figure, higher_is_better: h.higher_is_better };
+                figures.push((h.name, f));
+                if h.name != compare::CPU_PER_MSG.name {
+                    figures.push(("CPU/msg", compare::CPU_PER_MSG));
+                }
+            }
+            let mut any = false;
+            // Only comparisons with the rounds a verdict needs: the rest decide nothing.
+            for (label, f) in figures.iter().filter(|(_, f)| pair_limited(&view, point, f).is_none()) {
+                let Some((c, _)) = against(&view, point, f, &m.name, n.model) else { continue };
+                if c.confidence < compare::CONFIDENCE {
+                    continue;
+                }
+                let (r, lo, hi) = c.seen_from(&m.name);
+                let (verdict, word) = match (c.verdict, c.better.as_deref()) {
+                    (Verdict::Different, Some(b)) if b == m.name => ("different", " better"),
+                    (Verdict::Different, _) => ("different", " worse"),
+                    (Verdict::Equivalent, _) => ("equivalent within 3%", ""),
+                    (Verdict::Undecided, _) => ("no measurable difference", ""),
+                };
+                let item = format!("{} {label} {}{word}", scenario.name(), interval_text(r, lo, hi));
+                match groups.iter_mut().find(|(v, _)| v == verdict) {
+                    Some((_, items)) => items.push(item),
+                    None => groups.push((verdict.to_string(), vec![item])),
+                }
+                any = true;
+            }
+            if any {
+                let w = [workers_at(&view, point, &m.name), workers_at(&view, point, n.model)];
+                workers.push((scenario.name(), w.into_iter().flatten().max()));
+            }
+        }
+        groups.sort_by_key(|(v, _)| v != "different");
+        if !groups.is_empty() {
+            let parts: Vec<String> =
+                groups.iter().map(|(v, items)| format!("{v}: {}", items.join(", "))).collect();
             out.push(format!(
-                "{name} against {} ({}), at {}: {}.",
-                neighbour.model,
-                neighbour.lesson,
-                point.label,
-                parts.join(", ")
+                "**{} against {}** ({}): {}.",
+                m.name,
+                n.model,
+                lesson_over(n.lesson, &workers),
+                parts.join("; ")
+            ));
+        }
+    }
+    if let Some(scale) = run.iter().find(|s| s.name() == "scale") {
+        let view = View { results, scenario: scale.name() };
+        if let Some((busy, _)) = view.deciding() {
+            out.extend(idle_contrast(&view, busy));
+        }
+    }
+    out
+}
+
+/// A lesson over several scenarios, each with the most workers the pair ran there: as it is
+/// where every scenario gave more than one worker (or the lesson needs none), what cannot be
+/// shown where none did, and where only some did, which.
+pub fn lesson_over(text: &str, workers: &[(&str, Option<u32>)]) -> String {
+    let acting: Vec<String> = workers
+        .iter()
+        .filter(|(_, w)| w.is_some_and(|w| w > 1))
+        .map(|(s, _)| s.to_string())
+        .collect();
+    let all: Vec<Option<u32>> = workers.iter().map(|(_, w)| *w).collect();
+    if acting.is_empty() || acting.len() == workers.len() {
+        return lesson(text, &all);
+    }
+    let changed = lesson(text, &[Some(1)]);
+    if changed == text {
+        return text.to_string();
+    }
+    format!("{changed}, except in {}, the one place with more workers, where it is {text}", join(&acting))
+}
+
+/// The worker count `model` ran with at `point` (the point's own server's, else the
+/// scenario's), when it has a pool of workers.
+pub fn workers_at(view: &View<'_>, point: &Point, model: &str) -> Option<u32> {
+    let (_, s) = view.runs().find(|(m, _)| m.name == model)?;
+    let here = s.points.iter().find(|p| &p.point == point)?;
+    here.server.as_ref().and_then(|x| x.workers).or(s.server.workers)
+}
+
+/// A pair's lesson as the run's configuration lets it stand: a lesson about a mechanism among
+/// workers (work-stealing, balancing) where no model of the pair had more than one worker
+/// becomes what this run can show instead.
+pub fn lesson(lesson: &str, workers: &[Option<u32>]) -> String {
+    let among_workers = lesson.contains("steal") || lesson.contains("balanc");
+    let most = workers.iter().flatten().copied().max();
+    match most {
+        Some(n) if among_workers && n <= 1 => format!(
+            "with {n} worker there is nothing to steal or balance; the difference is the cost \
+             of the machinery"
+        ),
+        _ => lesson.to_string(),
+    }
+}
+
+/// Where idle connections turn a pair around: a model as cheap as its neighbour per message
+/// among busy connections at `busy`, but dearer beside idle ones at the idle scenario's
+/// deciding point, both by the paired rounds. Said once, from the scale section, where both
+/// scenarios ran: poll(2) scans every descriptor per wake-up, so idle connections cost it.
+pub fn idle_contrast(view: &View<'_>, busy: &Point) -> Vec<String> {
+    let idle = View { results: view.results, scenario: "idle" };
+    let Some((quiet, _)) = idle.deciding() else { return Vec::new() };
+    let cpu = &compare::CPU_PER_MSG;
+    let mut out = Vec::new();
+    for (name, _) in view.at(busy) {
+        let Some(n) = crate::registry::find(name).and_then(|m| m.against) else { continue };
+        let Some((b, btext)) = against(view, busy, cpu, name, n.model) else { continue };
+        let Some((i, itext)) = against(&idle, quiet, cpu, name, n.model) else { continue };
+        let dearer_idle = i.verdict == Verdict::Different && i.better.as_deref() == Some(n.model);
+        let not_dearer_busy = b.better.as_deref() != Some(n.model);
+        if dearer_idle && not_dearer_busy {
+            let split = |t: &str| {
+                let (r, v) = t.split_once("), ").unwrap_or((t, ""));
+                (format!("{r})"), v.to_string())
+            };
+            let ((r1, v1), (r2, v2)) = (split(&btext), split(&itext));
+            out.push(format!(
+                "{name} against {m}, busy and idle: {name}'s server CPU per message was {r1} \
+                 {m}'s at {} ({v1}), yet {r2} at {} ({v2}). The difference the pair teaches \
+                 ({}) grows with the connections held, not with the messages served.",
+                busy.label,
+                quiet.label,
+                n.lesson,
+                m = n.model,
             ));
         }
     }

@@ -87,16 +87,17 @@ pub fn section(md: &mut String, r: &Results) {
     if !few.is_empty() {
         let mut scenarios: Vec<&str> = few.iter().map(|c| c.scenario.as_str()).collect();
         scenarios.dedup();
-        let _ = writeln!(
+        let _ = write!(
             md,
-            "\nThe other {} ran too few rounds for a verdict ({}).",
+            "\nThe other {} ran too few rounds for a verdict ({}). ",
             few.len(),
             scenarios.join(", ")
         );
+    } else {
+        md.push('\n');
     }
     let wrong: Vec<&&Comparison> =
         twins.iter().filter(|c| c.verdict == Verdict::Different).collect();
-    md.push('\n');
     if wrong.is_empty() {
         let _ = writeln!(
             md,

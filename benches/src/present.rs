@@ -58,6 +58,13 @@ pub trait Present {
         Vec::new()
     }
 
+    /// The figures the report's Pairs section compares each model and its neighbour on in this
+    /// scenario, with their names in a sentence. Empty, the default, means the scenario's
+    /// headline figure and server CPU per message.
+    fn pair_figures(&self) -> Vec<(&'static str, crate::compare::Figure)> {
+        Vec::new()
+    }
+
     /// Draws the scenario's charts (none by default). An error here costs the report that
     /// chart, never a measurement: the report is drawn after the figures are saved.
     fn charts(&self, _view: &View<'_>, _charts: &mut Charts) -> Result<()> {

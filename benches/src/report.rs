@@ -44,6 +44,20 @@ pub fn render(
     for &scenario in &run {
         section(&mut md, results, scenario, charts, baseline);
     }
+    let pairs = crate::findings::pairs(results, &run);
+    if !pairs.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Pairs: what each step of the lineage buys\n\n*Each model against the one it \
+             is best read against (the registry's lineage), in every scenario that ran both, at \
+             the point its findings rank, where the rounds sufficed for a verdict: the first \
+             model's paired ratio to the second, with its interval (CPU: server CPU).*\n"
+        );
+        for p in pairs {
+            let _ = writeln!(md, "- {p}");
+        }
+        md.push('\n');
+    }
     parts::criterion(&mut md, results);
     let _ = writeln!(md, "## Caveats\n");
     for c in caveats(results) {
@@ -52,7 +66,42 @@ pub fn render(
     md.push('\n');
     parts::appendix(&mut md, results);
     parts::reading(&mut md);
-    md
+    compact_headings(&md)
+}
+
+/// The report with no blank line after a heading: a heading is a block of its own in
+/// Markdown, so the blank line adds length and nothing else.
+fn compact_headings(md: &str) -> String {
+    let mut out = String::with_capacity(md.len());
+    let mut after_heading = false;
+    for line in md.lines() {
+        if after_heading && line.is_empty() {
+            after_heading = false;
+            continue;
+        }
+        after_heading = line.starts_with('#');
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether a finding is about a control alone (a second instance of a model, whose every
+/// difference from its twin is noise): the noise floor section reports the control, and
+/// its figures are in the tables, so its own sentences are left out.
+fn control_only(finding: &str, r: &Results) -> bool {
+    let controls: Vec<&str> =
+        r.models.iter().filter(|m| m.control_of.is_some()).map(|m| m.name.as_str()).collect();
+    let Some(control) = controls.iter().find(|c| finding.contains(**c)) else { return false };
+    let rest = finding.replace(control, "");
+    let word = |name: &str| {
+        rest.match_indices(name).any(|(i, _)| {
+            let before = rest[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+            let after = rest[i + name.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+            before && after
+        })
+    };
+    !r.models.iter().filter(|m| m.control_of.is_none()).any(|m| word(&m.name))
 }
 
 fn header(md: &mut String, r: &Results) {
@@ -87,20 +136,21 @@ fn header(md: &mut String, r: &Results) {
     }
 }
 
-/// The columns a scenario's table keeps: its own choice, else its first column and server CPU
-/// per message (or per connection).
+/// The columns a scenario's table keeps: its own choice, else the column of its headline
+/// figure (its first column when none is named so) and server CPU per message (or per
+/// connection).
 pub fn kept(scenario: &dyn Scenario) -> Vec<Column> {
     let all = scenario.columns();
-    let chosen = scenario.key_columns();
-    let keep = |(i, (h, _)): &(usize, &Column)| {
-        if chosen.is_empty() { *i == 0 || h.starts_with("server CPU us/") } else { chosen.contains(h) }
-    };
-    all.iter().enumerate().filter(keep).map(|(_, c)| *c).collect()
+    let mut chosen = scenario.key_columns();
+    if chosen.is_empty() {
+        let name = scenario.headline().name;
+        let headline = |h: &str| h == name || h.strip_prefix(name).is_some_and(|r| r == " us");
+        let first = all.iter().find(|(h, _)| headline(h)).or(all.first());
+        chosen.extend(first.map(|(h, _)| *h));
+        chosen.extend(all.iter().map(|(h, _)| *h).filter(|h| h.starts_with("server CPU us/")));
+    }
+    all.iter().filter(|(h, _)| chosen.contains(h)).copied().collect()
 }
-
-/// At most this many rows are printed one per point and model; beyond, the table turns so
-/// that models are its columns and each row is one figure at one point.
-const ROWS_PER_MODEL_AND_POINT: usize = 8;
 
 fn section(
     md: &mut String,
@@ -124,10 +174,11 @@ fn section(
     }
     let _ = writeln!(md, "{setup}\n");
     let models: Vec<&ModelResults> = r.models.iter().filter(|m| m.scenario(name).is_some()).collect();
-    let points: Vec<_> = r.plan.points_of(name).collect();
     if models.iter().all(|m| m.scenario(name).is_none_or(|s| s.points.iter().all(|p| p.summary.is_none()))) {
         let _ = writeln!(md, "No figures for this scenario (see Faults).\n");
-    } else if baseline.is_some() || models.len() * points.len() <= ROWS_PER_MODEL_AND_POINT {
+    } else if baseline.is_some() || models.len() <= kept(scenario).len() {
+        // One row per point and model, unless turning the table (models as its columns, one
+        // row per figure and point) makes it shorter.
         by_row(md, r, scenario, &models, baseline);
     } else {
         turned(md, r, scenario, &models);
@@ -138,9 +189,11 @@ fn section(
         .map(|c| format!("![{}]({})", c.title, c.file))
         .collect();
     if !images.is_empty() {
-        let _ = writeln!(md, "{}\n", images.join(" "));
+        // The findings' list follows the images' paragraph directly: a list may interrupt a
+        // paragraph in Markdown.
+        let _ = writeln!(md, "{}", images.join(" "));
     }
-    for f in scenario.findings(&view) {
+    for f in scenario.findings(&view).iter().filter(|f| !control_only(f, r)) {
         let _ = writeln!(md, "- {f}");
     }
     md.push('\n');
@@ -199,7 +252,20 @@ fn by_row(
 fn turned(md: &mut String, r: &Results, scenario: &dyn Scenario, models: &[&ModelResults]) {
     let name = scenario.name();
     let cols = kept(scenario);
-    let heads: Vec<String> = models.iter().map(|m| model_label(m, None)).collect();
+    // A model whose worker count changed between points (cores) is named without one.
+    let heads: Vec<String> = models
+        .iter()
+        .map(|m| {
+            let mut w: Vec<Option<u32>> = m
+                .scenario(name)
+                .map(|s| s.points.iter().map(|p| p.server.as_ref().and_then(|x| x.workers)))
+                .into_iter()
+                .flatten()
+                .collect();
+            w.dedup();
+            if w.len() > 1 { m.name.clone() } else { model_label(m, w.first().copied().flatten()) }
+        })
+        .collect();
     let _ = writeln!(md, "| figure | point | {} |", heads.join(" | "));
     let _ = writeln!(md, "|---|---|{}", "--:|".repeat(heads.len()));
     let (mut saturated, mut other) = (false, Vec::new());

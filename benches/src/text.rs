@@ -82,7 +82,9 @@ pub fn sig(v: f64) -> String {
 /// the tables both print it through here, so one point never reads ±22% in one place and
 /// ±11% in another.
 pub fn plus_minus(spread: f64) -> String {
-    format!("±{:.0}%", spread * 50.0)
+    let half = spread * 50.0;
+    // One decimal below 10%, so that a point just past the noisy mark (±5%) never reads ±5%.
+    if half < 10.0 { format!("±{half:.1}%") } else { format!("±{half:.0}%") }
 }
 
 /// "a, b and c".

@@ -177,19 +177,20 @@ pub fn criterion(md: &mut String, r: &Results) {
         crate::plan::SMALL_MESSAGE,
         confidence * 100.0
     );
-    let _ = writeln!(md, "| model | {} |\n|---|{}", groups.join(" | "), "--:|".repeat(groups.len()));
+    // One row per bench, the models as columns: two rows instead of one per model.
+    let _ = writeln!(md, "| bench | {} |\n|---|{}", models.join(" | "), "--:|".repeat(models.len()));
     let us = |ns: f64| sig(ns / 1000.0);
-    for model in models {
-        let cells: Vec<String> = groups
+    for g in &groups {
+        let cells: Vec<String> = models
             .iter()
-            .map(|g| {
-                let b = r.criterion.iter().find(|b| b.model == model && b.group == *g);
+            .map(|model| {
+                let b = r.criterion.iter().find(|b| b.model == *model && b.group == *g);
                 b.map_or("-".into(), |b| {
-                    format!("{} us ({}-{})", us(b.ns), us(b.lower_ns), us(b.upper_ns))
+                    format!("{} ({}-{})", us(b.ns), us(b.lower_ns), us(b.upper_ns))
                 })
             })
             .collect();
-        let _ = writeln!(md, "| {model} | {} |", cells.join(" | "));
+        let _ = writeln!(md, "| {g} (us) | {} |", cells.join(" | "));
     }
     md.push('\n');
 }
@@ -203,26 +204,31 @@ pub fn appendix(md: &mut String, r: &Results) {
         // A server that spreads connections over workers or children says at exit how evenly
         // it did ("connections per worker: min 3, median 12, max 40"): the spread that
         // hashing or an accept queue produced.
+        let mut per = "";
         let said: Vec<String> = m
             .scenarios
             .iter()
             .flat_map(|s| {
-                s.server.stderr_tail.iter().filter(|l| l.contains("connections per ")).map(|l| {
-                    let said = l.split_once(": ").map_or(l.as_str(), |(_, rest)| rest);
-                    format!("after {}, {said}", s.scenario)
-                })
+                let lines = s.server.stderr_tail.iter().filter(|l| l.contains("connections per "));
+                lines.map(|l| (s.scenario.as_str(), l.as_str())).collect::<Vec<_>>()
+            })
+            .map(|(scenario, line)| {
+                per = if line.contains("per child") { "child" } else { "worker" };
+                format!("{scenario} {}", spread(line))
             })
             .collect();
         if !said.is_empty() {
-            spreads.push(format!("- {}, by its own count: {}.", m.name, said.join("; ")));
+            spreads.push(format!("{} (per {per}): {}", m.name, said.join(", ")));
         }
     }
     if !spreads.is_empty() {
-        let _ = writeln!(md, "Connections per worker or child, as each server counted them at exit:\n");
-        for s in &spreads {
-            let _ = writeln!(md, "{s}");
-        }
-        md.push('\n');
+        let _ = writeln!(
+            md,
+            "Connections per worker or child, min/median/max of the scenario's connections, as \
+             each server counted them at exit (its whole line, with children and workers, is in \
+             results.json's `server.stderr_tail`): {}.\n",
+            spreads.join("; ")
+        );
     }
     let idle: Vec<String> = r
         .models
@@ -238,6 +244,24 @@ pub fn appendix(md: &mut String, r: &Results) {
             "Threads/processes of each server when idle (its size at steady state): {}.\n",
             idle.join(", ")
         );
+    }
+}
+
+/// "0/1/22 of 8924" from a server's "connections per child: min 0, median 1, max 22 (8924
+/// connections, ...)" or "... (by worker: 10 12)"; the line as it is when it reads otherwise.
+pub fn spread(line: &str) -> String {
+    let after = |key: &str| -> Option<u64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    let total = after("(").or_else(|| {
+        let by = &line[line.find("by worker: ")? + "by worker: ".len()..];
+        let n = by.trim_end_matches(')').split_whitespace().map(|w| w.parse::<u64>().ok());
+        n.sum::<Option<u64>>()
+    });
+    match (after("min "), after("median "), after("max "), total) {
+        (Some(a), Some(b), Some(c), Some(t)) => format!("{a}/{b}/{c} of {t}"),
+        _ => line.split_once(": ").map_or(line, |(_, rest)| rest).to_string(),
     }
 }
 

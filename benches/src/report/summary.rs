@@ -83,18 +83,24 @@ pub fn stored<'a>(r: &'a Results, point: &Point, figure: &str) -> Vec<&'a Compar
         .collect()
 }
 
-/// The verdict of a set of comparisons; `rounds` is the most a point ran, for the reason.
-pub fn verdict(comparisons: &[&Comparison], rounds: u32) -> Called {
+/// The verdict of a set of comparisons; `models` is how many models (controls aside) ran the
+/// point, for the reason when there is nothing to pair.
+pub fn verdict(comparisons: &[&Comparison], models: usize) -> Called {
     if comparisons.is_empty() {
-        return Called::NotMeasurable("no two models to pair here".into());
+        return Called::NotMeasurable(if models <= 1 {
+            "one model, and the comparisons pair models; the answer is its medians".into()
+        } else {
+            "no paired rounds here".into()
+        });
     }
+    let rounds = comparisons.iter().map(|c| c.rounds).max().unwrap_or(0);
     if comparisons.iter().any(|c| c.verdict == Verdict::Different) {
         Called::Shown
     } else if comparisons.iter().any(|c| c.confidence >= CONFIDENCE) {
         Called::NoDifference
     } else {
         Called::NotMeasurable(format!(
-            "too few rounds for a verdict ({rounds} round{} per point; a verdict needs {})",
+            "{rounds} round{} (a verdict needs {})",
             if rounds == 1 { "" } else { "s" },
             compare::ROUNDS_FOR_VERDICT
         ))
@@ -109,6 +115,18 @@ fn value(figure: &Figure, v: f64) -> String {
         "peak PSS" => crate::text::memory(v),
         "server CPU us/msg" => format!("{} us", sig(v)),
         n => format!("{} {n}", sig(v)),
+    }
+}
+
+/// A figure's name in a sentence.
+fn spoken(figure: &Figure) -> String {
+    match figure.name {
+        "server CPU us/msg" => "server CPU per message".into(),
+        "msgs/s" | "MiB/s" => format!("throughput ({})", figure.name),
+        "conns/s" => "connections per second".into(),
+        "peak PSS" => "peak memory (PSS)".into(),
+        n if n.starts_with('p') && n.len() <= 5 => format!("{n} latency"),
+        n => n.into(),
     }
 }
 
@@ -149,19 +167,20 @@ pub fn answer_from(view: &View<'_>, point: &Point, figure: &Figure, why: &str) -
         }
     }
     let at = format!("At {}{why}", point.label);
-    let name = figure.name;
+    let name = spoken(figure);
     if tied.is_empty() {
         let (next, c) = worse.first()?;
         return Some(format!(
-            "{at}, {best} is best on {name} ({}); the next, {next}, is {} of it.",
+            "{at}, {best} is best on {name} ({}); the next, {next}, {}.",
             value(figure, bv),
             ratio(c, next)
         ));
     }
-    let names: Vec<String> = tied.iter().map(|(n, _)| n.to_string()).collect();
+    let names: Vec<String> =
+        std::iter::once(best).chain(tied.iter().map(|(n, _)| *n)).map(String::from).collect();
     let last = tied.last().map_or(bv, |t| t.1);
     let mut out = format!(
-        "{at}, the run could not tell {best} from {} on {name} ({} to {})",
+        "{at}, on {name}: {} could not be told apart ({} to {})",
         join(&names),
         value(figure, bv),
         value(figure, last)
@@ -173,15 +192,15 @@ pub fn answer_from(view: &View<'_>, point: &Point, figure: &Figure, why: &str) -
         } else {
             format!("{} to {}", ratio(c1, first), ratio(c2, last))
         };
-        let word = if higher { "less" } else { "more" };
-        out.push_str(&format!("; {} had {word}: {span} of {best}'s", join(&names)));
+        out.push_str(&format!("; worse: {} ({span} of {best}'s)", join(&names)));
     }
     out.push('.');
     Some(out)
 }
 
-/// A long sentence cut to its gist: the first sentence, and of a list after a colon only the
-/// first three items (the whole list stays in the scenario's findings).
+/// A long sentence cut to its gist: the first sentence; if that is long, of a list after a
+/// colon only the first three items, or else its first clause (the whole stays in the
+/// scenario's findings).
 pub fn gist(text: &str) -> String {
     let first = match text.find(". ") {
         Some(i) => &text[..=i],
@@ -190,12 +209,16 @@ pub fn gist(text: &str) -> String {
     if first.len() <= 240 {
         return first.to_string();
     }
-    let Some((head, list)) = first.split_once(": ") else { return first.to_string() };
-    let items: Vec<&str> = list.split(", ").collect();
-    if items.len() <= 3 {
-        return first.to_string();
+    if let Some((head, list)) = first.split_once(": ").filter(|(h, _)| !h.contains("; ")) {
+        let items: Vec<&str> = list.split(", ").collect();
+        if items.len() > 3 {
+            return format!("{head}: {}, … (all in its section).", items[..3].join(", "));
+        }
     }
-    format!("{head}: {}, … (all in its section).", items[..3].join(", "))
+    match first.split_once("; ") {
+        Some((clause, _)) if clause.len() >= 30 => format!("{clause}."),
+        _ => first.to_string(),
+    }
 }
 
 /// The scenario's row.
@@ -221,11 +244,11 @@ pub fn row(results: &Results, scenario: &dyn Scenario) -> Row {
     let mut why = String::new();
     if is_rate(&figure) && pair_limited(&at) {
         figure = compare::CPU_PER_MSG;
-        why = ", where the generator set the pace for most models (so compared on server CPU \
-               per message)"
-            .into();
+        why = " (pair-limited: the generator was saturated for most models)".into();
     }
-    let mut called = verdict(&stored(results, point, figure.name), rounds.1);
+    let controls = controls(results);
+    let models = at.iter().filter(|(n, _)| !controls.contains(n)).count();
+    let mut called = verdict(&stored(results, point, figure.name), models);
     if let (Called::NotMeasurable(reason), Some(limit)) = (&called, scenario.limit(&view)) {
         called = Called::NotMeasurable(format!("{reason}; {limit}"));
     }
@@ -260,7 +283,7 @@ pub fn section(md: &mut String, results: &Results, run: &[&dyn Scenario], charts
         "\nVerdicts are read from results.json's `comparisons` at the point and figure each \
          answer names, controls left out: *shown* if any pair was called different; *no \
          measurable difference* if none was but some pair had the {} rounds a verdict needs \
-         (its {:.0}% interval inside ±{:.0}%, or reaching across it); else *not measurable \
+         (its {:.0}% interval inside the {:.0}% margin, or reaching across it); else *not measurable \
          on this machine*.\n",
         compare::ROUNDS_FOR_VERDICT,
         CONFIDENCE * 100.0,

@@ -180,6 +180,10 @@ impl Measure for Backlog {
 }
 
 impl Present for Backlog {
+    fn key_columns(&self) -> Vec<&'static str> {
+        vec!["at once", "no echo", "last echo s"]
+    }
+
     fn question(&self) -> &'static str {
         "What happens when connections arrive faster than the server accepts them?"
     }
