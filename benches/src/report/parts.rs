@@ -259,8 +259,11 @@ pub fn spread(line: &str) -> String {
         let n = by.trim_end_matches(')').split_whitespace().map(|w| w.parse::<u64>().ok());
         n.sum::<Option<u64>>()
     });
-    match (after("min "), after("median "), after("max "), total) {
-        (Some(a), Some(b), Some(c), Some(t)) => format!("{a}/{b}/{c} of {t}"),
+    match (after("min "), after("median "), after("max ")) {
+        (Some(a), Some(b), Some(c)) => {
+            let of = total.map_or(String::new(), |t| format!(" of {t}"));
+            format!("{a}/{b}/{c}{of}")
+        }
         _ => line.split_once(": ").map_or(line, |(_, rest)| rest).to_string(),
     }
 }
