@@ -868,9 +868,148 @@ fn the_noise_floor_says_when_the_run_called_its_twins_different() {
     assert!(!md.contains("never called the twins different"), "{md}");
 }
 
+/// Fills `results.comparisons` as the runner does: every pair at every point, on the
+/// scenario's headline figure and on server CPU per message.
+fn compared(results: &mut Results) {
+    use harness::compare::{self, Figure};
+    let mut all = Vec::new();
+    for point in &results.plan.points {
+        let Some(s) = ALL.iter().find(|s| s.name() == point.scenario) else { continue };
+        let h = s.headline();
+        let f = Figure { name: h.name, of: h.figure, higher_is_better: h.higher_is_better };
+        all.extend(compare::at_point(results, point, &f));
+        if h.name != compare::CPU_PER_MSG.name {
+            all.extend(compare::at_point(results, point, &compare::CPU_PER_MSG));
+        }
+    }
+    results.comparisons = all;
+}
+
+/// The summary's row of `scenario`.
+fn summary_row<'a>(md: &'a str, scenario: &str) -> &'a str {
+    let summary = md.split("## Summary").nth(1).expect("a summary").split("\n## ").next().unwrap();
+    let head = format!("| **{scenario}**: ");
+    summary.lines().find(|l| l.starts_with(&head)).expect("a row for the scenario")
+}
+
 #[test]
-#[ignore]
-fn dump_synthetic() {
-    let results = synthetic(RunStatus::Complete);
-    std::fs::write("/tmp/synthetic.md", report::render(&results, ALL, &[], None)).unwrap();
+fn the_summary_comes_first_and_its_verdicts_are_the_stored_comparisons() {
+    let mut results = synthetic(RunStatus::Complete);
+    compared(&mut results);
+    let md = report::render(&results, ALL, &[], None);
+    let summary = md.find("## Summary").unwrap();
+    assert!(summary < md.find("## Environment").unwrap(), "the summary comes before Environment");
+    assert!(!md.contains("## Headlines"), "no headlines repeat the findings");
+    // mio leads in every round by 1.25x: the stored comparisons call every pair different.
+    let row = summary_row(&md, "scale");
+    assert!(row.contains("| shown | 8 |"), "{row}");
+    assert!(
+        row.contains("At 1000 conns, mio is best on throughput (msgs/s) (156,750 msgs/s); the next, hybrid, 0.80x (0.80-0.80)."),
+        "{row}"
+    );
+    // The answer is one sentence: it names the leader and the next, not every model.
+    assert!(!row.contains("fork"), "{row}");
+    // The same medians, but comparisons that held every pair undecided with enough rounds: the
+    // verdict follows the stored comparisons, not a ranking of the medians.
+    for c in results.comparisons.iter_mut().filter(|c| c.scenario == "scale") {
+        c.verdict = harness::compare::Verdict::Undecided;
+        c.better = None;
+    }
+    let md = report::render(&results, ALL, &[], None);
+    let row = summary_row(&md, "scale");
+    assert!(row.contains("| no measurable difference | 8 |"), "{row}");
+    assert!(row.contains("mio, hybrid, thread and fork could not be told apart"), "{row}");
+    // Too few rounds for a verdict: not measurable here, and why.
+    for c in results.comparisons.iter_mut().filter(|c| c.scenario == "scale") {
+        c.confidence = 0.75;
+        c.rounds = 2;
+    }
+    let md = report::render(&results, ALL, &[], None);
+    let row = summary_row(&md, "scale");
+    assert!(row.contains("not measurable on this machine: 2 rounds (a verdict needs 8)"), "{row}");
+    // A scenario of one model has nothing to pair, whatever its figures.
+    assert!(summary_row(&md, "nagle").contains("not measurable on this machine: one model"));
+    // The rule the verdicts follow is stated under the table.
+    assert!(md.contains("Verdicts are read from results.json's `comparisons`"), "{md}");
+}
+
+#[test]
+fn a_point_the_generator_saturated_is_ranked_by_cpu_not_by_throughput() {
+    // poll beside the suite's four, so that a pair (poll against mio) is compared too.
+    let mut results = synthetic_of(RunStatus::Complete, &["fork", "thread", "mio", "hybrid", "poll"]);
+    for m in &mut results.models {
+        let p = m.scenarios[0].points.iter_mut().find(|p| p.point.label == "1000 conns").unwrap();
+        for r in &mut p.repeats {
+            r.metrics.as_mut().unwrap().generator_saturated = true;
+        }
+        p.summary = Summary::of(&p.repeats);
+    }
+    compared(&mut results);
+    let md = report::render(&results, ALL, &[], None);
+    let scale = md.split("## scale").nth(1).unwrap().split("\n## ").next().unwrap();
+    // The old sentence ranked servers by msgs/s here; the pair set that pace, not the server.
+    assert!(!scale.contains("messages per second, most first"), "{scale}");
+    assert!(
+        scale.contains("At 1000 conns, no ranking by msgs/s: the generator was saturated for 5 of 5 models, so the pair, not the server, set the pace (pair-limited)"),
+        "{scale}"
+    );
+    assert!(scale.contains("at saturation it is CPU share over throughput"), "{scale}");
+    assert!(scale.contains("**mio** 3.00 us; equivalent within 3%: poll 1.00x (1.00-1.00); worse: hybrid 1.33x (1.33-1.33)"), "{scale}");
+    assert!(!scale.contains("So mio served"), "{scale}");
+    let row = summary_row(&md, "scale");
+    assert!(row.contains("At 1000 conns (pair-limited: the generator was saturated for most models), on server CPU per message: mio and poll could not be told apart"), "{row}");
+    // A pair compares no throughput there either.
+    let pairs = md.split("## Pairs").nth(1).unwrap();
+    assert!(!pairs.contains("scale msgs/s"), "{pairs}");
+    assert!(pairs.contains("scale CPU/msg 1.00x (1.00-1.00)"), "{pairs}");
+}
+
+#[test]
+fn plus_minus_means_half_the_range_in_the_caveats_as_in_the_tables() {
+    let mut results = synthetic(RunStatus::Complete);
+    let p = &mut results.models[0].scenarios[0].points[0];
+    let x = p.repeats[0].metrics.as_ref().unwrap().msgs_per_sec;
+    for (i, r) in p.repeats.iter_mut().enumerate() {
+        let k = match i {
+            0 => 0.89,
+            1 => 1.11,
+            _ => 1.0,
+        };
+        r.metrics.as_mut().unwrap().msgs_per_sec = x * k;
+    }
+    p.summary = Summary::of(&p.repeats);
+    let spread = p.summary.as_ref().unwrap().spread;
+    assert!((spread - 0.22).abs() < 0.01, "the full range is 22% of the median: {spread}");
+    let md = report::render(&results, ALL, &[], None);
+    // The caveats once printed the full range (±22%) where the table printed half (±11%).
+    assert!(md.contains("fork scale 1 conn (±11%)"), "{md}");
+    assert!(!md.contains("±22%"), "{md}");
+    assert!(md.contains("**±** is always half the range"), "the meaning is stated once");
+}
+
+#[test]
+fn poll_beside_idle_connections_is_linked_to_poll_among_busy_ones() {
+    let mut results = synthetic_of(RunStatus::Complete, &["mio", "poll"]);
+    let busy_and_idle = |r: &Results| {
+        let md = report::render(r, ALL, &[], None);
+        md.lines().find(|l| l.starts_with("- poll against mio, busy and idle")).map(String::from)
+    };
+    // As cheap as mio per message everywhere: nothing to link.
+    compared(&mut results);
+    assert_eq!(busy_and_idle(&results), None);
+    // Beside idle connections poll pays 8x mio's CPU per message: that contrast is the lesson.
+    let poll = results.models.iter_mut().find(|m| m.name == "poll").unwrap();
+    let idle = poll.scenarios.iter_mut().find(|s| s.scenario == "idle").unwrap();
+    for p in &mut idle.points {
+        for r in &mut p.repeats {
+            r.metrics.as_mut().unwrap().server_cpu_per_msg_us = Some(24.0);
+        }
+        p.summary = Summary::of(&p.repeats);
+    }
+    compared(&mut results);
+    let line = busy_and_idle(&results).expect("the contrast, said once");
+    assert!(
+        line.contains("poll's server CPU per message was 1.00x (1.00-1.00) mio's at 1000 conns (equivalent within 3%), yet 8.0x (8.00-8.00) at 1000 idle (worse)"),
+        "{line}"
+    );
 }
