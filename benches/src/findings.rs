@@ -433,3 +433,34 @@ pub fn open_loop_pacing(view: &View<'_>) -> Option<String> {
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{lesson, lesson_over};
+
+    const STEALING: &str = "what a work-stealing runtime and a task per connection cost";
+    const BALANCING: &str = "the kernel balancing by hash against an acceptor balancing by load";
+
+    #[test]
+    fn a_mechanism_among_workers_is_named_only_where_there_were_workers() {
+        // One worker: nothing to steal or balance, whatever the lesson says.
+        for text in [STEALING, BALANCING] {
+            let one = lesson(text, &[Some(1), None]);
+            assert!(one.starts_with("with 1 worker there is nothing to steal or balance"), "{one}");
+            assert!(!one.contains(text), "{one}");
+            assert_eq!(lesson(text, &[Some(4), None]), text, "four workers let it act");
+        }
+        // A lesson about no workers stands as it is.
+        let epoll = "what epoll removed: scanning every descriptor per wake-up";
+        assert_eq!(lesson(epoll, &[None, None]), epoll);
+    }
+
+    #[test]
+    fn over_several_scenarios_the_lesson_says_where_it_could_act() {
+        let all_one = lesson_over(STEALING, &[("scale", Some(1)), ("churn", Some(1))]);
+        assert!(all_one.starts_with("with 1 worker"), "{all_one}");
+        let mixed = lesson_over(STEALING, &[("scale", Some(1)), ("cores", Some(2))]);
+        assert!(mixed.contains("except in cores, the one place with more workers"), "{mixed}");
+        assert_eq!(lesson_over(STEALING, &[("cores", Some(2))]), STEALING);
+    }
+}

@@ -166,7 +166,15 @@ pub fn cpu_ids(cpus: &[usize]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::grouped;
+    use super::{grouped, plus_minus};
+
+    #[test]
+    fn plus_minus_is_half_the_full_range() {
+        // A summary's spread is the full range over the median: 22% reads ±11%.
+        assert_eq!(plus_minus(0.22), "±11%");
+        // Just past the noisy mark (a 10% range) it never rounds down to the mark itself.
+        assert_eq!(plus_minus(0.106), "±5.3%");
+    }
 
     #[test]
     fn models_that_behaved_alike_are_named_together() {

@@ -297,3 +297,19 @@ pub fn reading(md: &mut String) {
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn a_servers_count_reads_as_min_median_max_of_all() {
+        let child = "connections per child: min 0, median 1, max 22 (8924 connections, 8656 \
+                     children, at most 1008 at once)";
+        assert_eq!(spread(child), "0/1/22 of 8924");
+        let worker = "connections per worker: min 100, median 102, max 102 (by worker: 102 100)";
+        assert_eq!(spread(worker), "100/102/102 of 202");
+        assert_eq!(spread("connections per worker: min 5, median 6, max 7"), "5/6/7");
+        assert_eq!(spread("connections per worker: unknown"), "unknown");
+    }
+}

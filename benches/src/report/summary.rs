@@ -297,3 +297,56 @@ pub fn section(md: &mut String, results: &Results, run: &[&dyn Scenario], charts
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comparison(verdict: Verdict, confidence: f64, rounds: u32) -> Comparison {
+        Comparison {
+            scenario: "scale".into(),
+            point: "1 conn".into(),
+            figure: "msgs/s".into(),
+            a: "mio".into(),
+            b: "fork".into(),
+            ratio: 0.5,
+            low: 0.45,
+            high: 0.55,
+            confidence,
+            better: (verdict == Verdict::Different).then(|| "mio".into()),
+            verdict,
+            rounds,
+            higher_is_better: true,
+        }
+    }
+
+    #[test]
+    fn the_verdict_is_the_comparisons_own() {
+        let different = comparison(Verdict::Different, 0.992, 8);
+        let undecided = comparison(Verdict::Undecided, 0.992, 8);
+        let equivalent = comparison(Verdict::Equivalent, 0.992, 8);
+        let few = comparison(Verdict::Undecided, 0.75, 2);
+        assert_eq!(verdict(&[&undecided, &different], 2), Called::Shown);
+        assert_eq!(verdict(&[&undecided, &equivalent], 2), Called::NoDifference);
+        // Far apart but in two rounds: no verdict, whatever the ratio.
+        let Called::NotMeasurable(why) = verdict(&[&few], 2) else { panic!("a verdict") };
+        assert_eq!(why, "2 rounds (a verdict needs 8)");
+        let Called::NotMeasurable(why) = verdict(&[], 1) else { panic!("a verdict") };
+        assert!(why.starts_with("one model"), "{why}");
+    }
+
+    #[test]
+    fn a_long_first_finding_is_cut_to_its_gist() {
+        let short = "A short answer. And more.";
+        assert_eq!(gist(short), "A short answer.");
+        let items: Vec<String> = (0..40).map(|i| format!("model{i} {i}.0 calls")).collect();
+        let list = format!("At 100 conns, calls per message: {}.", items.join(", "));
+        assert_eq!(
+            gist(&list),
+            "At 100 conns, calls per message: model0 0.0 calls, model1 1.0 calls, model2 2.0 \
+             calls, … (all in its section)."
+        );
+        let clauses = format!("TCP lost nothing over all rates; {}", "and so on ".repeat(30));
+        assert_eq!(gist(&clauses), "TCP lost nothing over all rates.");
+    }
+}
