@@ -180,9 +180,9 @@ pub fn placement_note(results: &Results) -> String {
         ),
         _ => format!(
             "Placement: server pinned to {server}, generator to {generator}. Every message \
-             crosses CPUs, and a cross-CPU wake-up is expensive in a virtual machine (about 35 us \
-             on the reference VM), so at low concurrency the round trip is bounded by wake-ups \
-             rather than by the model. Compare models at equal placement only."
+             crosses CPUs (a cross-CPU wake-up costs about 35 us on the reference VM), so at low \
+             concurrency wake-ups, not the model, bound the round trip. Compare models at equal \
+             placement only."
         ),
     };
     let workers: Vec<String> = results
@@ -197,14 +197,13 @@ pub fn placement_note(results: &Results) -> String {
     if !workers.is_empty() && server_cpus > 0 {
         note.push_str(&format!(
             " The server had {server_cpus} CPU{}, and models with a pool of workers get one \
-             worker per server CPU unless told otherwise ({}). ",
+             worker per server CPU unless told otherwise ({}).",
             if server_cpus == 1 { "" } else { "s" },
             join(&workers)
         ));
         if server_cpus == 1 {
             note.push_str(
-                "With one server CPU a multi-worker model cannot show what its workers buy: \
-                 that needs a machine with more CPUs (`--server-cpus`, e.g. 0-7 on 16 cores).",
+                " What more workers buy needs more CPUs (`--server-cpus`, e.g. 0-7 on 16 cores).",
             );
         }
     }

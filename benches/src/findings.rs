@@ -130,6 +130,29 @@ fn rank(view: &View<'_>, point: &Point, figure: &Figure, fmt: &dyn Fn(f64) -> St
             medians.join(", ")
         );
     }
+    // Where no pair had the rounds a verdict needs, the sentence claims no order: the median
+    // of the best, and how far below or above it the others' paired ratios lay.
+    let decided = paired.iter().flatten().any(|(c, _)| c.confidence >= compare::CONFIDENCE);
+    if !decided {
+        let seen: Vec<f64> = e[1..]
+            .iter()
+            .zip(&paired)
+            .filter_map(|(&(name, _), p)| Some(p.as_ref()?.0.seen_from(name).0))
+            .collect();
+        let lo = seen.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = seen.iter().copied().fold(0.0, f64::max);
+        let rounds = paired.iter().flatten().map(|(c, _)| c.rounds).max().unwrap_or(0);
+        return format!(
+            "no order decided in {rounds} round{} (a verdict needs {}); by median **{best}** {}, \
+             the other {} at {} to {} of it in paired rounds",
+            if rounds == 1 { "" } else { "s" },
+            compare::ROUNDS_FOR_VERDICT,
+            fmt(bv),
+            seen.len(),
+            times(lo),
+            times(hi)
+        );
+    }
     // Group the others by their verdict against the best, in the order they first appear.
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for (&(name, _), p) in e[1..].iter().zip(&paired) {

@@ -17,17 +17,14 @@ pub fn environment(md: &mut String, r: &Results) {
     let _ = writeln!(md, "## Environment\n");
     let _ = writeln!(
         md,
-        "- **Machine**: {} ({} CPUs), kernel {}, {}; commit {}.",
+        "- **Machine**: {} ({} CPUs), kernel {}, {}; commit {}. net.core.somaxconn {}, \
+         net.ipv4.tcp_tw_reuse {}, net.ipv4.tcp_syn_linear_timeouts {}, ephemeral ports {}, \
+         descriptor limit (soft) {}.",
         or(&e.cpu_model),
         e.cores,
         or(&e.kernel),
         e.virtualization.clone().unwrap_or_else(|| "no virtualization detected".into()),
-        or(&e.git_commit)
-    );
-    let _ = writeln!(
-        md,
-        "- **Settings**: net.core.somaxconn {}, net.ipv4.tcp_tw_reuse {}, \
-         net.ipv4.tcp_syn_linear_timeouts {}, ephemeral ports {}, descriptor limit (soft) {}.",
+        or(&e.git_commit),
         num(e.somaxconn),
         num(e.tcp_tw_reuse),
         num(e.tcp_syn_linear_timeouts),
@@ -55,7 +52,11 @@ pub fn models(md: &mut String, r: &Results) {
         let server = m.scenarios.iter().map(|s| &s.server).find(|s| s.baseline.is_some());
         match &m.external {
             Some(e) => {
-                shapes.push(format!("**{}**: your server (`--external`) at {}", m.name, e.addr));
+                let pid = e.pid.map_or(String::new(), |pid| format!(" (pid {pid})"));
+                shapes.push(format!(
+                    "**{}**: your server (`--external`), started by you at {}{pid}",
+                    m.name, e.addr
+                ));
                 if e.pid.is_none() {
                     notes.push(format!(
                         "{} was started by you and named without its pid, so its CPU, memory \
@@ -95,7 +96,7 @@ pub fn models(md: &mut String, r: &Results) {
             }
         }
     }
-    let _ = writeln!(md, "{}.\n", shapes.join("; "));
+    let _ = write!(md, "{}.", shapes.join("; "));
     let started: Vec<String> = by_args
         .iter()
         .map(|(args, names)| {
@@ -104,8 +105,9 @@ pub fn models(md: &mut String, r: &Results) {
         })
         .collect();
     if !started.is_empty() {
-        let _ = writeln!(md, "Started with {}.\n", started.join("; "));
+        let _ = write!(md, " Started with {}.", started.join("; "));
     }
+    md.push_str("\n\n");
     for note in &notes {
         let _ = writeln!(md, "- {note}");
     }
@@ -271,7 +273,7 @@ pub fn spread(line: &str) -> String {
 pub fn reading(md: &mut String) {
     let _ = writeln!(
         md,
-        "## How to read this\n\n\
+        "## How to read this and the files\n\n\
          - **Tables** are medians over a point's rounds and keep only the figures the findings \
          use. Every other figure, at every point, is in `results.csv` (one row per point per \
          round) and `results.json` (each point's medians in `summary`, strace counts and \
@@ -285,11 +287,10 @@ pub fn reading(md: &mut String) {
          undecided) is results.json's `comparisons`.\n\
          - **server CPU**: user+system time of the server's process tree (reaped children \
          included) over the window, per message or as % of one core. **PSS**: proportional \
-         set size of anonymous and shared memory, summed over the tree.\n\n\
-         ## Files\n\n\
-         `results.json` (every raw figure; schema: results/SCHEMA.md in the repository), \
-         `results.csv` (one row per point per round), `hlog/` (HdrHistogram interval logs per \
-         round, for `loadgen merge`), `charts/` (the SVG charts above)."
+         set size of anonymous and shared memory, summed over the tree.\n\
+         - **Files**: `results.json` (every raw figure; schema: results/SCHEMA.md in the \
+         repository), `results.csv` (one row per point per round), `hlog/` (HdrHistogram \
+         interval logs per round, for `loadgen merge`), `charts/` (the SVG charts above)."
     );
 }
 
