@@ -265,7 +265,10 @@ pub fn neighbours(_view: &View<'_>, _figures: &[Shown]) -> Vec<String> {
 /// ...". Each ratio is the paired rounds' with its interval and verdict; a throughput the
 /// generator capped at a point is left out there. The lesson names a mechanism among workers
 /// only where the run gave the pair more than one worker ([`lesson`]).
-pub fn pairs(results: &crate::results::Results, run: &[&dyn crate::present::Scenario]) -> Vec<String> {
+pub fn pairs(
+    results: &crate::results::Results,
+    run: &[&dyn crate::present::Scenario],
+) -> Vec<String> {
     let mut out = Vec::new();
     for m in results.models.iter().filter(|m| m.control_of.is_none()) {
         let Some(n) = crate::registry::find(&m.name).and_then(|x| x.against) else { continue };
@@ -290,7 +293,9 @@ pub fn pairs(results: &crate::results::Results, run: &[&dyn crate::present::Scen
             }
             let mut any = false;
             // Only comparisons with the rounds a verdict needs: the rest decide nothing.
-            for (label, f) in figures.iter().filter(|(_, f)| pair_limited(&view, point, f).is_none()) {
+            for (label, f) in
+                figures.iter().filter(|(_, f)| pair_limited(&view, point, f).is_none())
+            {
                 let Some((c, _)) = against(&view, point, f, &m.name, n.model) else { continue };
                 if c.confidence < compare::CONFIDENCE {
                     continue;
@@ -302,7 +307,8 @@ pub fn pairs(results: &crate::results::Results, run: &[&dyn crate::present::Scen
                     (Verdict::Equivalent, _) => ("equivalent within 3%", ""),
                     (Verdict::Undecided, _) => ("no measurable difference", ""),
                 };
-                let item = format!("{} {label} {}{word}", scenario.name(), interval_text(r, lo, hi));
+                let item =
+                    format!("{} {label} {}{word}", scenario.name(), interval_text(r, lo, hi));
                 match groups.iter_mut().find(|(v, _)| v == verdict) {
                     Some((_, items)) => items.push(item),
                     None => groups.push((verdict.to_string(), vec![item])),
@@ -353,7 +359,10 @@ pub fn lesson_over(text: &str, workers: &[(&str, Option<u32>)]) -> String {
     if changed == text {
         return text.to_string();
     }
-    format!("{changed}, except in {}, the one place with more workers, where it is {text}", join(&acting))
+    format!(
+        "{changed}, except in {}, the one place with more workers, where it is {text}",
+        join(&acting)
+    )
 }
 
 /// The worker count `model` ran with at `point` (the point's own server's, else the

@@ -60,7 +60,13 @@ pub fn section(md: &mut String, r: &Results) {
     figures.dedup();
     for f in &figures {
         let of: Vec<&&&Comparison> = decided.iter().filter(|c| c.figure == *f).collect();
-        let points: Vec<String> = of.iter().map(|c| format!("{} {}", c.scenario, c.point)).collect();
+        // The points as a count and their scenarios: the list is in results.json.
+        let mut scenarios: Vec<&str> = of.iter().map(|c| c.scenario.as_str()).collect();
+        scenarios.dedup();
+        let points = match of.as_slice() {
+            [one] => vec![format!("{} {}", one.scenario, one.point)],
+            _ => vec![format!("{} points ({})", of.len(), scenarios.join(", "))],
+        };
         let (low, high) = of.iter().fold((f64::INFINITY, 0.0f64), |(l, h), c| {
             let (_, lo, hi) = c.seen_from(control);
             (l.min(lo), h.max(hi))

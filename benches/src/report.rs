@@ -173,8 +173,12 @@ fn section(
         ));
     }
     let _ = writeln!(md, "{setup}\n");
-    let models: Vec<&ModelResults> = r.models.iter().filter(|m| m.scenario(name).is_some()).collect();
-    if models.iter().all(|m| m.scenario(name).is_none_or(|s| s.points.iter().all(|p| p.summary.is_none()))) {
+    let models: Vec<&ModelResults> =
+        r.models.iter().filter(|m| m.scenario(name).is_some()).collect();
+    if models
+        .iter()
+        .all(|m| m.scenario(name).is_none_or(|s| s.points.iter().all(|p| p.summary.is_none())))
+    {
         let _ = writeln!(md, "No figures for this scenario (see Faults).\n");
     } else if baseline.is_some() || models.len() <= kept(scenario).len() {
         // One row per point and model, unless turning the table (models as its columns, one

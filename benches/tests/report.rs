@@ -221,7 +221,12 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         let section = md.split(&format!("## {}: ", scenario.name())).nth(1).unwrap();
         let section = section.split("\n## ").next().unwrap();
         for m in results.models.iter().filter(|m| m.scenario(scenario.name()).is_some()) {
-            assert!(section.contains(&format!(" {} ", m.name)), "{} in {}", m.name, scenario.name());
+            assert!(
+                section.contains(&format!(" {} ", m.name)),
+                "{} in {}",
+                m.name,
+                scenario.name()
+            );
         }
     }
     // Each lesson says which models it runs and why.
@@ -849,8 +854,7 @@ fn the_noise_floor_says_when_the_run_called_its_twins_different() {
     let md = report::render(&results, ALL, &[], None);
     assert!(
         md.contains(
-            "| msgs/s | scale 1 conn, scale 10 conns | 0.94-1.06 | 1 equivalent, 1 no measurable \
-             difference |"
+            "| msgs/s | 2 points (scale) | 0.94-1.06 | 1 equivalent, 1 no measurable difference |"
         ),
         "{md}"
     );
@@ -936,7 +940,8 @@ fn the_summary_comes_first_and_its_verdicts_are_the_stored_comparisons() {
 #[test]
 fn a_point_the_generator_saturated_is_ranked_by_cpu_not_by_throughput() {
     // poll beside the suite's four, so that a pair (poll against mio) is compared too.
-    let mut results = synthetic_of(RunStatus::Complete, &["fork", "thread", "mio", "hybrid", "poll"]);
+    let mut results =
+        synthetic_of(RunStatus::Complete, &["fork", "thread", "mio", "hybrid", "poll"]);
     for m in &mut results.models {
         let p = m.scenarios[0].points.iter_mut().find(|p| p.point.label == "1000 conns").unwrap();
         for r in &mut p.repeats {

@@ -180,7 +180,8 @@ pub fn criterion(md: &mut String, r: &Results) {
         confidence * 100.0
     );
     // One row per bench, the models as columns: two rows instead of one per model.
-    let _ = writeln!(md, "| bench | {} |\n|---|{}", models.join(" | "), "--:|".repeat(models.len()));
+    let _ =
+        writeln!(md, "| bench | {} |\n|---|{}", models.join(" | "), "--:|".repeat(models.len()));
     let us = |ns: f64| sig(ns / 1000.0);
     for g in &groups {
         let cells: Vec<String> = models

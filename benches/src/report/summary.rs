@@ -229,10 +229,8 @@ pub fn row(results: &Results, scenario: &dyn Scenario) -> Row {
         .flat_map(|(_, s)| s.points.iter().filter_map(|p| p.summary.as_ref()))
         .map(|s| s.repeats)
         .collect();
-    let rounds = (
-        repeats.iter().copied().min().unwrap_or(0),
-        repeats.iter().copied().max().unwrap_or(0),
-    );
+    let rounds =
+        (repeats.iter().copied().min().unwrap_or(0), repeats.iter().copied().max().unwrap_or(0));
     let Some((point, at)) = view.deciding() else {
         return Row {
             answer: "No model produced figures.".into(),
@@ -290,11 +288,8 @@ pub fn section(md: &mut String, results: &Results, run: &[&dyn Scenario], charts
         compare::MARGIN * 100.0
     );
     if let Some(c) = charts.iter().find(|c| c.file.ends_with("summary.svg")) {
-        let _ = writeln!(
-            md,
-            "![{}]({})\n\n*The run in one chart: {}.*\n",
-            c.title, c.file, c.title
-        );
+        let _ =
+            writeln!(md, "![{}]({})\n\n*The run in one chart: {}.*\n", c.title, c.file, c.title);
     }
 }
 

@@ -147,9 +147,8 @@ impl Present for Cores {
             })
             .collect();
         let at: Vec<(&str, &crate::results::Summary)> = view.at(last);
-        let limited = pair_limited(view, last, &crate::compare::RATE).map_or("", |_| {
-            ", with the generator saturated, so what the pair got, not the server"
-        });
+        let limited = pair_limited(view, last, &crate::compare::RATE)
+            .map_or("", |_| ", with the generator saturated, so what the pair got, not the server");
         (!ratios.is_empty() && !at.is_empty()).then(|| {
             format!(
                 "Throughput at {} against {} (by median{limited}): {}.",

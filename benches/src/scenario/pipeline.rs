@@ -204,7 +204,8 @@ impl Present for Pipeline {
         };
         let from = span(cpu(|p| p.1.median.server_cpu_per_msg_us), " us");
         let to = span(cpu(|p| p.2.median.server_cpu_per_msg_us), " us");
-        let calls_from = span(pairs.iter().filter_map(|p| calls(p.3, first.pipeline)).collect(), "");
+        let calls_from =
+            span(pairs.iter().filter_map(|p| calls(p.3, first.pipeline)).collect(), "");
         let calls_to = span(pairs.iter().filter_map(|p| calls(p.3, last.pipeline)).collect(), "");
         if let (Some(from), Some(to)) = (from, to) {
             let calls = match (calls_from, calls_to) {

@@ -5,9 +5,7 @@ use anyhow::Result;
 
 use crate::charts::Charts;
 use crate::compare::{self, RATE};
-use crate::findings::{
-    NO_FIGURES, called, pair_limited, ranking,
-};
+use crate::findings::{NO_FIGURES, called, pair_limited, ranking};
 use crate::measure::{Measure, PointsFlag, counts};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
 use crate::present::{Cell, Column, Present, View, col};
