@@ -73,13 +73,16 @@ pub fn render(
 /// Markdown, so the blank line adds length and nothing else.
 fn compact_headings(md: &str) -> String {
     let mut out = String::with_capacity(md.len());
-    let mut after_heading = false;
+    let (mut after_heading, mut fenced) = (false, false);
     for line in md.lines() {
         if after_heading && line.is_empty() {
             after_heading = false;
             continue;
         }
-        after_heading = line.starts_with('#');
+        // A server's stderr quoted in a fence may have lines that start with '#'.
+        fenced ^= line.starts_with("```");
+        after_heading =
+            !fenced && line.trim_start_matches('#').starts_with(' ') && line.starts_with('#');
         out.push_str(line);
         out.push('\n');
     }

@@ -251,10 +251,9 @@ impl Cores {
         if let Some(s) = points.iter().find(|p| shared(p)) {
             text.push_str(&format!(
                 " At {} it shared every CPU with the generator, which needs about as much CPU \
-                 per message as the server: a gain there is what a second core buys the pair, a \
-                 lower bound for the server alone, and a loss means the generator lost more than \
-                 the server gained.{} On a machine with 16 CPUs this scenario runs 1, 2, 4 and 8 \
-                 server CPUs with the generator on the other 8.",
+                 per message: a gain there is what a second core buys the pair, and a loss that \
+                 the generator lost more than the server gained.{} With 16 CPUs this scenario \
+                 runs 1, 2, 4 and 8 server CPUs, the generator on the other 8.",
                 s.label,
                 match most as u32 {
                     0 => String::new(),
