@@ -3,7 +3,7 @@
 
 use crate::disturb::{Disturbance, STEAL_LIMIT};
 use crate::results::{Repeat, Results, median};
-use crate::text::{cpu_list, join, thousands};
+use crate::text::{cpu_list, join, plus_minus, thousands};
 
 /// Standing caveats plus those this run earned (saturation, noise, errors, faults).
 pub fn caveats(results: &Results) -> Vec<String> {
@@ -13,7 +13,7 @@ pub fn caveats(results: &Results) -> Vec<String> {
          connections up, throughput measures the pair; server CPU per message is the fairer \
          comparison of the models."
     )];
-    out.push(placement_note(results));
+    // The placement is stated once, under Environment.
     out.extend(busy(results));
     let mut points = 0;
     let mut saturated = Vec::new();
@@ -29,7 +29,7 @@ pub fn caveats(results: &Results) -> Vec<String> {
                     saturated.push(at.clone());
                 }
                 if sum.noisy {
-                    noisy.push(format!("{at} (±{:.0}%)", sum.spread * 100.0));
+                    noisy.push(format!("{at} ({})", plus_minus(sum.spread)));
                 }
                 if sum.errors > 0.0 {
                     errors.push(format!("{at} ({})", thousands(sum.errors)));
@@ -47,7 +47,7 @@ pub fn caveats(results: &Results) -> Vec<String> {
     }
     if !noisy.is_empty() {
         out.push(format!(
-            "Throughput varied by more than 10% over the repeats (noisy) at {}.",
+            "Throughput's rounds spread beyond ±5% (noisy; ± as defined under How to read) at {}.",
             some(&noisy, points)
         ));
     }
@@ -56,7 +56,8 @@ pub fn caveats(results: &Results) -> Vec<String> {
     }
     if results.plan.repeats < 3 {
         out.push(format!(
-            "{} repeat(s) per point and {:.1} s windows: treat these numbers as rough.",
+            "{} round(s) per point (a scenario's own count is in the summary) and {:.1} s \
+             windows: treat these numbers as rough.",
             results.plan.repeats,
             results.plan.duration.as_secs_f64()
         ));
@@ -179,9 +180,9 @@ pub fn placement_note(results: &Results) -> String {
         ),
         _ => format!(
             "Placement: server pinned to {server}, generator to {generator}. Every message \
-             crosses CPUs, and a cross-CPU wake-up is expensive in a virtual machine (about 35 us \
-             on the reference VM), so at low concurrency the round trip is bounded by wake-ups \
-             rather than by the model. Compare models at equal placement only."
+             crosses CPUs (a cross-CPU wake-up costs about 35 us on the reference VM), so at low \
+             concurrency wake-ups, not the model, bound the round trip. Compare models at equal \
+             placement only."
         ),
     };
     let workers: Vec<String> = results
@@ -196,14 +197,13 @@ pub fn placement_note(results: &Results) -> String {
     if !workers.is_empty() && server_cpus > 0 {
         note.push_str(&format!(
             " The server had {server_cpus} CPU{}, and models with a pool of workers get one \
-             worker per server CPU unless told otherwise ({}). ",
+             worker per server CPU unless told otherwise ({}).",
             if server_cpus == 1 { "" } else { "s" },
             join(&workers)
         ));
         if server_cpus == 1 {
             note.push_str(
-                "With one server CPU a multi-worker model cannot show what its workers buy: \
-                 that needs a machine with more CPUs (`--server-cpus`, e.g. 0-7 on 16 cores).",
+                " What more workers buy needs more CPUs (`--server-cpus`, e.g. 0-7 on 16 cores).",
             );
         }
     }

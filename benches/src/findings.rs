@@ -10,6 +10,9 @@ use crate::present::View;
 use crate::results::Summary;
 use crate::text::{join, sig, times};
 
+mod pairs;
+pub use pairs::{idle_contrast, lesson, lesson_over, pairs, workers_at};
+
 /// What a scenario's findings say when no model produced a figure.
 pub const NO_FIGURES: &str = "No model produced figures for this scenario.";
 
@@ -49,7 +52,7 @@ pub fn against(
 }
 
 /// "5.0x (4.80-5.20)": a paired ratio and its interval.
-fn interval_text(r: f64, lo: f64, hi: f64) -> String {
+pub(crate) fn interval_text(r: f64, lo: f64, hi: f64) -> String {
     format!("{} ({}-{})", times(r), ratio2(lo), ratio2(hi))
 }
 
@@ -65,18 +68,50 @@ fn ratio2(r: f64) -> String {
     format!("{r:.2}")
 }
 
-/// "**mio**: 151,234 msgs/s (hybrid 140,012 msgs/s, 0.93x (0.90-0.95), worse; ...)": the
-/// servers at `point` by their median `figure`, the best first, each other with its paired
-/// ratio to the best, that ratio's interval and the verdict (compare.rs). The best is named
-/// alone only where every other server is called worse; otherwise the sentence names those the
-/// run could not tell from it. Without paired rounds (an older file, a single round) it lists
-/// the medians and claims no order.
+/// "**mio** 151,234 msgs/s; worse: hybrid 0.93x (0.90-0.95); no measurable difference: poll
+/// 0.99x (0.95-1.04)": the servers at `point` by their median `figure`, the best first, then the
+/// others grouped by the verdict of their paired ratio to the best (compare.rs), each with that
+/// ratio and its interval (their medians are in the table above the findings). The best is
+/// named alone only where every other server is called worse; otherwise the sentence names
+/// those the run could not tell from it. Without paired rounds (an older file, a single round)
+/// it lists the medians and claims no order.
+///
+/// At a point where the generator was saturated for most models, a throughput ranks no
+/// server: the generator, not the server, set the pace, so the sentence says the point was
+/// pair-limited and ranks by server CPU per message instead, saying that at saturation that
+/// figure is CPU share over throughput and so not independent either.
 pub fn ranking(
     view: &View<'_>,
     point: &Point,
     figure: &Figure,
     fmt: &dyn Fn(f64) -> String,
 ) -> String {
+    if let Some(note) = pair_limited(view, point, figure) {
+        let cpu = rank(view, point, &compare::CPU_PER_MSG, &|v| format!("{} us", sig(v)));
+        return format!("{note}: {cpu}");
+    }
+    rank(view, point, figure, fmt)
+}
+
+/// Whether the generator was saturated for most of the models at `point`, and `figure` is a
+/// throughput it capped: then the sentence that says so, else `None`.
+pub fn pair_limited(view: &View<'_>, point: &Point, figure: &Figure) -> Option<String> {
+    let at = view.at(point);
+    let saturated = at.iter().filter(|(_, s)| s.saturated).count();
+    let rate = figure.higher_is_better && figure.name != compare::CPU_PER_MSG.name;
+    (rate && 2 * saturated > at.len()).then(|| {
+        format!(
+            "no ranking by {}: the generator was saturated for {saturated} of {} models, so the \
+             pair, not the server, set the pace (pair-limited); server CPU per message instead, \
+             though at saturation it is CPU share over throughput, so not independent either",
+            figure.name,
+            at.len()
+        )
+    })
+}
+
+/// The ranking itself (see [`ranking`]).
+fn rank(view: &View<'_>, point: &Point, figure: &Figure, fmt: &dyn Fn(f64) -> String) -> String {
     let higher = figure.higher_is_better;
     let mut e: Vec<(&str, f64)> = view
         .at(point)
@@ -98,26 +133,54 @@ pub fn ranking(
             medians.join(", ")
         );
     }
-    let others: Vec<String> = e[1..]
+    // Where no pair had the rounds a verdict needs, the sentence claims no order: the median
+    // of the best, and how far below or above it the others' paired ratios lay.
+    let decided = paired.iter().flatten().any(|(c, _)| c.confidence >= compare::CONFIDENCE);
+    if !decided {
+        let seen: Vec<f64> = e[1..]
+            .iter()
+            .zip(&paired)
+            .filter_map(|(&(name, _), p)| Some(p.as_ref()?.0.seen_from(name).0))
+            .collect();
+        let lo = seen.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = seen.iter().copied().fold(0.0, f64::max);
+        let rounds = paired.iter().flatten().map(|(c, _)| c.rounds).max().unwrap_or(0);
+        return format!(
+            "no order decided in {rounds} round{} (a verdict needs {}); by median **{best}** {}, \
+             the other {} at {} to {} of it in paired rounds",
+            if rounds == 1 { "" } else { "s" },
+            compare::ROUNDS_FOR_VERDICT,
+            fmt(bv),
+            seen.len(),
+            times(lo),
+            times(hi)
+        );
+    }
+    // Group the others by their verdict against the best, in the order they first appear.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (&(name, _), p) in e[1..].iter().zip(&paired) {
+        let (verdict, item) = match p {
+            Some((c, text)) => {
+                let (r, lo, hi) = c.seen_from(name);
+                let verdict = text.split_once("), ").map_or("", |(_, v)| v).to_string();
+                (verdict, format!("{name} {}", interval_text(r, lo, hi)))
+            }
+            None => ("not paired".to_string(), name.to_string()),
+        };
+        match groups.iter_mut().find(|(v, _)| *v == verdict) {
+            Some((_, items)) => items.push(item),
+            None => groups.push((verdict, vec![item])),
+        }
+    }
+    let parts: Vec<String> =
+        groups.iter().map(|(v, items)| format!("{v}: {}", items.join(", "))).collect();
+    let tied = e[1..]
         .iter()
         .zip(&paired)
-        .map(|(&(name, v), p)| match p {
-            Some((_, text)) => format!("{name} {}, {text}", fmt(v)),
-            None => format!("{name} {}, not paired", fmt(v)),
-        })
-        .collect();
-    let tied: Vec<&str> = e[1..]
-        .iter()
-        .zip(&paired)
-        .filter(|(_, p)| p.as_ref().is_none_or(|(c, _)| c.better.as_deref() != Some(best)))
-        .map(|(&(name, _), _)| name)
-        .collect();
-    let mut out = format!("**{best}**: {} ({})", fmt(bv), others.join("; "));
-    if !tied.is_empty() {
-        out.push_str(&format!(
-            "; the run could not tell {best} from {}, so no single server leads",
-            join(&tied.iter().map(|t| t.to_string()).collect::<Vec<_>>())
-        ));
+        .any(|(_, p)| p.as_ref().is_none_or(|(c, _)| c.better.as_deref() != Some(best)));
+    let mut out = format!("**{best}** {}; {}", fmt(bv), parts.join("; "));
+    if tied {
+        out.push_str("; so no single server leads");
     }
     out
 }
@@ -140,7 +203,7 @@ pub fn leader_vs_last(view: &View<'_>, point: &Point, what: &str, per: &str) -> 
     let mut by_rate: Vec<&(&str, &Summary)> = at.iter().collect();
     by_rate.sort_by(|a, b| b.1.median.msgs_per_sec.total_cmp(&a.1.median.msgs_per_sec));
     let (best, last) = (by_rate.first()?.0, by_rate.last()?.0);
-    if by_rate.len() < 2 {
+    if by_rate.len() < 2 || pair_limited(view, point, &compare::RATE).is_some() {
         return None;
     }
     let (c, _) = against(view, point, &compare::RATE, best, last)?;
@@ -191,40 +254,12 @@ pub fn growth(view: &View<'_>, what: &str, figure: fn(&Summary) -> f64) -> Optio
 /// a median, and which way is better), and its unit.
 pub type Shown = (&'static str, Figure, &'static str);
 
-/// Each model set beside the neighbour the registry names for it, at the scenario's deciding
-/// point: "prefork against fork (what forking before the connection arrives saves): conns/s
-/// 3,450 against 1,100 (3.1x (2.9-3.3), better), server CPU per connection 105 against 557 us
-/// (0.19x (0.17-0.20), better)." Each ratio is the paired rounds' with its interval and
-/// verdict, so a neighbour the run cannot tell apart is said to be so.
-pub fn neighbours(view: &View<'_>, figures: &[Shown]) -> Vec<String> {
-    let Some((point, at)) = view.deciding() else { return Vec::new() };
-    let find = |name: &str| at.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
-    let mut out = Vec::new();
-    for (name, summary) in &at {
-        let Some(neighbour) = crate::registry::find(name).and_then(|m| m.against) else {
-            continue;
-        };
-        let Some(other) = find(neighbour.model) else { continue };
-        let parts: Vec<String> = figures
-            .iter()
-            .filter_map(|(label, f, unit)| {
-                let (a, b) = ((f.of)(&summary.median), (f.of)(&other.median));
-                let (_, ratio) = against(view, point, f, name, neighbour.model)?;
-                (a.is_finite() && b.is_finite())
-                    .then(|| format!("{label} {} against {}{unit} ({ratio})", sig(a), sig(b)))
-            })
-            .collect();
-        if !parts.is_empty() {
-            out.push(format!(
-                "{name} against {} ({}), at {}: {}.",
-                neighbour.model,
-                neighbour.lesson,
-                point.label,
-                parts.join(", ")
-            ));
-        }
-    }
-    out
+/// Formerly each scenario's own "X against Y" lines. A pair is now said once for the whole
+/// run, in the report's Pairs section ([`pairs`]), which reads each scenario's figures from
+/// [`crate::present::Present::pair_figures`]; this returns nothing, so that a scenario that
+/// still calls it compiles and repeats nothing.
+pub fn neighbours(_view: &View<'_>, _figures: &[Shown]) -> Vec<String> {
+    Vec::new()
 }
 
 /// How loadgen paced the scenario's open loops, from the generator's own reports: how early a

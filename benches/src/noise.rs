@@ -48,56 +48,69 @@ pub fn section(md: &mut String, r: &Results) {
     let _ = writeln!(
         md,
         "`{control}` is a second {model}, started and loaded like it in the same rounds: every \
-         difference between the two is noise.\n"
+         difference between the two is noise. Their comparisons with enough rounds for a \
+         verdict, by figure (all {} are in results.json's `comparisons`):\n",
+        twins.len()
     );
-    let _ = writeln!(md, "| scenario | point | figure | {control} / {model} | verdict |");
-    let _ = writeln!(md, "|---|---|---|--:|---|");
-    for c in &twins {
-        let (ratio, low, high) = c.seen_from(control);
-        let verdict = match c.verdict {
-            Verdict::Different => "**called different**",
-            Verdict::Equivalent => "equivalent",
-            Verdict::Undecided if c.confidence < compare::CONFIDENCE => "too few rounds",
-            Verdict::Undecided => "no measurable difference",
+    let _ = writeln!(md, "| figure | points | {control} / {model}, widest interval | verdicts |");
+    let _ = writeln!(md, "|---|---|--:|---|");
+    let decided: Vec<&&Comparison> = twins.iter().filter(|c| c.confidence >= CONFIDENCE).collect();
+    let mut figures: Vec<&str> = decided.iter().map(|c| c.figure.as_str()).collect();
+    figures.sort_unstable();
+    figures.dedup();
+    for f in &figures {
+        let of: Vec<&&&Comparison> = decided.iter().filter(|c| c.figure == *f).collect();
+        // The points as a count and their scenarios: the list is in results.json.
+        let mut scenarios: Vec<&str> = of.iter().map(|c| c.scenario.as_str()).collect();
+        scenarios.dedup();
+        let points = match of.as_slice() {
+            [one] => vec![format!("{} {}", one.scenario, one.point)],
+            _ => vec![format!("{} points ({})", of.len(), scenarios.join(", "))],
         };
+        let (low, high) = of.iter().fold((f64::INFINITY, 0.0f64), |(l, h), c| {
+            let (_, lo, hi) = c.seen_from(control);
+            (l.min(lo), h.max(hi))
+        });
+        let mut verdicts = Vec::new();
+        for (v, word) in [
+            (Verdict::Different, "**called different**"),
+            (Verdict::Equivalent, "equivalent"),
+            (Verdict::Undecided, "no measurable difference"),
+        ] {
+            let n = of.iter().filter(|c| c.verdict == v).count();
+            if n > 0 {
+                verdicts.push(format!("{n} {word}"));
+            }
+        }
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {ratio:.2} ({low:.2}-{high:.2}) | {verdict} |",
-            c.scenario, c.point, c.figure
+            "| {f} | {} | {low:.2}-{high:.2} | {} |",
+            points.join(", "),
+            verdicts.join(", ")
         );
+    }
+    let few: Vec<&&Comparison> = twins.iter().filter(|c| c.confidence < CONFIDENCE).collect();
+    if !few.is_empty() {
+        let mut scenarios: Vec<&str> = few.iter().map(|c| c.scenario.as_str()).collect();
+        scenarios.dedup();
+        let _ = write!(
+            md,
+            "\nThe other {} ran too few rounds for a verdict ({}). ",
+            few.len(),
+            scenarios.join(", ")
+        );
+    } else {
+        md.push('\n');
     }
     let wrong: Vec<&&Comparison> =
         twins.iter().filter(|c| c.verdict == Verdict::Different).collect();
-    // How far apart the twins' intervals reached on each figure: the noise a reader should
-    // set every other interval of that figure against.
-    let mut figures: Vec<&str> = twins.iter().map(|c| c.figure.as_str()).collect();
-    figures.sort_unstable();
-    figures.dedup();
-    let reach: Vec<String> = figures
-        .iter()
-        .filter_map(|f| {
-            let of = twins.iter().filter(|c| c.figure == *f && c.confidence >= CONFIDENCE);
-            let widest = of.map(|c| c.high.max(1.0 / c.low)).fold(f64::NAN, f64::max);
-            widest.is_finite().then(|| format!("{f} {widest:.2}x"))
-        })
-        .collect();
-    md.push('\n');
     if wrong.is_empty() {
         let _ = writeln!(
             md,
             "The run's comparisons never called the twins different: at the resolution of its \
-             rounds they held identical servers equal."
+             rounds they held identical servers equal, and the widest intervals above are how \
+             far this run's noise alone stretched each figure.\n"
         );
-        if !reach.is_empty() {
-            let _ = writeln!(
-                md,
-                "The twins' intervals reached as far apart as {} (the larger of high and 1/low, \
-                 at the points with enough rounds): how far this run's noise alone stretched \
-                 each figure.",
-                reach.join(", ")
-            );
-        }
-        md.push('\n');
     } else {
         let at: Vec<String> =
             wrong.iter().map(|c| format!("{} {} ({})", c.scenario, c.point, c.figure)).collect();

@@ -36,6 +36,42 @@ pub trait Present {
     /// headline for this scenario).
     fn findings(&self, view: &View<'_>) -> Vec<String>;
 
+    /// The scenario's answer in one sentence, for the report's summary, when the default
+    /// does not fit it: the default is built from the run's paired comparisons at the
+    /// scenario's deciding point (the leader with its ratio to the next, or the models the run
+    /// could not tell apart), else from the gist of its first finding.
+    fn answer(&self, _view: &View<'_>) -> Option<String> {
+        None
+    }
+
+    /// The point and figure the summary's verdict reads, when they are not the deciding point
+    /// and the headline figure (latency answers on CPU per message at the highest rate every
+    /// model sustained). `None` by default.
+    fn summary_at<'a>(&self, _view: &View<'a>) -> Option<(&'a Point, crate::compare::Figure)> {
+        None
+    }
+
+    /// What keeps this machine or configuration from showing what the scenario asks (cores
+    /// with no CPU of the server's own to add, say): added to a "not measurable" verdict's
+    /// reason in the summary. `None` by default.
+    fn limit(&self, _view: &View<'_>) -> Option<String> {
+        None
+    }
+
+    /// The headers of the columns the report's table keeps (the rest are in results.csv and
+    /// results.json). Empty, the default, keeps the first column and server CPU per message
+    /// (or per connection) when the scenario has one.
+    fn key_columns(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// The figures the report's Pairs section compares each model and its neighbour on in this
+    /// scenario, with their names in a sentence. Empty, the default, means the scenario's
+    /// headline figure and server CPU per message.
+    fn pair_figures(&self) -> Vec<(&'static str, crate::compare::Figure)> {
+        Vec::new()
+    }
+
     /// Draws the scenario's charts (none by default). An error here costs the report that
     /// chart, never a measurement: the report is drawn after the figures are saved.
     fn charts(&self, _view: &View<'_>, _charts: &mut Charts) -> Result<()> {
@@ -142,13 +178,10 @@ pub mod col {
 
     /// Echoes per second.
     pub const RATE: Column = ("msgs/s", |c| thousands(c.summary.median.msgs_per_sec));
-    /// Half the range of the repeats' throughput, relative to the median.
+    /// Half the range of the repeats' throughput, relative to the median: the report's one
+    /// meaning of "±" ([`crate::text::plus_minus`]).
     pub const SPREAD: Column = ("spread", |c| {
-        if c.summary.repeats > 1 {
-            format!("±{:.0}%", c.summary.spread * 50.0)
-        } else {
-            "-".into()
-        }
+        if c.summary.repeats > 1 { crate::text::plus_minus(c.summary.spread) } else { "-".into() }
     });
     /// Median latency.
     pub const P50: Column = ("p50 us", |c| sig(c.summary.median.latency_us.p50));

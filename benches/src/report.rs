@@ -1,9 +1,13 @@
 //! `report.md`: the comparison a reader sees on GitHub without running anything.
 //!
-//! Order: what was run and where, the headlines, the environment, any faults, then one section
-//! per scenario (its question, a table of medians, its charts, the findings), the caveats, how
-//! to read the figures, and the files. Everything is written from the results alone, so the
-//! same function renders a finished run, an interrupted one, or a synthetic one in tests.
+//! Order: what was run and where, the summary (one row per scenario, its verdict from the
+//! paired comparisons, and the chart that sums the run up), the noise floor, the environment
+//! and models, any faults, then one section per scenario (its question, a compact table of the
+//! figures its findings use, its charts, the findings), the caveats, the appendix (the
+//! bookkeeping a reader rarely needs), how to read the figures, and the files. Everything is
+//! written from the results alone, so the same function renders a finished run, an
+//! interrupted one, or a synthetic one in tests. Every figure a table leaves out is in
+//! results.csv (per round) and results.json (medians per point), and the report says so.
 
 use std::fmt::Write;
 
@@ -11,10 +15,12 @@ use crate::baseline::Baseline;
 use crate::caveats::{self, caveats};
 use crate::charts::Chart;
 use crate::measure;
-use crate::present::{Cell, Scenario, View};
-use crate::registry;
-use crate::results::{FaultKind, ModelResults, PointResults, Results, RunStatus, Summary};
-use crate::text::{cpu_list, format_duration, thousands};
+use crate::present::{Cell, Column, Scenario, View};
+use crate::results::{ModelResults, PointResults, Results, RunStatus, Summary};
+use crate::text::{format_duration, join};
+
+mod parts;
+pub mod summary;
 
 /// Renders the whole report.
 pub fn render(
@@ -26,27 +32,82 @@ pub fn render(
     let mut md = String::new();
     let run: Vec<&dyn Scenario> =
         results.plan.scenarios.iter().filter_map(|n| measure::find(scenarios, n)).collect();
-    header(&mut md, results, &run);
+    header(&mut md, results);
+    summary::section(&mut md, results, &run, charts);
     if let Some(base) = baseline {
         crate::baseline::section(&mut md, results, scenarios, base);
     }
     crate::noise::section(&mut md, results);
-    environment(&mut md, results);
-    models(&mut md, results);
-    faults(&mut md, results);
+    parts::environment(&mut md, results);
+    parts::models(&mut md, results);
+    parts::faults(&mut md, results);
     for &scenario in &run {
         section(&mut md, results, scenario, charts, baseline);
     }
-    criterion(&mut md, results);
+    let pairs = crate::findings::pairs(results, &run);
+    if !pairs.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Pairs: what each step of the lineage buys\n\n*Each model against the one it \
+             is best read against (the registry's lineage), in every scenario that ran both, at \
+             the point its findings rank, where the rounds sufficed for a verdict: the first \
+             model's paired ratio to the second, with its interval (CPU: server CPU).*\n"
+        );
+        for p in pairs {
+            let _ = writeln!(md, "- {p}");
+        }
+        md.push('\n');
+    }
+    parts::criterion(&mut md, results);
     let _ = writeln!(md, "## Caveats\n");
     for c in caveats(results) {
         let _ = writeln!(md, "- {c}");
     }
-    reading(&mut md);
-    md
+    md.push('\n');
+    parts::appendix(&mut md, results);
+    parts::reading(&mut md);
+    compact_headings(&md)
 }
 
-fn header(md: &mut String, r: &Results, run: &[&dyn Scenario]) {
+/// The report with no blank line after a heading: a heading is a block of its own in
+/// Markdown, so the blank line adds length and nothing else.
+fn compact_headings(md: &str) -> String {
+    let mut out = String::with_capacity(md.len());
+    let (mut after_heading, mut fenced) = (false, false);
+    for line in md.lines() {
+        if after_heading && line.is_empty() {
+            after_heading = false;
+            continue;
+        }
+        // A server's stderr quoted in a fence may have lines that start with '#'.
+        fenced ^= line.starts_with("```");
+        after_heading =
+            !fenced && line.trim_start_matches('#').starts_with(' ') && line.starts_with('#');
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether a finding is about a control alone (a second instance of a model, whose every
+/// difference from its twin is noise): the noise floor section reports the control, and
+/// its figures are in the tables, so its own sentences are left out.
+fn control_only(finding: &str, r: &Results) -> bool {
+    let controls: Vec<&str> =
+        r.models.iter().filter(|m| m.control_of.is_some()).map(|m| m.name.as_str()).collect();
+    let Some(control) = controls.iter().find(|c| finding.contains(**c)) else { return false };
+    let rest = finding.replace(control, "");
+    let word = |name: &str| {
+        rest.match_indices(name).any(|(i, _)| {
+            let before = rest[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+            let after = rest[i + name.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+            before && after
+        })
+    };
+    !r.models.iter().filter(|m| m.control_of.is_none()).any(|m| word(&m.name))
+}
+
+fn header(md: &mut String, r: &Results) {
     let models = r.plan.models.join(", ");
     let _ = writeln!(md, "# echobench: {models} compared\n");
     let status = match r.status {
@@ -60,112 +121,38 @@ fn header(md: &mut String, r: &Results, run: &[&dyn Scenario]) {
     };
     let _ = writeln!(
         md,
-        "Measured {} on `{}`, {} profile: {} of {} warm-up + {} per point, every server of a \
-         scenario once a round in a shuffled order (seed {}), {} in all (estimated {}). Status: \
-         {status}.\n",
+        "Measured {} on `{}`, {} profile: each point {} warm-up + {} measured, every server of a \
+         scenario once a round in a shuffled order (seed {}), as many rounds as the summary \
+         says per scenario; {} in all (estimated {}). Status: {status}. Reproduce with `cargo \
+         bench --bench compare`, or see `echobench compare --help`.\n",
         r.started_at.get(..10).unwrap_or(&r.started_at),
         r.environment.host,
         r.plan.profile.name(),
-        rounds(r),
         format_duration(r.plan.warmup),
         format_duration(r.plan.duration),
         r.seed.unwrap_or(r.plan.seed),
         format_duration(std::time::Duration::from_secs_f64(r.elapsed_seconds)),
         format_duration(std::time::Duration::from_secs_f64(r.estimated_seconds)),
     );
-    let _ = writeln!(
-        md,
-        "Reproduce with `cargo bench --bench compare` (the standard profile), \
-         `ECHOBENCH_QUICK=1 cargo bench --bench compare` for a one-minute smoke run, or see \
-         `echobench compare --help` for every option.\n"
-    );
     if let Some(warning) = caveats::busy(r) {
         let _ = writeln!(md, "> {warning}\n");
     }
-    let _ = writeln!(md, "## Headlines\n");
-    for &scenario in run {
-        let view = View { results: r, scenario: scenario.name() };
-        if let Some(first) = scenario.findings(&view).into_iter().next() {
-            let _ = writeln!(md, "- *{}* {first}", scenario.name());
-        }
-    }
-    md.push('\n');
 }
 
-/// "8 to 10 rounds (each scenario's own in its table)": the rounds the plan asked of a point.
-fn rounds(r: &Results) -> String {
-    let (least, most) = (r.plan.repeats, r.plan.max_rounds.unwrap_or(r.plan.repeats));
-    let range = if most > least { format!("{least} to {most}") } else { least.to_string() };
-    format!("{range} round(s) (a scenario may run fewer: see its notes)")
-}
-
-fn environment(md: &mut String, r: &Results) {
-    let e = &r.environment;
-    let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
-    let num = |v: Option<u64>| v.map_or("unknown".into(), |n| n.to_string());
-    let rows = [
-        ("CPU", format!("{} ({} CPUs)", or(&e.cpu_model), e.cores)),
-        ("Kernel", or(&e.kernel)),
-        ("Virtualization", e.virtualization.clone().unwrap_or_else(|| "none detected".into())),
-        ("net.core.somaxconn", num(e.somaxconn)),
-        ("net.ipv4.tcp_tw_reuse", num(e.tcp_tw_reuse)),
-        ("net.ipv4.tcp_syn_linear_timeouts", num(e.tcp_syn_linear_timeouts)),
-        ("Ephemeral ports", or(&e.ip_local_port_range)),
-        ("Descriptor limit (soft)", num(e.fd_limit)),
-        ("What disturbed the repeats", caveats::disturbances(r)),
-        ("Harness's own CPU (sampling /proc)", format!("{:.1} s", r.harness_cpu_seconds)),
-        ("Server placement", cpu_list(&r.placement.server_cpus)),
-        ("Generator placement", cpu_list(&r.placement.generator_cpus)),
-        ("Commit", or(&e.git_commit)),
-    ];
-    let _ = writeln!(md, "## Environment\n\n| | |\n|---|---|");
-    for (k, v) in rows {
-        let _ = writeln!(md, "| {k} | {v} |");
+/// The columns a scenario's table keeps: its own choice, else the column of its headline
+/// figure (its first column when none is named so) and server CPU per message (or per
+/// connection).
+pub fn kept(scenario: &dyn Scenario) -> Vec<Column> {
+    let all = scenario.columns();
+    let mut chosen = scenario.key_columns();
+    if chosen.is_empty() {
+        let name = scenario.headline().name;
+        let headline = |h: &str| h == name || h.strip_prefix(name).is_some_and(|r| r == " us");
+        let first = all.iter().find(|(h, _)| headline(h)).or(all.first());
+        chosen.extend(first.map(|(h, _)| *h));
+        chosen.extend(all.iter().map(|(h, _)| *h).filter(|h| h.starts_with("server CPU us/")));
     }
-    if let Some(generators) = crate::hosts::describe_generators(r) {
-        let _ = writeln!(md, "| Generators | {} |", cell(&generators));
-    }
-    let _ = writeln!(md, "\n{}\n", caveats::placement_note(r));
-}
-
-fn faults(md: &mut String, r: &Results) {
-    let all: Vec<_> = r
-        .models
-        .iter()
-        .flat_map(|m| {
-            m.scenarios.iter().flat_map(move |s| s.server.faults.iter().map(move |f| (m, s, f)))
-        })
-        .collect();
-    if all.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        md,
-        "## Faults\n\nThe run went on past each of these; see results.json for the raw record.\n"
-    );
-    let _ = writeln!(md, "| Model | Scenario | Fault | Detail |\n|---|---|---|---|");
-    for (m, s, f) in &all {
-        let kind = match f.kind {
-            FaultKind::StartFailed => "failed to start",
-            FaultKind::Crashed => "crashed",
-            FaultKind::UncleanExit => "unclean exit",
-            FaultKind::LeftProcesses => "left processes",
-            FaultKind::GeneratorFailed => "generator failed",
-        };
-        let _ = writeln!(md, "| {} | {} | {kind} | {} |", m.name, s.scenario, cell(&f.detail));
-    }
-    md.push('\n');
-    for (m, s, f) in all.iter().filter(|(_, _, f)| !f.stderr_tail.is_empty()) {
-        let _ = writeln!(
-            md,
-            "<details><summary>{} {}: server stderr tail</summary>\n\n```",
-            m.name, s.scenario
-        );
-        for line in &f.stderr_tail {
-            let _ = writeln!(md, "{line}");
-        }
-        let _ = writeln!(md, "```\n</details>\n");
-    }
+    all.iter().filter(|(h, _)| chosen.contains(h)).copied().collect()
 }
 
 fn section(
@@ -176,21 +163,59 @@ fn section(
     baseline: Option<&Baseline>,
 ) {
     let name = scenario.name();
+    let view = View { results: r, scenario: name };
     let _ = writeln!(md, "## {name}: {}\n", scenario.question());
-    let _ = writeln!(md, "*{}*\n", scenario.setup());
+    let mut setup = format!("*{}*", scenario.setup());
     if let Some(note) = scenario.models_note() {
-        let _ = writeln!(md, "*Models: {note}*\n");
+        setup.push_str(&format!(" *Models: {note}*"));
     }
     if !scenario.counters().is_empty() {
-        let _ = writeln!(
-            md,
-            "*Kernel counters ({}) are read from /proc/net/netstat and /proc/net/snmp before \
-             and after each repeat. They are machine-wide: every socket on this machine counts, \
-             not only the server's, so on a busy machine they include others' drops.*\n",
+        setup.push_str(&format!(
+            " *Kernel counters ({}): machine-wide, read before and after each round.*",
             scenario.counters().join(", ")
-        );
+        ));
     }
-    let cols = scenario.columns();
+    let _ = writeln!(md, "{setup}\n");
+    let models: Vec<&ModelResults> =
+        r.models.iter().filter(|m| m.scenario(name).is_some()).collect();
+    if models
+        .iter()
+        .all(|m| m.scenario(name).is_none_or(|s| s.points.iter().all(|p| p.summary.is_none())))
+    {
+        let _ = writeln!(md, "No figures for this scenario (see Faults).\n");
+    } else if baseline.is_some() || models.len() <= kept(scenario).len() {
+        // One row per point and model, unless turning the table (models as its columns, one
+        // row per figure and point) makes it shorter.
+        by_row(md, r, scenario, &models, baseline);
+    } else {
+        turned(md, r, scenario, &models);
+    }
+    let images: Vec<String> = charts
+        .iter()
+        .filter(|c| c.scenario == name)
+        .map(|c| format!("![{}]({})", c.title, c.file))
+        .collect();
+    if !images.is_empty() {
+        // The findings' list follows the images' paragraph directly: a list may interrupt a
+        // paragraph in Markdown.
+        let _ = writeln!(md, "{}", images.join(" "));
+    }
+    for f in scenario.findings(&view).iter().filter(|f| !control_only(f, r)) {
+        let _ = writeln!(md, "- {f}");
+    }
+    md.push('\n');
+}
+
+/// One row per point and model, the kept columns, and the notes.
+fn by_row(
+    md: &mut String,
+    r: &Results,
+    scenario: &dyn Scenario,
+    models: &[&ModelResults],
+    baseline: Option<&Baseline>,
+) {
+    let name = scenario.name();
+    let cols = kept(scenario);
     let mut head: Vec<String> = cols.iter().map(|(h, _)| h.to_string()).collect();
     let headline = scenario.headline();
     if baseline.is_some() {
@@ -198,14 +223,13 @@ fn section(
     }
     let _ = writeln!(md, "| point | model | {} | notes |", head.join(" | "));
     let _ = writeln!(md, "|---|---|{}---|", "--:|".repeat(head.len()));
-    let mut rows = 0;
     for point in r.plan.points_of(name) {
-        for m in &r.models {
+        for m in models {
             let Some(s) = m.scenario(name) else { continue };
             let here = s.points.iter().find(|p| &p.point == point);
             let model = model_label(m, here.and_then(|p| p.server.as_ref()?.workers));
             let blank = " |".repeat(head.len());
-            let Some(p) = s.points.iter().find(|p| &p.point == point) else {
+            let Some(p) = here else {
                 let _ = writeln!(md, "| {} | {model} |{blank} not run |", point.label);
                 continue;
             };
@@ -223,114 +247,113 @@ fn section(
                 "| {} | {model} | {} | {} |",
                 point.label,
                 cells.join(" | "),
-                notes(p, sum, r.plan.repeats_of(point))
+                notes(p, sum, r.plan.repeats_of(point)).join(", ")
             );
-            rows += 1;
         }
-    }
-    if rows == 0 {
-        let _ = writeln!(md, "\nNo figures for this scenario (see Faults).");
-    }
-    md.push('\n');
-    for c in charts.iter().filter(|c| c.scenario == name) {
-        let _ = writeln!(md, "![{}]({})\n", c.title, c.file);
-    }
-    let _ = writeln!(md, "**Findings**\n");
-    for f in scenario.findings(&View { results: r, scenario: name }) {
-        let _ = writeln!(md, "- {f}");
     }
     md.push('\n');
 }
 
+/// Models as columns, one row per kept figure and point: a cell marked `*` was measured with
+/// the generator saturated; the other notes follow the table in one line.
+fn turned(md: &mut String, r: &Results, scenario: &dyn Scenario, models: &[&ModelResults]) {
+    let name = scenario.name();
+    let cols = kept(scenario);
+    // A model whose worker count changed between points (cores) is named without one.
+    let heads: Vec<String> = models
+        .iter()
+        .map(|m| {
+            let mut w: Vec<Option<u32>> = m
+                .scenario(name)
+                .map(|s| s.points.iter().map(|p| p.server.as_ref().and_then(|x| x.workers)))
+                .into_iter()
+                .flatten()
+                .collect();
+            w.dedup();
+            if w.len() > 1 { m.name.clone() } else { model_label(m, w.first().copied().flatten()) }
+        })
+        .collect();
+    let _ = writeln!(md, "| figure | point | {} |", heads.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "--:|".repeat(heads.len()));
+    let (mut saturated, mut other) = (false, Vec::new());
+    for (h, f) in &cols {
+        for point in r.plan.points_of(name) {
+            let cells: Vec<String> = models
+                .iter()
+                .map(|m| {
+                    let Some(s) = m.scenario(name) else { return "-".into() };
+                    let Some(p) = s.points.iter().find(|p| &p.point == point) else {
+                        return "not run".into();
+                    };
+                    let Some(sum) = &p.summary else { return "no figures".into() };
+                    let mark = if sum.saturated { "*" } else { "" };
+                    saturated |= sum.saturated;
+                    if h == &cols[0].0 {
+                        for n in notes(p, sum, r.plan.repeats_of(point)) {
+                            if n != SATURATED {
+                                other.push((point.label.clone(), n, m.name.clone()));
+                            }
+                        }
+                    }
+                    format!("{}{mark}", f(&Cell { model: m, scenario: s, point: p, summary: sum }))
+                })
+                .collect();
+            let _ = writeln!(md, "| {h} | {} | {} |", point.label, cells.join(" | "));
+        }
+    }
+    let mut after: Vec<String> = Vec::new();
+    if saturated {
+        after.push("\\* generator saturated.".to_string());
+    }
+    after.extend(grouped(&other, models.len()));
+    if !after.is_empty() {
+        let _ = writeln!(md, "\n{}", after.join(" "));
+    }
+    md.push('\n');
+}
+
+/// The notes of a turned table in one sentence, each note once per point with the models it
+/// concerns: "depth 1, measured in size: every model".
+fn grouped(notes: &[(String, String, String)], models: usize) -> Option<String> {
+    let mut groups: Vec<(&str, &str, Vec<String>)> = Vec::new();
+    for (point, note, model) in notes {
+        match groups.iter_mut().find(|(p, n, _)| p == point && n == note) {
+            Some((_, _, names)) => names.push(model.clone()),
+            None => groups.push((point, note, vec![model.clone()])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(point, note, names)| {
+            let who = if names.len() == models { "every model".into() } else { join(names) };
+            format!("{point}, {note}: {who}")
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("Notes: {}.", parts.join("; ")))
+}
+
+/// The note of a point whose generator was saturated.
+const SATURATED: &str = "generator saturated";
+
 /// The model as the tables name it: with its worker count when it has a pool of workers (the
 /// point's own, when its server recorded one), so that a figure is never read as a model's
 /// best when it ran on one worker.
-fn model_label(m: &ModelResults, at_point: Option<u32>) -> String {
+pub fn model_label(m: &ModelResults, at_point: Option<u32>) -> String {
     // A point's own server (cores restarts it with more workers) says best what ran there.
     // The charts name models the same way, so the naming lives with the results.
     m.label(at_point)
 }
 
-/// What ran: each model's shape, the flags and workers it was given, and the threads and
-/// processes it had when idle (its size at steady state).
-fn models(md: &mut String, r: &Results) {
-    let _ = writeln!(md, "## Models\n");
-    let _ = writeln!(md, "| Model | Shape | Started with | Idle threads | Idle processes |");
-    let _ = writeln!(md, "|---|---|---|--:|--:|");
-    let mut notes = Vec::new();
-    for m in &r.models {
-        let server = m.scenarios.iter().map(|s| &s.server).find(|s| s.baseline.is_some());
-        let base = server.and_then(|s| s.baseline);
-        let (shape, started) = match &m.external {
-            Some(e) => {
-                let how = match e.pid {
-                    Some(pid) => format!("by you, at {} (pid {pid})", e.addr),
-                    None => {
-                        notes.push(format!(
-                            "{} was started by you and named without its pid, so its CPU, \
-                             memory and threads are not measured (\"-\" in the tables): give \
-                             `--external {}={},pid=PID` to have them sampled.",
-                            m.name, m.name, e.addr
-                        ));
-                        format!("by you, at {}", e.addr)
-                    }
-                };
-                ("your server (`--external`)", how)
-            }
-            None => {
-                let shape = registry::find(&m.name).map_or("(not in the registry)", |x| x.shape);
-                let args = server.map(|s| s.args.join(" ")).filter(|a| !a.is_empty());
-                let args = args.map(|a| format!(" {a}")).unwrap_or_default();
-                (shape, format!("`--addr 127.0.0.1:0{args}`"))
-            }
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {shape} | {started} | {} | {} |",
-            m.name,
-            base.map_or("-".into(), |b| b.threads.to_string()),
-            base.map_or("-".into(), |b| b.processes.to_string()),
-        );
-        if !r.plan.scenarios.iter().any(|s| r.plan.runs_server(s, &m.name)) {
-            notes.push(format!(
-                "{} ran in none of this run's scenarios: each scenario chooses its models (a \
-                 datagram server, say, has no connection for a stream scenario to load).",
-                m.name
-            ));
-        }
-        for s in &m.scenarios {
-            if let Some(why) = &s.skipped {
-                notes.push(format!("{} {}: {why}.", m.name, s.scenario));
-            }
-            for note in &s.notes {
-                notes.push(format!("{} {}: {note}.", m.name, s.scenario));
-            }
-            // A server that spreads connections over workers or children says at exit how
-            // evenly it did ("connections per worker: min 3, median 12, max 40"): the spread
-            // that hashing or an accept queue produced.
-            for line in s.server.stderr_tail.iter().filter(|l| l.contains("connections per ")) {
-                let said = line.split_once(": ").map_or(line.as_str(), |(_, rest)| rest);
-                notes.push(format!("{} after {}, by its own count: {said}.", m.name, s.scenario));
-            }
-        }
-    }
-    md.push('\n');
-    for note in notes {
-        let _ = writeln!(md, "- {note}");
-    }
-    md.push('\n');
-}
-
-fn notes(p: &PointResults, s: &Summary, planned: u32) -> String {
+/// What a table says beside a point's figures: the generator's saturation, errors, a window
+/// with nothing echoed, rounds other than planned, an incomplete point, figures measured in
+/// another scenario. (How much the rounds varied is in results.json's `summary.spread`.)
+fn notes(p: &PointResults, s: &Summary, planned: u32) -> Vec<String> {
     let mut n = Vec::new();
-    if s.noisy {
-        n.push("noisy".to_string());
-    }
     if s.saturated {
-        n.push("generator saturated".into());
+        n.push(SATURATED.to_string());
     }
     if s.errors > 0.0 {
-        n.push(format!("{} errors", thousands(s.errors)));
+        n.push(format!("{} errors", crate::text::thousands(s.errors)));
     }
     // A server that echoed nothing for a whole window stalled (or the point measures no
     // window, as a burst does: its figures are its own columns).
@@ -339,8 +362,6 @@ fn notes(p: &PointResults, s: &Summary, planned: u32) -> String {
     }
     if s.repeats < planned {
         n.push(format!("{} of {planned} rounds", s.repeats));
-    } else if s.repeats > planned {
-        n.push(format!("{} rounds", s.repeats));
     }
     if p.repeats.iter().any(|r| r.status != crate::results::RepeatStatus::Ok) {
         n.push("incomplete".into());
@@ -348,67 +369,5 @@ fn notes(p: &PointResults, s: &Summary, planned: u32) -> String {
     if let Some(from) = &p.copied_from {
         n.push(format!("measured in {from}"));
     }
-    n.join(", ")
-}
-
-/// The criterion benches' figures, when `cargo bench` attached them.
-fn criterion(md: &mut String, r: &Results) {
-    if r.criterion.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        md,
-        "## Criterion: one message, one connection\n\n*`cargo bench --bench roundtrip`: \
-         `roundtrip` is one {} B message written and its echo read over a long-lived \
-         connection; `connect_echo_close` connects, sends it, half-closes and reads the echo \
-         to the end. Server pinned to CPU 0, client to CPU 1; criterion's estimate with its \
-         confidence interval.*\n",
-        crate::plan::SMALL_MESSAGE
-    );
-    let _ = writeln!(md, "| bench | model | time | interval |\n|---|---|--:|--:|");
-    let us = |ns: f64| format!("{} us", crate::text::sig(ns / 1000.0));
-    for b in &r.criterion {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} to {} ({:.0}%) |",
-            b.group,
-            b.model,
-            us(b.ns),
-            us(b.lower_ns),
-            us(b.upper_ns),
-            b.confidence * 100.0
-        );
-    }
-    crate::criterion_notes::write(md, r);
-    md.push('\n');
-}
-
-fn reading(md: &mut String) {
-    let _ = writeln!(
-        md,
-        "\n## How to read this\n\n\
-         - **msgs/s**: echoed messages per second over the measured window (warm-up excluded).\n\
-         - **spread**: half the range of throughput over the repeats, relative to the median; \
-         *noisy* marks a full range above 10%.\n\
-         - **server CPU**: user+system time of the server's whole process tree (reaped children \
-         included) from /proc, over the window; per message, and as % of one core.\n\
-         - **PSS**: proportional set size of anonymous and shared memory (the binary's and \
-         libraries' file pages left out) summed over the tree, so pages shared between forked \
-         processes are counted once.\n\
-         - **p50/p99 us**: latency percentiles from loadgen's HdrHistogram, in microseconds.\n\
-         - **generator saturated**: loadgen used nearly all its CPU, so it, not the server, may \
-         have set the pace.\n\n\
-         ## Files\n\n\
-         - `results.json`: every raw figure, including each repeat's full loadgen report \
-         (schema: results/SCHEMA.md in the repository).\n\
-         - `results.csv`: one row per point per repeat.\n\
-         - `hlog/`: HdrHistogram interval logs per repeat (`loadgen merge` or the HdrHistogram \
-         tools read them).\n\
-         - `charts/`: the SVG charts above."
-    );
-}
-
-/// Makes text safe inside a table cell.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    n
 }

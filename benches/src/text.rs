@@ -77,6 +77,16 @@ pub fn sig(v: f64) -> String {
     }
 }
 
+/// "±11%": the report's one meaning of "±", half the range of the repeats' throughput over
+/// its median, from a summary's `spread` (the full range over the median). The caveats and
+/// the tables both print it through here, so one point never reads ±22% in one place and
+/// ±11% in another.
+pub fn plus_minus(spread: f64) -> String {
+    let half = spread * 50.0;
+    // One decimal below 10%, so that a point just past the noisy mark (±5%) never reads ±5%.
+    if half < 10.0 { format!("±{half:.1}%") } else { format!("±{half:.0}%") }
+}
+
 /// "a, b and c".
 pub fn join(items: &[String]) -> String {
     match items {
@@ -156,7 +166,15 @@ pub fn cpu_ids(cpus: &[usize]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::grouped;
+    use super::{grouped, plus_minus};
+
+    #[test]
+    fn plus_minus_is_half_the_full_range() {
+        // A summary's spread is the full range over the median: 22% reads ±11%.
+        assert_eq!(plus_minus(0.22), "±11%");
+        // Just past the noisy mark (a 10% range) it never rounds down to the mark itself.
+        assert_eq!(plus_minus(0.106), "±5.3%");
+    }
 
     #[test]
     fn models_that_behaved_alike_are_named_together() {

@@ -218,31 +218,29 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         let heading = format!("## {}: {}", scenario.name(), scenario.question());
         assert!(md.contains(&heading), "{heading}");
     }
-    // One row per point of the standard plan (4 + 3 + 1 + 2 + 3 + 1, then backlog's 2 and
-    // pipeline's 4) for every model; stall (2) and nagle (4) run mio alone, cores (1 or 2 points per CPU
-    // layout of this machine) the worker models and mio, udp (4) mio and the datagram server. Plus the bare name's row in the
-    // Models table (hybrid's tables name it with its worker count).
-    let cores = results.plan.points_of("cores").count();
-    for (model, own) in
-        [("fork", 0), ("thread", 0), ("mio", 2 + 4 + cores + 4), ("hybrid (1 worker)", cores)]
-    {
-        let rows = md
-            .lines()
-            .filter(|l| l.starts_with("| ") && l.contains(&format!("| {model} |")))
-            .count();
-        let models_row = usize::from(!model.contains('('));
-        assert_eq!(rows, 20 + own + models_row, "{model} rows");
+    // Every model that ran a scenario is in its table: as a column where the table is turned
+    // (models as columns, one row per figure and point), as rows otherwise.
+    for scenario in ALL {
+        let section = md.split(&format!("## {}: ", scenario.name())).nth(1).unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        for m in results.models.iter().filter(|m| m.scenario(scenario.name()).is_some()) {
+            assert!(
+                section.contains(&format!(" {} ", m.name)),
+                "{} in {}",
+                m.name,
+                scenario.name()
+            );
+        }
     }
     // Each lesson says which models it runs and why.
     assert!(md.contains("*Models: mio only: the lesson is about the measurement"), "{md}");
     // mio has the highest throughput and the least CPU per message in the synthetic data, in
     // every one of its 8 paired rounds: each other server is called worse, with its interval.
     assert!(
-        md.contains("most first, each against the first in paired rounds: **mio**: 156,750 msgs/s (hybrid 125,400 msgs/s, 0.80x (0.80-0.80), worse;"),
+        md.contains("most first, each against the first in paired rounds: **mio** 156,750 msgs/s; worse: hybrid 0.80x (0.80-0.80), thread 0.40x (0.40-0.40), fork 0.20x (0.20-0.20)."),
         "{md}"
     );
     assert!(md.contains("Server CPU per message at 1000 conns, least first: **mio**"), "{md}");
-    assert!(md.contains("So mio served 5.0x (5.00-5.00) the messages of fork, at 0.15x"), "{md}");
     // Memory per connection is derived (peak less baseline), not paired: listed by median,
     // least first, with no claim of order.
     assert!(md.contains("whole peak PSS): mio 4.00 KiB, hybrid 4.00 KiB, thread 40.0 KiB, fork"));
@@ -261,7 +259,7 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     // What the one server CPU means for a model with workers is said, with its count.
     assert!(md.contains("The server had 1 CPU"), "{md}");
     assert!(md.contains("hybrid ran 1 worker"), "{md}");
-    assert!(md.contains("| hybrid | an acceptor feeding event-loop workers |"), "{md}");
+    assert!(md.contains("**hybrid**: an acceptor feeding event-loop workers"), "{md}");
     // No ratio or figure without a meaning is ever printed.
     // Whole words: "/proc/meminfo" in the idle scenario's set-up is no infinity.
     let words: Vec<&str> = md.split(|c: char| !c.is_alphanumeric()).collect();
@@ -269,8 +267,11 @@ fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
         assert!(!words.contains(&bad), "{bad} in the report");
     }
     assert!(!md.contains("0.000 KiB"), "{md}");
-    // A server's own account of how it spread connections is quoted.
-    assert!(md.contains("- hybrid after churn, by its own count: connections per worker: min 5"));
+    // A server's own account of how it spread connections is in the appendix, after Caveats.
+    let appendix = md.find("## Appendix").expect("an appendix");
+    assert!(appendix > md.find("## Caveats").unwrap());
+    assert!(md[appendix..].contains("hybrid (per worker): scale 5/6/7, size 5/6/7"), "{md}");
+    assert!(md[appendix..].contains("Threads/processes of each server when idle"), "{md}");
     // System calls per message come from the traced repeats: mio's 2,000 calls for 1,000.
     assert!(md.contains("so not compared in paired rounds): mio 2.00 calls, fork 6.00"), "{md}");
     // Open loop: the corrected p99.9 is 3x the uncorrected one in the synthetic data.
@@ -294,7 +295,7 @@ fn a_busy_machine_is_announced_at_the_top() {
     }
     let md = report::render(&results, ALL, &[], None);
     let banner = md.find("> **The machine was busy with other work").expect("a banner");
-    assert!(banner < md.find("## Headlines").unwrap(), "the warning comes before the headlines");
+    assert!(banner < md.find("## Summary").unwrap(), "the warning comes before the summary");
     assert!(md.contains("on 2 CPUs, the generator's load thread waited"), "{md}");
     assert!(md.contains("waited for its CPU 40% of the time (median)"), "{md}");
     assert!(!md.contains("load average"), "the load average is no longer shown: {md}");
@@ -306,9 +307,9 @@ fn steal_above_the_limit_is_a_busy_machine_and_the_disturbance_line_counts_it() 
     let md = report::render(&results, ALL, &[], None);
     assert!(
         md.contains(
-            "| What disturbed the repeats | steal on the server's CPUs: max 0.4% of a repeat; on \
-             the generator's: max 0.1%; generator run delay: max 3.0%; harness CPU: 0.02 s per \
-             repeat |"
+            "- **What disturbed the repeats**: steal on the server's CPUs: max 0.4% of a repeat; \
+             on the generator's: max 0.1%; generator run delay: max 3.0%; harness CPU: 0.02 s \
+             per repeat;"
         ),
         "{md}"
     );
@@ -334,7 +335,7 @@ fn results_without_a_disturbance_still_render() {
     assert!(!json.contains("disturbance"), "an absent record is not written");
     let back: Results = serde_json::from_str(&json).unwrap();
     let md = report::render(&back, ALL, &[], None);
-    assert!(md.contains("| What disturbed the repeats | not recorded"), "{md}");
+    assert!(md.contains("- **What disturbed the repeats**: not recorded"), "{md}");
 }
 
 #[test]
@@ -374,9 +375,9 @@ fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
     assert!(md.contains("**interrupted**"));
     assert!(md.contains("| fork | size | crashed | the server exited under load"), "{md}");
     assert!(md.contains("segfault at 0x0"));
-    assert!(md.contains("1 of 8 rounds, incomplete"), "{md}");
-    assert!(md.contains("| 1 MiB | fork |"), "points the crash prevented are listed");
-    assert!(md.contains(" not run |"));
+    assert!(md.contains("64 B, 1 of 8 rounds: fork; 64 B, incomplete: fork"), "{md}");
+    let size = md.split("## size").nth(1).unwrap();
+    assert!(size.contains("| MiB/s | 1 MiB | not run |"), "points the crash prevented: {size}");
     assert_eq!(harness::fault_count(&results), 1);
 }
 
@@ -530,14 +531,16 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     assert_eq!(distinct.len(), 12, "twelve different colours");
     let md = report::render(&results, ALL, &drawn, None);
     if fillers > 0 {
-        assert!(md.contains(&format!("| m{fillers} | (not in the registry) |")), "{md}");
+        assert!(md.contains(&format!("**m{fillers}**: (not in the registry)")), "{md}");
     }
-    // Each model with a neighbour in the registry is set beside it, with the second figure.
-    assert!(md.contains("reuseport against hybrid (the kernel balancing by hash"), "{md}");
-    assert!(
-        md.contains("server CPU per message 3.00 against 4.00 us (0.75x (0.75-0.75), better)"),
-        "{md}"
-    );
+    // Each model with a neighbour in the registry is set beside it once, in the Pairs section,
+    // with the second figure. With 1 worker each, the balancing the lesson names cannot act,
+    // and the line says so instead of naming it.
+    let pairs = md.split("## Pairs").nth(1).expect("a Pairs section");
+    assert!(pairs.contains("**reuseport against hybrid** (with 1 worker there is nothing to steal or balance; the difference is the cost of the machinery)"), "{pairs}");
+    assert!(!pairs.contains("the kernel balancing by hash"), "{pairs}");
+    assert!(pairs.contains("scale CPU/msg 0.75x (0.75-0.75) better"), "{pairs}");
+    assert_eq!(md.matches("reuseport against hybrid").count(), 1, "said once: {md}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -643,7 +646,8 @@ fn criterions_own_figures_are_read_and_added_to_the_newest_run() {
     for d in [&out.run_dir, &root.join("latest")] {
         let md = std::fs::read_to_string(d.join("report.md")).unwrap();
         assert!(md.contains("## Criterion: one message, one connection"), "{md}");
-        assert!(md.contains("| roundtrip | mio | 41.0 us | 40.2 us to 42.2 us (95%) |"), "{md}");
+        assert!(md.contains("| roundtrip (us) | - | 41.0 (40.2-42.2) |"), "{md}");
+        assert!(md.contains("its 95% confidence interval"), "{md}");
     }
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -710,12 +714,12 @@ fn the_lessons_findings_come_from_their_figures() {
     assert!(md.contains("in mio, 17 at once and 63 after about 3 s"), "{md}");
     assert!(md.contains("A stall of 1.2 s cost them 3.01 s"), "{md}");
     assert!(md.contains("126 listen overflows and 126 listen drops, for 63 connections"), "{md}");
-    assert!(md.contains("| backlog 16 | mio | 17 | 0 | 0 | 63 | 0 |"), "{md}");
+    assert!(md.contains("| at once | backlog 16 | - | - | 17 | - |"), "{md}");
     assert!(
         md.contains("1 s, 3 s and 7 s after the first SYN (the wait doubles"),
         "no linear timeouts"
     );
-    assert!(md.contains("They are machine-wide"), "the counters are said to be machine-wide");
+    assert!(md.contains("machine-wide"), "the counters are said to be machine-wide");
     let dir = scratch("backlog-chart");
     let drawn = draw(&r, &dir);
     assert!(drawn.iter().any(|c| c.file == "charts/backlog-connect.svg"), "{drawn:?}");
@@ -769,13 +773,10 @@ fn a_lead_the_paired_rounds_do_not_back_is_not_called_a_lead() {
         p.summary = Summary::of(&p.repeats);
     }
     let md = report::render(&results, ALL, &[], None);
-    let line = md.lines().find(|l| l.starts_with("- *scale* ")).expect("a scale headline");
+    let line = md.lines().find(|l| l.starts_with("- At 1000 conns, messages")).expect("a ranking");
     assert!(line.contains("**mio**"), "{line}");
-    assert!(
-        line.contains("the run could not tell mio from hybrid, so no single server leads"),
-        "{line}"
-    );
-    assert!(line.contains("hybrid") && line.contains("no measurable difference"), "{line}");
+    assert!(line.contains("so no single server leads"), "{line}");
+    assert!(line.contains("no measurable difference: hybrid"), "{line}");
 }
 
 /// A scale scenario whose charts cannot be drawn.
@@ -844,8 +845,9 @@ fn a_repeat_run_again_is_left_out_of_the_pairs_and_the_medians() {
         assert!(p.summary.as_ref().unwrap().median.msgs_per_sec < 1e6);
     }
     let md = report::render(&results, ALL, &[], None);
-    let line = md.lines().find(|l| l.starts_with("- *scale* ")).expect("a scale headline");
-    assert!(line.contains("fork 31,350 msgs/s, 0.20x (0.20-0.20), worse"), "{line}");
+    let line = md.lines().find(|l| l.starts_with("- At 1000 conns, messages")).expect("a ranking");
+    assert!(line.contains(", fork 0.20x (0.20-0.20)."), "{line}");
+    assert!(md.contains("| msgs/s | 1000 conns | 31,350 |"), "the rerun's median: {md}");
 }
 
 #[test]
@@ -877,11 +879,13 @@ fn the_noise_floor_says_when_the_run_called_its_twins_different() {
     ];
     let md = report::render(&results, ALL, &[], None);
     assert!(
-        md.contains("| scale | 1 conn | msgs/s | 1.00 (0.94-1.06) | no measurable difference |"),
+        md.contains(
+            "| msgs/s | 2 points (scale) | 0.94-1.06 | 1 equivalent, 1 no measurable difference |"
+        ),
         "{md}"
     );
     assert!(md.contains("never called the twins different"), "{md}");
-    assert!(md.contains("reached as far apart as msgs/s 1.06x"), "{md}");
+    assert!(md.contains("the widest intervals above are how far"), "{md}");
     assert!(!md.contains("could not tell noise"), "{md}");
     results.comparisons.push(twin("100 conns", 0.90, 0.95, Verdict::Different));
     let md = report::render(&results, ALL, &[], None);
@@ -928,4 +932,151 @@ fn kernel_memory_per_connection_sits_beside_pss_and_ranks_only_when_called() {
     // mio and hybrid have the same figures every round: equivalent, so neither holds least.
     assert!(md.contains("the run could not tell mio from hybrid"), "{md}");
     assert!(md.contains("thread 64.0 KiB, 8.0x (7.99-8.00), larger"), "{md}");
+}
+
+/// Fills `results.comparisons` as the runner does: every pair at every point, on the
+/// scenario's headline figure and on server CPU per message.
+fn compared(results: &mut Results) {
+    use harness::compare::{self, Figure};
+    let mut all = Vec::new();
+    for point in &results.plan.points {
+        let Some(s) = ALL.iter().find(|s| s.name() == point.scenario) else { continue };
+        let h = s.headline();
+        let f = Figure { name: h.name, of: h.figure, higher_is_better: h.higher_is_better };
+        all.extend(compare::at_point(results, point, &f));
+        if h.name != compare::CPU_PER_MSG.name {
+            all.extend(compare::at_point(results, point, &compare::CPU_PER_MSG));
+        }
+    }
+    results.comparisons = all;
+}
+
+/// The summary's row of `scenario`.
+fn summary_row<'a>(md: &'a str, scenario: &str) -> &'a str {
+    let summary = md.split("## Summary").nth(1).expect("a summary").split("\n## ").next().unwrap();
+    let head = format!("| **{scenario}**: ");
+    summary.lines().find(|l| l.starts_with(&head)).expect("a row for the scenario")
+}
+
+#[test]
+fn the_summary_comes_first_and_its_verdicts_are_the_stored_comparisons() {
+    let mut results = synthetic(RunStatus::Complete);
+    compared(&mut results);
+    let md = report::render(&results, ALL, &[], None);
+    let summary = md.find("## Summary").unwrap();
+    assert!(summary < md.find("## Environment").unwrap(), "the summary comes before Environment");
+    assert!(!md.contains("## Headlines"), "no headlines repeat the findings");
+    // mio leads in every round by 1.25x: the stored comparisons call every pair different.
+    let row = summary_row(&md, "scale");
+    assert!(row.contains("| shown | 8 |"), "{row}");
+    assert!(
+        row.contains("At 1000 conns, mio is best on throughput (msgs/s) (156,750 msgs/s); the next, hybrid, 0.80x (0.80-0.80)."),
+        "{row}"
+    );
+    // The answer is one sentence: it names the leader and the next, not every model.
+    assert!(!row.contains("fork"), "{row}");
+    // The same medians, but comparisons that held every pair undecided with enough rounds: the
+    // verdict follows the stored comparisons, not a ranking of the medians.
+    for c in results.comparisons.iter_mut().filter(|c| c.scenario == "scale") {
+        c.verdict = harness::compare::Verdict::Undecided;
+        c.better = None;
+    }
+    let md = report::render(&results, ALL, &[], None);
+    let row = summary_row(&md, "scale");
+    assert!(row.contains("| no measurable difference | 8 |"), "{row}");
+    assert!(row.contains("mio, hybrid, thread and fork could not be told apart"), "{row}");
+    // Too few rounds for a verdict: not measurable here, and why.
+    for c in results.comparisons.iter_mut().filter(|c| c.scenario == "scale") {
+        c.confidence = 0.75;
+        c.rounds = 2;
+    }
+    let md = report::render(&results, ALL, &[], None);
+    let row = summary_row(&md, "scale");
+    assert!(row.contains("not measurable on this machine: 2 rounds (a verdict needs 8)"), "{row}");
+    // A scenario of one model has nothing to pair, whatever its figures.
+    assert!(summary_row(&md, "nagle").contains("not measurable on this machine: one model"));
+    // The rule the verdicts follow is stated under the table.
+    assert!(md.contains("Verdicts are read from results.json's `comparisons`"), "{md}");
+}
+
+#[test]
+fn a_point_the_generator_saturated_is_ranked_by_cpu_not_by_throughput() {
+    // poll beside the suite's four, so that a pair (poll against mio) is compared too.
+    let mut results =
+        synthetic_of(RunStatus::Complete, &["fork", "thread", "mio", "hybrid", "poll"]);
+    for m in &mut results.models {
+        let p = m.scenarios[0].points.iter_mut().find(|p| p.point.label == "1000 conns").unwrap();
+        for r in &mut p.repeats {
+            r.metrics.as_mut().unwrap().generator_saturated = true;
+        }
+        p.summary = Summary::of(&p.repeats);
+    }
+    compared(&mut results);
+    let md = report::render(&results, ALL, &[], None);
+    let scale = md.split("## scale").nth(1).unwrap().split("\n## ").next().unwrap();
+    // The old sentence ranked servers by msgs/s here; the pair set that pace, not the server.
+    assert!(!scale.contains("messages per second, most first"), "{scale}");
+    assert!(
+        scale.contains("At 1000 conns, no ranking by msgs/s: the generator was saturated for 5 of 5 models, so the pair, not the server, set the pace (pair-limited)"),
+        "{scale}"
+    );
+    assert!(scale.contains("at saturation it is CPU share over throughput"), "{scale}");
+    assert!(scale.contains("**mio** 3.00 us; equivalent within 3%: poll 1.00x (1.00-1.00); worse: hybrid 1.33x (1.33-1.33)"), "{scale}");
+    assert!(!scale.contains("So mio served"), "{scale}");
+    let row = summary_row(&md, "scale");
+    assert!(row.contains("At 1000 conns (pair-limited: the generator was saturated for most models), on server CPU per message: mio and poll could not be told apart"), "{row}");
+    // A pair compares no throughput there either.
+    let pairs = md.split("## Pairs").nth(1).unwrap();
+    assert!(!pairs.contains("scale msgs/s"), "{pairs}");
+    assert!(pairs.contains("scale CPU/msg 1.00x (1.00-1.00)"), "{pairs}");
+}
+
+#[test]
+fn plus_minus_means_half_the_range_in_the_caveats_as_in_the_tables() {
+    let mut results = synthetic(RunStatus::Complete);
+    let p = &mut results.models[0].scenarios[0].points[0];
+    let x = p.repeats[0].metrics.as_ref().unwrap().msgs_per_sec;
+    for (i, r) in p.repeats.iter_mut().enumerate() {
+        let k = match i {
+            0 => 0.89,
+            1 => 1.11,
+            _ => 1.0,
+        };
+        r.metrics.as_mut().unwrap().msgs_per_sec = x * k;
+    }
+    p.summary = Summary::of(&p.repeats);
+    let spread = p.summary.as_ref().unwrap().spread;
+    assert!((spread - 0.22).abs() < 0.01, "the full range is 22% of the median: {spread}");
+    let md = report::render(&results, ALL, &[], None);
+    // The caveats once printed the full range (±22%) where the table printed half (±11%).
+    assert!(md.contains("fork scale 1 conn (±11%)"), "{md}");
+    assert!(!md.contains("±22%"), "{md}");
+    assert!(md.contains("**±** is always half the range"), "the meaning is stated once");
+}
+
+#[test]
+fn poll_beside_idle_connections_is_linked_to_poll_among_busy_ones() {
+    let mut results = synthetic_of(RunStatus::Complete, &["mio", "poll"]);
+    let busy_and_idle = |r: &Results| {
+        let md = report::render(r, ALL, &[], None);
+        md.lines().find(|l| l.starts_with("- poll against mio, busy and idle")).map(String::from)
+    };
+    // As cheap as mio per message everywhere: nothing to link.
+    compared(&mut results);
+    assert_eq!(busy_and_idle(&results), None);
+    // Beside idle connections poll pays 8x mio's CPU per message: that contrast is the lesson.
+    let poll = results.models.iter_mut().find(|m| m.name == "poll").unwrap();
+    let idle = poll.scenarios.iter_mut().find(|s| s.scenario == "idle").unwrap();
+    for p in &mut idle.points {
+        for r in &mut p.repeats {
+            r.metrics.as_mut().unwrap().server_cpu_per_msg_us = Some(24.0);
+        }
+        p.summary = Summary::of(&p.repeats);
+    }
+    compared(&mut results);
+    let line = busy_and_idle(&results).expect("the contrast, said once");
+    assert!(
+        line.contains("poll's server CPU per message was 1.00x (1.00-1.00) mio's at 1000 conns (equivalent within 3%), yet 8.0x (8.00-8.00) at 1000 idle, echoed once (worse)"),
+        "{line}"
+    );
 }

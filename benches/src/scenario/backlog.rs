@@ -180,6 +180,12 @@ impl Measure for Backlog {
 }
 
 impl Present for Backlog {
+    fn key_columns(&self) -> Vec<&'static str> {
+        // How many connected at once and when the last echo came tell the story; the other
+        // buckets are in the findings, and every one in results.json.
+        vec!["at once", "last echo s"]
+    }
+
     fn question(&self) -> &'static str {
         "What happens when connections arrive faster than the server accepts them?"
     }

@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::charts::Charts;
 use crate::compare::{self, RATE};
-use crate::findings::{NO_FIGURES, called, figure, leader_vs_last, neighbours, ranking};
+use crate::findings::{NO_FIGURES, called, figure, ranking};
 use crate::measure::{Headline, Measure, PointsFlag, counts};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
 use crate::present::{Column, Present, View, col};
@@ -94,6 +94,10 @@ impl Present for Churn {
         ]
     }
 
+    fn pair_figures(&self) -> Vec<(&'static str, compare::Figure)> {
+        vec![("conns/s", RATE), ("CPU/conn", compare::CPU_PER_MSG)]
+    }
+
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let Some((point, at)) = view.deciding() else {
             return vec![NO_FIGURES.into()];
@@ -110,11 +114,6 @@ impl Present for Churn {
                 ranking(view, point, &compare::CPU_PER_MSG, &|v| format!("{} us", sig(v)))
             ),
         ];
-        out.extend(leader_vs_last(view, point, "connections", "connection"));
-        out.extend(neighbours(
-            view,
-            &[("conns/s", RATE, ""), ("server CPU per connection", compare::CPU_PER_MSG, " us")],
-        ));
         out.extend(why(view, point, &at));
         let connect = figure(&at, |s| s.median.connect_us.map_or(f64::NAN, |c| c.p99));
         if connect.iter().any(|(_, v)| v.is_finite()) {

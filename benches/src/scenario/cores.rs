@@ -12,12 +12,12 @@
 use anyhow::Result;
 
 use crate::charts::Charts;
-use crate::findings::NO_FIGURES;
+use crate::findings::{NO_FIGURES, pair_limited};
 use crate::measure::Measure;
 use crate::plan::{Cpus, Point, Profile, SMALL_MESSAGE, plural};
 use crate::present::{Column, Present, View, col};
 use crate::registry::{CpuUse, Model, Transport};
-use crate::text::{cpu_list, join, thousands, times};
+use crate::text::{cpu_list, join, times};
 
 /// Connections of every point: enough that a pool of workers has work for each.
 pub const CONNECTIONS: u32 = 100;
@@ -128,6 +128,49 @@ impl Present for Cores {
         ]
     }
 
+    fn key_columns(&self) -> Vec<&'static str> {
+        vec!["workers", "msgs/s", "server CPU us/msg"]
+    }
+
+    fn answer(&self, view: &View<'_>) -> Option<String> {
+        let points: Vec<&Point> = view.points().collect();
+        let first = *points.first()?;
+        let last = *points.last().filter(|l| **l != first)?;
+        let ratios: Vec<String> = view
+            .runs()
+            .filter(|(m, _)| m.control_of.is_none())
+            .filter_map(|(m, s)| {
+                let (a, b) = (s.summary_of(first)?, s.summary_of(last)?);
+                (a.median.msgs_per_sec > 0.0).then(|| {
+                    format!("{} {}", m.name, times(b.median.msgs_per_sec / a.median.msgs_per_sec))
+                })
+            })
+            .collect();
+        let at: Vec<(&str, &crate::results::Summary)> = view.at(last);
+        let limited = pair_limited(view, last, &crate::compare::RATE)
+            .map_or("", |_| ", with the generator saturated, so what the pair got, not the server");
+        (!ratios.is_empty() && !at.is_empty()).then(|| {
+            format!(
+                "Throughput at {} against {} (by median{limited}): {}.",
+                last.label,
+                first.label,
+                join(&ratios)
+            )
+        })
+    }
+
+    fn limit(&self, view: &View<'_>) -> Option<String> {
+        // What workers buy needs CPUs of the server's own beyond the first.
+        let own = view.points().filter(|p| !shared(p)).map(|p| p.x).fold(0.0, f64::max);
+        (own < 2.0).then(|| {
+            format!(
+                "the server never had 2 CPUs of its own on this {}-CPU machine, and more \
+                 workers need more CPUs to act",
+                view.cores()
+            )
+        })
+    }
+
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let points: Vec<&Point> = view.points().collect();
         let Some(first) = points.first() else { return vec![NO_FIGURES.into()] };
@@ -150,7 +193,18 @@ impl Present for Cores {
         if gains.is_empty() {
             return vec![NO_FIGURES.into()];
         }
-        out.push(format!("Throughput against the server's {}: {}.", first.label, join(&gains)));
+        let capped = points.iter().filter_map(|p| pair_limited(view, p, &crate::compare::RATE));
+        let note = if capped.count() > 0 {
+            " (the generator was saturated for most models, so these ratios are what the pair \
+             got, not the server alone)"
+        } else {
+            ""
+        };
+        out.push(format!(
+            "Throughput against the server's {}{note}: {}.",
+            first.label,
+            join(&gains)
+        ));
         // Whether the server used what it was given: its CPU use at the last point.
         if let Some(last) = points.last().filter(|l| *l != first) {
             let used: Vec<String> = view
@@ -170,20 +224,6 @@ impl Present for Cores {
             }
         }
         out.push(self.what_it_shows(&points, view.cores()));
-        let at: Vec<String> = view
-            .runs()
-            .filter_map(|(m, s)| {
-                let last = points.last()?;
-                Some(format!("{} {}", m.name, thousands(s.summary_of(last)?.median.msgs_per_sec)))
-            })
-            .collect();
-        if !at.is_empty() {
-            out.push(format!(
-                "msgs/s at {}: {}.",
-                points.last().map_or("", |p| &p.label),
-                join(&at)
-            ));
-        }
         out
     }
 
@@ -211,10 +251,9 @@ impl Cores {
         if let Some(s) = points.iter().find(|p| shared(p)) {
             text.push_str(&format!(
                 " At {} it shared every CPU with the generator, which needs about as much CPU \
-                 per message as the server: a gain there is what a second core buys the pair, a \
-                 lower bound for the server alone, and a loss means the generator lost more than \
-                 the server gained.{} On a machine with 16 CPUs this scenario runs 1, 2, 4 and 8 \
-                 server CPUs with the generator on the other 8.",
+                 per message: a gain there is what a second core buys the pair, and a loss that \
+                 the generator lost more than the server gained.{} With 16 CPUs this scenario \
+                 runs 1, 2, 4 and 8 server CPUs, the generator on the other 8.",
                 s.label,
                 match most as u32 {
                     0 => String::new(),

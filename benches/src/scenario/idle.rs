@@ -131,6 +131,16 @@ impl Present for Idle {
         ]
     }
 
+    fn key_columns(&self) -> Vec<&'static str> {
+        vec!["PSS per conn", "kernel per conn", "PSS + kernel per conn", "active p99 us"]
+    }
+
+    /// The first finding: least and most PSS + kernel memory per silent connection, with the
+    /// paired verdict on that sum (the default would rank the whole peak PSS).
+    fn answer(&self, view: &View<'_>) -> Option<String> {
+        self.findings(view).into_iter().next().filter(|f| f != NO_FIGURES)
+    }
+
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let Some((point, _)) = view.deciding() else {
             return vec![NO_FIGURES.into()];

@@ -168,6 +168,16 @@ impl Present for Latency {
         ]
     }
 
+    /// The first finding: server CPU per message at the highest rate every model sustained.
+    fn answer(&self, view: &View<'_>) -> Option<String> {
+        headline(view).map(|(_, said)| said)
+    }
+
+    /// The verdict is the paired rounds' on CPU per message at that rate, as the answer says.
+    fn summary_at<'a>(&self, view: &View<'a>) -> Option<(&'a Point, crate::compare::Figure)> {
+        headline(view).map(|(p, _)| (p, crate::compare::CPU_PER_MSG))
+    }
+
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let Some((said, at_point)) = headline(view).map(|(p, s)| (s, p)) else {
             return vec![NO_FIGURES.into()];

@@ -12,7 +12,7 @@
 use anyhow::{Result, bail};
 
 use crate::charts::Charts;
-use crate::findings::{NO_FIGURES, ranking};
+use crate::findings::{NO_FIGURES, pair_limited, ranking};
 use crate::measure::{Measure, PointsFlag};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, Trace};
 use crate::present::{Cell, Column, Present, View, col};
@@ -118,6 +118,32 @@ impl Present for Pipeline {
         ]
     }
 
+    fn answer(&self, view: &View<'_>) -> Option<String> {
+        let points: Vec<&Point> = view.points().collect();
+        let (first, last) = (points.first()?, points.last()?);
+        let gains: Vec<f64> = view
+            .runs()
+            .filter_map(|(_, s)| {
+                let (a, b) = (s.summary_of(first)?, s.summary_of(last)?);
+                (a.median.msgs_per_sec > 0.0).then(|| b.median.msgs_per_sec / a.median.msgs_per_sec)
+            })
+            .collect();
+        let lo = gains.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = gains.iter().copied().fold(0.0, f64::max);
+        (!gains.is_empty() && first != last).then(|| {
+            format!(
+                "From {} to {} messages in flight, every model's throughput grew {} to {} (by \
+                 median): batching pays in every model, and the order between models at depth \
+                 {} is not decided.",
+                first.pipeline,
+                last.pipeline,
+                times(lo),
+                times(hi),
+                last.pipeline
+            )
+        })
+    }
+
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let points: Vec<&Point> = view.points().collect();
         let (Some(first), Some(last)) = (points.first(), points.last()) else {
@@ -150,37 +176,49 @@ impl Present for Pipeline {
         let mut sorted = gain.clone();
         sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
         let grew: Vec<String> = sorted.iter().map(|(n, g)| format!("{n} {}", times(*g))).collect();
+        // A saturated generator at the deepest point capped the pair, not the server.
+        let capped = pair_limited(view, last, &crate::compare::RATE).map_or(String::new(), |_| {
+            format!(
+                " (the generator was saturated at depth {} for most models, so these are lower \
+                 bounds for the servers)",
+                last.pipeline
+            )
+        });
         let mut out = vec![format!(
-            "From {} to {} messages in flight per connection, throughput grew by: {}.",
+            "From {} to {} messages in flight per connection, throughput grew by: {}{capped}.",
             first.pipeline,
             last.pipeline,
             join(&grew)
         )];
         // Where the per-message cost went: CPU per message and calls per message, each
         // model's first depth against its last.
-        let mut cost = Vec::new();
-        for (name, a, b, s) in &pairs {
-            let cpu = match (a.median.server_cpu_per_msg_us, b.median.server_cpu_per_msg_us) {
-                (Some(x), Some(y)) if x > 0.0 => {
-                    format!("server CPU {} to {} us per message", sig(x), sig(y))
-                }
-                _ => continue,
-            };
-            let calls = match (calls(s, first.pipeline), calls(s, last.pipeline)) {
-                (Some(x), Some(y)) => format!(", {} to {} system calls", sig(x), sig(y)),
+        // Where the per-message cost went: the span over the models of CPU per message and
+        // calls per message, first depth against last (each model's own are in the table).
+        let span = |v: Vec<f64>, unit: &str| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(0.0, f64::max);
+            (!v.is_empty()).then(|| format!("{}-{}{unit}", sig(lo), sig(hi)))
+        };
+        let cpu = |f: fn(&(&str, &Summary, &Summary, &ScenarioResults)) -> Option<f64>| {
+            pairs.iter().filter_map(f).collect::<Vec<f64>>()
+        };
+        let from = span(cpu(|p| p.1.median.server_cpu_per_msg_us), " us");
+        let to = span(cpu(|p| p.2.median.server_cpu_per_msg_us), " us");
+        let calls_from =
+            span(pairs.iter().filter_map(|p| calls(p.3, first.pipeline)).collect(), "");
+        let calls_to = span(pairs.iter().filter_map(|p| calls(p.3, last.pipeline)).collect(), "");
+        if let (Some(from), Some(to)) = (from, to) {
+            let calls = match (calls_from, calls_to) {
+                (Some(a), Some(b)) => format!(", and system calls per message from {a} to {b}"),
                 _ => String::new(),
             };
-            cost.push(format!("{name} {cpu}{calls}"));
-        }
-        if !cost.is_empty() {
             out.push(format!(
-                "Where the per-message cost went, depth {} against {}: {}. A read that \
-                 returns many messages' bytes, and a write that sends their echoes, cost about \
-                 what one message's did: the trip into the kernel and the wake-up are paid \
-                 once per batch instead of once per message.",
-                first.pipeline,
-                last.pipeline,
-                join(&cost)
+                "Where the per-message cost went: server CPU per message fell from {from} at \
+                 depth {} to {to} at depth {} over the models{calls}. A read that returns many \
+                 messages' bytes, and a write that sends their echoes, cost about what one \
+                 message's did: the trip into the kernel and the wake-up are paid once per \
+                 batch instead of once per message.",
+                first.pipeline, last.pipeline
             ));
         }
         let flat: Vec<String> = gain
@@ -196,12 +234,20 @@ impl Present for Pipeline {
                 last.pipeline
             ));
         }
-        out.push(format!(
-            "At depth {}, messages per second, most first, each against the first in paired \
-             rounds: {}.",
-            last.pipeline,
-            ranking(view, last, &crate::compare::RATE, &|v| format!("{} msgs/s", thousands(v)))
-        ));
+        let rate = &crate::compare::RATE;
+        out.push(match pair_limited(view, last, rate) {
+            Some(note) => format!(
+                "At depth {}, {note}. Least first, each against the first in paired rounds: {}.",
+                last.pipeline,
+                ranking(view, last, &crate::compare::CPU_PER_MSG, &|v| format!("{} us", sig(v)))
+            ),
+            None => format!(
+                "At depth {}, messages per second, most first, each against the first in \
+                 paired rounds: {}.",
+                last.pipeline,
+                ranking(view, last, rate, &|v| format!("{} msgs/s", thousands(v)))
+            ),
+        });
         if !stalled.is_empty() {
             out.push(format!(
                 "Nothing was echoed in the whole window by {}: the server stalled there (its \

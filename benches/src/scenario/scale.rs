@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::charts::Charts;
 use crate::compare::{self, RATE};
-use crate::findings::{NO_FIGURES, called, growth, leader_vs_last, neighbours, ranking};
+use crate::findings::{NO_FIGURES, called, pair_limited, ranking};
 use crate::measure::{Measure, PointsFlag, counts};
 use crate::plan::{Point, Profile, SMALL_MESSAGE, plural};
 use crate::present::{Cell, Column, Present, View, col};
@@ -71,7 +71,7 @@ impl Present for Scale {
     fn setup(&self) -> String {
         format!(
             "Closed loop: each connection sends a {SMALL_MESSAGE}-byte message and waits for its \
-             echo. Rows are medians over the repeats."
+             echo."
         )
     }
 
@@ -97,34 +97,32 @@ impl Present for Scale {
         ]
     }
 
+    fn pair_figures(&self) -> Vec<(&'static str, compare::Figure)> {
+        vec![("msgs/s", RATE), ("CPU/msg", compare::CPU_PER_MSG), ("ctx switches/msg", CTX_PER_MSG)]
+    }
+
     fn findings(&self, view: &View<'_>) -> Vec<String> {
         let Some((point, at)) = view.deciding() else {
             return vec![NO_FIGURES.into()];
         };
-        let mut out = vec![
-            format!(
-                "At {}, messages per second, most first, each against the first in paired \
-                 rounds: {}.",
-                point.label,
-                ranking(view, point, &RATE, &|v| format!("{} msgs/s", thousands(v)))
-            ),
-            format!(
-                "Server CPU per message at {}, least first: {}.",
-                point.label,
-                ranking(view, point, &compare::CPU_PER_MSG, &|v| format!("{} us", sig(v)))
-            ),
-        ];
-        out.extend(leader_vs_last(view, point, "messages", "message"));
-        out.extend(why(view, point, &at));
-        out.extend(neighbours(
-            view,
-            &[
-                ("msgs/s", RATE, ""),
-                ("server CPU per message", compare::CPU_PER_MSG, " us"),
-                ("context switches per message", CTX_PER_MSG, ""),
+        let cpu = ranking(view, point, &compare::CPU_PER_MSG, &|v| format!("{} us", sig(v)));
+        // Where the generator set the pace for most models, throughput ranks no server.
+        let mut out = match pair_limited(view, point, &RATE) {
+            Some(note) => vec![format!(
+                "At {}, {note}. Least first, each against the first in paired rounds: {cpu}.",
+                point.label
+            )],
+            None => vec![
+                format!(
+                    "At {}, messages per second, most first, each against the first in paired \
+                     rounds: {}.",
+                    point.label,
+                    ranking(view, point, &RATE, &|v| format!("{} msgs/s", thousands(v)))
+                ),
+                format!("Server CPU per message at {}, least first: {cpu}.", point.label),
             ],
-        ));
-        out.extend(growth(view, "messages/s", |s| s.median.msgs_per_sec));
+        };
+        out.extend(why(view, point, &at));
         out.extend(low_concurrency(view));
         out
     }
