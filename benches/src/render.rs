@@ -23,7 +23,7 @@ use crate::present::{Scenario, View};
 use crate::results::{Results, Summary};
 use crate::{csv, metrics, report};
 
-/// Writes results.csv, the charts and report.md of `results` into `dir` (results.json is the
+/// Writes results.csv, the charts, report.md and details.md of `results` into `dir` (results.json is the
 /// measuring side's, and left alone). Returns the rendering errors, one line each: each is
 /// listed at the end of report.md too. Fails only when a file cannot be written at all.
 pub fn render(
@@ -45,6 +45,7 @@ pub fn render(
         }
     }
     write_atomic(&dir.join("report.md"), markdown.as_bytes())?;
+    write_atomic(&dir.join("details.md"), report::details(results, scenarios).as_bytes())?;
     Ok(errors)
 }
 

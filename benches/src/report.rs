@@ -44,6 +44,74 @@ pub fn render(
     for &scenario in &run {
         section(&mut md, results, scenario, charts, baseline);
     }
+    let _ = writeln!(md, "## Caveats\n");
+    for c in caveats(results) {
+        let _ = writeln!(md, "- {c}");
+    }
+    md.push('\n');
+    let _ = writeln!(
+        md,
+        "## In full\n\n[details.md](details.md) holds every finding of every scenario (this page \
+         keeps each one's first and its explanations), the pairs of the lineage, the \
+         criterion benches and the appendix of per-worker and per-child spreads; results.csv \
+         and results.json every figure.\n"
+    );
+    parts::reading(&mut md);
+    compact_headings(&md)
+}
+
+/// How many of a scenario's findings report.md keeps (besides its "why"s): the first, its
+/// answer. Every finding is in details.md.
+const KEPT: usize = 1;
+
+/// Whether report.md keeps a scenario's `i`th finding `f`: the first [`KEPT`], and every
+/// explanation (a finding that starts "Why"), so each comparison keeps its reason.
+fn kept_finding(i: usize, f: &str) -> bool {
+    i < KEPT || f.starts_with("Why")
+}
+
+/// The anchor GitHub gives a heading: lower case, punctuation other than `-` and `_` dropped,
+/// spaces turned into `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// details.md: every finding of every scenario, the pairs of the lineage, the criterion
+/// benches and the appendix: what report.md leaves out to stay one read long.
+pub fn details(results: &Results, scenarios: &[&dyn Scenario]) -> String {
+    let mut md = String::new();
+    let run: Vec<&dyn Scenario> =
+        results.plan.scenarios.iter().filter_map(|n| measure::find(scenarios, n)).collect();
+    let _ = writeln!(
+        md,
+        "# echobench: the findings in full\n\nThe companion of [report.md](report.md): every \
+         finding of every scenario, in order, then what each step of the models' lineage buys, \
+         the criterion benches and the appendix. The tables, charts and caveats are in the \
+         report.\n"
+    );
+    for &scenario in &run {
+        let view = View { results, scenario: scenario.name() };
+        let _ = writeln!(md, "## {}: {}\n", scenario.name(), scenario.question());
+        if let Some(note) = scenario.models_note() {
+            let _ = writeln!(md, "*Models: {note}*\n");
+        }
+        if !scenario.counters().is_empty() {
+            let _ = writeln!(
+                md,
+                "*Kernel counters ({}): machine-wide, read before and after each round.*\n",
+                scenario.counters().join(", ")
+            );
+        }
+        for f in scenario.findings(&view).iter().filter(|f| !control_only(f, results)) {
+            let _ = writeln!(md, "- {f}");
+        }
+        md.push('\n');
+    }
     let pairs = crate::findings::pairs(results, &run);
     if !pairs.is_empty() {
         let _ = writeln!(
@@ -59,13 +127,7 @@ pub fn render(
         md.push('\n');
     }
     parts::criterion(&mut md, results);
-    let _ = writeln!(md, "## Caveats\n");
-    for c in caveats(results) {
-        let _ = writeln!(md, "- {c}");
-    }
-    md.push('\n');
     parts::appendix(&mut md, results);
-    parts::reading(&mut md);
     compact_headings(&md)
 }
 
@@ -165,17 +227,7 @@ fn section(
     let name = scenario.name();
     let view = View { results: r, scenario: name };
     let _ = writeln!(md, "## {name}: {}\n", scenario.question());
-    let mut setup = format!("*{}*", scenario.setup());
-    if let Some(note) = scenario.models_note() {
-        setup.push_str(&format!(" *Models: {note}*"));
-    }
-    if !scenario.counters().is_empty() {
-        setup.push_str(&format!(
-            " *Kernel counters ({}): machine-wide, read before and after each round.*",
-            scenario.counters().join(", ")
-        ));
-    }
-    let _ = writeln!(md, "{setup}\n");
+    let _ = writeln!(md, "*{}*\n", scenario.setup());
     let models: Vec<&ModelResults> =
         r.models.iter().filter(|m| m.scenario(name).is_some()).collect();
     if models
@@ -200,8 +252,15 @@ fn section(
         // paragraph in Markdown.
         let _ = writeln!(md, "{}", images.join(" "));
     }
-    for f in scenario.findings(&view).iter().filter(|f| !control_only(f, r)) {
+    let findings: Vec<String> =
+        scenario.findings(&view).into_iter().filter(|f| !control_only(f, r)).collect();
+    for (_, f) in findings.iter().enumerate().filter(|(i, f)| kept_finding(*i, f)) {
         let _ = writeln!(md, "- {f}");
+    }
+    let more = findings.iter().enumerate().filter(|(i, f)| !kept_finding(*i, f)).count();
+    if more > 0 {
+        let anchor = anchor(&format!("{name}: {}", scenario.question()));
+        let _ = writeln!(md, "- *{more} more in [details.md](details.md#{anchor}).*");
     }
     md.push('\n');
 }
@@ -370,4 +429,30 @@ fn notes(p: &PointResults, s: &Summary, planned: u32) -> Vec<String> {
         n.push(format!("measured in {from}"));
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headings_get_githubs_anchors() {
+        let heading = "scale: How does each model hold up as connections grow?";
+        assert_eq!(anchor(heading), "scale-how-does-each-model-hold-up-as-connections-grow");
+        assert_eq!(
+            anchor("nagle: Why do some echoes take 40 ms?"),
+            "nagle-why-do-some-echoes-take-40-ms"
+        );
+    }
+
+    #[test]
+    fn the_report_keeps_two_findings_and_every_why() {
+        let kept: Vec<usize> = ["a", "b", "c", "Why: d", "e"]
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| kept_finding(*i, f))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(kept, [0, 3]);
+    }
 }

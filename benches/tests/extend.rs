@@ -84,7 +84,9 @@ fn a_scenario_added_through_the_trait_is_planned_run_and_rendered() {
     assert_eq!(loadgen.config.timeout.as_secs(), 2, "the scenario's own loadgen flags");
 
     let latest = outcome.latest_dir.expect("a standard run writes latest/");
-    let md = std::fs::read_to_string(latest.join("report.md")).unwrap();
+    let md = [latest.join("report.md"), latest.join("details.md")]
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .concat();
     assert!(md.contains("## throwaway: Does a scenario from outside the crate run?"), "{md}");
     // The table keeps the headline's column (every other one is in results.csv), turned so
     // that the models are its columns.

@@ -69,7 +69,9 @@ fn a_users_python_server_is_compared_beside_the_models() {
     let blind = r.models[3].scenario("scale").unwrap().points[0].summary.as_ref().unwrap();
     assert!(blind.median.server_cpu_per_msg_us.is_none(), "without one, it is not");
 
-    let md = std::fs::read_to_string(out.join("latest/report.md")).unwrap();
+    let md = ["latest/report.md", "latest/details.md"]
+        .map(|f| std::fs::read_to_string(out.join(f)).unwrap_or_default())
+        .concat();
     assert!(
         md.contains(&format!("**py**: your server (`--external`), started by you at {addr} (pid"))
     );

@@ -59,7 +59,9 @@ fn every_model_is_offered_the_same_rates_and_the_figures_are_merged() {
     let run_dir = out.join("latest");
     assert!(run_dir.join("charts/latency-nines-1.svg").is_file());
     assert!(run_dir.join("charts/latency-nines-2.svg").is_file());
-    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    let md = [run_dir.join("report.md"), run_dir.join("details.md")]
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .concat();
     assert!(md.contains("of the slowest model's capacity"), "{md}");
     assert!(md.contains("server CPU per message"), "{md}");
     let _ = std::fs::remove_dir_all(&bin);

@@ -40,7 +40,9 @@ fn run(name: &str, scenarios: &str, extra: &[&str]) -> Results {
     let mut options = CompareArgs::from_argv(argv).unwrap().options().unwrap();
     options.handle_ctrl_c = false;
     let outcome = harness::run(&options).unwrap();
-    let md = std::fs::read_to_string(outcome.run_dir.join("report.md")).unwrap();
+    let md = [outcome.run_dir.join("report.md"), outcome.run_dir.join("details.md")]
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .concat();
     for s in scenarios.split(',') {
         assert!(md.contains(&format!("## {s}: ")), "{s} is rendered: {md}");
     }
@@ -345,7 +347,9 @@ fn without_strace_pipeline_runs_and_says_its_calls_were_skipped() {
     let p = &s.points[0];
     assert_eq!(p.repeats.len(), 1, "the measured repeat ran, the traced one did not");
     assert!(p.summary.as_ref().unwrap().median.msgs_per_sec > 0.0);
-    let md = std::fs::read_to_string(out.join("latest/report.md")).unwrap();
+    let md = ["latest/report.md", "latest/details.md"]
+        .map(|f| std::fs::read_to_string(out.join(f)).unwrap_or_default())
+        .concat();
     assert!(md.contains("- mio pipeline: calls/msg skipped: strace not installed."), "{md}");
     let _ = std::fs::remove_dir_all(&bin);
 }

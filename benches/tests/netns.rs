@@ -160,8 +160,10 @@ fn two_generators_in_other_namespaces_load_one_server_and_their_shards_add_up() 
     let addr = scale.server.address.as_deref().unwrap_or_default();
     assert!(addr.starts_with("198.18.0.1:"), "the server bound {addr}");
     // The server bound the benchmarking address, and the report names both generators.
-    let md = std::fs::read_to_string(run.path().join("report.md")).unwrap();
-    let row = md.lines().find(|l| l.starts_with("| Generators |")).expect("a Generators row");
+    let md = [run.path().join("report.md"), run.path().join("details.md")]
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .concat();
+    let row = md.lines().find(|l| l.starts_with("- **Generators**:")).expect("a Generators line");
     for l in &launchers {
         assert!(row.contains(l.as_str()), "{row}");
     }

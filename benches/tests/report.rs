@@ -210,10 +210,22 @@ fn synthetic_of(status: RunStatus, models: &[&str]) -> Results {
     results
 }
 
+/// The report and its companion, details.md, as one text: a finding the report leaves out
+/// for details.md is still the run's finding.
+fn full(
+    results: &Results,
+    scenarios: &[&dyn harness::present::Scenario],
+    charts: &[charts::Chart],
+    baseline: Option<&harness::baseline::Baseline>,
+) -> String {
+    let report = report::render(results, scenarios, charts, baseline);
+    format!("{report}\n{}", report::details(results, scenarios))
+}
+
 #[test]
 fn the_report_covers_every_model_and_names_winners_from_the_numbers() {
     let results = synthetic(RunStatus::Complete);
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     for scenario in ALL {
         let heading = format!("## {}: {}", scenario.name(), scenario.question());
         assert!(md.contains(&heading), "{heading}");
@@ -293,7 +305,7 @@ fn a_busy_machine_is_announced_at_the_top() {
             }
         }
     }
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     let banner = md.find("> **The machine was busy with other work").expect("a banner");
     assert!(banner < md.find("## Summary").unwrap(), "the warning comes before the summary");
     assert!(md.contains("on 2 CPUs, the generator's load thread waited"), "{md}");
@@ -304,7 +316,7 @@ fn a_busy_machine_is_announced_at_the_top() {
 #[test]
 fn steal_above_the_limit_is_a_busy_machine_and_the_disturbance_line_counts_it() {
     let mut results = synthetic(RunStatus::Complete);
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     assert!(
         md.contains(
             "- **What disturbed the repeats**: steal on the server's CPUs: max 0.4% of a repeat; \
@@ -315,7 +327,7 @@ fn steal_above_the_limit_is_a_busy_machine_and_the_disturbance_line_counts_it() 
     );
     let first = &mut results.models[0].scenarios[0].points[0].repeats[0];
     first.disturbance.as_mut().unwrap().generator_steal = Some(0.12);
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     assert!(md.contains("on the generator's: max 12.0%"), "{md}");
     assert!(md.contains("repeats above the 5% steal limit"), "{md}");
     assert!(md.contains("(steal) in 1 of "), "{md}");
@@ -334,7 +346,7 @@ fn results_without_a_disturbance_still_render() {
     let json = serde_json::to_string(&results).unwrap();
     assert!(!json.contains("disturbance"), "an absent record is not written");
     let back: Results = serde_json::from_str(&json).unwrap();
-    let md = report::render(&back, ALL, &[], None);
+    let md = full(&back, ALL, &[], None);
     assert!(md.contains("- **What disturbed the repeats**: not recorded"), "{md}");
 }
 
@@ -353,7 +365,7 @@ fn a_high_load_average_from_the_servers_own_threads_is_not_a_busy_machine() {
             }
         }
     }
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     assert!(!md.contains("busy with other work"), "{md}");
     assert!(!md.contains("167.00"), "the load average is not shown: {md}");
 }
@@ -371,7 +383,7 @@ fn faults_and_interruptions_are_reported_with_the_stderr_tail() {
     crashed.points[0].repeats.truncate(1);
     crashed.points[0].repeats[0].status = RepeatStatus::ServerDied;
     crashed.points[0].summary = Summary::of(&crashed.points[0].repeats);
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     assert!(md.contains("**interrupted**"));
     assert!(md.contains("| fork | size | crashed | the server exited under load"), "{md}");
     assert!(md.contains("segfault at 0x0"));
@@ -529,7 +541,7 @@ fn twelve_models_each_get_their_own_colour_in_every_chart() {
     }
     let distinct: std::collections::HashSet<_> = charts::PALETTE.iter().collect();
     assert_eq!(distinct.len(), 12, "twelve different colours");
-    let md = report::render(&results, ALL, &drawn, None);
+    let md = full(&results, ALL, &drawn, None);
     if fillers > 0 {
         assert!(md.contains(&format!("**m{fillers}**: (not in the registry)")), "{md}");
     }
@@ -559,7 +571,7 @@ fn a_memory_figure_too_small_for_kib_reads_in_bytes_and_a_ratio_to_zero_as_a_das
             }
         }
     }
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     // A delta of no page at all is below page resolution, named apart and not ranked.
     assert!(
         md.contains("claimed (the paired rounds compare the whole peak PSS): hybrid 4.00 KiB,")
@@ -595,7 +607,7 @@ fn a_baseline_adds_a_change_column_and_a_changes_section_at_the_top() {
     // The synthetic run has no control: hybrid is the reference the runs are read through.
     let base =
         Baseline { dir: "results/old".into(), results: old, reference: Some("hybrid".into()) };
-    let md = report::render(&new, ALL, &[], Some(&base));
+    let md = full(&new, ALL, &[], Some(&base));
     let changes = md.find("## Changes since the baseline").expect("a Changes section");
     assert!(changes < md.find("## Environment").unwrap(), "it comes near the top");
     assert!(md.contains("through its ratio to **hybrid** (named by --reference)"), "{md}");
@@ -644,7 +656,7 @@ fn criterions_own_figures_are_read_and_added_to_the_newest_run() {
     let dir = render::attach(&root, benches, ALL).unwrap().unwrap();
     assert_eq!(dir, out.run_dir);
     for d in [&out.run_dir, &root.join("latest")] {
-        let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+        let md = std::fs::read_to_string(d.join("details.md")).unwrap();
         assert!(md.contains("## Criterion: one message, one connection"), "{md}");
         assert!(md.contains("| roundtrip (us) | - | 41.0 (40.2-42.2) |"), "{md}");
         assert!(md.contains("its 95% confidence interval"), "{md}");
@@ -679,7 +691,7 @@ fn the_lessons_findings_come_from_their_figures() {
     set_latency(&mut r, "mio", "stall", "open loop", lat(300.0, 95_000.0));
     set_latency(&mut r, "mio", "nagle", "Nagle, echo in 2 pieces", lat(44_000.0, 48_000.0));
     set_latency(&mut r, "mio", "nagle", "TCP_NODELAY, echo in 2 pieces", lat(50.0, 900.0));
-    let md = report::render(&r, ALL, &[], None);
+    let md = full(&r, ALL, &[], None);
     // The stall: the open loop's p99.9 against the 100 ms stall, the closed loop's far below.
     assert!(md.contains("only the open loop's p99.9 comes near it (95% of the stall"), "{md}");
     assert!(md.contains("the closed loop's is 2.0%"), "{md}");
@@ -688,7 +700,7 @@ fn the_lessons_findings_come_from_their_figures() {
     assert!(md.contains("delays that ACK (40 ms on Linux)"), "{md}");
     // Turned around, the figures say the effect did not show, and the why is not claimed.
     set_latency(&mut r, "mio", "nagle", "Nagle, echo in 2 pieces", lat(60.0, 900.0));
-    let md = report::render(&r, ALL, &[], None);
+    let md = full(&r, ALL, &[], None);
     assert!(md.contains("the delayed-ACK wait did not show here"), "{md}");
     // Backlog: 17 connects at once and 63 after the 3 s retransmission, from each connection's
     // own record, and the kernel's count beside them; the histogram is drawn.
@@ -710,7 +722,7 @@ fn the_lessons_findings_come_from_their_figures() {
     p.repeats[0].counters =
         [("TcpExt:ListenOverflows".to_string(), 126), ("TcpExt:ListenDrops".to_string(), 126)]
             .into();
-    let md = report::render(&r, ALL, &[], None);
+    let md = full(&r, ALL, &[], None);
     assert!(md.contains("in mio, 17 at once and 63 after about 3 s"), "{md}");
     assert!(md.contains("A stall of 1.2 s cost them 3.01 s"), "{md}");
     assert!(md.contains("126 listen overflows and 126 listen drops, for 63 connections"), "{md}");
@@ -733,7 +745,7 @@ fn the_lessons_findings_come_from_their_figures() {
 #[test]
 fn the_latency_findings_say_how_loadgen_paced_its_sends() {
     let mut results = synthetic(RunStatus::Complete);
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     assert!(!md.contains("At each wake-up loadgen sent"), "no generator said how it paced");
     for (k, repeat) in results
         .models
@@ -749,8 +761,9 @@ fn the_latency_findings_say_how_loadgen_paced_its_sends() {
         g.sends_per_wakeup = Some(8.0);
         g.echoes_stamped_by_kernel = Some(true);
     }
-    let md = report::render(&results, ALL, &[], None);
-    let latency = md.split("## latency").nth(1).expect("a latency section");
+    let md = full(&results, ALL, &[], None);
+    // The section in details.md, the last: it holds every finding.
+    let latency = md.rsplit("## latency").next().expect("a latency section");
     assert!(latency.contains("every message due within the next 400 to 500 us"), "{latency}");
     assert!(latency.contains("8.0 per wake-up"), "{latency}");
     assert!(latency.contains("timed by the kernel's receive stamps"), "{latency}");
@@ -772,7 +785,7 @@ fn a_lead_the_paired_rounds_do_not_back_is_not_called_a_lead() {
         }
         p.summary = Summary::of(&p.repeats);
     }
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     let line = md.lines().find(|l| l.starts_with("- At 1000 conns, messages")).expect("a ranking");
     assert!(line.contains("**mio**"), "{line}");
     assert!(line.contains("so no single server leads"), "{line}");
@@ -844,7 +857,7 @@ fn a_repeat_run_again_is_left_out_of_the_pairs_and_the_medians() {
         p.summary = Summary::of(&p.repeats);
         assert!(p.summary.as_ref().unwrap().median.msgs_per_sec < 1e6);
     }
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     let line = md.lines().find(|l| l.starts_with("- At 1000 conns, messages")).expect("a ranking");
     assert!(line.contains(", fork 0.20x (0.20-0.20)."), "{line}");
     assert!(md.contains("| msgs/s | 1000 conns | 31,350 |"), "the rerun's median: {md}");
@@ -877,7 +890,7 @@ fn the_noise_floor_says_when_the_run_called_its_twins_different() {
         twin("1 conn", 0.94, 1.06, Verdict::Undecided),
         twin("10 conns", 0.99, 1.01, Verdict::Equivalent),
     ];
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     assert!(
         md.contains(
             "| msgs/s | 2 points (scale) | 0.94-1.06 | 1 equivalent, 1 no measurable difference |"
@@ -888,7 +901,7 @@ fn the_noise_floor_says_when_the_run_called_its_twins_different() {
     assert!(md.contains("the widest intervals above are how far"), "{md}");
     assert!(!md.contains("could not tell noise"), "{md}");
     results.comparisons.push(twin("100 conns", 0.90, 0.95, Verdict::Different));
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     assert!(
         md.contains(
             "**This run could not tell noise from real differences** at scale 100 conns (msgs/s)"
@@ -924,7 +937,7 @@ fn kernel_memory_per_connection_sits_beside_pss_and_ranks_only_when_called() {
             }
         }
     }
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     // thread: 40 KiB of PSS, 4 of slab, 16 of stacks and 4 of page tables a connection.
     assert!(md.contains("| 1000 idle | thread | 40.0 KiB | 24.0 KiB | 64.0 KiB |"), "{md}");
     assert!(md.contains("| 1000 idle | mio | 4.00 KiB | 4.00 KiB | 8.00 KiB |"), "{md}");
@@ -962,7 +975,7 @@ fn summary_row<'a>(md: &'a str, scenario: &str) -> &'a str {
 fn the_summary_comes_first_and_its_verdicts_are_the_stored_comparisons() {
     let mut results = synthetic(RunStatus::Complete);
     compared(&mut results);
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     let summary = md.find("## Summary").unwrap();
     assert!(summary < md.find("## Environment").unwrap(), "the summary comes before Environment");
     assert!(!md.contains("## Headlines"), "no headlines repeat the findings");
@@ -981,7 +994,7 @@ fn the_summary_comes_first_and_its_verdicts_are_the_stored_comparisons() {
         c.verdict = harness::compare::Verdict::Undecided;
         c.better = None;
     }
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     let row = summary_row(&md, "scale");
     assert!(row.contains("| no measurable difference | 8 |"), "{row}");
     assert!(row.contains("mio, hybrid, thread and fork could not be told apart"), "{row}");
@@ -990,7 +1003,7 @@ fn the_summary_comes_first_and_its_verdicts_are_the_stored_comparisons() {
         c.confidence = 0.75;
         c.rounds = 2;
     }
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     let row = summary_row(&md, "scale");
     assert!(row.contains("not measurable on this machine: 2 rounds (a verdict needs 8)"), "{row}");
     // A scenario of one model has nothing to pair, whatever its figures.
@@ -1012,7 +1025,7 @@ fn a_point_the_generator_saturated_is_ranked_by_cpu_not_by_throughput() {
         p.summary = Summary::of(&p.repeats);
     }
     compared(&mut results);
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     let scale = md.split("## scale").nth(1).unwrap().split("\n## ").next().unwrap();
     // The old sentence ranked servers by msgs/s here; the pair set that pace, not the server.
     assert!(!scale.contains("messages per second, most first"), "{scale}");
@@ -1047,7 +1060,7 @@ fn plus_minus_means_half_the_range_in_the_caveats_as_in_the_tables() {
     p.summary = Summary::of(&p.repeats);
     let spread = p.summary.as_ref().unwrap().spread;
     assert!((spread - 0.22).abs() < 0.01, "the full range is 22% of the median: {spread}");
-    let md = report::render(&results, ALL, &[], None);
+    let md = full(&results, ALL, &[], None);
     // The caveats once printed the full range (±22%) where the table printed half (±11%).
     assert!(md.contains("fork scale 1 conn (±11%)"), "{md}");
     assert!(!md.contains("±22%"), "{md}");
@@ -1058,7 +1071,7 @@ fn plus_minus_means_half_the_range_in_the_caveats_as_in_the_tables() {
 fn poll_beside_idle_connections_is_linked_to_poll_among_busy_ones() {
     let mut results = synthetic_of(RunStatus::Complete, &["mio", "poll"]);
     let busy_and_idle = |r: &Results| {
-        let md = report::render(r, ALL, &[], None);
+        let md = full(r, ALL, &[], None);
         md.lines().find(|l| l.starts_with("- poll against mio, busy and idle")).map(String::from)
     };
     // As cheap as mio per message everywhere: nothing to link.

@@ -77,7 +77,9 @@ fn udp_loses_beyond_its_capacity_where_tcp_waits_and_both_sections_render() {
     assert_eq!(udp.config.timeout, std::time::Duration::from_millis(50));
     assert!(at(r, "udp", 4e5).repeats[0].counters.contains_key("Udp:RcvbufErrors"));
 
-    let md = std::fs::read_to_string(outcome.run_dir.join("report.md")).unwrap();
+    let md = [outcome.run_dir.join("report.md"), outcome.run_dir.join("details.md")]
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .concat();
     for want in [
         "## udp: What does UDP trade away, and what does it buy?",
         // The counters are named in the setup; their figures are in results.json and .csv.

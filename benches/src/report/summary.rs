@@ -88,7 +88,7 @@ pub fn stored<'a>(r: &'a Results, point: &Point, figure: &str) -> Vec<&'a Compar
 pub fn verdict(comparisons: &[&Comparison], models: usize) -> Called {
     if comparisons.is_empty() {
         return Called::NotMeasurable(if models <= 1 {
-            "one model, and the comparisons pair models; the answer is its medians".into()
+            "one model: nothing to pair, so medians only".into()
         } else {
             "no paired rounds here".into()
         });
@@ -296,7 +296,9 @@ pub fn section(md: &mut String, results: &Results, run: &[&dyn Scenario], charts
     );
     if let Some(c) = charts.iter().find(|c| c.file.ends_with("summary.svg")) {
         let _ =
-            writeln!(md, "![{}]({})\n\n*The run in one chart: {}.*\n", c.title, c.file, c.title);
+            writeln!(md, "![The run in one chart]({})\n\n*The run in one chart: {}*\n", c.file, {
+                c.title.trim_end_matches('.')
+            });
     }
 }
 

@@ -153,9 +153,16 @@ impl Present for Idle {
         let mut out = Vec::new();
         if let Some(s) = silent {
             // The one-line answer: PSS + kernel, or PSS alone in a file without kernel figures.
-            let both = entries(view, s);
+            // The control is the run's yardstick, not a model: it never stands as an answer.
+            let control = |e: &Entry<'_>| {
+                view.results.models.iter().any(|m| m.name == e.name && m.control_of.is_some())
+            };
+            let both: Vec<Entry<'_>> =
+                entries(view, s).into_iter().filter(|e| !control(e)).collect();
+            let pss: Vec<Entry<'_>> =
+                pss_entries(view, s).into_iter().filter(|e| !control(e)).collect();
             out.extend(if both.is_empty() {
-                answer((self.name(), &s.label), &pss_entries(view, s), "PSS")
+                answer((self.name(), &s.label), &pss, "PSS")
             } else {
                 answer((self.name(), &s.label), &both, "PSS + kernel memory")
             });
