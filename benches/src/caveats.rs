@@ -54,6 +54,7 @@ pub fn caveats(results: &Results) -> Vec<String> {
     if !errors.is_empty() {
         out.push(format!("Errors were counted at {}.", some(&errors, points)));
     }
+    out.extend(waited(results));
     if results.plan.repeats < 3 {
         out.push(format!(
             "{} round(s) per point (a scenario's own count is in the summary) and {:.1} s \
@@ -71,6 +72,45 @@ pub fn caveats(results: &Results) -> Vec<String> {
             .into(),
     );
     out
+}
+
+/// Where loadgen's window waited past the warm-up for every connection's first echo: a
+/// server still starting its processes or threads when the warm-up ended. Before loadgen
+/// waited, those first echoes fell in the window and made the maxima (about 1 to 2 s for
+/// fork, prefork and thread at 1,000 connections); now the wait is the server's start-up,
+/// said here and left out of every latency.
+fn waited(results: &Results) -> Option<String> {
+    let mut at = Vec::new();
+    for m in &results.models {
+        for s in &m.scenarios {
+            for p in &s.points {
+                let waits: Vec<f64> = crate::results::measured(&p.repeats)
+                    .filter_map(|r| r.loadgen.as_ref().map(|l| l.run.window_wait_secs))
+                    .collect();
+                let most = waits.iter().copied().fold(0.0, f64::max);
+                // A wait under a millisecond is the last echo in flight, not a start-up.
+                if most >= 0.001 {
+                    let label = &p.point.label;
+                    let secs = format!("{} s", crate::text::sig(most));
+                    at.push((most, format!("{} {} {label} (up to {secs})", m.name, s.scenario)));
+                }
+            }
+        }
+    }
+    if at.is_empty() {
+        return None;
+    }
+    at.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let named: Vec<String> = at.iter().take(6).map(|(_, t)| t.clone()).collect();
+    let more = at.len().saturating_sub(named.len());
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    Some(format!(
+        "The measured window opened only once every connection had its first echo, which took \
+         longer than the warm-up at {}{more}: the server's start-up (a process or thread per \
+         connection to create), not latency under load, so it is left out of every figure \
+         (loadgen's `run.window_wait_secs`).",
+        named.join(", ")
+    ))
 }
 
 /// A warning when other work competed for the CPUs during the run.

@@ -1093,3 +1093,17 @@ fn poll_beside_idle_connections_is_linked_to_poll_among_busy_ones() {
         "{line}"
     );
 }
+
+#[test]
+fn a_window_that_waited_for_first_echoes_is_named_as_start_up() {
+    let mut results = synthetic(RunStatus::Complete);
+    let md = full(&results, ALL, &[], None);
+    assert!(!md.contains("first echo"), "no wait, no sentence");
+    // fork's 1000-connection point waited 0.8 s past the warm-up in one round.
+    let fork = results.models.iter_mut().find(|m| m.name == "fork").unwrap();
+    let scale = fork.scenarios.iter_mut().find(|s| s.scenario == "scale").unwrap();
+    let point = scale.points.iter_mut().find(|p| p.point.label == "1000 conns").unwrap();
+    point.repeats[0].loadgen.as_mut().unwrap().run.window_wait_secs = 0.8;
+    let md = full(&results, ALL, &[], None);
+    assert!(md.contains("had its first echo, which took longer than the warm-up at fork scale 1000 conns (up to 0.800 s)"), "{md}");
+}
