@@ -14,7 +14,7 @@ pub fn caveats(results: &Results) -> Vec<String> {
          comparison of the models."
     )];
     // The placement is stated once, under Environment.
-    out.extend(busy(results));
+    // A busy machine is said once, under the title.
     let mut points = 0;
     let mut saturated = Vec::new();
     let mut noisy = Vec::new();
@@ -101,7 +101,7 @@ fn waited(results: &Results) -> Option<String> {
         return None;
     }
     at.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let named: Vec<String> = at.iter().take(6).map(|(_, t)| t.clone()).collect();
+    let named: Vec<String> = at.iter().take(3).map(|(_, t)| t.clone()).collect();
     let more = at.len().saturating_sub(named.len());
     let more = if more > 0 { format!(" and {more} more") } else { String::new() };
     Some(format!(
@@ -139,7 +139,8 @@ pub fn busy(results: &Results) -> Option<String> {
     }
     if stolen > 0 {
         why.push(format!(
-            "the hypervisor took more than {:.0}% of a side's CPU time (steal) in {stolen} of {}              repeats",
+            "the hypervisor took more than {:.0}% of a side's CPU time (steal) in {stolen} of {} \
+             repeats",
             STEAL_LIMIT * 100.0,
             disturbances.len()
         ));
@@ -196,7 +197,7 @@ fn disturbance(r: &Repeat) -> Option<&Disturbance> {
 
 /// Lists `items` in full when there are few, else the first few and how many in all.
 fn some(items: &[String], of: usize) -> String {
-    const SHOWN: usize = 6;
+    const SHOWN: usize = 3;
     if items.len() <= SHOWN {
         return join(items);
     }

@@ -42,6 +42,9 @@ const FALLBACK: &str = "scale";
 pub struct Candidate<'a> {
     /// The point.
     pub point: &'a Point,
+    /// The rate every model was offered: the point's fixed rate, or the common rate the run
+    /// chose for a point whose rate is a fraction of one capacity shared by all (latency's).
+    pub offered: Option<f64>,
     /// Each model's name, achieved msgs/s and saturation.
     pub models: Vec<(&'a str, f64, bool)>,
 }
@@ -61,7 +64,7 @@ pub enum Choice {
 pub fn choose(candidates: &[Candidate<'_>]) -> Option<Choice> {
     let full = candidates.iter().map(|c| c.models.len()).max()?;
     let sustained = |c: &Candidate<'_>| {
-        let rate = c.point.rate?;
+        let rate = c.offered?;
         let all = c.models.len() == full
             && full >= 2
             && c.point.stops.is_none()
@@ -97,7 +100,19 @@ fn candidates(results: &Results) -> Vec<Candidate<'_>> {
         });
         models.collect()
     };
-    results.plan.points.iter().map(|point| Candidate { point, models: of(point) }).collect()
+    // A common rate is known only once the run chose it: every model's target rate then.
+    let common = |point: &Point| {
+        point.rate.or_else(|| {
+            point.rate_basis?;
+            let targets = results.models.iter().filter_map(|m| {
+                let s = m.scenario(&point.scenario)?;
+                s.points.iter().find(|p| &p.point == point)?.target_rate
+            });
+            targets.reduce(|a, b| if (a - b).abs() <= 1e-6 * a.abs() { a } else { f64::NAN })
+        })
+    };
+    let candidate = |point| Candidate { point, offered: common(point), models: of(point) };
+    results.plan.points.iter().map(candidate).collect()
 }
 
 /// Each model's server CPU per message at `point`: its rounds' figures (a model measured
@@ -136,7 +151,7 @@ impl Charts {
             return Ok(());
         }
         bars.sort_by(|a, b| a.1.ratio.total_cmp(&b.1.ratio));
-        let title = match (fallback, point.rate) {
+        let title = match (fallback, chosen.offered) {
             (false, Some(rate)) => format!(
                 "Server CPU per message at {} msgs/s, offered to every model ({}, {})",
                 thousands(rate),
@@ -305,7 +320,11 @@ mod tests {
     /// Every model at `got` times the offered rate (or `got` msgs/s in closed loop).
     fn all<'a>(p: &'a Point, got: f64) -> Candidate<'a> {
         let rate = p.rate.map_or(got, |r| r * got);
-        Candidate { point: p, models: vec![("mio", rate, false), ("fork", rate, false)] }
+        Candidate {
+            point: p,
+            offered: p.rate,
+            models: vec![("mio", rate, false), ("fork", rate, false)],
+        }
     }
 
     #[test]
@@ -315,6 +334,18 @@ mod tests {
         let high = at_rate("latency", Some(50_000.0), 50_000.0);
         let c = [all(&scale, 15_000.0), all(&low, 1.0), all(&high, 0.98)];
         assert_eq!(choose(&c), Some(Choice::Common(2)));
+    }
+
+    #[test]
+    fn a_rate_the_run_chose_for_every_model_counts_as_common() {
+        // Latency's points have no fixed rate: a fraction of the slowest model's capacity,
+        // known only once the run measured it, and offered to every model alike.
+        let scale = at_rate("scale", None, 1.0);
+        let chosen = at_rate("latency", None, 1.0);
+        let mut c = [all(&scale, 15_000.0), all(&chosen, 20_000.0)];
+        assert_eq!(choose(&c), Some(Choice::Fallback(0)), "no rate known: the fallback");
+        c[1].offered = Some(20_000.0);
+        assert_eq!(choose(&c), Some(Choice::Common(1)));
     }
 
     #[test]
@@ -342,7 +373,8 @@ mod tests {
         let own = at_rate("latency", None, 0.75);
         // A fixed rate that only some of the models ran (udp's) sums nothing up.
         let udp = at_rate("udp", Some(10_000.0), 10_000.0);
-        let few = Candidate { point: &udp, models: vec![("mio", 10_000.0, false)] };
+        let few =
+            Candidate { point: &udp, offered: udp.rate, models: vec![("mio", 10_000.0, false)] };
         let c = [all(&ten, 250_000.0), all(&one, 15_000.0), all(&own, 60_000.0), few];
         assert_eq!(choose(&c), Some(Choice::Fallback(1)));
         // Nor does a rate every model fell short of: still the fallback.

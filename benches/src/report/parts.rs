@@ -293,9 +293,9 @@ pub fn reading(md: &mut String) {
          - **server CPU**: user+system time of the server's process tree (reaped children \
          included) over the window, per message or as % of one core. **PSS**: proportional \
          set size of anonymous and shared memory, summed over the tree.\n\
-         - **Files**: `results.json` (every raw figure; schema: results/SCHEMA.md in the \
-         repository), `results.csv` (one row per point per round), `hlog/` (HdrHistogram \
-         interval logs per round, for `loadgen merge`), `charts/` (the SVG charts above)."
+         - **Files**: `details.md` (every finding), `results.json` (every raw figure; \
+         results/SCHEMA.md), `results.csv`, `hlog/` (histogram logs, for `loadgen merge`), \
+         `charts/`."
     );
 }
 

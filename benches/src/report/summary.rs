@@ -295,10 +295,9 @@ pub fn section(md: &mut String, results: &Results, run: &[&dyn Scenario], charts
         compare::MARGIN * 100.0
     );
     if let Some(c) = charts.iter().find(|c| c.file.ends_with("summary.svg")) {
-        let _ =
-            writeln!(md, "![The run in one chart]({})\n\n*The run in one chart: {}*\n", c.file, {
-                c.title.trim_end_matches('.')
-            });
+        let _ = writeln!(md, "![The run in one chart]({})\n\n*{}*\n", c.file, {
+            c.title.trim_end_matches('.')
+        });
     }
 }
 

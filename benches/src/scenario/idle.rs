@@ -95,14 +95,11 @@ impl Present for Idle {
     }
 
     fn setup(&self) -> String {
-        "Idle connections open beside one active closed-loop client, at each count twice: \
-         silent from the start, and after each echoed one message (loadgen --idle-echo). Memory \
-         per connection is (peak PSS - idle server PSS) / connections; a delta under 4 pages \
-         is below what page-sized accounting resolves and is not ranked. Kernel memory per \
-         connection, from before the generator started to the peak PSS read, is the server \
-         tree's own kernel stacks (16 KiB a thread) and page tables, plus the change in \
-         /proc/meminfo's Slab: machine-wide, so it holds both ends of every connection (the \
-         generator's side the same for every model) and whatever else the machine did."
+        "Idle connections beside one active client, each count twice: silent, and after each \
+         echoed one message (`loadgen --idle-echo`). PSS per connection is (peak - idle server) / \
+         connections, unranked below 4 pages. Kernel memory is the server's own stacks and page \
+         tables plus /proc/meminfo's Slab, which is machine-wide: both ends of every \
+         connection, and whatever else ran."
             .into()
     }
 

@@ -142,12 +142,10 @@ impl Present for Latency {
 
     fn setup(&self) -> String {
         format!(
-            "Open loop over {CONNECTIONS} connections at the same rates for every model: \
-             fractions of the slowest model's closed-loop capacity at {CONNECTIONS} \
-             connections, and one above it (a fraction of the median model's), where a model \
-             that cannot keep up shows as overloaded. Latency is measured from the intended \
-             send time (corrected for coordinated omission) and read from all rounds' \
-             histograms added together; the paired rounds decide each order."
+            "Open loop over {CONNECTIONS} connections, every model offered the same rates: \
+             fractions of the slowest model's capacity, and one above it (of the median \
+             model's) where the slower ones show as overloaded. Latency counts from the \
+             intended send and comes from all rounds' histograms added together."
         )
     }
 

@@ -161,12 +161,9 @@ impl Present for Udp {
         format!(
             "Open loop at the same fixed total rates for both, over {CONNECTIONS} TCP \
              connections (mio) or {CONNECTIONS} UDP sockets (echo-udp, default receive buffer, \
-             `--batch 1`), {SMALL_MESSAGE}-byte messages. Latency is measured from the \
-             intended send time; a datagram with no echo within {timeout} is lost and counts \
-             in it at that age (`loadgen --timeout {timeout}` for UDP; TCP keeps loadgen's \
-             5 s). Both servers run one thread on one CPU, so the rates mean the same on a \
-             bigger machine. The kernel counters are machine-wide: every socket's drops \
-             count, the generator's too."
+             `--batch 1`), {SMALL_MESSAGE}-byte messages, one server thread each. Latency \
+             counts from the intended send; a datagram unanswered within {timeout} is lost and \
+             counts at that age. The kernel counters are machine-wide."
         )
     }
 

@@ -105,11 +105,18 @@ pub fn answer(at: (&str, &str), entries: &[Entry<'_>], what: &str) -> Option<Str
     if ranked.len() < 2 {
         return None;
     }
-    let called = pair(at, lo, hi).is_some_and(|c| c.better.as_deref() == Some(lo.name));
-    let verdict = if called {
-        format!("{} the larger in paired rounds", hi.name)
-    } else {
-        "the paired rounds could not tell them apart".to_string()
+    // A ratio needs both rounds' sums above zero, and the machine-wide slab can fall while a
+    // round holds its connections: such rounds drop out, and too few left decide nothing,
+    // which is not the same as a difference the rounds could not see.
+    let verdict = match pair(at, lo, hi) {
+        Some(c) if c.better.as_deref() == Some(lo.name) => {
+            format!("{} the larger in paired rounds", hi.name)
+        }
+        Some(c) if (c.rounds as usize) < compare::ROUNDS_FOR_VERDICT => format!(
+            "only {} rounds had a usable kernel reading for both, too few for a paired verdict",
+            c.rounds
+        ),
+        _ => "the paired rounds could not tell them apart".to_string(),
     };
     let below: Vec<String> =
         entries.iter().filter(|e| e.both.kib().is_none()).map(|e| e.name.to_string()).collect();

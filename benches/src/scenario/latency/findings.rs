@@ -116,7 +116,9 @@ pub fn lag_p99(p: &PointResults) -> Option<f64> {
 
 /// Each model's results at `point`, in the run's order.
 pub fn at<'a>(view: &View<'a>, point: &Point) -> Vec<(&'a str, &'a PointResults)> {
+    // The control is the run's yardstick (the noise floor reads it), never a least or a most.
     view.runs()
+        .filter(|(m, _)| m.control_of.is_none())
         .filter_map(|(m, s)| {
             let p = s.points.iter().find(|p| &p.point == point)?;
             p.summary.as_ref()?;
