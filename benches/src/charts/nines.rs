@@ -67,7 +67,8 @@ fn draw(charts: &Charts, file: &str, title: &str, s: &[Spectrum]) -> Result<bool
         .y_label_formatter(&|y| compact(*y))
         .draw()?;
     for (i, (name, pts)) in s.iter().enumerate() {
-        let c = charts.colour(name.trim_end_matches(" (overloaded)"));
+        // The colour is the model's: its name before any "(1 worker)" or "(overloaded)".
+        let c = charts.colour(name.split(" (").next().unwrap_or(name));
         let line: Vec<(f64, f64)> =
             pts.iter().filter(|v| v[1] > 0.0).map(|v| (nines_x(v[0]), v[1])).collect();
         // An overloaded model's line is dashed, so it reads as a queue, not a service time.

@@ -213,9 +213,12 @@ impl Present for Latency {
             let lines: Vec<(String, Vec<[f64; 2]>)> = rows
                 .iter()
                 .filter_map(|(n, p)| {
+                    // Named as the tables name it, with its workers.
+                    let model = view.results.models.iter().find(|m| m.name == *n)?;
+                    let label = model.label(p.server.as_ref().and_then(|s| s.workers));
                     let name = match overload(p) {
-                        Some(_) => format!("{n} (overloaded)"),
-                        None => n.to_string(),
+                        Some(_) => format!("{label} (overloaded)"),
+                        None => label,
                     };
                     Some((name, spectrum(p)?))
                 })

@@ -159,14 +159,24 @@
 //! 64 KiB: 48-60 us against 71-72 us before (0.68-0.84) and 44-48 us for echo-mio (1.00-1.30
 //! of it). These figures are indicative only; the reference run has the intervals.
 //!
-//! What remains is the price of the completion model at this size. Every byte is copied
+//! In the reference run made after the change (results/2026-12-07-vm, the same machine,
+//! standard profile, server on CPU 0 and generator on CPU 1), echo-uring still spent 1.51 to
+//! 1.71 times the others' server CPU per 64 KiB message (59.0 us against 34.1-40.3 us) and
+//! 1.46 to 1.71 times per 1 MiB message (561 us against 333-384 us), each ratio called by
+//! the paired rounds, at the same throughput. The run before it, with whole 4 KiB buffers,
+//! had 1.74-1.96x and 2.2-2.4x; two runs are not paired with each other, so that narrowing
+//! is indicative, not a verdict.
+//!
+//! What remains is not wholly explained. Part of it is the price of the completion model at
+//! this size. Every byte is copied
 //! twice on the way in: by the kernel into the shared pool, then by the loop into the
 //! connection's `pending`, so that no connection holds a pool buffer. And the kernel's
 //! copy lands in pool memory handed out in ring order, not in one scratch buffer that
 //! stays in cache as in the mio model. In a `perf` profile of the 64 KiB load, the kernel's
 //! receive copy was 11% of echo-uring's samples against 7% of echo-mio's, and the loop's
-//! own copy 5% more. Sending straight from the pool would save the second copy, at the
-//! price of pool buffers held by slow clients; this model does not.
+//! own copy 5% more: together about 9 points of its samples, far short of the half to
+//! seven tenths more CPU it spends. Sending straight from the pool would save the second copy, at the price of pool
+//! buffers held by slow clients; this model does not.
 //!
 //! Run it with `cargo run --release -p echobench-uring -- --addr 127.0.0.1:7000`.
 
