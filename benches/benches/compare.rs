@@ -9,7 +9,7 @@
 //! Profiles and options, from the environment (cargo bench passes no flags of its own):
 //! - `ECHOBENCH_QUICK=1`: everything in about a minute (CI's smoke run).
 //! - `ECHOBENCH_FULL=1`: more points, longer windows, 5 repeats.
-//! - default: the standard matrix, 3 repeats, within 20 minutes on 2 cores.
+//! - default: the standard matrix, 8 to 10 paired rounds, about 23 minutes on 2 cores.
 //! - `ECHOBENCH_ARGS="--models mio,thread --scenarios scale"`: any `echobench compare` flags.
 //!
 //! Flags after `--` work too (`cargo bench --bench compare -- --models mio`). Since plain

@@ -4,7 +4,8 @@
 //! the budget can be audited by reading it: a point costs its warm-up plus its measured window
 //! plus a fixed overhead (starting the generator, connecting, draining, writing results), and
 //! [`Plan::estimate`] adds those up. The tests hold the quick profile to about 20 s a model and the
-//! standard one to 20 minutes for every model on the reference machine (2 vCPUs).
+//! standard one to about 20 minutes for every model on the reference machine (2 vCPUs): its
+//! budget stops the rounds beyond the least (8), which took 23 minutes there on 2026-12-07.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,7 +38,7 @@ pub const TRACED_WINDOW: Duration = Duration::from_millis(500);
 pub enum Profile {
     /// About a minute for everything: proves the pipeline works, numbers are rough.
     Quick,
-    /// The default: the whole matrix, 3 repeats, within 20 minutes on 2 cores.
+    /// The default: the whole matrix, 8 to 10 paired rounds, about 23 minutes on 2 cores.
     Standard,
     /// More points, longer windows, 5 repeats. Takes as long as it takes.
     Full,
