@@ -10,7 +10,7 @@
 //! message then waits for the delayed-ACK timer: the write-write-read pattern of a server that
 //! sends a header and then a body. Two more points: the same server writing each echo whole,
 //! which should never wait, and a client writing its message in two halves. There most round
-//! trips do not wait, but some do: about 1 and 7 in a thousand in results/2026-12-07-vm-3 and
+//! trips do not wait, but some do: about 1 and 7 in a thousand in results/2026-12-07-vm-3 (at commit 4336477) and
 //! -vm-2 (the reference VM), which cut the point's throughput by 41% and 68% against whole
 //! echoes. Their wait matches the echo-in-pieces point's, as if the server had read those
 //! messages' halves apart and so written their echoes in two pieces; the run cannot show that.

@@ -1,6 +1,6 @@
 //! The size findings against figures under which the old "why" was wrong: "copying ... costs
 //! every model the same" while uring spent about twice the others' server CPU per message at
-//! 64 KiB and 1 MiB (46.5 against 24-27 us, 673 against 282-310 us: 2026-12-07-vm-3).
+//! 64 KiB and 1 MiB (46.5 against 24-27 us, 673 against 282-310 us: results/2026-12-07-vm-3, at commit 4336477).
 
 use super::*;
 use crate::compare::{CPU_PER_MSG, compare};
