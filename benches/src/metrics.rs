@@ -52,13 +52,5 @@ pub fn metrics(report: &Report, usage: Option<&Usage>) -> Metrics {
 }
 
 fn percentiles(l: &Latency) -> Percentiles {
-    Percentiles {
-        p50: l.p50,
-        p90: l.p90,
-        p99: l.p99,
-        p999: l.p999,
-        p9999: l.p9999,
-        max: l.max,
-        mean: l.mean,
-    }
+    Percentiles::from(l)
 }

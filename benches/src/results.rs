@@ -480,6 +480,21 @@ pub struct Percentiles {
     pub mean: f64,
 }
 
+impl From<&loadgen::stats::Latency> for Percentiles {
+    /// loadgen's latency summary, figure for figure.
+    fn from(l: &loadgen::stats::Latency) -> Percentiles {
+        Percentiles {
+            p50: l.p50,
+            p90: l.p90,
+            p99: l.p99,
+            p999: l.p999,
+            p9999: l.p9999,
+            max: l.max,
+            mean: l.mean,
+        }
+    }
+}
+
 /// A point's repeats boiled down.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

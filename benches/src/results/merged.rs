@@ -99,16 +99,7 @@ pub fn of(each: &[Hists]) -> Option<Merged> {
 }
 
 fn percentiles(h: &Hist) -> Percentiles {
-    let l = Latency::of(h);
-    Percentiles {
-        p50: l.p50,
-        p90: l.p90,
-        p99: l.p99,
-        p999: l.p999,
-        p9999: l.p9999,
-        max: l.max,
-        mean: l.mean,
-    }
+    Percentiles::from(&Latency::of(h))
 }
 
 #[cfg(test)]
