@@ -1,8 +1,21 @@
 //! The udp and batch scenarios in a short run on this machine against the real echo-mio,
 //! echo-udp and loadgen: UDP loses what it cannot take and TCP loses nothing, with margins
 //! wide enough for a shared, noisy 2-CPU machine; and both sections render.
+//!
+//! Whether a server falls behind cannot be left to the machine: a debug loadgen sends about
+//! as fast as a debug echo-udp echoes, so 400k asked may be echoed almost whole. The test
+//! forces it: while the run goes, it stops both servers (SIGSTOP) for 30 ms of every 150 ms.
+//! A stopped UDP server's receive buffer (256 small datagrams) overflows within the first
+//! few milliseconds at the high rate, while at 2k a stop queues 60 datagrams that wait less
+//! than the 50 ms timeout; a stopped TCP server only makes its clients wait.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use harness::CompareArgs;
 use harness::results::{PointResults, Results};
@@ -17,6 +30,41 @@ fn bin(name: &str) -> PathBuf {
         std::os::unix::fs::symlink(built(package, binary), bin.join(binary)).unwrap();
     }
     bin
+}
+
+/// The processes among this test's children named `comm` (the harness starts the servers).
+fn children_named(comm: &str) -> Vec<Pid> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| {
+        let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // "pid (comm) state ppid ...": the comm may hold spaces, so split at its last ')'.
+        let (head, rest) = stat.rsplit_once(") ")?;
+        let name = head.split_once(" (")?.1;
+        let ppid = rest.split_whitespace().nth(1)?;
+        (name == comm && ppid == me).then_some(Pid::from_raw(pid))
+    })
+    .collect()
+}
+
+/// Stops echo-udp and echo-mio for 30 ms of every 150 ms until `done`, and resumes them
+/// before it returns.
+fn stall_servers(done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !done.load(Ordering::Relaxed) {
+            let servers: Vec<Pid> =
+                ["echo-udp", "echo-mio"].iter().flat_map(|c| children_named(c)).collect();
+            for &pid in &servers {
+                let _ = kill(pid, Signal::SIGSTOP);
+            }
+            std::thread::sleep(Duration::from_millis(30));
+            for &pid in &servers {
+                let _ = kill(pid, Signal::SIGCONT);
+            }
+            std::thread::sleep(Duration::from_millis(120));
+        }
+    })
 }
 
 /// Messages sent and never echoed, as a share of those sent, over a point's repeats.
@@ -59,7 +107,12 @@ fn udp_loses_beyond_its_capacity_where_tcp_waits_and_both_sections_render() {
     .chain(["--out".into(), out.display().to_string()]);
     let mut options = CompareArgs::from_argv(argv).unwrap().options().unwrap();
     options.handle_ctrl_c = false;
-    let outcome = harness::run(&options).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let stalls = stall_servers(done.clone());
+    let outcome = harness::run(&options);
+    done.store(true, Ordering::Relaxed);
+    stalls.join().unwrap();
+    let outcome = outcome.unwrap();
     let r = &outcome.results;
 
     // mio runs udp but not batch; echo-udp runs both.
