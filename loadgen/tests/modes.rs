@@ -167,13 +167,15 @@ fn a_generator_that_cannot_keep_up_says_so_and_a_light_run_does_not() {
     let g = &light.generator;
     assert!(g.run_delay_seconds.is_some(), "no run delay read");
     assert!(g.max_thread_utilization < 0.5 && g.max_thread_demand.unwrap() < 0.9, "{g:?}");
-    // On a machine busy with other work (these tests share theirs), a light generator can
-    // still be woken late, and saying so is right; on a quiet one it must not be flagged.
-    let env = &light.environment;
-    if env.loadavg_1m < env.cores as f64 * 0.5 {
-        assert!(!g.saturated, "flagged on a quiet machine: {:?}", g.saturation);
+    // On a machine busy with other work (these tests share theirs, and run beside each
+    // other), a light generator can still be woken late, and saying so is right. What says
+    // whether it was is its own run delay (time its threads waited for a CPU), not the load
+    // average, which lags by a minute: a generator that never waited must not be flagged.
+    let waited = g.run_delay_seconds.unwrap_or(0.0);
+    if waited < 0.001 {
+        assert!(!g.saturated, "flagged though it never waited for a CPU: {:?}", g.saturation);
     } else {
-        eprintln!("machine load {} on {} cores: {:?}", env.loadavg_1m, env.cores, g.saturation);
+        eprintln!("the generator waited {waited:.4} s for a CPU: {:?}", g.saturation);
     }
 }
 
