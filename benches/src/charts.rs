@@ -228,32 +228,6 @@ impl Charts {
         let drawn = kinds::bars(self, (scenario, file, title), x, y, s);
         self.add(scenario, file, title, drawn)
     }
-
-    /// Latency percentiles (p50 to max, the x values 0 to 5) on a log y axis.
-    pub fn spectrum(
-        &mut self,
-        scenario: &str,
-        file: &str,
-        title: &str,
-        s: &[Series],
-    ) -> Result<()> {
-        let drawn = lines::spectrum(self, (scenario, file, title), s, None);
-        self.add(scenario, file, title, drawn)
-    }
-
-    /// The spectrum of every series at one point of `scenario`, the one at `x`: as
-    /// [`Charts::spectrum`], with the models whose generator was saturated there drawn hollow.
-    pub fn spectrum_at(
-        &mut self,
-        scenario: &str,
-        file: &str,
-        title: &str,
-        x: f64,
-        s: &[Series],
-    ) -> Result<()> {
-        let drawn = lines::spectrum(self, (scenario, file, title), s, Some(x));
-        self.add(scenario, file, title, drawn)
-    }
 }
 
 /// A model's name in a scenario's charts: as the report's tables name it, with the workers it

@@ -250,18 +250,6 @@ pub fn growth(view: &View<'_>, what: &str, figure: fn(&Summary) -> f64) -> Optio
     })
 }
 
-/// One figure of a neighbours sentence: its name, the figure (how to read it off a repeat or
-/// a median, and which way is better), and its unit.
-pub type Shown = (&'static str, Figure, &'static str);
-
-/// Formerly each scenario's own "X against Y" lines. A pair is now said once for the whole
-/// run, in the report's Pairs section ([`pairs`]), which reads each scenario's figures from
-/// [`crate::present::Present::pair_figures`]; this returns nothing, so that a scenario that
-/// still calls it compiles and repeats nothing.
-pub fn neighbours(_view: &View<'_>, _figures: &[Shown]) -> Vec<String> {
-    Vec::new()
-}
-
 /// How loadgen paced the scenario's open loops, from the generator's own reports: how early a
 /// send could leave, how many left per wake-up, and what the echoes were timed by. `None`
 /// when no repeat ran an open loop. A reader comparing latencies needs this: messages that

@@ -1,5 +1,4 @@
-//! Line charts: a line per model over the scenario's points, and the latency spectrum (a line
-//! per model over the percentiles).
+//! Line charts: a line per model over the scenario's points.
 
 use anyhow::Result;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
@@ -78,35 +77,6 @@ pub fn lines(
         (false, true) => draw(&plot, linear_x, yr.log_scale().with_key_points(yt)),
         (false, false) => draw(&plot, linear_x, 0.0..y1.max(1e-9) * 1.15),
     }
-}
-
-/// The latency spectrum: percentiles along x, microseconds on a log y axis. With `at` (the x
-/// of the scenario's point every series was measured at), a model whose generator was
-/// saturated there is drawn hollow.
-pub fn spectrum(charts: &Charts, which: Which<'_>, s: &[Series], at: Option<f64>) -> Result<bool> {
-    let Some((_, _, y0, y1)) = bounds(s) else { return Ok(false) };
-    const NAMES: [&str; 6] = ["p50", "p90", "p99", "p99.9", "p99.99", "max"];
-    let fx = |x: &f64| {
-        let i = x.round();
-        if (x - i).abs() < 0.01 && (0.0..6.0).contains(&i) {
-            NAMES[i as usize].into()
-        } else {
-            String::new()
-        }
-    };
-    let plot = Plot {
-        charts,
-        which,
-        x_desc: "percentile".into(),
-        y_desc: "latency (us, log scale)".into(),
-        series: s,
-        fx: &fx,
-        // The x values are percentiles, not the scenario's points: the point is `at`.
-        hollow: &|name: &str, _: &Dot| at.is_some_and(|x| charts.saturated(which.0, name, x)),
-    };
-    let yr = log_range(y0.max(f64::MIN_POSITIVE), y1.max(f64::MIN_POSITIVE), 1.0);
-    let yt = log_ticks(yr.start, yr.end);
-    draw(&plot, -0.2..5.2, yr.log_scale().with_key_points(yt))
 }
 
 fn draw<X, Y>(p: &Plot<'_>, x: X, y: Y) -> Result<bool>

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::charts::Charts;
 use crate::compare;
-use crate::findings::{NO_FIGURES, listing, neighbours, ranking};
+use crate::findings::{NO_FIGURES, listing, ranking};
 use crate::measure::{Headline, Measure, PointsFlag, counts};
 use crate::plan::{Point, Profile, SMALL_MESSAGE};
 use crate::present::{Cell, Column, Present, View, col};
@@ -20,13 +20,6 @@ mod prose;
 pub use cost::{IdleCost, idle_cost};
 use cost::{MIN_PAGES, PAGE_KIB, echo_added};
 use prose::{Entry, answer, keeps, rank_both};
-
-/// Peak PSS in MiB, smaller being better.
-const PSS_MIB: compare::Figure = compare::Figure {
-    name: "peak PSS",
-    of: |m| m.server_peak_pss_kib / 1024.0,
-    higher_is_better: false,
-};
 
 /// The idle scenario.
 #[derive(Debug)]
@@ -184,14 +177,6 @@ impl Present for Idle {
         if let Some(s) = silent {
             out.extend(why(view, s, echoed));
         }
-        out.extend(neighbours(
-            view,
-            &[
-                ("the active client's p99", compare::P99, " us"),
-                ("server CPU per message", compare::CPU_PER_MSG, " us"),
-                ("peak PSS", PSS_MIB, " MiB"),
-            ],
-        ));
         if !view.at(point).is_empty() {
             out.push(format!(
                 "The one active client's p99 beside {}, lowest first: {}.",
