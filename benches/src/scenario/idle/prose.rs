@@ -227,6 +227,22 @@ mod tests {
     }
 
     #[test]
+    fn too_few_rounds_with_a_kernel_reading_decide_nothing_and_say_so() {
+        // The same 16x apart as above, but only five rounds kept a usable kernel reading: no
+        // verdict, and the answer must not read as "no difference".
+        let r = |v: f64| [v, v * 1.01, v * 0.99, v, v * 1.02];
+        let e = [entry("mio", 2_500.0, &r(2.5)), entry("thread", 40_000.0, &r(40.0))];
+        let answer = answer(("idle", "1000 idle"), &e, "PSS + kernel memory").unwrap();
+        assert!(
+            answer.ends_with(
+                "only 5 rounds had a usable kernel reading for both, too few for a paired verdict."
+            ),
+            "{answer}"
+        );
+        assert!(!answer.contains("could not tell"), "{answer}");
+    }
+
+    #[test]
     fn the_answer_leaves_out_what_the_pages_cannot_resolve() {
         let r = |v: f64| [v, v * 1.01, v * 0.99, v, v * 1.02, v * 0.98, v, v * 1.01];
         let e = [
