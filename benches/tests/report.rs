@@ -1107,3 +1107,19 @@ fn a_window_that_waited_for_first_echoes_is_named_as_start_up() {
     let md = full(&results, ALL, &[], None);
     assert!(md.contains("had its first echo, which took longer than the warm-up at fork scale 1000 conns (up to 0.800 s)"), "{md}");
 }
+
+#[test]
+fn the_control_never_stands_as_latencys_least_or_most() {
+    let mut results = synthetic(RunStatus::Complete);
+    compared(&mut results);
+    let md = full(&results, ALL, &[], None);
+    let latency = md.split("## latency").nth(1).unwrap();
+    assert!(latency.contains("least mio 3.00 us"), "mio is least in the synthetic run: {latency}");
+    // The same figures with mio as a control of hybrid: the yardstick never stands as least.
+    let mio = results.models.iter_mut().find(|m| m.name == "mio").unwrap();
+    mio.control_of = Some("hybrid".into());
+    let md = full(&results, ALL, &[], None);
+    let latency = md.split("## latency").nth(1).unwrap();
+    assert!(!latency.contains("least mio"), "{latency}");
+    assert!(latency.contains("least hybrid 4.00 us"), "{latency}");
+}
